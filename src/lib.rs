@@ -1,0 +1,34 @@
+//! penguin: the penguin shop's four microservices in one binary.
+//!
+//! productos (catalog), inventario (stock and reservations), pagos (payments with
+//! controlled failure) and pedidos (orders, orchestrating the other three over HTTP
+//! with retries and a circuit breaker per peer). Each is its own actix-web server on
+//! its own port with its own SQLite file; `penguin serve all` runs the four in one
+//! process, `penguin serve <service>` one of them.
+//!
+//! # Layout
+//!
+//! - `config`: the CLI and typed settings; defaults < `config/<service>.env` < `.env` < env < flags.
+//! - `startup`: binds, opens databases, builds one server per service, serves until shutdown.
+//! - `logging`: console and `logs.log`, written off the request path.
+//! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
+//! - `auth`: the bearer-token middleware shared by the four apps.
+//! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, pagination.
+//! - `money`: exact amounts in integer hundredths.
+//! - `input`: edge validation of names, ids and quantities.
+//! - `productos`, `inventario`, `pagos`, `pedidos`: one module per service, each with
+//!   its route table (`configure`), handlers, SQL and models; pedidos adds its peer
+//!   clients, resilience (retries, timeouts, breakers) and the order flow (`saga`).
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod input;
+pub mod inventario;
+pub mod logging;
+pub mod money;
+pub mod pagos;
+pub mod pedidos;
+pub mod productos;
+pub mod startup;

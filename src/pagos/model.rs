@@ -1,0 +1,85 @@
+//! Payments as recorded and shown, and the body that asks for one.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::input::{self, present};
+use crate::money::{Money, MoneyInput};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstadoPago {
+    Aprobado,
+    Rechazado,
+}
+
+impl EstadoPago {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aprobado => "aprobado",
+            Self::Rechazado => "rechazado",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Pago {
+    pub pago_id: i64,
+    pub estado: EstadoPago,
+    pub monto: Money,
+    pub moneda: String,
+    pub medio: String,
+    pub referencia: Option<String>,
+}
+
+/// The body of `POST /pagar`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagarBody {
+    monto: MoneyInput,
+    moneda: String,
+    medio: String,
+    #[serde(default, deserialize_with = "present")]
+    referencia: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    fail: Option<bool>,
+}
+
+/// A valid charge to make.
+#[derive(Debug)]
+pub struct Cobro {
+    pub monto: Money,
+    pub moneda: String,
+    pub medio: String,
+    pub referencia: Option<String>,
+    pub estado: EstadoPago,
+}
+
+impl Cobro {
+    pub fn parse(body: PagarBody) -> Result<Self, ApiError> {
+        let monto = body
+            .monto
+            .0
+            .map_err(|e| ApiError::unprocessable("invalid_value", format!("monto {e}")))?;
+        if monto <= Money::ZERO {
+            return Err(ApiError::unprocessable(
+                "invalid_value",
+                "monto must be more than 0",
+            ));
+        }
+        Ok(Self {
+            monto,
+            moneda: input::text("moneda", &body.moneda)?,
+            medio: input::text("medio", &body.medio)?,
+            referencia: body
+                .referencia
+                .map(|r| input::text("referencia", &r))
+                .transpose()?,
+            estado: if body.fail.unwrap_or(false) {
+                EstadoPago::Rechazado
+            } else {
+                EstadoPago::Aprobado
+            },
+        })
+    }
+}

@@ -1,0 +1,197 @@
+//! pedidos' own, typed view of its peers over HTTP: the price of a product
+//! (productos), reserving and releasing units (inventario) and charging (pagos).
+//! pedidos knows its peers only through these calls, so each can run on its own host.
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::web::Bytes;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::resilience::{Breakers, CallError, Peer};
+use crate::config::PeerSettings;
+use crate::money::Money;
+
+/// What went wrong with a peer call.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PeerError {
+    /// No answer: connection errors, timeouts, `5xx`, or an open circuit.
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The peer answered with a `4xx`.
+    #[error("{peer} answered {status}: {detail}")]
+    Refused {
+        peer: &'static str,
+        status: StatusCode,
+        code: String,
+        detail: String,
+    },
+    /// The peer answered something pedidos does not understand.
+    #[error("{peer} gave an unexpected answer: {cause}")]
+    Invalid { peer: &'static str, cause: String },
+}
+
+impl PeerError {
+    /// The status of a `4xx` answer, if that is what this is.
+    pub fn refused_status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The error body every service answers with.
+#[derive(Debug, Deserialize)]
+struct ErrorAnswer {
+    error: String,
+    detail: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ProductoAnswer {
+    precio: Money,
+}
+
+#[derive(Debug, Serialize)]
+struct ReservarRequest {
+    producto_id: i64,
+    cantidad: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReservaAnswer {
+    reserva_id: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct LiberarRequest {
+    reserva_id: i64,
+}
+
+/// The charge pedidos asks pagos for.
+#[derive(Debug, Serialize)]
+pub struct PagarRequest<'a> {
+    pub monto: Money,
+    pub moneda: &'a str,
+    pub medio: &'a str,
+    pub referencia: String,
+    pub fail: bool,
+}
+
+/// pagos' answer to a charge.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PagoAnswer {
+    pub pago_id: i64,
+    pub estado: String,
+}
+
+impl PagoAnswer {
+    pub fn aprobado(&self) -> bool {
+        self.estado == "aprobado"
+    }
+}
+
+/// The three peers as one worker reaches them, over one HTTP client.
+pub struct Peers {
+    productos: Peer,
+    inventario: Peer,
+    pagos: Peer,
+}
+
+impl Peers {
+    /// Builds the worker's HTTP client (bounded connections and timeouts) around the shared breakers.
+    pub fn new(settings: &PeerSettings, token: &str, breakers: &Breakers) -> Self {
+        let connector = awc::Connector::new()
+            .timeout(settings.connect_timeout)
+            .limit(settings.max_connections);
+        let client = awc::Client::builder()
+            .connector(connector)
+            .timeout(settings.timeout)
+            .disable_redirects()
+            .finish();
+        let peer = |name, url: &str, breaker| Peer::new(name, url, token, client.clone(), breaker, settings);
+        Self {
+            productos: peer("productos", &settings.products_url, breakers.productos.clone()),
+            inventario: peer("inventario", &settings.inventory_url, breakers.inventario.clone()),
+            pagos: peer("pagos", &settings.payments_url, breakers.pagos.clone()),
+        }
+    }
+
+    /// Fails at once if any peer's circuit is open: an order needs all three.
+    pub fn ensure_available(&self) -> Result<(), PeerError> {
+        for peer in [&self.productos, &self.inventario, &self.pagos] {
+            peer.ensure_available()?;
+        }
+        Ok(())
+    }
+
+    /// The current price of a product.
+    pub async fn precio(&self, producto_id: i64) -> Result<Money, PeerError> {
+        let answer = self
+            .productos
+            .call(Method::GET, &format!("/productos/{producto_id}"), None)
+            .await?;
+        decode::<ProductoAnswer>(&self.productos, StatusCode::OK, answer).map(|p| p.precio)
+    }
+
+    /// Reserves units of a product; returns the reservation's id.
+    pub async fn reservar(&self, producto_id: i64, cantidad: i64) -> Result<i64, PeerError> {
+        let body = encode(&ReservarRequest {
+            producto_id,
+            cantidad,
+        });
+        let answer = self
+            .inventario
+            .call(Method::POST, "/reservar", Some(body))
+            .await?;
+        decode::<ReservaAnswer>(&self.inventario, StatusCode::CREATED, answer).map(|r| r.reserva_id)
+    }
+
+    /// Releases a reservation; releasing one already released is not an error.
+    pub async fn liberar(&self, reserva_id: i64) -> Result<(), PeerError> {
+        let body = encode(&LiberarRequest { reserva_id });
+        let answer = self.inventario.call(Method::POST, "/liberar", Some(body)).await?;
+        decode::<serde::de::IgnoredAny>(&self.inventario, StatusCode::OK, answer).map(drop)
+    }
+
+    /// Charges an order.
+    pub async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
+        let answer = self
+            .pagos
+            .call(Method::POST, "/pagar", Some(encode(request)))
+            .await?;
+        decode::<PagoAnswer>(&self.pagos, StatusCode::CREATED, answer)
+    }
+}
+
+fn encode<T: Serialize>(body: &T) -> Bytes {
+    // Serialising these plain structs of numbers and strings cannot fail.
+    Bytes::from(serde_json::to_vec(body).unwrap_or_default())
+}
+
+fn decode<T: DeserializeOwned>(
+    peer: &Peer,
+    expected: StatusCode,
+    (status, body): (StatusCode, Bytes),
+) -> Result<T, PeerError> {
+    if status == expected {
+        return serde_json::from_slice(&body).map_err(|e| PeerError::Invalid {
+            peer: peer.name(),
+            cause: e.to_string(),
+        });
+    }
+    if status.is_client_error() {
+        let answer: Option<ErrorAnswer> = serde_json::from_slice(&body).ok();
+        let (code, detail) = answer.map_or_else(|| (String::new(), String::new()), |a| (a.error, a.detail));
+        return Err(PeerError::Refused {
+            peer: peer.name(),
+            status,
+            code,
+            detail,
+        });
+    }
+    Err(PeerError::Invalid {
+        peer: peer.name(),
+        cause: format!("answered {status}, expected {expected}"),
+    })
+}

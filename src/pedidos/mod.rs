@@ -1,0 +1,42 @@
+//! pedidos: orders, placed by orchestrating productos, inventario and pagos over HTTP.
+//!
+//! Routes: `POST /pedidos`, `GET /pedidos`, `GET /pedidos/{id}`.
+//! The flow lives in `saga`, the typed peer calls in `clients`, and retries,
+//! timeouts and the per-peer circuit breakers in `resilience`.
+
+mod clients;
+mod model;
+mod repo;
+mod resilience;
+mod routes;
+mod saga;
+
+use actix_web::web;
+use rusqlite_migration::{M, Migrations};
+
+pub use clients::Peers;
+pub use resilience::Breakers;
+
+use crate::error::method_not_allowed;
+
+/// The schema of `pedidos.db`.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!(
+        "../../migrations/pedidos/0001_pedidos.sql"
+    ))])
+}
+
+/// The route table of pedidos. The app must also hold a `web::Data<Peers>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/pedidos")
+            .route(web::post().to(routes::crear))
+            .route(web::get().to(routes::listar))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
+    )
+    .service(
+        web::resource("/pedidos/{id}")
+            .route(web::get().to(routes::obtener))
+            .default_service(web::to(method_not_allowed("GET"))),
+    );
+}

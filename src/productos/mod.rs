@@ -1,0 +1,37 @@
+//! productos: the catalog of products and their prices.
+//!
+//! Routes: `POST /productos`, `GET /productos`, `GET /productos/{id}`,
+//! `PUT /productos/{id}`, `DELETE /productos/{id}`.
+
+mod model;
+mod repo;
+mod routes;
+
+use actix_web::web;
+use rusqlite_migration::{M, Migrations};
+
+use crate::error::method_not_allowed;
+
+/// The schema of `productos.db`.
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(include_str!(
+        "../../migrations/productos/0001_productos.sql"
+    ))])
+}
+
+/// The route table of productos.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/productos")
+            .route(web::post().to(routes::crear))
+            .route(web::get().to(routes::listar))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
+    )
+    .service(
+        web::resource("/productos/{id}")
+            .route(web::get().to(routes::obtener))
+            .route(web::put().to(routes::actualizar))
+            .route(web::delete().to(routes::borrar))
+            .default_service(web::to(method_not_allowed("GET, PUT, DELETE"))),
+    );
+}

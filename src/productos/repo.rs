@@ -1,0 +1,56 @@
+//! SQL over `productos.db`.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::model::{CambioProducto, NuevoProducto, Producto};
+use crate::money::Money;
+
+fn producto(row: &Row) -> rusqlite::Result<Producto> {
+    Ok(Producto {
+        id: row.get(0)?,
+        nombre: row.get(1)?,
+        precio: Money::from_hundredths(row.get(2)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Integer, Box::new(e))
+        })?,
+    })
+}
+
+pub fn insert(conn: &Connection, nuevo: &NuevoProducto) -> rusqlite::Result<Producto> {
+    conn.prepare_cached(
+        "INSERT INTO productos (nombre, precio) VALUES (?1, ?2) RETURNING id, nombre, precio",
+    )?
+    .query_row(params![nuevo.nombre, nuevo.precio.hundredths()], producto)
+}
+
+pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Producto>> {
+    conn.prepare_cached("SELECT id, nombre, precio FROM productos ORDER BY id LIMIT ?1 OFFSET ?2")?
+        .query_map(params![limit, offset], producto)?
+        .collect()
+}
+
+pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Producto>> {
+    conn.prepare_cached("SELECT id, nombre, precio FROM productos WHERE id = ?1")?
+        .query_row([id], producto)
+        .optional()
+}
+
+/// Changes the given fields in one statement; `None` when there is no such product.
+pub fn update(conn: &Connection, id: i64, cambio: &CambioProducto) -> rusqlite::Result<Option<Producto>> {
+    conn.prepare_cached(
+        "UPDATE productos SET nombre = coalesce(?2, nombre), precio = coalesce(?3, precio)
+         WHERE id = ?1 RETURNING id, nombre, precio",
+    )?
+    .query_row(
+        params![id, cambio.nombre, cambio.precio.map(Money::hundredths)],
+        producto,
+    )
+    .optional()
+}
+
+/// Whether a product was deleted.
+pub fn delete(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    Ok(conn
+        .prepare_cached("DELETE FROM productos WHERE id = ?1")?
+        .execute([id])?
+        > 0)
+}

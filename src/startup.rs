@@ -1,0 +1,167 @@
+//! Builds one service or all four on already-bound listeners and serves them
+//! until shutdown (Ctrl-C or SIGTERM, each server draining for up to five seconds).
+//!
+//! [`start`] binds the ports and opens the databases first, so a taken port or an
+//! unwritable file stops everything with one clear message before any service runs;
+//! the bound addresses are then known, which lets tests ask for port 0.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+use actix_web::dev::{Server, Service as _};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use rusqlite_migration::Migrations;
+
+use crate::auth::{ServiceToken, require_token};
+use crate::config::{PeerSettings, Service, ServiceSettings, Settings, Target};
+use crate::error::{json_config, not_found, path_config, query_config};
+use crate::{db, inventario, pagos, pedidos, productos};
+
+/// The services of one `penguin serve`, bound and ready to run.
+pub struct Started {
+    servers: Vec<(Service, SocketAddr, Server)>,
+}
+
+impl Started {
+    /// The address a service listens on.
+    pub fn addr(&self, service: Service) -> Option<SocketAddr> {
+        self.servers
+            .iter()
+            .find(|(s, ..)| *s == service)
+            .map(|(_, addr, _)| *addr)
+    }
+
+    /// The URL a peer or a client uses to reach a service.
+    pub fn url(&self, service: Service) -> Option<String> {
+        self.addr(service).map(url_of)
+    }
+
+    /// Serves until every service has stopped.
+    pub async fn run(self) -> std::io::Result<()> {
+        futures_util::future::try_join_all(self.servers.into_iter().map(|(.., server)| server)).await?;
+        Ok(())
+    }
+}
+
+/// `http://addr`, with an unspecified address (0.0.0.0, ::) replaced by loopback.
+fn url_of(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(ip, addr.port()))
+}
+
+fn migrations(service: Service) -> Migrations<'static> {
+    match service {
+        Service::Productos => productos::migrations(),
+        Service::Inventario => inventario::migrations(),
+        Service::Pagos => pagos::migrations(),
+        Service::Pedidos => pedidos::migrations(),
+    }
+}
+
+/// Binds every service's port, opens its database and builds its server.
+/// Must run inside an actix (tokio) runtime; the servers start when [`Started::run`] is polled.
+pub fn start(settings: &Settings) -> Result<Started, String> {
+    let mut bound = Vec::with_capacity(settings.services.len());
+    for service in &settings.services {
+        let listener = TcpListener::bind(service.addr)
+            .map_err(|e| format!("{}: cannot listen on {}: {e}", service.service, service.addr))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        bound.push((service, listener, addr));
+    }
+
+    let mut peers = settings.peers.clone();
+    if settings.target == Target::All {
+        let sibling = |wanted: Service| {
+            bound
+                .iter()
+                .find(|(s, ..)| s.service == wanted)
+                .map(|(.., addr)| url_of(*addr))
+                .unwrap_or_default()
+        };
+        peers.products_url = sibling(Service::Productos);
+        peers.inventory_url = sibling(Service::Inventario);
+        peers.payments_url = sibling(Service::Pagos);
+    }
+
+    let mut servers = Vec::with_capacity(bound.len());
+    for (service, listener, addr) in bound {
+        let pool = db::open(&service.db_path, &migrations(service.service))
+            .map_err(|e| format!("{}: {e}", service.service))?;
+        let server = build_server(service, listener, pool, &peers)
+            .map_err(|e| format!("{}: cannot start: {e}", service.service))?;
+        servers.push((service.service, addr, server));
+    }
+    Ok(Started { servers })
+}
+
+async fn health(service: web::Data<Service>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "service": service.name()}))
+}
+
+fn build_server(
+    settings: &ServiceSettings,
+    listener: TcpListener,
+    pool: db::Pool,
+    peers: &PeerSettings,
+) -> std::io::Result<Server> {
+    let service = settings.service;
+    let name = service.name();
+    let token = settings.token.clone();
+    let pool = web::Data::new(pool);
+    let service_token = web::Data::new(ServiceToken::new(&token));
+    let breakers = (service == Service::Pedidos).then(|| pedidos::Breakers::new(peers));
+    let peers = peers.clone();
+    let configure: fn(&mut web::ServiceConfig) = match service {
+        Service::Productos => productos::configure,
+        Service::Inventario => inventario::configure,
+        Service::Pagos => pagos::configure,
+        Service::Pedidos => pedidos::configure,
+    };
+
+    let server = HttpServer::new(move || {
+        let mut app = App::new()
+            .app_data(pool.clone())
+            .app_data(service_token.clone())
+            .app_data(web::Data::new(service))
+            .app_data(json_config())
+            .app_data(path_config())
+            .app_data(query_config());
+        if let Some(breakers) = &breakers {
+            // awc clients are not Send: each worker builds its own around the shared breakers.
+            app = app.app_data(web::Data::new(pedidos::Peers::new(&peers, &token, breakers)));
+        }
+        app.service(web::resource("/health").route(web::get().to(health)))
+            .configure(configure)
+            .default_service(web::to(not_found))
+            .wrap(from_fn(require_token))
+            .wrap_fn(move |req, srv| {
+                let started = Instant::now();
+                let method = req.method().clone();
+                let path = req.path().to_owned();
+                let response = srv.call(req);
+                async move {
+                    let response = response.await;
+                    let status = match &response {
+                        Ok(r) => r.status(),
+                        Err(e) => e.as_response_error().status_code(),
+                    };
+                    let millis = started.elapsed().as_secs_f64() * 1000.0;
+                    log::info!(target: name, "{method} {path} {} {millis:.2}ms", status.as_u16());
+                    response
+                }
+            })
+    })
+    .workers(settings.workers)
+    .keep_alive(Duration::from_secs(60))
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(1))
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

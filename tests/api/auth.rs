@@ -1,0 +1,129 @@
+use actix_web::http::Method;
+use penguin::config::Service;
+use serde_json::json;
+
+use crate::helpers::{TOKEN, TestApp};
+
+/// One known route of each service, with a body that would succeed.
+fn known_routes() -> [(Service, Method, &'static str, Option<serde_json::Value>); 4] {
+    [
+        (
+            Service::Productos,
+            Method::POST,
+            "/productos",
+            Some(json!({"nombre": "x", "precio": 1})),
+        ),
+        (
+            Service::Inventario,
+            Method::POST,
+            "/stock",
+            Some(json!({"producto_id": 1, "cantidad": 1})),
+        ),
+        (
+            Service::Pagos,
+            Method::POST,
+            "/pagar",
+            Some(json!({"monto": 1, "moneda": "PYG", "medio": "t"})),
+        ),
+        (Service::Pedidos, Method::GET, "/pedidos", None),
+    ]
+}
+
+#[actix_web::test]
+async fn every_service_returns_401_for_a_missing_or_wrong_token() {
+    let app = TestApp::spawn_all().await;
+    for (service, method, path, body) in known_routes() {
+        for token in [None, Some("wrong"), Some("")] {
+            for path in [path, "/no-such-route"] {
+                let answer = app
+                    .request(method.clone(), service, path, body.as_ref(), token)
+                    .await;
+                assert_eq!(answer.status, 401, "{service} {method} {path} with {token:?}");
+                assert_eq!(answer.body["error"], "unauthorized");
+                assert!(answer.body["detail"].is_string());
+            }
+        }
+    }
+    // Nothing refused was stored.
+    assert_eq!(app.get(Service::Productos, "/productos").await.body, json!([]));
+    assert_eq!(app.get(Service::Inventario, "/stock/1").await.status, 404);
+}
+
+#[actix_web::test]
+async fn the_right_token_is_admitted_everywhere() {
+    let app = TestApp::spawn_all().await;
+    for (service, method, path, body) in known_routes() {
+        let answer = app
+            .request(method.clone(), service, path, body.as_ref(), Some(TOKEN))
+            .await;
+        assert!(answer.status < 300, "{service} {method} {path}: {answer:?}");
+    }
+}
+
+#[actix_web::test]
+async fn health_answers_without_a_token() {
+    let app = TestApp::spawn_all().await;
+    for service in Service::ALL {
+        let answer = app.request(Method::GET, service, "/health", None, None).await;
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.body, json!({"status": "ok", "service": service.name()}));
+    }
+}
+
+#[actix_web::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let app = TestApp::spawn_all().await;
+    let answer = app.get(Service::Pagos, "/no-such-route").await;
+    assert_eq!(answer.status, 404);
+    assert_eq!(answer.body["error"], "route_not_found");
+
+    let answer = app.delete(Service::Pedidos, "/pedidos").await;
+    assert_eq!(answer.status, 405);
+    assert_eq!(answer.body["error"], "method_not_allowed");
+    assert_eq!(answer.headers.get("allow").unwrap(), "GET, POST");
+}
+
+#[actix_web::test]
+async fn bodies_must_be_json_and_at_most_64_kib() {
+    let app = TestApp::spawn_all().await;
+    let url = format!("{}/productos", app.url(Service::Productos));
+    let auth = ("Authorization", format!("Bearer {TOKEN}"));
+
+    let mut response = app
+        .client
+        .post(&url)
+        .insert_header(auth.clone())
+        .insert_header(("Content-Type", "text/plain"))
+        .send_body(r#"{"nombre": "x", "precio": 1}"#)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_media_type");
+
+    let big = json!({"nombre": "x".repeat(70 * 1024), "precio": 1}).to_string();
+    let mut response = app
+        .client
+        .post(&url)
+        .insert_header(auth.clone())
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(big)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "payload_too_large");
+
+    let mut response = app
+        .client
+        .post(&url)
+        .insert_header(auth)
+        .insert_header(("Content-Type", "application/json"))
+        .send_body("{\"nombre\": ")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "malformed_json");
+    assert_eq!(app.get(Service::Productos, "/productos").await.body, json!([]));
+}

@@ -1,0 +1,291 @@
+//! The `penguin` binary itself, as a user runs it: help, bad configuration,
+//! configuration layers, and `serve all` replaying the original walkthrough.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_penguin");
+
+/// Arguments, environment, and a word the one error line must contain.
+type BadCase<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+/// The token that should win, and what sets the layers above the config file.
+type Layer = (&'static str, fn(&mut Command));
+
+fn penguin(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).env_clear().env("RUST_LOG", "info");
+    command
+}
+
+/// Runs penguin to its end and returns its exit status and standard error.
+fn run_to_end(command: &mut Command) -> (Option<i32>, String) {
+    let output = command.output().expect("penguin runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running penguin and the URL of each service it announced.
+struct Running {
+    child: Child,
+    urls: std::collections::HashMap<String, String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts penguin and waits until it has announced `services` listening.
+fn start(command: &mut Command, services: usize) -> Running {
+    let mut child = command.stderr(Stdio::piped()).spawn().expect("penguin starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut urls = std::collections::HashMap::new();
+    while urls.len() < services {
+        let line = received
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("penguin announced only {urls:?}"));
+        if let Some((head, url)) = line.split_once("] listening on ") {
+            let service = head.rsplit(' ').next().unwrap_or_default().to_string();
+            urls.insert(service, url.trim().to_string());
+        }
+    }
+    Running { child, urls }
+}
+
+async fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let client = awc::Client::default();
+    let request = client
+        .request(method.parse().unwrap(), url)
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    }
+    .expect("an answer");
+    let bytes = response.body().await.expect("a body");
+    (
+        response.status().as_u16(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn help_documents_every_flag_with_its_variable_and_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _) = run_to_end(penguin(dir.path()).arg("--help"));
+    assert_eq!(code, Some(0));
+    let output = penguin(dir.path()).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for variable in [
+        "PORT",
+        "SERVICE_TOKEN",
+        "DB_PATH",
+        "PRODUCTS_URL",
+        "INVENTORY_URL",
+        "PAYMENTS_URL",
+        "BASE_PORT",
+        "DATA_DIR",
+        "BREAKER_FAILURES",
+        "BREAKER_OPEN_SECS",
+        "RETRY_ATTEMPTS",
+        "PEER_TIMEOUT_MS",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {variable}")),
+            "{variable} missing from:\n{help}"
+        );
+    }
+    assert!(help.contains("default: penguin-secret"));
+    assert!(help.contains("default: http://127.0.0.1:5001"));
+}
+
+#[test]
+fn bad_configuration_ends_with_one_clear_line_and_a_failure_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port().to_string();
+    let cases: Vec<BadCase> = vec![
+        (vec!["serve", "productos"], vec![("PORT", "abc")], "PORT"),
+        (vec!["serve", "productos", "--port", "70000"], vec![], "PORT"),
+        (
+            vec!["serve", "pagos", "--port", &taken_port],
+            vec![],
+            "cannot listen",
+        ),
+        (
+            vec!["serve", "pagos", "--port", "0", "--db-path", "/proc/penguin/x.db"],
+            vec![],
+            "/proc/penguin",
+        ),
+        (
+            vec!["serve", "pedidos", "--products-url", "not a url"],
+            vec![],
+            "PRODUCTS_URL",
+        ),
+        (
+            vec!["serve", "pedidos", "--payments-url", "ftp://x"],
+            vec![],
+            "PAYMENTS_URL",
+        ),
+        (
+            vec!["serve", "inventario"],
+            vec![("SERVICE_TOKEN", "  ")],
+            "SERVICE_TOKEN",
+        ),
+        (vec!["serve", "all", "--port", "5001"], vec![], "--base-port"),
+        (vec!["serve", "bodega"], vec![], "bodega"),
+    ];
+    for (args, env, expected) in cases {
+        let mut command = penguin(dir.path());
+        command
+            .args(&args)
+            .env("SERVICE_TOKEN", "a-test-secret")
+            .envs(env.iter().copied());
+        let (code, stderr) = run_to_end(&mut command);
+        assert!(matches!(code, Some(c) if c != 0), "{args:?} exited {code:?}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("migrated")).collect();
+        assert_eq!(lines.len(), 1, "{args:?} printed {stderr}");
+        assert!(lines[0].contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn settings_come_from_flags_then_environment_then_dotenv_then_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/productos.env"),
+        "SERVICE_TOKEN=from-config\nPORT=0\n",
+    )
+    .unwrap();
+    let layers: [Layer; 4] = [
+        ("from-config", |_| {}),
+        ("from-dotenv", |_| {}),
+        ("from-env", |c| {
+            c.env("SERVICE_TOKEN", "from-env");
+        }),
+        ("from-flag", |c| {
+            c.env("SERVICE_TOKEN", "from-env").args(["--token", "from-flag"]);
+        }),
+    ];
+    let system = actix_web::rt::System::new();
+    for (expected, layer) in layers {
+        if expected != "from-config" {
+            std::fs::write(dir.path().join(".env"), "SERVICE_TOKEN=from-dotenv\n").unwrap();
+        }
+        let mut command = penguin(dir.path());
+        command.args(["serve", "productos"]);
+        layer(&mut command);
+        let running = start(&mut command, 1);
+        let url = format!("{}/productos", running.urls["productos"]);
+        system.block_on(async {
+            for token in ["from-config", "from-dotenv", "from-env", "from-flag"] {
+                let (status, _) = call("GET", &url, token, None).await;
+                assert_eq!(
+                    status == 200,
+                    token == expected,
+                    "token {token} with {expected} winning"
+                );
+            }
+        });
+    }
+    assert!(dir.path().join("productos.db").exists());
+    assert!(dir.path().join("logs.log").exists());
+}
+
+#[test]
+fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut command = penguin(dir.path());
+    command
+        .args(["serve", "all", "--base-port", "0", "--data-dir"])
+        .arg(&data)
+        .env("SERVICE_TOKEN", "walkthrough");
+    let running = start(&mut command, 4);
+    let url = |service: &str| running.urls[service].clone();
+    let token = "walkthrough";
+    actix_web::rt::System::new().block_on(async {
+        let (status, body) = call(
+            "POST",
+            &format!("{}/productos", url("productos")),
+            token,
+            Some(json!({"nombre": "Hielo Premium", "precio": 10000})),
+        )
+        .await;
+        assert_eq!((status, body["id"].as_i64()), (201, Some(1)));
+        let (status, _) = call(
+            "POST",
+            &format!("{}/stock", url("inventario")),
+            token,
+            Some(json!({"producto_id": 1, "cantidad": 50})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, body) = call(
+            "POST",
+            &format!("{}/pedidos", url("pedidos")),
+            token,
+            Some(json!({"items":[{"producto_id":1,"cantidad":3}], "pago":{"medio":"tarjeta","moneda":"PYG"}})),
+        )
+        .await;
+        assert_eq!((status, body["estado"].as_str()), (201, Some("confirmado")), "{body}");
+        let (status, body) = call(
+            "POST",
+            &format!("{}/pedidos", url("pedidos")),
+            token,
+            Some(json!({"items":[{"producto_id":1,"cantidad":2}], "pago":{"medio":"tarjeta","moneda":"PYG","fail":true}})),
+        )
+        .await;
+        assert_eq!((status, body["estado"].as_str()), (402, Some("rechazado")), "{body}");
+        let (_, stock) = call("GET", &format!("{}/stock/1", url("inventario")), token, None).await;
+        assert_eq!(stock, json!({"producto_id": 1, "cantidad": 47, "reservado": 3}));
+    });
+    for db in ["productos.db", "inventario.db", "pagos.db", "pedidos.db"] {
+        assert!(data.join(db).exists(), "{db}");
+    }
+    // The log writer runs beside the requests; give it a moment to catch up.
+    let read_logs = || std::fs::read_to_string(data.join("logs.log")).unwrap_or_default();
+    for _ in 0..50 {
+        if read_logs().contains("pedidos] POST /pedidos 402") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(running);
+    let logs = read_logs();
+    for line in [
+        "productos] POST /productos 201",
+        "inventario] POST /stock 200",
+        "productos] GET /productos/1 200",
+        "inventario] POST /reservar 201",
+        "pagos] POST /pagar 201",
+        "pedidos] POST /pedidos 201",
+        "inventario] POST /liberar 200",
+        "pedidos] POST /pedidos 402",
+    ] {
+        assert!(logs.contains(line), "{line:?} missing from logs.log:\n{logs}");
+    }
+    assert!(
+        !logs.contains("walkthrough"),
+        "the token never appears in the logs"
+    );
+}

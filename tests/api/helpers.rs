@@ -1,0 +1,296 @@
+//! Spawns real penguin services on port 0 with databases in a temporary folder,
+//! and offers typed requests against them.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::http::{Method, header};
+use penguin::config::{PeerSettings, Service, ServiceSettings, Settings, Target};
+use penguin::startup;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const TOKEN: &str = "test-token";
+
+/// Peer settings fit for tests: the original policy with short waits.
+pub fn fast_peers() -> PeerSettings {
+    PeerSettings {
+        retry_backoff: Duration::from_millis(10),
+        breaker_open: Duration::from_secs(1),
+        timeout: Duration::from_millis(1500),
+        ..PeerSettings::defaults()
+    }
+}
+
+fn service_settings(dir: &Path, service: Service, addr: SocketAddr) -> ServiceSettings {
+    ServiceSettings {
+        service,
+        addr,
+        token: TOKEN.into(),
+        db_path: dir.join(format!("{}.db", service.name())),
+        workers: 2,
+    }
+}
+
+/// Some running services, their URLs, and a client for them.
+pub struct TestApp {
+    pub dir: TempDir,
+    pub urls: HashMap<Service, String>,
+    pub client: awc::Client,
+}
+
+/// An answer, with its body parsed as JSON (`Null` when empty).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub body: Value,
+}
+
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connector(awc::Connector::new().limit(200))
+        .finish()
+}
+
+impl TestApp {
+    /// The four services as `penguin serve all` starts them, pedidos wired to its siblings.
+    pub async fn spawn_all() -> Self {
+        Self::spawn_all_with(fast_peers()).await
+    }
+
+    pub async fn spawn_all_with(peers: PeerSettings) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        let settings = Settings {
+            target: Target::All,
+            services: Service::ALL
+                .iter()
+                .map(|s| service_settings(dir.path(), *s, any_port))
+                .collect(),
+            peers,
+            log_dir: dir.path().to_path_buf(),
+        };
+        let mut app = Self {
+            dir,
+            urls: HashMap::new(),
+            client: client(),
+        };
+        app.start(&settings);
+        app
+    }
+
+    /// Nothing running yet; add services with [`TestApp::start_service`].
+    pub fn empty() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            urls: HashMap::new(),
+            client: client(),
+        }
+    }
+
+    /// Starts one service on `addr` (port 0 for any), with the given peers for pedidos.
+    pub fn start_service(&mut self, service: Service, addr: SocketAddr, peers: PeerSettings) {
+        let target = match service {
+            Service::Productos => Target::Productos,
+            Service::Inventario => Target::Inventario,
+            Service::Pagos => Target::Pagos,
+            Service::Pedidos => Target::Pedidos,
+        };
+        let settings = Settings {
+            target,
+            services: vec![service_settings(self.dir.path(), service, addr)],
+            peers,
+            log_dir: self.dir.path().to_path_buf(),
+        };
+        self.start(&settings);
+    }
+
+    fn start(&mut self, settings: &Settings) {
+        let started = startup::start(settings).expect("the services start");
+        for service in &settings.services {
+            let service = service.service;
+            self.urls
+                .insert(service, started.url(service).expect("a bound service"));
+        }
+        actix_web::rt::spawn(started.run());
+    }
+
+    pub fn url(&self, service: Service) -> &str {
+        &self.urls[&service]
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        service: Service,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.url(service)));
+        if let Some(token) = token {
+            request = request.insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+        }
+        let mut response = match body {
+            Some(body) => request.send_json(body).await,
+            None => request.send().await,
+        }
+        .expect("the service answers");
+        let bytes = response.body().limit(16 * 1024 * 1024).await.expect("a body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("a JSON body, got {:?}: {e}", String::from_utf8_lossy(&bytes)))
+        };
+        Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body,
+        }
+    }
+
+    pub async fn get(&self, service: Service, path: &str) -> Answer {
+        self.request(Method::GET, service, path, None, Some(TOKEN)).await
+    }
+
+    pub async fn post(&self, service: Service, path: &str, body: Value) -> Answer {
+        self.request(Method::POST, service, path, Some(&body), Some(TOKEN))
+            .await
+    }
+
+    pub async fn put(&self, service: Service, path: &str, body: Value) -> Answer {
+        self.request(Method::PUT, service, path, Some(&body), Some(TOKEN))
+            .await
+    }
+
+    pub async fn delete(&self, service: Service, path: &str) -> Answer {
+        self.request(Method::DELETE, service, path, None, Some(TOKEN))
+            .await
+    }
+
+    /// Creates a product and returns its id.
+    pub async fn crear_producto(&self, nombre: &str, precio: Value) -> i64 {
+        let answer = self
+            .post(
+                Service::Productos,
+                "/productos",
+                serde_json::json!({"nombre": nombre, "precio": precio}),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.body["id"].as_i64().expect("an id")
+    }
+
+    pub async fn cargar_stock(&self, producto_id: i64, cantidad: i64) {
+        let answer = self
+            .post(
+                Service::Inventario,
+                "/stock",
+                serde_json::json!({"producto_id": producto_id, "cantidad": cantidad}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+
+    /// `(cantidad, reservado)` of a product.
+    pub async fn stock(&self, producto_id: i64) -> (i64, i64) {
+        let answer = self
+            .get(Service::Inventario, &format!("/stock/{producto_id}"))
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        (
+            answer.body["cantidad"].as_i64().expect("cantidad"),
+            answer.body["reservado"].as_i64().expect("reservado"),
+        )
+    }
+
+    /// Places an order of one line, paid by card in PYG.
+    pub async fn pedir(&self, producto_id: i64, cantidad: i64, fail: bool) -> Answer {
+        self.post(
+            Service::Pedidos,
+            "/pedidos",
+            serde_json::json!({
+                "items": [{"producto_id": producto_id, "cantidad": cantidad}],
+                "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": fail}
+            }),
+        )
+        .await
+    }
+}
+
+/// How a [`ScriptedPeer`] treats each request.
+#[derive(Debug, Clone, Copy)]
+pub enum Script {
+    /// Close the connection without answering: a peer that crashes mid-request.
+    Close,
+    /// Answer with these raw HTTP bytes.
+    Answer(&'static str),
+    /// Keep the connection open and never answer: a hung peer.
+    Hang,
+}
+
+/// A peer that is not penguin: a real listener on a real port that treats every
+/// request the same way. It counts the requests it gets, to show what pedidos
+/// retried and what it skipped.
+pub struct ScriptedPeer {
+    pub addr: SocketAddr,
+    pub requests: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ScriptedPeer {
+    pub async fn start(script: Script) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let addr = listener.local_addr().expect("an address");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    // One request per connection: read its head (bodies here are small).
+                    if socket.read(&mut buffer).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    match script {
+                        Script::Close => {}
+                        Script::Answer(answer) => {
+                            let _ = socket.write_all(answer.as_bytes()).await;
+                        }
+                        Script::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+                    }
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Self { addr, requests, task }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Stops listening, freeing the port.
+    pub async fn stop(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}

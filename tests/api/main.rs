@@ -1,0 +1,12 @@
+//! penguin's API tests: every test starts its own real servers on port 0 with its own
+//! temporary databases, so tests share nothing and run in parallel.
+
+mod auth;
+mod cli;
+mod helpers;
+mod inventario;
+mod pagos;
+mod pedidos;
+mod productos;
+mod resilience;
+mod saga;

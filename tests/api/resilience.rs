@@ -1,0 +1,161 @@
+use std::time::{Duration, Instant};
+
+use penguin::config::{PeerSettings, Service};
+use serde_json::json;
+
+use crate::helpers::{Script, ScriptedPeer, TestApp, fast_peers};
+
+/// productos and inventario for real, pedidos pointed at `pagos_url`.
+async fn shop_with_pagos_at(pagos_url: String, peers: PeerSettings) -> (TestApp, i64) {
+    let mut app = TestApp::empty();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    app.start_service(Service::Productos, any, fast_peers());
+    app.start_service(Service::Inventario, any, fast_peers());
+    let peers = PeerSettings {
+        products_url: app.url(Service::Productos).to_string(),
+        inventory_url: app.url(Service::Inventario).to_string(),
+        payments_url: pagos_url,
+        ..peers
+    };
+    app.start_service(Service::Pedidos, any, peers);
+    let hielo = app.crear_producto("Hielo", json!(10)).await;
+    app.cargar_stock(hielo, 10).await;
+    (app, hielo)
+}
+
+#[actix_web::test]
+async fn a_dead_peer_is_retried_then_its_circuit_opens_and_later_closes() {
+    let dead = ScriptedPeer::start(Script::Close).await;
+    let (mut app, hielo) = shop_with_pagos_at(dead.url(), fast_peers()).await;
+
+    for failed in 1..=3 {
+        let answer = app.pedir(hielo, 1, false).await;
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert_eq!(answer.body["error"], "peer_unavailable");
+        assert_eq!(answer.body["estado"], "fallido");
+        assert!(answer.headers.contains_key("retry-after"));
+        assert_eq!(dead.requests(), 2 * failed, "each order tries pagos twice");
+        assert_eq!(app.stock(hielo).await, (10, 0), "the reservation is released");
+    }
+
+    let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 503);
+    assert!(
+        answer.body["detail"].as_str().unwrap().contains("circuit"),
+        "{answer:?}"
+    );
+    let retry_after: u64 = answer
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=1).contains(&retry_after),
+        "the circuit opens for 1 s here, got {retry_after}"
+    );
+    assert_eq!(dead.requests(), 6, "an open circuit does not touch the peer");
+    assert_eq!(app.stock(hielo).await, (10, 0));
+
+    // pagos comes back on the same port; once the open period is over, orders succeed.
+    let addr = dead.addr;
+    dead.stop().await;
+    app.start_service(Service::Pagos, addr, fast_peers());
+    actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
+    let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    assert_eq!(app.stock(hielo).await, (9, 1));
+    assert_eq!(app.pedir(hielo, 1, false).await.status, 201);
+}
+
+#[actix_web::test]
+async fn a_peer_answering_5xx_is_retried_and_one_answering_4xx_is_not() {
+    let failing = ScriptedPeer::start(Script::Answer(
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    ))
+    .await;
+    let (app, hielo) = shop_with_pagos_at(failing.url(), fast_peers()).await;
+    let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(failing.requests(), 2);
+    assert_eq!(app.stock(hielo).await, (10, 0));
+
+    let refusing = ScriptedPeer::start(Script::Answer(
+        "HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\ncontent-length: 38\r\nconnection: close\r\n\r\n{\"error\":\"duplicate\",\"detail\":\"again\"}",
+    ))
+    .await;
+    let (app, hielo) = shop_with_pagos_at(refusing.url(), fast_peers()).await;
+    let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 502, "{answer:?}");
+    assert_eq!(answer.body["error"], "peer_error");
+    assert_eq!(
+        refusing.requests(),
+        1,
+        "a 4xx is an answer, not a failure to retry"
+    );
+    assert_eq!(app.stock(hielo).await, (10, 0));
+}
+
+#[actix_web::test]
+async fn a_peer_that_never_answers_fails_the_order_within_its_timeout() {
+    let hung = ScriptedPeer::start(Script::Hang).await;
+    let peers = PeerSettings {
+        timeout: Duration::from_millis(300),
+        ..fast_peers()
+    };
+    let (app, hielo) = shop_with_pagos_at(hung.url(), peers).await;
+    let started = Instant::now();
+    let answer = app.pedir(hielo, 1, false).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(hung.requests(), 2);
+    // Two attempts of 300 ms and a short backoff; far below the 30 s client timeout.
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eq!(app.stock(hielo).await, (10, 0));
+}
+
+#[actix_web::test]
+async fn an_open_circuit_fails_orders_before_any_peer_is_called() {
+    let dead = ScriptedPeer::start(Script::Close).await;
+    let peers = PeerSettings {
+        breaker_open: Duration::from_secs(60),
+        ..fast_peers()
+    };
+    let (app, hielo) = shop_with_pagos_at(dead.url(), peers).await;
+    for _ in 0..3 {
+        assert_eq!(app.pedir(hielo, 1, false).await.status, 503);
+    }
+    let reservas_before = app
+        .post(
+            Service::Inventario,
+            "/reservar",
+            json!({"producto_id": hielo, "cantidad": 1}),
+        )
+        .await;
+    let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 503);
+    let retry_after: u64 = answer
+        .headers
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((50..=60).contains(&retry_after), "got {retry_after}");
+    let reservas_after = app
+        .post(
+            Service::Inventario,
+            "/reservar",
+            json!({"producto_id": hielo, "cantidad": 1}),
+        )
+        .await;
+    let id = |a: &crate::helpers::Answer| a.body["reserva_id"].as_i64().unwrap();
+    assert_eq!(
+        id(&reservas_after),
+        id(&reservas_before) + 1,
+        "the rejected order reserved nothing"
+    );
+}
