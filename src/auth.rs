@@ -21,9 +21,13 @@ impl ServiceToken {
 
     /// Whether an `Authorization` header value carries this token.
     pub fn admits(&self, authorization: &[u8]) -> bool {
-        let Some(presented) = authorization.strip_prefix(b"Bearer ") else {
+        // The scheme is case-insensitive (RFC 9110); the token is not.
+        let Some((scheme, presented)) = authorization.split_at_checked(7) else {
             return false;
         };
+        if !scheme.eq_ignore_ascii_case(b"Bearer ") {
+            return false;
+        }
         constant_time_eq::constant_time_eq(presented.trim_ascii(), self.0.as_bytes())
     }
 }
@@ -63,7 +67,8 @@ mod tests {
         assert!(token.admits(b"Bearer penguin-secret"));
         assert!(!token.admits(b"Bearer penguin-secre"));
         assert!(!token.admits(b"Bearer penguin-secretX"));
-        assert!(!token.admits(b"bearer penguin-secret"));
+        assert!(token.admits(b"bearer penguin-secret"));
+        assert!(!token.admits(b"Bearerpenguin-secret"));
         assert!(!token.admits(b"penguin-secret"));
         assert!(!token.admits(b"Basic penguin-secret"));
         assert!(!token.admits(b""));

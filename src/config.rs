@@ -288,6 +288,18 @@ impl Layers<'_> {
         read_env_file(&self.config_dir.join(format!("{}.env", service.name())))
     }
 
+    /// A setting parsed from [`Layers::shared`], or `default` when no layer sets it.
+    fn setting<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        config: &EnvFile,
+        default: T,
+        what: &str,
+    ) -> Result<T, ConfigError> {
+        self.shared(key, config)
+            .map_or(Ok(default), |v| parse(key, &v, what))
+    }
+
     /// A value that every service shares: flag or environment, `.env`, then any config file.
     fn shared(&self, key: &str, config: &EnvFile) -> Option<String> {
         self.given(key)
@@ -302,15 +314,6 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, 
         .trim()
         .parse()
         .map_err(|_| ConfigError::new(format!("{key}={value:?} is not {what}")))
-}
-
-fn parse_or<T: std::str::FromStr>(
-    key: &str,
-    value: Option<String>,
-    default: T,
-    what: &str,
-) -> Result<T, ConfigError> {
-    value.map_or(Ok(default), |v| parse(key, &v, what))
 }
 
 /// Checks a peer URL: `http://host[:port]`, kept without a trailing slash.
@@ -401,12 +404,7 @@ impl Settings {
                     .map(|v| parse("PORT", v, "a port number"))
                     .transpose()?
                     .unwrap_or(service.default_port()),
-                (false, _) => parse_or(
-                    "PORT",
-                    layers.shared("PORT", &config),
-                    service.default_port(),
-                    "a port number",
-                )?,
+                (false, _) => layers.setting("PORT", &config, service.default_port(), "a port number")?,
             };
             let default_db = format!("{}.db", service.name());
             let db_path = if all {
@@ -414,12 +412,8 @@ impl Settings {
             } else {
                 PathBuf::from(layers.shared("DB_PATH", &config).unwrap_or(default_db))
             };
-            let host: IpAddr = parse_or(
-                "HOST",
-                layers.shared("HOST", &config),
-                IpAddr::from([127, 0, 0, 1]),
-                "an IP address",
-            )?;
+            let host: IpAddr =
+                layers.setting("HOST", &config, IpAddr::from([127, 0, 0, 1]), "an IP address")?;
             let token = layers
                 .shared("SERVICE_TOKEN", &config)
                 .unwrap_or_else(|| DEFAULT_TOKEN.into());
@@ -427,12 +421,7 @@ impl Settings {
                 return Err(ConfigError::new("SERVICE_TOKEN is empty; set a shared secret"));
             }
             let default_workers = std::thread::available_parallelism().map_or(2, usize::from);
-            let workers = parse_or(
-                "WORKERS",
-                layers.shared("WORKERS", &config),
-                default_workers,
-                "a number",
-            )?;
+            let workers = layers.setting("WORKERS", &config, default_workers, "a number")?;
             if workers == 0 {
                 return Err(ConfigError::new("WORKERS=0: a service needs at least one worker"));
             }
@@ -473,9 +462,9 @@ impl Settings {
             value(key).map_or(Ok(default), |v| parse_peer_url(key, &v))
         };
         let millis = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
-            let ms: u64 = parse_or(
+            let ms: u64 = layers.setting(
                 key,
-                value(key),
+                config,
                 default.as_millis() as u64,
                 "a number of milliseconds",
             )?;
@@ -494,28 +483,13 @@ impl Settings {
             products_url: url("PRODUCTS_URL", d.products_url)?,
             inventory_url: url("INVENTORY_URL", d.inventory_url)?,
             payments_url: url("PAYMENTS_URL", d.payments_url)?,
-            retry_attempts: parse_or(
-                "RETRY_ATTEMPTS",
-                value("RETRY_ATTEMPTS"),
-                d.retry_attempts,
-                "a number",
-            )?,
+            retry_attempts: layers.setting("RETRY_ATTEMPTS", config, d.retry_attempts, "a number")?,
             retry_backoff: millis("RETRY_BACKOFF_MS", d.retry_backoff)?,
-            breaker_failures: parse_or(
-                "BREAKER_FAILURES",
-                value("BREAKER_FAILURES"),
-                d.breaker_failures,
-                "a number",
-            )?,
+            breaker_failures: layers.setting("BREAKER_FAILURES", config, d.breaker_failures, "a number")?,
             breaker_open,
             connect_timeout: millis("PEER_CONNECT_TIMEOUT_MS", d.connect_timeout)?,
             timeout: millis("PEER_TIMEOUT_MS", d.timeout)?,
-            max_connections: parse_or(
-                "PEER_MAX_CONNECTIONS",
-                value("PEER_MAX_CONNECTIONS"),
-                d.max_connections,
-                "a number",
-            )?,
+            max_connections: layers.setting("PEER_MAX_CONNECTIONS", config, d.max_connections, "a number")?,
         };
         if peers.retry_attempts == 0 || peers.breaker_failures == 0 || peers.max_connections == 0 {
             return Err(ConfigError::new(
