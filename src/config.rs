@@ -17,6 +17,8 @@ use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
 
 /// The default shared token of the original design.
 pub const DEFAULT_TOKEN: &str = "penguin-secret";
+/// How long an unconfirmed reservation holds its units by default: ten minutes.
+pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -114,6 +116,14 @@ pub struct ServeArgs {
     #[arg(long, env = "BREAKER_OPEN_SECS", value_name = "SECS")]
     pub breaker_open_secs: Option<String>,
 
+    /// inventario: seconds an unconfirmed reservation holds its units before it is released [default: 600]
+    #[arg(long, env = "RESERVATION_TTL", value_name = "SECS")]
+    pub reservation_ttl: Option<String>,
+
+    /// pedidos: seconds between passes that finish orders a crash or an outage left half-way [default: 10]
+    #[arg(long, env = "RECOVERY_INTERVAL", value_name = "SECS")]
+    pub recovery_interval: Option<String>,
+
     /// pedidos: time to connect to a peer, in milliseconds [default: 1000]
     #[arg(long, env = "PEER_CONNECT_TIMEOUT_MS", value_name = "MS")]
     pub peer_connect_timeout_ms: Option<String>,
@@ -192,6 +202,7 @@ pub struct PeerSettings {
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub max_connections: usize,
+    pub recovery_interval: Duration,
 }
 
 impl PeerSettings {
@@ -208,6 +219,7 @@ impl PeerSettings {
             connect_timeout: Duration::from_millis(1000),
             timeout: Duration::from_millis(2000),
             max_connections: 256,
+            recovery_interval: Duration::from_secs(10),
         }
     }
 }
@@ -219,6 +231,8 @@ pub struct Settings {
     pub services: Vec<ServiceSettings>,
     /// In `serve all` these URLs are replaced by the siblings' bound addresses.
     pub peers: PeerSettings,
+    /// How long an unconfirmed reservation holds its units (inventario).
+    pub reservation_ttl: Duration,
     /// Where `logs.log` is written.
     pub log_dir: PathBuf,
 }
@@ -276,6 +290,8 @@ impl Layers<'_> {
             "PEER_CONNECT_TIMEOUT_MS" => a.peer_connect_timeout_ms.as_ref(),
             "PEER_TIMEOUT_MS" => a.peer_timeout_ms.as_ref(),
             "PEER_MAX_CONNECTIONS" => a.peer_max_connections.as_ref(),
+            "RESERVATION_TTL" => a.reservation_ttl.as_ref(),
+            "RECOVERY_INTERVAL" => a.recovery_interval.as_ref(),
             _ => None,
         }
     }
@@ -298,6 +314,18 @@ impl Layers<'_> {
     ) -> Result<T, ConfigError> {
         self.shared(key, config)
             .map_or(Ok(default), |v| parse(key, &v, what))
+    }
+
+    /// A number of seconds, fractions allowed, or `default` when no layer sets it.
+    fn seconds(&self, key: &str, config: &EnvFile, default: Duration) -> Result<Duration, ConfigError> {
+        let Some(value) = self.shared(key, config) else {
+            return Ok(default);
+        };
+        parse::<f64>(key, &value, "a number of seconds")
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| ConfigError::new(format!("{key}={value:?} is not a positive number of seconds")))
     }
 
     /// A value that every service shares: flag or environment, `.env`, then any config file.
@@ -393,7 +421,7 @@ impl Settings {
         }
 
         let mut services = Vec::new();
-        let mut pedidos_config = EnvFile::new();
+        let mut configs: HashMap<Service, EnvFile> = HashMap::new();
         for service in targets {
             let config = layers.config_file(service)?;
             let port = match (all, base_port) {
@@ -425,9 +453,6 @@ impl Settings {
             if workers == 0 {
                 return Err(ConfigError::new("WORKERS=0: a service needs at least one worker"));
             }
-            if service == Service::Pedidos {
-                pedidos_config = config;
-            }
             services.push(ServiceSettings {
                 service,
                 addr: SocketAddr::new(host, port),
@@ -435,9 +460,17 @@ impl Settings {
                 db_path,
                 workers,
             });
+            configs.insert(service, config);
         }
 
-        let peers = Self::resolve_peers(&layers, &pedidos_config)?;
+        let no_file = EnvFile::new();
+        let config_of = |service| configs.get(&service).unwrap_or(&no_file);
+        let peers = Self::resolve_peers(&layers, config_of(Service::Pedidos))?;
+        let reservation_ttl = layers.seconds(
+            "RESERVATION_TTL",
+            config_of(Service::Inventario),
+            DEFAULT_RESERVATION_TTL,
+        )?;
         let log_dir = if all {
             data_dir
         } else {
@@ -451,6 +484,7 @@ impl Settings {
             target: args.target,
             services,
             peers,
+            reservation_ttl,
             log_dir,
         })
     }
@@ -470,15 +504,6 @@ impl Settings {
             )?;
             Ok(Duration::from_millis(ms))
         };
-        let breaker_open = match value("BREAKER_OPEN_SECS") {
-            None => d.breaker_open,
-            Some(v) => parse::<f64>("BREAKER_OPEN_SECS", &v, "a number of seconds")
-                .ok()
-                .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-                .ok_or_else(|| {
-                    ConfigError::new(format!("BREAKER_OPEN_SECS={v:?} is not a number of seconds"))
-                })?,
-        };
         let peers = PeerSettings {
             products_url: url("PRODUCTS_URL", d.products_url)?,
             inventory_url: url("INVENTORY_URL", d.inventory_url)?,
@@ -486,7 +511,8 @@ impl Settings {
             retry_attempts: layers.setting("RETRY_ATTEMPTS", config, d.retry_attempts, "a number")?,
             retry_backoff: millis("RETRY_BACKOFF_MS", d.retry_backoff)?,
             breaker_failures: layers.setting("BREAKER_FAILURES", config, d.breaker_failures, "a number")?,
-            breaker_open,
+            breaker_open: layers.seconds("BREAKER_OPEN_SECS", config, d.breaker_open)?,
+            recovery_interval: layers.seconds("RECOVERY_INTERVAL", config, d.recovery_interval)?,
             connect_timeout: millis("PEER_CONNECT_TIMEOUT_MS", d.connect_timeout)?,
             timeout: millis("PEER_TIMEOUT_MS", d.timeout)?,
             max_connections: layers.setting("PEER_MAX_CONNECTIONS", config, d.max_connections, "a number")?,

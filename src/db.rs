@@ -67,6 +67,13 @@ where
     .map_err(ApiError::internal)?
 }
 
+/// The wall clock as Unix milliseconds, for deadlines stored in the database.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// `LIMIT`/`OFFSET` of a list route: `?limit=` (default 100, at most 1000) and `?offset=`.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

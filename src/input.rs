@@ -44,6 +44,31 @@ pub fn text(field: &'static str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_string())
 }
 
+/// The longest idempotency key or reservation key accepted.
+pub const MAX_KEY_CHARS: usize = 200;
+
+/// An idempotency key: 1 to [`MAX_KEY_CHARS`] visible ASCII characters.
+pub fn key(field: &'static str, value: &str) -> Result<String, ApiError> {
+    if value.is_empty() || value.len() > MAX_KEY_CHARS || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ApiError::unprocessable(
+            "invalid_key",
+            format!("{field} must be 1 to {MAX_KEY_CHARS} visible ASCII characters"),
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// The request's `Idempotency-Key` header, if any, validated like [`key`].
+pub fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unprocessable("invalid_key", "Idempotency-Key must be visible ASCII"))?;
+    key("Idempotency-Key", text).map(Some)
+}
+
 /// An id: a positive integer.
 pub fn id(field: &'static str, value: i64) -> Result<i64, ApiError> {
     if value <= 0 {
@@ -77,6 +102,15 @@ mod tests {
         assert!(text("nombre", &"ñ".repeat(MAX_TEXT_CHARS)).is_ok());
         assert!(text("nombre", &"ñ".repeat(MAX_TEXT_CHARS + 1)).is_err());
         assert!(text("nombre", "a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn keys_are_short_visible_ascii() {
+        assert!(key("clave", "pedido-1-2").is_ok());
+        assert!(key("clave", "").is_err());
+        assert!(key("clave", "a b").is_err());
+        assert!(key("clave", "ñ").is_err());
+        assert!(key("clave", &"k".repeat(MAX_KEY_CHARS + 1)).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! the bound addresses are then known, which lets tests ask for port 0.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service as _};
@@ -92,7 +93,24 @@ pub fn start(settings: &Settings) -> Result<Started, String> {
     for (service, listener, addr) in bound {
         let pool = db::open(&service.db_path, &migrations(service.service))
             .map_err(|e| format!("{}: {e}", service.service))?;
-        let server = build_server(service, listener, pool, &peers)
+        if service.service == Service::Inventario {
+            inventario::spawn_expiry(pool.clone(), settings.reservation_ttl);
+        }
+        let pedidos = if service.service == Service::Pedidos {
+            let instancia = Arc::new(pedidos::Instancia::load(&pool).map_err(|e| format!("pedidos: {e}"))?);
+            let breakers = pedidos::Breakers::new(&peers);
+            pedidos::spawn_recovery(
+                pool.clone(),
+                instancia.clone(),
+                peers.clone(),
+                service.token.clone(),
+                breakers.clone(),
+            );
+            Some((instancia, breakers))
+        } else {
+            None
+        };
+        let server = build_server(service, listener, pool, &peers, settings.reservation_ttl, pedidos)
             .map_err(|e| format!("{}: cannot start: {e}", service.service))?;
         servers.push((service.service, addr, server));
     }
@@ -108,13 +126,14 @@ fn build_server(
     listener: TcpListener,
     pool: db::Pool,
     peers: &PeerSettings,
+    reservation_ttl: Duration,
+    pedidos: Option<(Arc<pedidos::Instancia>, pedidos::Breakers)>,
 ) -> std::io::Result<Server> {
     let service = settings.service;
     let name = service.name();
     let token = settings.token.clone();
     let pool = web::Data::new(pool);
     let service_token = web::Data::new(ServiceToken::new(&token));
-    let breakers = (service == Service::Pedidos).then(|| pedidos::Breakers::new(peers));
     let peers = peers.clone();
     let configure: fn(&mut web::ServiceConfig) = match service {
         Service::Productos => productos::configure,
@@ -128,12 +147,15 @@ fn build_server(
             .app_data(pool.clone())
             .app_data(service_token.clone())
             .app_data(web::Data::new(service))
+            .app_data(web::Data::new(inventario::ReservationTtl(reservation_ttl)))
             .app_data(json_config())
             .app_data(path_config())
             .app_data(query_config());
-        if let Some(breakers) = &breakers {
+        if let Some((instancia, breakers)) = &pedidos {
             // awc clients are not Send: each worker builds its own around the shared breakers.
-            app = app.app_data(web::Data::new(pedidos::Peers::new(&peers, &token, breakers)));
+            app = app
+                .app_data(web::Data::new(pedidos::Peers::new(&peers, &token, breakers)))
+                .app_data(web::Data::from(instancia.clone()));
         }
         app.service(web::resource("/health").route(web::get().to(health)))
             .configure(configure)

@@ -1,23 +1,37 @@
 //! inventario: stock per product, and reservations that take units out of it.
 //!
-//! Routes: `POST /stock`, `GET /stock/{producto_id}`, `POST /reservar`, `POST /liberar`.
+//! Routes: `POST /stock`, `GET /stock/{producto_id}`, `POST /reservar`, `POST /liberar`,
+//! `POST /confirmar`.
+//!
 //! A reservation takes its units in one `BEGIN IMMEDIATE` transaction, so no two
-//! concurrent reservations can take the same unit; releasing gives them back once.
+//! concurrent reservations can take the same unit. It then either is confirmed (its
+//! units leave for good), is released (they come back, once however often it is
+//! asked), or expires after `RESERVATION_TTL` and is released by inventario itself.
+//! A reservation asked for with an `Idempotency-Key` is made once per key.
 
 mod model;
 mod repo;
 mod routes;
 
+use std::time::Duration;
+
 use actix_web::web;
 use rusqlite_migration::{M, Migrations};
+
+pub use routes::ReservationTtl;
+
+use crate::db::{Pool, run_blocking};
 
 use crate::error::method_not_allowed;
 
 /// The schema of `inventario.db`.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/inventario/0001_inventario.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/inventario/0001_inventario.sql")),
+        M::up(include_str!(
+            "../../migrations/inventario/0002_confirmar_y_expirar.sql"
+        )),
+    ])
 }
 
 /// The route table of inventario.
@@ -41,5 +55,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/liberar")
             .route(web::post().to(routes::liberar))
             .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/confirmar")
+            .route(web::post().to(routes::confirmar))
+            .default_service(web::to(method_not_allowed("POST"))),
     );
+}
+
+/// Releases expired reservations every so often (a quarter of the TTL, between
+/// 50 ms and 5 s), for as long as the runtime runs. Confirming checks the deadline
+/// itself, so a reservation is never confirmed late even between two sweeps.
+pub fn spawn_expiry(pool: Pool, ttl: Duration) {
+    let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(every).await;
+            match run_blocking(&pool, |conn| Ok(repo::expire_due(conn)?)).await {
+                Ok(0) => {}
+                Ok(n) => log::info!(target: "inventario", "released {n} expired reservations"),
+                Err(e) => log::warn!(target: "inventario", "could not release expired reservations: {e}"),
+            }
+        }
+    });
 }

@@ -3,29 +3,48 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::input;
+use crate::input::{self, present};
 
-/// A product's stock: `cantidad` can still be reserved, `reservado` is held by active reservations.
+/// A product's stock: `cantidad` can still be reserved, `reservado` is held by active
+/// reservations, `confirmado` has left for good with confirmed ones.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stock {
     pub producto_id: i64,
     pub cantidad: i64,
     pub reservado: i64,
+    pub confirmado: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EstadoReserva {
+    /// Holds its units until confirmed, released, or expired.
     Activa,
+    /// Its units left for good.
+    Confirmada,
+    /// Its units went back to the stock on request.
     Liberada,
+    /// Its units went back to the stock when its time ran out.
+    Expirada,
 }
 
 impl EstadoReserva {
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "activa" => Some(Self::Activa),
+            "confirmada" => Some(Self::Confirmada),
             "liberada" => Some(Self::Liberada),
+            "expirada" => Some(Self::Expirada),
             _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Activa => "activa",
+            Self::Confirmada => "confirmada",
+            Self::Liberada => "liberada",
+            Self::Expirada => "expirada",
         }
     }
 }
@@ -33,9 +52,12 @@ impl EstadoReserva {
 #[derive(Debug, Clone, Serialize)]
 pub struct Reserva {
     pub reserva_id: i64,
-    pub producto_id: i64,
+    /// `None` only for a key released before any reservation was made with it.
+    pub producto_id: Option<i64>,
     pub cantidad: i64,
     pub estado: EstadoReserva,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clave: Option<String>,
 }
 
 /// The body of `POST /stock` and of `POST /reservar`: a product and a number of units.
@@ -46,11 +68,14 @@ pub struct UnidadesBody {
     cantidad: i64,
 }
 
-/// The body of `POST /liberar`.
+/// The body of `POST /liberar` and `POST /confirmar`: a reservation by id or by key.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LiberarBody {
-    pub reserva_id: i64,
+pub struct ReservaRefBody {
+    #[serde(default, deserialize_with = "present")]
+    reserva_id: Option<i64>,
+    #[serde(default, deserialize_with = "present")]
+    clave: Option<String>,
 }
 
 /// A valid number of units of one product.
@@ -76,5 +101,26 @@ impl Unidades {
             producto_id: input::id("producto_id", body.producto_id)?,
             cantidad: input::cantidad("cantidad", body.cantidad, min)?,
         })
+    }
+}
+
+/// Which reservation a request means.
+#[derive(Debug, Clone)]
+pub enum ReservaRef {
+    Id(i64),
+    Clave(String),
+}
+
+impl ReservaRef {
+    pub fn parse(body: ReservaRefBody) -> Result<Self, ApiError> {
+        match (body.reserva_id, body.clave) {
+            (Some(id), None) => Ok(Self::Id(input::id("reserva_id", id)?)),
+            (None, Some(clave)) => Ok(Self::Clave(input::key("clave", &clave)?)),
+            (None, None) => Err(ApiError::bad_request("invalid_body", "reserva_id is required")),
+            (Some(_), Some(_)) => Err(ApiError::unprocessable(
+                "invalid_value",
+                "give either reserva_id or clave, not both",
+            )),
+        }
     }
 }

@@ -1,12 +1,18 @@
 //! Handlers of inventario.
 
-use actix_web::{HttpResponse, web};
+use std::time::Duration;
 
-use super::model::{LiberarBody, Unidades, UnidadesBody};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::model::{ReservaRef, ReservaRefBody, Unidades, UnidadesBody};
 use super::repo;
 use crate::db::{Pool, run_blocking};
 use crate::error::ApiError;
 use crate::input;
+
+/// How long a reservation holds its units unless confirmed or released.
+#[derive(Debug, Clone, Copy)]
+pub struct ReservationTtl(pub Duration);
 
 pub async fn cargar_stock(
     pool: web::Data<Pool>,
@@ -32,16 +38,35 @@ pub async fn consultar_stock(
 }
 
 pub async fn reservar(
+    req: HttpRequest,
     pool: web::Data<Pool>,
+    ttl: web::Data<ReservationTtl>,
     body: web::Json<UnidadesBody>,
 ) -> Result<HttpResponse, ApiError> {
     let unidades = Unidades::reserva(body.into_inner())?;
-    let reserva = run_blocking(&pool, move |conn| repo::reserve(conn, unidades)).await?;
+    let clave = input::idempotency_key(&req)?;
+    let ttl = ttl.0;
+    let reserva = run_blocking(&pool, move |conn| {
+        repo::reserve(conn, unidades, clave.as_deref(), ttl)
+    })
+    .await?;
     Ok(HttpResponse::Created().json(reserva))
 }
 
-pub async fn liberar(pool: web::Data<Pool>, body: web::Json<LiberarBody>) -> Result<HttpResponse, ApiError> {
-    let reserva_id = input::id("reserva_id", body.reserva_id)?;
-    let reserva = run_blocking(&pool, move |conn| repo::release(conn, reserva_id)).await?;
+pub async fn liberar(
+    pool: web::Data<Pool>,
+    body: web::Json<ReservaRefBody>,
+) -> Result<HttpResponse, ApiError> {
+    let referencia = ReservaRef::parse(body.into_inner())?;
+    let reserva = run_blocking(&pool, move |conn| repo::release(conn, &referencia)).await?;
+    Ok(HttpResponse::Ok().json(reserva))
+}
+
+pub async fn confirmar(
+    pool: web::Data<Pool>,
+    body: web::Json<ReservaRefBody>,
+) -> Result<HttpResponse, ApiError> {
+    let referencia = ReservaRef::parse(body.into_inner())?;
+    let reserva = run_blocking(&pool, move |conn| repo::confirm(conn, &referencia)).await?;
     Ok(HttpResponse::Ok().json(reserva))
 }

@@ -1,7 +1,13 @@
 //! pagos: simulated charges, approved or (on request, `fail: true`) rejected.
 //!
-//! Routes: `POST /pagar`. A rejection is a business outcome recorded like an
-//! approval, answered with `201`, never an HTTP error.
+//! Routes: `POST /pagar`, `POST /anular`, `GET /pagos`, `GET /pagos/{id}`,
+//! `GET /pagos/referencia/{referencia}`.
+//!
+//! A rejection is a business outcome recorded like an approval, answered with `201`,
+//! never an HTTP error. A `referencia` is charged at most once: asking again with the
+//! same charge returns the first payment, so a retried request never charges twice.
+//! `POST /anular {referencia}` answers with the payment made with a referencia, or
+//! voids it so that no charge can be made with it any more.
 
 mod model;
 mod repo;
@@ -14,7 +20,10 @@ use crate::error::method_not_allowed;
 
 /// The schema of `pagos.db`.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("../../migrations/pagos/0001_pagos.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/pagos/0001_pagos.sql")),
+        M::up(include_str!("../../migrations/pagos/0002_anular.sql")),
+    ])
 }
 
 /// The route table of pagos.
@@ -23,5 +32,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/pagar")
             .route(web::post().to(routes::pagar))
             .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/anular")
+            .route(web::post().to(routes::anular))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/pagos")
+            .route(web::get().to(routes::listar))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/pagos/referencia/{referencia}")
+            .route(web::get().to(routes::por_referencia))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/pagos/{id}")
+            .route(web::get().to(routes::obtener))
+            .default_service(web::to(method_not_allowed("GET"))),
     );
 }

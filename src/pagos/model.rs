@@ -11,6 +11,8 @@ use crate::money::{Money, MoneyInput};
 pub enum EstadoPago {
     Aprobado,
     Rechazado,
+    /// Not a charge: the referencia was voided before any charge was made with it.
+    Anulado,
 }
 
 impl EstadoPago {
@@ -18,6 +20,16 @@ impl EstadoPago {
         match self {
             Self::Aprobado => "aprobado",
             Self::Rechazado => "rechazado",
+            Self::Anulado => "anulado",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "aprobado" => Some(Self::Aprobado),
+            "rechazado" => Some(Self::Rechazado),
+            "anulado" => Some(Self::Anulado),
+            _ => None,
         }
     }
 }
@@ -43,6 +55,13 @@ pub struct PagarBody {
     referencia: Option<String>,
     #[serde(default, deserialize_with = "present")]
     fail: Option<bool>,
+}
+
+/// The body of `POST /anular`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnularBody {
+    pub referencia: String,
 }
 
 /// A valid charge to make.

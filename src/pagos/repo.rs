@@ -1,11 +1,65 @@
 //! SQL over `pagos.db`.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::model::{Cobro, Pago};
+use super::model::{Cobro, EstadoPago, Pago};
+use crate::error::ApiError;
+use crate::money::Money;
 
-pub fn insert(conn: &Connection, cobro: Cobro) -> rusqlite::Result<Pago> {
-    let pago_id = conn
+const PAGO_COLUMNS: &str = "id, estado, monto, moneda, medio, referencia";
+
+fn pago(row: &Row) -> rusqlite::Result<Pago> {
+    let estado: String = row.get(1)?;
+    let invalid = |column, e: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e)
+    };
+    Ok(Pago {
+        pago_id: row.get(0)?,
+        estado: EstadoPago::parse(&estado).ok_or_else(|| invalid(1, format!("estado {estado:?}").into()))?,
+        monto: Money::from_hundredths(row.get(2)?).map_err(|e| invalid(2, e.into()))?,
+        moneda: row.get(3)?,
+        medio: row.get(4)?,
+        referencia: row.get(5)?,
+    })
+}
+
+fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Option<Pago>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PAGO_COLUMNS} FROM pagos WHERE referencia = ?1 ORDER BY id LIMIT 1"
+    ))?
+    .query_row([referencia], pago)
+    .optional()
+}
+
+/// Records a charge. A charge whose `referencia` was already charged is not made
+/// again: the same request gets the first payment back, a different one a `409`.
+pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(referencia) = &cobro.referencia
+        && let Some(previo) = by_referencia(&tx, referencia)?
+    {
+        if previo.estado == EstadoPago::Anulado {
+            return Err(ApiError::conflict(
+                "referencia_void",
+                format!("referencia {referencia:?} was voided; nothing was charged"),
+            ));
+        }
+        let same = previo.monto == cobro.monto
+            && previo.moneda == cobro.moneda
+            && previo.medio == cobro.medio
+            && previo.estado == cobro.estado;
+        if !same {
+            return Err(ApiError::conflict(
+                "referencia_in_use",
+                format!(
+                    "referencia {referencia:?} was already charged, as pago {}",
+                    previo.pago_id
+                ),
+            ));
+        }
+        return Ok(previo);
+    }
+    let pago_id = tx
         .prepare_cached(
             "INSERT INTO pagos (estado, monto, moneda, medio, referencia) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
         )?
@@ -19,6 +73,7 @@ pub fn insert(conn: &Connection, cobro: Cobro) -> rusqlite::Result<Pago> {
             ],
             |row| row.get(0),
         )?;
+    tx.commit()?;
     Ok(Pago {
         pago_id,
         estado: cobro.estado,
@@ -27,4 +82,39 @@ pub fn insert(conn: &Connection, cobro: Cobro) -> rusqlite::Result<Pago> {
         medio: cobro.medio,
         referencia: cobro.referencia,
     })
+}
+
+/// Voids a referencia: the payment made with it if there is one, otherwise a record
+/// that no charge may be made with it from now on.
+pub fn void(conn: &mut Connection, referencia: &str) -> rusqlite::Result<Pago> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let Some(previo) = by_referencia(&tx, referencia)? {
+        return Ok(previo);
+    }
+    let pago = tx
+        .prepare_cached(&format!(
+            "INSERT INTO pagos (estado, monto, moneda, medio, referencia) VALUES ('anulado', 0, '', '', ?1)
+             RETURNING {PAGO_COLUMNS}"
+        ))?
+        .query_row([referencia], pago)?;
+    tx.commit()?;
+    Ok(pago)
+}
+
+pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pago>> {
+    conn.prepare_cached(&format!("SELECT {PAGO_COLUMNS} FROM pagos WHERE id = ?1"))?
+        .query_row([id], pago)
+        .optional()
+}
+
+pub fn get_by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Option<Pago>> {
+    by_referencia(conn, referencia)
+}
+
+pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Pago>> {
+    conn.prepare_cached(&format!(
+        "SELECT {PAGO_COLUMNS} FROM pagos ORDER BY id LIMIT ?1 OFFSET ?2"
+    ))?
+    .query_map([limit, offset], pago)?
+    .collect()
 }

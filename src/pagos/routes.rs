@@ -2,13 +2,48 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::model::{Cobro, PagarBody};
+use super::model::{AnularBody, Cobro, PagarBody};
 use super::repo;
-use crate::db::{Pool, run_blocking};
+use crate::db::{Page, Pool, run_blocking};
 use crate::error::ApiError;
+use crate::input;
 
 pub async fn pagar(pool: web::Data<Pool>, body: web::Json<PagarBody>) -> Result<HttpResponse, ApiError> {
     let cobro = Cobro::parse(body.into_inner())?;
-    let pago = run_blocking(&pool, move |conn| Ok(repo::insert(conn, cobro)?)).await?;
+    let pago = run_blocking(&pool, move |conn| repo::charge(conn, cobro)).await?;
     Ok(HttpResponse::Created().json(pago))
+}
+
+pub async fn anular(pool: web::Data<Pool>, body: web::Json<AnularBody>) -> Result<HttpResponse, ApiError> {
+    let referencia = input::text("referencia", &body.referencia)?;
+    let pago = run_blocking(&pool, move |conn| Ok(repo::void(conn, &referencia)?)).await?;
+    Ok(HttpResponse::Ok().json(pago))
+}
+
+pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    let pagos = run_blocking(&pool, move |conn| Ok(repo::list(conn, limit, offset)?)).await?;
+    Ok(HttpResponse::Ok().json(pagos))
+}
+
+pub async fn obtener(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let pago = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
+    pago.map(|p| HttpResponse::Ok().json(p))
+        .ok_or_else(|| ApiError::not_found("pago_not_found", format!("there is no pago {id}")))
+}
+
+pub async fn por_referencia(
+    pool: web::Data<Pool>,
+    referencia: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let referencia = referencia.into_inner();
+    let buscada = referencia.clone();
+    let pago = run_blocking(&pool, move |conn| Ok(repo::get_by_referencia(conn, &buscada)?)).await?;
+    pago.map(|p| HttpResponse::Ok().json(p)).ok_or_else(|| {
+        ApiError::not_found(
+            "pago_not_found",
+            format!("there is no pago with referencia {referencia:?}"),
+        )
+    })
 }

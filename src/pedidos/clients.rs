@@ -58,14 +58,28 @@ struct ReservarRequest {
     cantidad: i64,
 }
 
-#[derive(Debug, Deserialize)]
-struct ReservaAnswer {
-    reserva_id: i64,
+/// inventario's answer about a reservation.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReservaAnswer {
+    pub reserva_id: i64,
+    pub estado: String,
 }
 
-#[derive(Debug, Serialize)]
-struct LiberarRequest {
-    reserva_id: i64,
+impl ReservaAnswer {
+    /// Whether it holds its units (a reservation asked for again with a key that was
+    /// already released holds none).
+    pub fn activa(&self) -> bool {
+        self.estado == "activa"
+    }
+}
+
+/// How pedidos names a reservation to inventario: by id once it knows it, by the key
+/// it was asked for with otherwise.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ReservaRef<'a> {
+    Id { reserva_id: i64 },
+    Clave { clave: &'a str },
 }
 
 /// The charge pedidos asks pagos for.
@@ -78,6 +92,11 @@ pub struct PagarRequest<'a> {
     pub fail: bool,
 }
 
+#[derive(Debug, Serialize)]
+struct AnularRequest<'a> {
+    referencia: &'a str,
+}
+
 /// pagos' answer to a charge.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PagoAnswer {
@@ -88,6 +107,11 @@ pub struct PagoAnswer {
 impl PagoAnswer {
     pub fn aprobado(&self) -> bool {
         self.estado == "aprobado"
+    }
+
+    /// Whether this is a voided referencia rather than a charge.
+    pub fn anulado(&self) -> bool {
+        self.estado == "anulado"
     }
 }
 
@@ -129,38 +153,63 @@ impl Peers {
     pub async fn precio(&self, producto_id: i64) -> Result<Money, PeerError> {
         let answer = self
             .productos
-            .call(Method::GET, &format!("/productos/{producto_id}"), None)
+            .call(Method::GET, &format!("/productos/{producto_id}"), None, None)
             .await?;
         decode::<ProductoAnswer>(&self.productos, StatusCode::OK, answer).map(|p| p.precio)
     }
 
-    /// Reserves units of a product; returns the reservation's id.
-    pub async fn reservar(&self, producto_id: i64, cantidad: i64) -> Result<i64, PeerError> {
+    /// Reserves units of a product, at most once for a given key.
+    pub async fn reservar(
+        &self,
+        producto_id: i64,
+        cantidad: i64,
+        clave: &str,
+    ) -> Result<ReservaAnswer, PeerError> {
         let body = encode(&ReservarRequest {
             producto_id,
             cantidad,
         });
         let answer = self
             .inventario
-            .call(Method::POST, "/reservar", Some(body))
+            .call(Method::POST, "/reservar", Some(body), Some(clave))
             .await?;
-        decode::<ReservaAnswer>(&self.inventario, StatusCode::CREATED, answer).map(|r| r.reserva_id)
+        decode(&self.inventario, StatusCode::CREATED, answer)
     }
 
-    /// Releases a reservation; releasing one already released is not an error.
-    pub async fn liberar(&self, reserva_id: i64) -> Result<(), PeerError> {
-        let body = encode(&LiberarRequest { reserva_id });
-        let answer = self.inventario.call(Method::POST, "/liberar", Some(body)).await?;
-        decode::<serde::de::IgnoredAny>(&self.inventario, StatusCode::OK, answer).map(drop)
+    /// Releases a reservation; releasing one already released or expired is not an
+    /// error, and releasing a key no reservation was made with makes sure none will be.
+    pub async fn liberar(&self, reserva: &ReservaRef<'_>) -> Result<ReservaAnswer, PeerError> {
+        let answer = self
+            .inventario
+            .call(Method::POST, "/liberar", Some(encode(reserva)), None)
+            .await?;
+        decode(&self.inventario, StatusCode::OK, answer)
     }
 
-    /// Charges an order.
+    /// Confirms a reservation: its units leave for good. A `409` if it expired or was released.
+    pub async fn confirmar(&self, reserva: &ReservaRef<'_>) -> Result<ReservaAnswer, PeerError> {
+        let answer = self
+            .inventario
+            .call(Method::POST, "/confirmar", Some(encode(reserva)), None)
+            .await?;
+        decode(&self.inventario, StatusCode::OK, answer)
+    }
+
+    /// Charges an order, at most once for its `referencia`.
     pub async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
         let answer = self
             .pagos
-            .call(Method::POST, "/pagar", Some(encode(request)))
+            .call(Method::POST, "/pagar", Some(encode(request)), None)
             .await?;
         decode::<PagoAnswer>(&self.pagos, StatusCode::CREATED, answer)
+    }
+
+    /// The payment made with a `referencia`; if there is none, pagos voids the
+    /// referencia so that no charge can be made with it any more (estado `anulado`).
+    pub async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+        let body = encode(&AnularRequest { referencia });
+        let answer = self.pagos.call(Method::POST, "/anular", Some(body), None).await?;
+        decode(&self.pagos, StatusCode::OK, answer)
     }
 }
 

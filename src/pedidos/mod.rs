@@ -1,11 +1,15 @@
 //! pedidos: orders, placed by orchestrating productos, inventario and pagos over HTTP.
 //!
-//! Routes: `POST /pedidos`, `GET /pedidos`, `GET /pedidos/{id}`.
-//! The flow lives in `saga`, the typed peer calls in `clients`, and retries,
-//! timeouts and the per-peer circuit breakers in `resilience`.
+//! Routes: `POST /pedidos` (with an optional `Idempotency-Key`), `GET /pedidos`,
+//! `GET /pedidos/{id}`.
+//!
+//! The flow lives in `saga`, finishing what a crash left half-way in `recovery`, the
+//! typed peer calls in `clients`, and retries, timeouts and the per-peer circuit
+//! breakers in `resilience`.
 
 mod clients;
 mod model;
+mod recovery;
 mod repo;
 mod resilience;
 mod routes;
@@ -15,18 +19,21 @@ use actix_web::web;
 use rusqlite_migration::{M, Migrations};
 
 pub use clients::Peers;
+pub use recovery::{Instancia, spawn as spawn_recovery};
 pub use resilience::Breakers;
 
 use crate::error::method_not_allowed;
 
 /// The schema of `pedidos.db`.
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/pedidos/0001_pedidos.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("../../migrations/pedidos/0001_pedidos.sql")),
+        M::up(include_str!("../../migrations/pedidos/0002_pasos_y_claves.sql")),
+    ])
 }
 
-/// The route table of pedidos. The app must also hold a `web::Data<Peers>`.
+/// The route table of pedidos. The app must also hold a `web::Data<Peers>` and a
+/// `web::Data<Instancia>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/pedidos")

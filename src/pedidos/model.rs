@@ -40,6 +40,64 @@ impl EstadoPedido {
     }
 }
 
+/// The last step of the flow whose outcome is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paso {
+    /// The order and its lines are recorded; nothing asked of any peer is known yet.
+    Creado,
+    /// Every line is reserved; the reservations are recorded.
+    Reservado,
+    /// pagos approved the charge; the payment is recorded.
+    Cobrado,
+    /// The flow is over; only [`Pendiente`] work may remain.
+    Cerrado,
+}
+
+impl Paso {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Creado => "creado",
+            Self::Reservado => "reservado",
+            Self::Cobrado => "cobrado",
+            Self::Cerrado => "cerrado",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "creado" => Some(Self::Creado),
+            "reservado" => Some(Self::Reservado),
+            "cobrado" => Some(Self::Cobrado),
+            "cerrado" => Some(Self::Cerrado),
+            _ => None,
+        }
+    }
+}
+
+/// Work at inventario still owed once an order's outcome is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pendiente {
+    Confirmar,
+    Liberar,
+}
+
+impl Pendiente {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmar => "confirmar",
+            Self::Liberar => "liberar",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "confirmar" => Some(Self::Confirmar),
+            "liberar" => Some(Self::Liberar),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct PedidoItem {
     pub producto_id: i64,
@@ -64,6 +122,31 @@ pub struct Pedido {
     /// Why an order did not succeed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub motivo: Option<String>,
+    #[serde(skip)]
+    pub paso: Paso,
+    #[serde(skip)]
+    pub pendiente: Option<Pendiente>,
+    /// The order failed while a charge's answer was lost: pagos must still void its
+    /// referencia, so that the charge never happens (or is found, for a refund).
+    #[serde(skip)]
+    pub verificar_pago: bool,
+    /// The HTTP status the order was answered with, once it was.
+    #[serde(skip)]
+    pub respuesta: Option<u16>,
+    /// The error code of that answer.
+    #[serde(skip)]
+    pub error: Option<String>,
+    /// Unix milliseconds of the last recorded change.
+    #[serde(skip)]
+    pub actualizado_en: i64,
+}
+
+impl Pedido {
+    /// The key this order is known by at its peers: `referencia` at pagos, and with
+    /// the line number appended, each reservation's key at inventario.
+    pub fn clave(&self, prefijo: &str) -> String {
+        format!("{prefijo}-{}", self.id)
+    }
 }
 
 /// The body of `POST /pedidos`.
@@ -91,14 +174,14 @@ struct PagoBody {
 }
 
 /// One line of a valid order.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct Linea {
     pub producto_id: i64,
     pub cantidad: i64,
 }
 
 /// A valid order to place: lines of distinct products, and how to pay.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NuevoPedido {
     pub lineas: Vec<Linea>,
     pub medio: String,
@@ -108,6 +191,11 @@ pub struct NuevoPedido {
 }
 
 impl NuevoPedido {
+    /// The order in canonical form: two requests for the same order have the same one.
+    pub fn huella(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// Validates an order. Lines for the same product are merged into one, in the
     /// place of the first, with their quantities added.
     pub fn parse(body: PedidoBody) -> Result<Self, ApiError> {

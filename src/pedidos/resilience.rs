@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::Bytes;
+use awc::error::{ConnectError, SendRequestError};
 use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use failsafe::futures::CircuitBreaker;
 use failsafe::{Config, Instrument, StateMachine, backoff};
@@ -25,9 +26,15 @@ const LOG_TARGET: &str = "pedidos";
 /// A peer call that did not produce an answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
-    /// Every attempt failed to connect, timed out or got a `5xx`.
+    /// Every attempt failed to connect, timed out or got a `5xx`. `sent` tells
+    /// whether any attempt may have reached the peer (it connected at least once),
+    /// so whether the peer may have acted on it.
     #[error("{peer} is unavailable: {cause}")]
-    Unavailable { peer: &'static str, cause: String },
+    Unavailable {
+        peer: &'static str,
+        cause: String,
+        sent: bool,
+    },
     /// The peer's circuit is open; the call was not made.
     #[error("{peer} is unavailable: its circuit is open")]
     CircuitOpen {
@@ -175,14 +182,16 @@ impl Peer {
         }
     }
 
-    /// Sends `method path` with an optional JSON body and returns any answer below `500`.
+    /// Sends `method path` with an optional JSON body and idempotency key, and
+    /// returns any answer below `500`.
     pub async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Bytes>,
+        key: Option<&str>,
     ) -> Result<(StatusCode, Bytes), CallError> {
-        let attempts = self.retried(&method, path, body);
+        let attempts = self.retried(&method, path, body, key);
         match self.breaker.machine.call(attempts).await {
             Ok(answer) => Ok(answer),
             Err(failsafe::Error::Inner(e)) => Err(e),
@@ -195,19 +204,25 @@ impl Peer {
         method: &Method,
         path: &str,
         body: Option<Bytes>,
+        key: Option<&str>,
     ) -> Result<(StatusCode, Bytes), CallError> {
         let url = format!("{}{path}", self.base_url);
         let mut attempt = 1;
+        let mut sent = false;
         loop {
-            let cause = match self.attempt(method, &url, body.clone()).await {
+            let cause = match self.attempt(method, &url, body.clone(), key).await {
                 Ok(answer) => return Ok(answer),
-                Err(cause) => cause,
+                Err(failure) => {
+                    sent |= failure.sent;
+                    failure.cause
+                }
             };
             if attempt >= self.attempts {
                 log::warn!(target: LOG_TARGET, "{} {method} {path} failed after {attempt} attempts: {cause}", self.name);
                 return Err(CallError::Unavailable {
                     peer: self.name,
                     cause,
+                    sent,
                 });
             }
             let pause = self.backoff * attempt + jitter(self.backoff);
@@ -230,11 +245,15 @@ impl Peer {
         method: &Method,
         url: &str,
         body: Option<Bytes>,
-    ) -> Result<(StatusCode, Bytes), String> {
-        let request = self
+        key: Option<&str>,
+    ) -> Result<(StatusCode, Bytes), Failure> {
+        let mut request = self
             .client
             .request(method.clone(), url)
             .insert_header((header::AUTHORIZATION, self.authorization.as_str()));
+        if let Some(key) = key {
+            request = request.insert_header(("Idempotency-Key", key));
+        }
         let exchange = async {
             let mut response = match body {
                 Some(body) => {
@@ -245,21 +264,54 @@ impl Peer {
                 }
                 None => request.send().await,
             }
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure {
+                sent: !never_connected(&e),
+                cause: e.to_string(),
+            })?;
             let status = response.status();
             let bytes = response
                 .body()
                 .limit(MAX_PEER_BODY)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| Failure::sent(e.to_string()))?;
             Ok((status, bytes))
         };
         match actix_web::rt::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
-            Ok(Err(cause)) => Err(cause),
-            Ok(Ok((status, _))) if status.is_server_error() => Err(format!("answered {status}")),
+            Err(_) => Err(Failure::sent(format!(
+                "no answer within {} ms",
+                self.timeout.as_millis()
+            ))),
+            Ok(Err(failure)) => Err(failure),
+            Ok(Ok((status, _))) if status.is_server_error() => {
+                Err(Failure::sent(format!("answered {status}")))
+            }
             Ok(Ok(answer)) => Ok(answer),
         }
+    }
+}
+
+/// Whether a failed request certainly never reached the peer: the connection was
+/// refused, timed out or the host did not resolve. Any other failure may have
+/// happened after the peer read the request.
+fn never_connected(error: &SendRequestError) -> bool {
+    match error {
+        SendRequestError::Connect(ConnectError::Io(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        SendRequestError::Connect(
+            ConnectError::Timeout | ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved,
+        ) => true,
+        _ => false,
+    }
+}
+
+/// Why one attempt failed, and whether the request may have reached the peer.
+struct Failure {
+    cause: String,
+    sent: bool,
+}
+
+impl Failure {
+    fn sent(cause: String) -> Self {
+        Self { cause, sent: true }
     }
 }
 

@@ -257,7 +257,7 @@ fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
         .await;
         assert_eq!((status, body["estado"].as_str()), (402, Some("rechazado")), "{body}");
         let (_, stock) = call("GET", &format!("{}/stock/1", url("inventario")), token, None).await;
-        assert_eq!(stock, json!({"producto_id": 1, "cantidad": 47, "reservado": 3}));
+        assert_eq!(stock, json!({"producto_id": 1, "cantidad": 47, "reservado": 0, "confirmado": 3}));
     });
     for db in ["productos.db", "inventario.db", "pagos.db", "pedidos.db"] {
         assert!(data.join(db).exists(), "{db}");
@@ -278,6 +278,7 @@ fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
         "productos] GET /productos/1 200",
         "inventario] POST /reservar 201",
         "pagos] POST /pagar 201",
+        "inventario] POST /confirmar 200",
         "pedidos] POST /pedidos 201",
         "inventario] POST /liberar 200",
         "pedidos] POST /pedidos 402",

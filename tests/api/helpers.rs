@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::http::{Method, header};
-use penguin::config::{PeerSettings, Service, ServiceSettings, Settings, Target};
+use penguin::config::{DEFAULT_RESERVATION_TTL, PeerSettings, Service, ServiceSettings, Settings, Target};
 use penguin::startup;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -23,6 +23,7 @@ pub fn fast_peers() -> PeerSettings {
         retry_backoff: Duration::from_millis(10),
         breaker_open: Duration::from_secs(1),
         timeout: Duration::from_millis(1500),
+        recovery_interval: Duration::from_millis(200),
         ..PeerSettings::defaults()
     }
 }
@@ -75,6 +76,7 @@ impl TestApp {
                 .map(|s| service_settings(dir.path(), *s, any_port))
                 .collect(),
             peers,
+            reservation_ttl: DEFAULT_RESERVATION_TTL,
             log_dir: dir.path().to_path_buf(),
         };
         let mut app = Self {
@@ -107,12 +109,17 @@ impl TestApp {
             target,
             services: vec![service_settings(self.dir.path(), service, addr)],
             peers,
+            reservation_ttl: DEFAULT_RESERVATION_TTL,
             log_dir: self.dir.path().to_path_buf(),
         };
         self.start(&settings);
     }
 
     fn start(&mut self, settings: &Settings) {
+        if let Ok(dir) = std::env::var("PENGUIN_TEST_LOG_DIR") {
+            static LOGGING: std::sync::Once = std::sync::Once::new();
+            LOGGING.call_once(|| penguin::logging::init(Path::new(&dir)).expect("logging starts"));
+        }
         let started = startup::start(settings).expect("the services start");
         for service in &settings.services {
             let service = service.service;
@@ -202,8 +209,8 @@ impl TestApp {
         assert_eq!(answer.status, 200, "{answer:?}");
     }
 
-    /// `(cantidad, reservado)` of a product.
-    pub async fn stock(&self, producto_id: i64) -> (i64, i64) {
+    /// `(cantidad, reservado, confirmado)` of a product.
+    pub async fn stock(&self, producto_id: i64) -> (i64, i64, i64) {
         let answer = self
             .get(Service::Inventario, &format!("/stock/{producto_id}"))
             .await;
@@ -211,6 +218,7 @@ impl TestApp {
         (
             answer.body["cantidad"].as_i64().expect("cantidad"),
             answer.body["reservado"].as_i64().expect("reservado"),
+            answer.body["confirmado"].as_i64().expect("confirmado"),
         )
     }
 

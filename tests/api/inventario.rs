@@ -12,16 +12,16 @@ async fn stock_sets_the_available_quantity_rather_than_adding() {
     assert_eq!(answer.status, 200);
     assert_eq!(
         answer.body,
-        json!({"producto_id": 1, "cantidad": 50, "reservado": 0})
+        json!({"producto_id": 1, "cantidad": 50, "reservado": 0, "confirmado": 0})
     );
     let answer = app
         .post(Inventario, "/stock", json!({"producto_id": 1, "cantidad": 7}))
         .await;
     assert_eq!(
         answer.body,
-        json!({"producto_id": 1, "cantidad": 7, "reservado": 0})
+        json!({"producto_id": 1, "cantidad": 7, "reservado": 0, "confirmado": 0})
     );
-    assert_eq!(app.stock(1).await, (7, 0));
+    assert_eq!(app.stock(1).await, (7, 0, 0));
 }
 
 #[actix_web::test]
@@ -45,7 +45,7 @@ async fn reservar_takes_units_out_at_once() {
         answer.body,
         json!({"reserva_id": 1, "producto_id": 1, "cantidad": 4, "estado": "activa"})
     );
-    assert_eq!(app.stock(1).await, (6, 4));
+    assert_eq!(app.stock(1).await, (6, 4, 0));
 }
 
 #[actix_web::test]
@@ -57,7 +57,7 @@ async fn reservar_returns_409_when_stock_is_short_and_404_without_a_row() {
         .await;
     assert_eq!(answer.status, 409);
     assert_eq!(answer.body["error"], "insufficient_stock");
-    assert_eq!(app.stock(1).await, (3, 0));
+    assert_eq!(app.stock(1).await, (3, 0, 0));
     let answer = app
         .post(Inventario, "/reservar", json!({"producto_id": 2, "cantidad": 1}))
         .await;
@@ -77,7 +77,7 @@ async fn liberar_returns_the_units_once_however_often_it_is_called() {
         assert_eq!(answer.status, 200);
         assert_eq!(answer.body["reserva_id"], id);
         assert_eq!(answer.body["estado"], "liberada");
-        assert_eq!(app.stock(1).await, (10, 0));
+        assert_eq!(app.stock(1).await, (10, 0, 0));
     }
     let answer = app.post(Inventario, "/liberar", json!({"reserva_id": 999})).await;
     assert_eq!(answer.status, 404);
@@ -104,7 +104,7 @@ async fn bad_bodies_are_refused_and_change_nothing() {
         assert_eq!(answer.status, status, "{path} {body}: {answer:?}");
         assert!(answer.body["error"].is_string(), "{answer:?}");
     }
-    assert_eq!(app.stock(1).await, (10, 0));
+    assert_eq!(app.stock(1).await, (10, 0, 0));
 }
 
 #[actix_web::test]
@@ -117,5 +117,5 @@ async fn concurrent_reservations_never_take_the_same_unit_twice() {
     let made = answers.iter().filter(|a| a.status == 201).count();
     let refused = answers.iter().filter(|a| a.status == 409).count();
     assert_eq!((made, refused), (25, 35));
-    assert_eq!(app.stock(1).await, (0, 25));
+    assert_eq!(app.stock(1).await, (0, 25, 0));
 }

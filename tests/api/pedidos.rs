@@ -54,7 +54,7 @@ async fn lines_of_the_same_product_are_merged() {
     assert_eq!(answer.status, 201);
     assert_eq!(answer.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(answer.body["items"][0]["cantidad"], 5);
-    assert_eq!(app.stock(hielo).await, (5, 5));
+    assert_eq!(app.stock(hielo).await, (5, 0, 5));
 }
 
 #[actix_web::test]
@@ -115,7 +115,7 @@ async fn invalid_orders_are_refused_before_anything_is_recorded() {
         assert!(answer.body["error"].is_string() && answer.body["detail"].is_string());
     }
     assert_eq!(app.get(Pedidos, "/pedidos").await.body, json!([]));
-    assert_eq!(app.stock(hielo).await, (10, 0));
+    assert_eq!(app.stock(hielo).await, (10, 0, 0));
 }
 
 #[actix_web::test]

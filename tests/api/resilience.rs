@@ -35,7 +35,7 @@ async fn a_dead_peer_is_retried_then_its_circuit_opens_and_later_closes() {
         assert_eq!(answer.body["estado"], "fallido");
         assert!(answer.headers.contains_key("retry-after"));
         assert_eq!(dead.requests(), 2 * failed, "each order tries pagos twice");
-        assert_eq!(app.stock(hielo).await, (10, 0), "the reservation is released");
+        assert_eq!(app.stock(hielo).await, (10, 0, 0), "the reservation is released");
     }
 
     let answer = app.pedir(hielo, 1, false).await;
@@ -57,7 +57,7 @@ async fn a_dead_peer_is_retried_then_its_circuit_opens_and_later_closes() {
         "the circuit opens for 1 s here, got {retry_after}"
     );
     assert_eq!(dead.requests(), 6, "an open circuit does not touch the peer");
-    assert_eq!(app.stock(hielo).await, (10, 0));
+    assert_eq!(app.stock(hielo).await, (10, 0, 0));
 
     // pagos comes back on the same port; once the open period is over, orders succeed.
     let addr = dead.addr;
@@ -66,8 +66,31 @@ async fn a_dead_peer_is_retried_then_its_circuit_opens_and_later_closes() {
     actix_web::rt::time::sleep(Duration::from_millis(1100)).await;
     let answer = app.pedir(hielo, 1, false).await;
     assert_eq!(answer.status, 201, "{answer:?}");
-    assert_eq!(app.stock(hielo).await, (9, 1));
+    assert_eq!(app.stock(hielo).await, (9, 0, 1));
     assert_eq!(app.pedir(hielo, 1, false).await.status, 201);
+
+    // The three charges whose answers were lost are voided by recovery, so that
+    // none of them can ever take money for a failed order.
+    let estados = || async {
+        let pagos = app.get(Service::Pagos, "/pagos").await.body;
+        let mut estados: Vec<String> = pagos
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["estado"].as_str().unwrap().to_string())
+            .collect();
+        estados.sort();
+        estados
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while estados().await != ["anulado", "anulado", "anulado", "aprobado", "aprobado"] {
+        assert!(
+            Instant::now() < deadline,
+            "recovery did not void them: {:?}",
+            estados().await
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[actix_web::test]
@@ -80,7 +103,7 @@ async fn a_peer_answering_5xx_is_retried_and_one_answering_4xx_is_not() {
     let answer = app.pedir(hielo, 1, false).await;
     assert_eq!(answer.status, 503, "{answer:?}");
     assert_eq!(failing.requests(), 2);
-    assert_eq!(app.stock(hielo).await, (10, 0));
+    assert_eq!(app.stock(hielo).await, (10, 0, 0));
 
     let refusing = ScriptedPeer::start(Script::Answer(
         "HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\ncontent-length: 38\r\nconnection: close\r\n\r\n{\"error\":\"duplicate\",\"detail\":\"again\"}",
@@ -95,7 +118,7 @@ async fn a_peer_answering_5xx_is_retried_and_one_answering_4xx_is_not() {
         1,
         "a 4xx is an answer, not a failure to retry"
     );
-    assert_eq!(app.stock(hielo).await, (10, 0));
+    assert_eq!(app.stock(hielo).await, (10, 0, 0));
 }
 
 #[actix_web::test]
@@ -113,7 +136,7 @@ async fn a_peer_that_never_answers_fails_the_order_within_its_timeout() {
     assert_eq!(hung.requests(), 2);
     // Two attempts of 300 ms and a short backoff; far below the 30 s client timeout.
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert_eq!(app.stock(hielo).await, (10, 0));
+    assert_eq!(app.stock(hielo).await, (10, 0, 0));
 }
 
 #[actix_web::test]

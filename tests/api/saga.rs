@@ -33,7 +33,7 @@ async fn the_original_walkthrough_works_unchanged() {
     assert_eq!(feliz.status, 201, "{feliz:?}");
     assert_eq!(feliz.body["estado"], "confirmado");
     assert_eq!(feliz.body["total"], 30000);
-    assert_eq!(app.stock(1).await, (47, 3));
+    assert_eq!(app.stock(1).await, (47, 0, 3));
 
     let fallo = app
         .post(
@@ -47,7 +47,7 @@ async fn the_original_walkthrough_works_unchanged() {
     assert_eq!(fallo.body["estado"], "rechazado");
     assert_eq!(
         app.stock(1).await,
-        (47, 3),
+        (47, 0, 3),
         "the rejected payment's reservation is released"
     );
 
@@ -82,8 +82,8 @@ async fn a_rejected_payment_returns_every_unit_it_reserved() {
         answer.body["pago_id"].is_i64(),
         "the rejected payment is recorded"
     );
-    assert_eq!(app.stock(a).await, (10, 0));
-    assert_eq!(app.stock(b).await, (10, 0));
+    assert_eq!(app.stock(a).await, (10, 0, 0));
+    assert_eq!(app.stock(b).await, (10, 0, 0));
     let pago = answer.body["pago_id"].as_i64().unwrap();
     assert!(
         answer.body["detail"]
@@ -116,8 +116,8 @@ async fn short_stock_on_a_later_line_releases_the_earlier_ones() {
         serde_json::Value::Null,
         "nothing was charged"
     );
-    assert_eq!(app.stock(a).await, (10, 0));
-    assert_eq!(app.stock(b).await, (1, 0));
+    assert_eq!(app.stock(a).await, (10, 0, 0));
+    assert_eq!(app.stock(b).await, (1, 0, 0));
 }
 
 #[actix_web::test]
@@ -136,7 +136,7 @@ async fn an_unknown_product_fails_the_order_with_404_and_holds_nothing() {
     assert_eq!(answer.status, 404, "{answer:?}");
     assert_eq!(answer.body["error"], "producto_not_found");
     assert_eq!(answer.body["estado"], "fallido");
-    assert_eq!(app.stock(a).await, (10, 0));
+    assert_eq!(app.stock(a).await, (10, 0, 0));
     let id = answer.body["id"].as_i64().unwrap();
     assert_eq!(
         app.get(Pedidos, &format!("/pedidos/{id}")).await.body["estado"],
@@ -168,7 +168,7 @@ async fn fifty_concurrent_orders_for_twenty_units_confirm_exactly_twenty() {
         "{:?}",
         answers.iter().map(|a| a.status).collect::<Vec<_>>()
     );
-    assert_eq!(app.stock(hielo).await, (0, 20));
+    assert_eq!(app.stock(hielo).await, (0, 0, 20));
 
     let pedidos = app.get(Pedidos, "/pedidos").await.body;
     let count = |estado: &str| {
