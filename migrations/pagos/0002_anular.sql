@@ -1,11 +1,12 @@
 -- A referencia can be voided: pedidos does so when it cannot tell whether an order
 -- was charged, so that a charge arriving late with that referencia is refused
 -- rather than taking money for an order that already failed. A voided referencia
--- is recorded as a payment of 0 with estado 'anulado'.
+-- is recorded as a payment of 0 with estado 'anulado'. A charge of an order that
+-- failed anyway is refunded: estado 'reembolsado'.
 
 CREATE TABLE pagos_nueva (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
-    estado     TEXT    NOT NULL CHECK (estado IN ('aprobado', 'rechazado', 'anulado')),
+    estado     TEXT    NOT NULL CHECK (estado IN ('aprobado', 'rechazado', 'anulado', 'reembolsado')),
     monto      INTEGER NOT NULL CHECK (monto > 0 OR estado = 'anulado'),
     moneda     TEXT    NOT NULL,
     medio      TEXT    NOT NULL,

@@ -1,13 +1,14 @@
 //! pagos: simulated charges, approved or (on request, `fail: true`) rejected.
 //!
-//! Routes: `POST /pagar`, `POST /anular`, `GET /pagos`, `GET /pagos/{id}`,
-//! `GET /pagos/referencia/{referencia}`.
+//! Routes: `POST /pagar`, `POST /anular`, `POST /reembolsar`, `GET /pagos`,
+//! `GET /pagos/{id}`, `GET /pagos/referencia/{referencia}`.
 //!
 //! A rejection is a business outcome recorded like an approval, answered with `201`,
 //! never an HTTP error. A `referencia` is charged at most once: asking again with the
 //! same charge returns the first payment, so a retried request never charges twice.
 //! `POST /anular {referencia}` answers with the payment made with a referencia, or
-//! voids it so that no charge can be made with it any more.
+//! voids it so that no charge can be made with it any more; `POST /reembolsar` does
+//! the same and also refunds an approved payment.
 
 mod model;
 mod repo;
@@ -36,6 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/anular")
             .route(web::post().to(routes::anular))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/reembolsar")
+            .route(web::post().to(routes::reembolsar))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(

@@ -13,6 +13,8 @@ pub enum EstadoPago {
     Rechazado,
     /// Not a charge: the referencia was voided before any charge was made with it.
     Anulado,
+    /// An approved charge whose money was given back.
+    Reembolsado,
 }
 
 impl EstadoPago {
@@ -21,6 +23,7 @@ impl EstadoPago {
             Self::Aprobado => "aprobado",
             Self::Rechazado => "rechazado",
             Self::Anulado => "anulado",
+            Self::Reembolsado => "reembolsado",
         }
     }
 
@@ -29,6 +32,7 @@ impl EstadoPago {
             "aprobado" => Some(Self::Aprobado),
             "rechazado" => Some(Self::Rechazado),
             "anulado" => Some(Self::Anulado),
+            "reembolsado" => Some(Self::Reembolsado),
             _ => None,
         }
     }
@@ -57,10 +61,10 @@ pub struct PagarBody {
     fail: Option<bool>,
 }
 
-/// The body of `POST /anular`.
+/// The body of `POST /anular` and `POST /reembolsar`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AnularBody {
+pub struct ReferenciaBody {
     pub referencia: String,
 }
 

@@ -84,11 +84,18 @@ pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
     })
 }
 
-/// Voids a referencia: the payment made with it if there is one, otherwise a record
-/// that no charge may be made with it from now on.
-pub fn void(conn: &mut Connection, referencia: &str) -> rusqlite::Result<Pago> {
+/// Voids a referencia: the payment made with it if there is one (refunded first
+/// when `refund` and it was approved), otherwise a record that no charge may be made
+/// with it from now on.
+pub fn void(conn: &mut Connection, referencia: &str, refund: bool) -> rusqlite::Result<Pago> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if let Some(previo) = by_referencia(&tx, referencia)? {
+    if let Some(mut previo) = by_referencia(&tx, referencia)? {
+        if refund && previo.estado == EstadoPago::Aprobado {
+            tx.prepare_cached("UPDATE pagos SET estado = 'reembolsado' WHERE id = ?1")?
+                .execute([previo.pago_id])?;
+            tx.commit()?;
+            previo.estado = EstadoPago::Reembolsado;
+        }
         return Ok(previo);
     }
     let pago = tx

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::model::{AnularBody, Cobro, PagarBody};
+use super::model::{Cobro, PagarBody, ReferenciaBody};
 use super::repo;
 use crate::db::{Page, Pool, run_blocking};
 use crate::error::ApiError;
@@ -14,10 +14,24 @@ pub async fn pagar(pool: web::Data<Pool>, body: web::Json<PagarBody>) -> Result<
     Ok(HttpResponse::Created().json(pago))
 }
 
-pub async fn anular(pool: web::Data<Pool>, body: web::Json<AnularBody>) -> Result<HttpResponse, ApiError> {
+async fn void(pool: &Pool, body: ReferenciaBody, refund: bool) -> Result<HttpResponse, ApiError> {
     let referencia = input::text("referencia", &body.referencia)?;
-    let pago = run_blocking(&pool, move |conn| Ok(repo::void(conn, &referencia)?)).await?;
+    let pago = run_blocking(pool, move |conn| Ok(repo::void(conn, &referencia, refund)?)).await?;
     Ok(HttpResponse::Ok().json(pago))
+}
+
+pub async fn anular(
+    pool: web::Data<Pool>,
+    body: web::Json<ReferenciaBody>,
+) -> Result<HttpResponse, ApiError> {
+    void(&pool, body.into_inner(), false).await
+}
+
+pub async fn reembolsar(
+    pool: web::Data<Pool>,
+    body: web::Json<ReferenciaBody>,
+) -> Result<HttpResponse, ApiError> {
+    void(&pool, body.into_inner(), true).await
 }
 
 pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {

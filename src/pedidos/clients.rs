@@ -93,7 +93,7 @@ pub struct PagarRequest<'a> {
 }
 
 #[derive(Debug, Serialize)]
-struct AnularRequest<'a> {
+struct ReferenciaRequest<'a> {
     referencia: &'a str,
 }
 
@@ -112,6 +112,11 @@ impl PagoAnswer {
     /// Whether this is a voided referencia rather than a charge.
     pub fn anulado(&self) -> bool {
         self.estado == "anulado"
+    }
+
+    /// Whether this charge was refunded.
+    pub fn reembolsado(&self) -> bool {
+        self.estado == "reembolsado"
     }
 }
 
@@ -207,8 +212,19 @@ impl Peers {
     /// The payment made with a `referencia`; if there is none, pagos voids the
     /// referencia so that no charge can be made with it any more (estado `anulado`).
     pub async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
-        let body = encode(&AnularRequest { referencia });
+        let body = encode(&ReferenciaRequest { referencia });
         let answer = self.pagos.call(Method::POST, "/anular", Some(body), None).await?;
+        decode(&self.pagos, StatusCode::OK, answer)
+    }
+
+    /// Makes sure no money is kept for a `referencia`: an approved payment is
+    /// refunded (estado `reembolsado`), a referencia never charged is voided.
+    pub async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+        let body = encode(&ReferenciaRequest { referencia });
+        let answer = self
+            .pagos
+            .call(Method::POST, "/reembolsar", Some(body), None)
+            .await?;
         decode(&self.pagos, StatusCode::OK, answer)
     }
 }

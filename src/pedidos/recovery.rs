@@ -7,8 +7,9 @@
 //!   found means `confirmado` or `rechazado`, exactly as the flow would have ended;
 //! - an order that owes work at inventario (`pendiente` confirmar or liberar, because
 //!   inventario was down) gets it done;
-//! - an order that failed while its charge's answer was lost has its referencia
-//!   voided at pagos, so the charge never happens (or, found, is reported for a refund).
+//! - an order that failed after its charge may have been made (the answer was lost,
+//!   or a reservation expired before it was confirmed) has its referencia voided at
+//!   pagos, so the charge never happens, or refunded if it did.
 //!
 //! pagos settles an order left `pendiente` after its reservations were recorded the
 //! same way: `POST /anular` returns the charge if it was made, or voids the
@@ -180,21 +181,22 @@ async fn resolve(ctx: &Contexto<'_>, pedido: &mut Pedido) -> Result<(), ApiError
     saga::save(ctx.pool, pedido).await
 }
 
-/// For an order that failed while its charge's answer was lost: voids the
-/// referencia at pagos, or finds the charge and reports it for a refund.
+/// For an order that failed after its charge may have been made: makes sure pagos
+/// keeps no money for it (refunding the charge if it was made).
 async fn verify_payment(ctx: &Contexto<'_>, pedido: &mut Pedido) {
-    match ctx.peers.anular(&pedido.clave(ctx.prefijo)).await {
-        Ok(pago) if pago.aprobado() => {
-            let detail = format!(
-                "pedido {} failed but pagos charged it (pago {}); refund it by hand",
-                pedido.id, pago.pago_id
-            );
-            log::error!(target: LOG_TARGET, "{detail}");
-            pedido.pago_id = Some(pago.pago_id);
-            pedido.motivo = Some(detail);
+    match ctx.peers.reembolsar(&pedido.clave(ctx.prefijo)).await {
+        Ok(pago) => {
+            if pago.reembolsado() {
+                let detail = format!(
+                    "pedido {} failed after it was charged; pago {} refunded",
+                    pedido.id, pago.pago_id
+                );
+                log::warn!(target: LOG_TARGET, "{detail}");
+                pedido.pago_id = Some(pago.pago_id);
+                pedido.motivo = Some(detail);
+            }
             pedido.verificar_pago = false;
         }
-        Ok(_) => pedido.verificar_pago = false,
         Err(e) => log::warn!(target: LOG_TARGET, "pedido {}: payment not verified yet: {e}", pedido.id),
     }
 }

@@ -297,7 +297,10 @@ fn never_connected(error: &SendRequestError) -> bool {
     match error {
         SendRequestError::Connect(ConnectError::Io(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
         SendRequestError::Connect(
-            ConnectError::Timeout | ConnectError::Resolver(_) | ConnectError::NoRecords | ConnectError::Unresolved,
+            ConnectError::Timeout
+            | ConnectError::Resolver(_)
+            | ConnectError::NoRecords
+            | ConnectError::Unresolved,
         ) => true,
         _ => false,
     }

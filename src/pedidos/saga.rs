@@ -158,7 +158,7 @@ async fn steps(
         Err(e) => {
             // The order fails and gives its units back now. If the charge may have
             // reached pagos, recovery voids its referencia: it then never happens,
-            // or it is found and reported for a refund.
+            // or, if it did, it is refunded.
             if may_have_reached(&e) {
                 log::warn!(
                     target: LOG_TARGET,
@@ -332,7 +332,7 @@ pub async fn conclude(ctx: &Contexto<'_>, pedido: &mut Pedido, pago: &PagoAnswer
 /// Does the work at inventario the order owes (`pendiente`), line by line, and
 /// clears it once every line is done. A reservation that can no longer be confirmed
 /// (it expired) turns a charged order into `fallido`: its other reservations are
-/// released and the refund is left to a person, loudly.
+/// released and recovery refunds the payment.
 pub async fn settle(ctx: &Contexto<'_>, pedido: &mut Pedido) {
     let Some(pendiente) = pedido.pendiente else {
         return;
@@ -355,13 +355,14 @@ pub async fn settle(ctx: &Contexto<'_>, pedido: &mut Pedido) {
             Err(e) if e.refused_status().is_some() => {
                 let detail = format!(
                     "pedido {} was charged (pago {}) but a reservation can no longer be confirmed ({e}); \
-                     refund it by hand",
+                     the payment is refunded",
                     pedido.id,
                     pedido.pago_id.unwrap_or_default()
                 );
                 log::error!(target: LOG_TARGET, "{detail}");
                 pedido.estado = EstadoPedido::Fallido;
                 pedido.motivo = Some(detail);
+                pedido.verificar_pago = true;
                 pedido.pendiente = Some(Pendiente::Liberar);
                 Box::pin(settle(ctx, pedido)).await;
                 return;

@@ -99,6 +99,22 @@ impl TestApp {
 
     /// Starts one service on `addr` (port 0 for any), with the given peers for pedidos.
     pub fn start_service(&mut self, service: Service, addr: SocketAddr, peers: PeerSettings) {
+        self.start_one(service, addr, peers, DEFAULT_RESERVATION_TTL);
+    }
+
+    /// Starts one service on any port, its reservations lasting `ttl`.
+    pub fn start_service_with_ttl(&mut self, service: Service, ttl: Duration) {
+        let any = "127.0.0.1:0".parse().expect("an address");
+        self.start_one(service, any, fast_peers(), ttl);
+    }
+
+    fn start_one(
+        &mut self,
+        service: Service,
+        addr: SocketAddr,
+        peers: PeerSettings,
+        reservation_ttl: Duration,
+    ) {
         let target = match service {
             Service::Productos => Target::Productos,
             Service::Inventario => Target::Inventario,
@@ -109,7 +125,7 @@ impl TestApp {
             target,
             services: vec![service_settings(self.dir.path(), service, addr)],
             peers,
-            reservation_ttl: DEFAULT_RESERVATION_TTL,
+            reservation_ttl,
             log_dir: self.dir.path().to_path_buf(),
         };
         self.start(&settings);

@@ -3,7 +3,9 @@
 
 mod auth;
 mod cli;
+mod expiry;
 mod helpers;
+mod idempotencia;
 mod inventario;
 mod pagos;
 mod pedidos;
