@@ -17,6 +17,8 @@ use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
 
 /// The default shared token of the original design.
 pub const DEFAULT_TOKEN: &str = "penguin-secret";
+/// How long a request may take by default, body included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long an unconfirmed reservation holds its units by default: ten minutes.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
 
@@ -124,6 +126,10 @@ pub struct ServeArgs {
     #[arg(long, env = "RECOVERY_INTERVAL", value_name = "SECS")]
     pub recovery_interval: Option<String>,
 
+    /// Seconds a whole request may take before it is answered 408 [default: 60]
+    #[arg(long, env = "REQUEST_TIMEOUT", value_name = "SECS")]
+    pub request_timeout: Option<String>,
+
     /// pedidos: time to connect to a peer, in milliseconds [default: 1000]
     #[arg(long, env = "PEER_CONNECT_TIMEOUT_MS", value_name = "MS")]
     pub peer_connect_timeout_ms: Option<String>,
@@ -187,6 +193,8 @@ pub struct ServiceSettings {
     pub token: String,
     pub db_path: PathBuf,
     pub workers: usize,
+    /// The longest a request may take, body included.
+    pub request_timeout: Duration,
 }
 
 /// Where pedidos finds its peers and how it treats them.
@@ -292,6 +300,7 @@ impl Layers<'_> {
             "PEER_MAX_CONNECTIONS" => a.peer_max_connections.as_ref(),
             "RESERVATION_TTL" => a.reservation_ttl.as_ref(),
             "RECOVERY_INTERVAL" => a.recovery_interval.as_ref(),
+            "REQUEST_TIMEOUT" => a.request_timeout.as_ref(),
             _ => None,
         }
     }
@@ -453,12 +462,14 @@ impl Settings {
             if workers == 0 {
                 return Err(ConfigError::new("WORKERS=0: a service needs at least one worker"));
             }
+            let request_timeout = layers.seconds("REQUEST_TIMEOUT", &config, DEFAULT_REQUEST_TIMEOUT)?;
             services.push(ServiceSettings {
                 service,
                 addr: SocketAddr::new(host, port),
                 token,
                 db_path,
                 workers,
+                request_timeout,
             });
             configs.insert(service, config);
         }

@@ -29,6 +29,9 @@ pub enum ApiError {
     /// 405: the route exists but not with this method; `allow` lists the methods it takes.
     #[error("method not allowed; this route accepts {allow}")]
     MethodNotAllowed { allow: &'static str },
+    /// 408: the request took longer than the server allows (a body that never ends).
+    #[error("the request took longer than {0} s")]
+    RequestTimeout(u64),
     /// 409: a conflict with the current state (not enough stock, ...).
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
@@ -103,6 +106,7 @@ impl ApiError {
             | Self::Unavailable { code, .. } => code,
             Self::Unauthorized => "unauthorized",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Internal(_) => "internal_error",
@@ -125,6 +129,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -16,7 +16,7 @@ use rusqlite_migration::Migrations;
 
 use crate::auth::{ServiceToken, require_token};
 use crate::config::{PeerSettings, Service, ServiceSettings, Settings, Target};
-use crate::error::{json_config, not_found, path_config, query_config};
+use crate::error::{ApiError, json_config, method_not_allowed, not_found, path_config, query_config};
 use crate::{db, inventario, pagos, pedidos, productos};
 
 /// The services of one `penguin serve`, bound and ready to run.
@@ -131,6 +131,7 @@ fn build_server(
 ) -> std::io::Result<Server> {
     let service = settings.service;
     let name = service.name();
+    let request_timeout = settings.request_timeout;
     let token = settings.token.clone();
     let pool = web::Data::new(pool);
     let service_token = web::Data::new(ServiceToken::new(&token));
@@ -157,26 +158,33 @@ fn build_server(
                 .app_data(web::Data::new(pedidos::Peers::new(&peers, &token, breakers)))
                 .app_data(web::Data::from(instancia.clone()));
         }
-        app.service(web::resource("/health").route(web::get().to(health)))
-            .configure(configure)
-            .default_service(web::to(not_found))
-            .wrap(from_fn(require_token))
-            .wrap_fn(move |req, srv| {
-                let started = Instant::now();
-                let method = req.method().clone();
-                let path = req.path().to_owned();
-                let response = srv.call(req);
-                async move {
-                    let response = response.await;
-                    let status = match &response {
-                        Ok(r) => r.status(),
-                        Err(e) => e.as_response_error().status_code(),
-                    };
-                    let millis = started.elapsed().as_secs_f64() * 1000.0;
-                    log::info!(target: name, "{method} {path} {} {millis:.2}ms", status.as_u16());
-                    response
-                }
-            })
+        app.service(
+            web::resource("/health")
+                .route(web::get().to(health))
+                .default_service(web::to(method_not_allowed("GET"))),
+        )
+        .configure(configure)
+        .default_service(web::to(not_found))
+        .wrap(from_fn(require_token))
+        .wrap_fn(move |req, srv| {
+            let started = Instant::now();
+            let method = req.method().clone();
+            let path = req.path().to_owned();
+            let response = srv.call(req);
+            async move {
+                // A client that never finishes sending its body holds no worker for long.
+                let response = actix_web::rt::time::timeout(request_timeout, response)
+                    .await
+                    .unwrap_or_else(|_| Err(ApiError::RequestTimeout(request_timeout.as_secs()).into()));
+                let status = match &response {
+                    Ok(r) => r.status(),
+                    Err(e) => e.as_response_error().status_code(),
+                };
+                let millis = started.elapsed().as_secs_f64() * 1000.0;
+                log::info!(target: name, "{method} {path} {} {millis:.2}ms", status.as_u16());
+                response
+            }
+        })
     })
     .workers(settings.workers)
     .keep_alive(Duration::from_secs(60))

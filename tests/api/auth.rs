@@ -127,3 +127,31 @@ async fn bodies_must_be_json_and_at_most_64_kib() {
     assert_eq!(body["error"], "malformed_json");
     assert_eq!(app.get(Service::Productos, "/productos").await.body, json!([]));
 }
+
+#[actix_web::test]
+async fn a_client_that_never_finishes_its_body_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn_all().await;
+    let addr = app
+        .url(Service::Productos)
+        .trim_start_matches("http://")
+        .to_string();
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /productos HTTP/1.1\r\nHost: penguin\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"nombre\": "
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        socket.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the server never cut the client off");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert_eq!(app.get(Service::Productos, "/productos").await.body, json!([]));
+}

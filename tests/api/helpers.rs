@@ -35,6 +35,7 @@ fn service_settings(dir: &Path, service: Service, addr: SocketAddr) -> ServiceSe
         token: TOKEN.into(),
         db_path: dir.join(format!("{}.db", service.name())),
         workers: 2,
+        request_timeout: Duration::from_secs(5),
     }
 }
 
