@@ -37,7 +37,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start one service, or all four in one process (each on its own port).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Drive a running penguin with shop traffic and report throughput and latency.
+    Loadgen(Box<crate::loadgen::LoadgenArgs>),
 }
 
 /// What `penguin serve` starts.

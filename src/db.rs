@@ -1,12 +1,16 @@
-//! Each service's SQLite file: a pool of connections with the same PRAGMAs, the
-//! service's embedded migrations applied at start, and [`run_blocking`], the one way
-//! handlers reach the database (off the async workers).
+//! Each service's SQLite file: a pool of connections for reads and one connection
+//! for writes, all with the same PRAGMAs; the service's embedded migrations applied
+//! at start; and [`run_blocking`] (reads) and [`run_write`] (writes), the only ways
+//! handlers reach the database, both off the async workers.
 //!
 //! WAL lets readers run beside the one writer; `synchronous=NORMAL` in WAL mode keeps
 //! every committed transaction across a crash of the process (only a power loss may
-//! drop the last ones); writes that read first start with `BEGIN IMMEDIATE`.
+//! drop the last ones); writes that read first start with `BEGIN IMMEDIATE`. Writers
+//! queue on a mutex around the write connection instead of on SQLite's busy handler,
+//! which sleeps and retries and would make concurrent writers wait milliseconds each.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix_web::web;
@@ -16,7 +20,19 @@ use rusqlite_migration::Migrations;
 
 use crate::error::ApiError;
 
-pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+/// A service's database: pooled connections for reads, one connection for writes.
+#[derive(Clone)]
+pub struct Pool {
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    writer: Arc<Mutex<Connection>>,
+}
+
+impl Pool {
+    /// A pooled connection, for reads at start-up (outside any request).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, r2d2::Error> {
+        self.readers.get()
+    }
+}
 
 /// How long a writer waits for the write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,26 +57,46 @@ pub fn open(path: &Path, migrations: &Migrations<'static>) -> Result<Pool, Strin
     let mut conn = Connection::open(path).map_err(|e| fail(&e))?;
     configure(&mut conn).map_err(|e| fail(&e))?;
     migrations.to_latest(&mut conn).map_err(|e| fail(&e))?;
-    drop(conn);
 
     let manager = SqliteConnectionManager::file(path).with_init(configure);
-    r2d2::Pool::builder()
+    let readers = r2d2::Pool::builder()
         .max_size(POOL_SIZE)
         .min_idle(Some(2))
         .connection_timeout(BUSY_TIMEOUT)
         .build(manager)
-        .map_err(|e| fail(&e))
+        .map_err(|e| fail(&e))?;
+    Ok(Pool {
+        readers,
+        writer: Arc::new(Mutex::new(conn)),
+    })
 }
 
-/// Runs `f` with a pooled connection on the blocking thread pool.
+/// Runs `f`, which only reads, with a pooled connection on the blocking thread pool.
 pub async fn run_blocking<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    let pool = pool.clone();
+    let readers = pool.readers.clone();
     web::block(move || {
-        let mut conn = pool.get()?;
+        let mut conn = readers.get()?;
+        f(&mut conn)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+/// Runs `f`, which writes, with the write connection on the blocking thread pool,
+/// one writer at a time.
+pub async fn run_write<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let writer = pool.writer.clone();
+    web::block(move || {
+        // A panic inside `f` rolled its transaction back as it unwound.
+        let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut conn)
     })
     .await

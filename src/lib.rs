@@ -16,6 +16,7 @@
 //! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, pagination.
 //! - `money`: exact amounts in integer hundredths.
 //! - `input`: edge validation of names, ids and quantities.
+//! - `loadgen`: `penguin loadgen`, a load generator that talks to penguin over HTTP.
 //! - `productos`, `inventario`, `pagos`, `pedidos`: one module per service, each with
 //!   its route table (`configure`), handlers, SQL and models; pedidos adds its peer
 //!   clients, resilience (retries, timeouts, breakers) and the order flow (`saga`).
@@ -26,6 +27,7 @@ pub mod db;
 pub mod error;
 pub mod input;
 pub mod inventario;
+pub mod loadgen;
 pub mod logging;
 pub mod money;
 pub mod pagos;

@@ -49,6 +49,13 @@ fn main() -> ExitCode {
             };
             serve(&settings)
         }
+        Command::Loadgen(args) => match penguin::loadgen::run(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("penguin loadgen: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -20,7 +20,7 @@ use rusqlite_migration::{M, Migrations};
 
 pub use routes::ReservationTtl;
 
-use crate::db::{Pool, run_blocking};
+use crate::db::{Pool, run_write};
 
 use crate::error::method_not_allowed;
 
@@ -71,7 +71,7 @@ pub fn spawn_expiry(pool: Pool, ttl: Duration) {
     actix_web::rt::spawn(async move {
         loop {
             actix_web::rt::time::sleep(every).await;
-            match run_blocking(&pool, |conn| Ok(repo::expire_due(conn)?)).await {
+            match run_write(&pool, |conn| Ok(repo::expire_due(conn)?)).await {
                 Ok(0) => {}
                 Ok(n) => log::info!(target: "inventario", "released {n} expired reservations"),
                 Err(e) => log::warn!(target: "inventario", "could not release expired reservations: {e}"),

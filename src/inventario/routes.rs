@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::model::{ReservaRef, ReservaRefBody, Unidades, UnidadesBody};
 use super::repo;
-use crate::db::{Pool, run_blocking};
+use crate::db::{Pool, run_blocking, run_write};
 use crate::error::ApiError;
 use crate::input;
 
@@ -19,7 +19,7 @@ pub async fn cargar_stock(
     body: web::Json<UnidadesBody>,
 ) -> Result<HttpResponse, ApiError> {
     let unidades = Unidades::stock(body.into_inner())?;
-    let stock = run_blocking(&pool, move |conn| Ok(repo::set_stock(conn, unidades)?)).await?;
+    let stock = run_write(&pool, move |conn| Ok(repo::set_stock(conn, unidades)?)).await?;
     Ok(HttpResponse::Ok().json(stock))
 }
 
@@ -46,7 +46,7 @@ pub async fn reservar(
     let unidades = Unidades::reserva(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
     let ttl = ttl.0;
-    let reserva = run_blocking(&pool, move |conn| {
+    let reserva = run_write(&pool, move |conn| {
         repo::reserve(conn, unidades, clave.as_deref(), ttl)
     })
     .await?;
@@ -58,7 +58,7 @@ pub async fn liberar(
     body: web::Json<ReservaRefBody>,
 ) -> Result<HttpResponse, ApiError> {
     let referencia = ReservaRef::parse(body.into_inner())?;
-    let reserva = run_blocking(&pool, move |conn| repo::release(conn, &referencia)).await?;
+    let reserva = run_write(&pool, move |conn| repo::release(conn, &referencia)).await?;
     Ok(HttpResponse::Ok().json(reserva))
 }
 
@@ -67,6 +67,6 @@ pub async fn confirmar(
     body: web::Json<ReservaRefBody>,
 ) -> Result<HttpResponse, ApiError> {
     let referencia = ReservaRef::parse(body.into_inner())?;
-    let reserva = run_blocking(&pool, move |conn| repo::confirm(conn, &referencia)).await?;
+    let reserva = run_write(&pool, move |conn| repo::confirm(conn, &referencia)).await?;
     Ok(HttpResponse::Ok().json(reserva))
 }

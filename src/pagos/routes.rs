@@ -4,19 +4,19 @@ use actix_web::{HttpResponse, web};
 
 use super::model::{Cobro, PagarBody, ReferenciaBody};
 use super::repo;
-use crate::db::{Page, Pool, run_blocking};
+use crate::db::{Page, Pool, run_blocking, run_write};
 use crate::error::ApiError;
 use crate::input;
 
 pub async fn pagar(pool: web::Data<Pool>, body: web::Json<PagarBody>) -> Result<HttpResponse, ApiError> {
     let cobro = Cobro::parse(body.into_inner())?;
-    let pago = run_blocking(&pool, move |conn| repo::charge(conn, cobro)).await?;
+    let pago = run_write(&pool, move |conn| repo::charge(conn, cobro)).await?;
     Ok(HttpResponse::Created().json(pago))
 }
 
 async fn void(pool: &Pool, body: ReferenciaBody, refund: bool) -> Result<HttpResponse, ApiError> {
     let referencia = input::text("referencia", &body.referencia)?;
-    let pago = run_blocking(pool, move |conn| Ok(repo::void(conn, &referencia, refund)?)).await?;
+    let pago = run_write(pool, move |conn| Ok(repo::void(conn, &referencia, refund)?)).await?;
     Ok(HttpResponse::Ok().json(pago))
 }
 

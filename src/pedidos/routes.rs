@@ -11,7 +11,7 @@ use super::model::{NuevoPedido, Pedido, PedidoBody};
 use super::recovery::Instancia;
 use super::repo::{self, Alta};
 use super::saga::{self, Contexto};
-use crate::db::{Page, Pool, run_blocking};
+use crate::db::{Page, Pool, run_blocking, run_write};
 use crate::error::ApiError;
 use crate::input;
 
@@ -58,7 +58,7 @@ pub async fn crear(
     let nuevo = NuevoPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
     let recorded = nuevo.clone();
-    let alta = run_blocking(&pool, move |conn| {
+    let alta = run_write(&pool, move |conn| {
         Ok(repo::create(conn, &recorded, clave.as_deref())?)
     })
     .await?;

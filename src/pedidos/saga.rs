@@ -19,7 +19,7 @@ use super::clients::{PagarRequest, PagoAnswer, PeerError, Peers, ReservaRef};
 use super::model::{EstadoPedido, NuevoPedido, Paso, Pedido, Pendiente};
 use super::repo;
 use super::resilience::CallError;
-use crate::db::{Pool, run_blocking};
+use crate::db::{Pool, run_write};
 use crate::error::ApiError;
 use crate::money::{Money, MoneyError};
 
@@ -83,7 +83,7 @@ fn clave_linea(clave: &str, linea: usize) -> String {
 /// Records the order as it stands.
 pub async fn save(pool: &Pool, pedido: &mut Pedido) -> Result<(), ApiError> {
     let mut copia = pedido.clone();
-    let saved = run_blocking(pool, move |conn| {
+    let saved = run_write(pool, move |conn| {
         repo::save(conn, &mut copia)?;
         Ok(copia)
     })

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 
 use super::model::{CambioProducto, CambioProductoBody, NuevoProducto, NuevoProductoBody};
 use super::repo;
-use crate::db::{Page, Pool, run_blocking};
+use crate::db::{Page, Pool, run_blocking, run_write};
 use crate::error::ApiError;
 
 fn not_found(id: i64) -> ApiError {
@@ -17,7 +17,7 @@ pub async fn crear(
     body: web::Json<NuevoProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoProducto::parse(body.into_inner())?;
-    let producto = run_blocking(&pool, move |conn| Ok(repo::insert(conn, &nuevo)?)).await?;
+    let producto = run_write(&pool, move |conn| Ok(repo::insert(conn, &nuevo)?)).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/productos/{}", producto.id)))
         .json(producto))
@@ -44,7 +44,7 @@ pub async fn actualizar(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let cambio = CambioProducto::parse(body.into_inner())?;
-    let producto = run_blocking(&pool, move |conn| Ok(repo::update(conn, id, &cambio)?)).await?;
+    let producto = run_write(&pool, move |conn| Ok(repo::update(conn, id, &cambio)?)).await?;
     producto
         .map(|p| HttpResponse::Ok().json(p))
         .ok_or_else(|| not_found(id))
@@ -52,7 +52,7 @@ pub async fn actualizar(
 
 pub async fn borrar(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let deleted = run_blocking(&pool, move |conn| Ok(repo::delete(conn, id)?)).await?;
+    let deleted = run_write(&pool, move |conn| Ok(repo::delete(conn, id)?)).await?;
     if deleted {
         Ok(HttpResponse::NoContent().finish())
     } else {
