@@ -5,12 +5,18 @@
 //!
 //! WAL lets readers run beside the one writer; `synchronous=NORMAL` in WAL mode keeps
 //! every committed transaction across a crash of the process (only a power loss may
-//! drop the last ones); writes that read first start with `BEGIN IMMEDIATE`. Writers
-//! queue on a mutex around the write connection instead of on SQLite's busy handler,
-//! which sleeps and retries and would make concurrent writers wait milliseconds each.
+//! drop the last ones).
+//!
+//! Writes go to one writer thread per database, which owns the write connection. It
+//! takes the writes waiting for it, up to [`MAX_BATCH`], runs each in its own
+//! savepoint inside one `BEGIN IMMEDIATE` transaction, commits, and only then answers
+//! them (group commit): a write is answered once it is durable, a write that fails
+//! rolls back only its own savepoint, and concurrent writers neither sleep in
+//! SQLite's busy handler nor hand a lock to each other.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use actix_web::web;
@@ -20,11 +26,19 @@ use rusqlite_migration::Migrations;
 
 use crate::error::ApiError;
 
-/// A service's database: pooled connections for reads, one connection for writes.
+/// The most writes committed together.
+const MAX_BATCH: usize = 256;
+
+/// What a write hands back to the writer thread: how to answer once the commit is known.
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// A write, run by the writer thread on the write connection.
+type Write = Box<dyn FnOnce(&mut Connection) -> Answer + Send>;
+
+/// A service's database: pooled connections for reads, one writer thread for writes.
 #[derive(Clone)]
 pub struct Pool {
     readers: r2d2::Pool<SqliteConnectionManager>,
-    writer: Arc<Mutex<Connection>>,
+    writer: Sender<Write>,
 }
 
 impl Pool {
@@ -65,10 +79,44 @@ pub fn open(path: &Path, migrations: &Migrations<'static>) -> Result<Pool, Strin
         .connection_timeout(BUSY_TIMEOUT)
         .build(manager)
         .map_err(|e| fail(&e))?;
-    Ok(Pool {
-        readers,
-        writer: Arc::new(Mutex::new(conn)),
-    })
+    let (writer, writes) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("db-writer".into())
+        .spawn(move || write_loop(conn, writes))
+        .map_err(|e| fail(&e))?;
+    Ok(Pool { readers, writer })
+}
+
+/// The writer thread: batches of waiting writes, one transaction each.
+fn write_loop(mut conn: Connection, writes: Receiver<Write>) {
+    while let Ok(first) = writes.recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Without a batch transaction each write's savepoint is its own transaction.
+            log::warn!("database: cannot begin a batch ({e}); writing alone");
+            let answer = run_one(&mut conn, first);
+            answer(Ok(()));
+            continue;
+        }
+        let mut answers = vec![run_one(&mut conn, first)];
+        while answers.len() < MAX_BATCH {
+            match writes.try_recv() {
+                Ok(write) => answers.push(run_one(&mut conn, write)),
+                Err(_) => break,
+            }
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for answer in answers {
+            answer(committed.clone());
+        }
+    }
+}
+
+/// Runs one write; a write that panics is answered by dropping its channel.
+fn run_one(conn: &mut Connection, write: Write) -> Answer {
+    catch_unwind(AssertUnwindSafe(|| write(conn))).unwrap_or_else(|_| Box::new(|_| {}))
 }
 
 /// Runs `f`, which only reads, with a pooled connection on the blocking thread pool.
@@ -86,21 +134,27 @@ where
     .map_err(ApiError::internal)?
 }
 
-/// Runs `f`, which writes, with the write connection on the blocking thread pool,
-/// one writer at a time.
+/// Runs `f`, which writes, on the writer thread, and answers once it is committed.
+/// `f` must do its work in a savepoint (`conn.savepoint()`), which it commits or,
+/// on failure, drops to roll back.
 pub async fn run_write<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    let writer = pool.writer.clone();
-    web::block(move || {
-        // A panic inside `f` rolled its transaction back as it unwound.
-        let mut conn = writer.lock().unwrap_or_else(PoisonError::into_inner);
-        f(&mut conn)
-    })
-    .await
-    .map_err(ApiError::internal)?
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let write: Write = Box::new(move |conn| {
+        let result = f(conn);
+        Box::new(move |committed: Result<(), String>| {
+            let _ = answer.send(committed.map_err(ApiError::internal).and(result));
+        })
+    });
+    pool.writer
+        .send(write)
+        .map_err(|_| ApiError::internal("the database writer has stopped"))?;
+    answered
+        .await
+        .map_err(|_| ApiError::internal("a database write failed without an answer"))?
 }
 
 /// The wall clock as Unix milliseconds, for deadlines stored in the database.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{EstadoReserva, Reserva, ReservaRef, Stock, Unidades};
 use crate::db::now_millis;
@@ -64,7 +64,7 @@ pub fn get_stock(conn: &Connection, producto_id: i64) -> rusqlite::Result<Option
     .optional()
 }
 
-fn find(tx: &Transaction, referencia: &ReservaRef) -> rusqlite::Result<Option<Fila>> {
+fn find(tx: &Connection, referencia: &ReservaRef) -> rusqlite::Result<Option<Fila>> {
     match referencia {
         ReservaRef::Id(id) => tx
             .prepare_cached(&format!("SELECT {RESERVA_COLUMNS} FROM reservas WHERE id = ?1"))?
@@ -79,7 +79,7 @@ fn find(tx: &Transaction, referencia: &ReservaRef) -> rusqlite::Result<Option<Fi
 }
 
 /// Moves an active reservation to `to`, moving its units in the stock row to match.
-fn settle(tx: &Transaction, reserva: &mut Reserva, to: EstadoReserva) -> rusqlite::Result<()> {
+fn settle(tx: &Connection, reserva: &mut Reserva, to: EstadoReserva) -> rusqlite::Result<()> {
     let stock_change = match to {
         EstadoReserva::Confirmada => {
             "UPDATE stock SET reservado = reservado - ?2, confirmado = confirmado + ?2 WHERE producto_id = ?1"
@@ -95,7 +95,7 @@ fn settle(tx: &Transaction, reserva: &mut Reserva, to: EstadoReserva) -> rusqlit
 }
 
 /// Finds a reservation, expiring it first if its time ran out.
-fn find_current(tx: &Transaction, referencia: &ReservaRef) -> Result<Option<Reserva>, ApiError> {
+fn find_current(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, ApiError> {
     let Some(Fila {
         mut reserva,
         expira_en,
@@ -126,7 +126,7 @@ pub fn reserve(
     clave: Option<&str>,
     ttl: Duration,
 ) -> Result<Reserva, ApiError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     if let Some(clave) = clave
         && let Some(previa) = find_current(&tx, &ReservaRef::Clave(clave.to_string()))?
     {
@@ -188,7 +188,7 @@ pub fn reserve(
 /// Releasing an unknown key records it as released, so that a reservation asked for
 /// with that key later (a request that arrives late) takes nothing.
 pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, ApiError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     let reserva = match (find_current(&tx, referencia)?, referencia) {
         (Some(mut reserva), _) => {
             match reserva.estado {
@@ -227,7 +227,7 @@ pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
 /// Confirms a reservation: its units leave for good. Confirming twice is harmless;
 /// confirming a released or expired reservation is a `409`.
 pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, ApiError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     let Some(mut reserva) = find_current(&tx, referencia)? else {
         return Err(not_found(referencia));
     };
@@ -254,7 +254,7 @@ pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
 /// Releases every active reservation whose time ran out; returns how many.
 pub fn expire_due(conn: &mut Connection) -> rusqlite::Result<usize> {
     let now = now_millis();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     tx.prepare_cached(
         "UPDATE stock SET cantidad = cantidad + vencidas.unidades, reservado = reservado - vencidas.unidades
          FROM (SELECT producto_id, sum(cantidad) AS unidades FROM reservas

@@ -1,6 +1,6 @@
 //! SQL over `pagos.db`.
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{Cobro, EstadoPago, Pago};
 use crate::error::ApiError;
@@ -34,7 +34,7 @@ fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Option
 /// Records a charge. A charge whose `referencia` was already charged is not made
 /// again: the same request gets the first payment back, a different one a `409`.
 pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     if let Some(referencia) = &cobro.referencia
         && let Some(previo) = by_referencia(&tx, referencia)?
     {
@@ -88,7 +88,7 @@ pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
 /// when `refund` and it was approved), otherwise a record that no charge may be made
 /// with it from now on.
 pub fn void(conn: &mut Connection, referencia: &str, refund: bool) -> rusqlite::Result<Pago> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     if let Some(mut previo) = by_referencia(&tx, referencia)? {
         if refund && previo.estado == EstadoPago::Aprobado {
             tx.prepare_cached("UPDATE pagos SET estado = 'reembolsado' WHERE id = ?1")?

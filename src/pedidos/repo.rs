@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{EstadoPedido, NuevoPedido, Paso, Pedido, PedidoItem, Pendiente};
 use crate::db::now_millis;
@@ -92,7 +92,7 @@ pub enum Alta {
 /// Records a new order as `pendiente`, with its lines (and its idempotency key),
 /// before any peer is called.
 pub fn create(conn: &mut Connection, nuevo: &NuevoPedido, clave: Option<&str>) -> rusqlite::Result<Alta> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     let huella = clave.map(|_| nuevo.huella());
     if let Some(clave) = clave {
         let previa: Option<(String, i64)> = tx
@@ -144,7 +144,7 @@ pub fn create(conn: &mut Connection, nuevo: &NuevoPedido, clave: Option<&str>) -
 /// total, payment, reason, and each line's price and reservation.
 pub fn save(conn: &mut Connection, pedido: &mut Pedido) -> rusqlite::Result<()> {
     pedido.actualizado_en = now_millis();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.savepoint()?;
     tx.prepare_cached(
         "UPDATE pedidos SET estado = ?2, total = ?3, pago_id = ?4, motivo = ?5, paso = ?6, pendiente = ?7,
          respuesta = ?8, error = ?9, actualizado_en = ?10, verificar_pago = ?11 WHERE id = ?1",
