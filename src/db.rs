@@ -142,11 +142,27 @@ where
     F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
+    run_write_then(pool, f, |_| {}).await
+}
+
+/// [`run_write`], and `on_commit` with the result once the write is committed and
+/// before it is answered. The writer thread runs these in commit order, so an
+/// in-memory copy of the data that they update never sees an older write last.
+pub async fn run_write_then<T, F, C>(pool: &Pool, f: F, on_commit: C) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    C: FnOnce(&T) + Send + 'static,
+    T: Send + 'static,
+{
     let (answer, answered) = tokio::sync::oneshot::channel();
     let write: Write = Box::new(move |conn| {
         let result = f(conn);
         Box::new(move |committed: Result<(), String>| {
-            let _ = answer.send(committed.map_err(ApiError::internal).and(result));
+            let result = committed.map_err(ApiError::internal).and(result);
+            if let Ok(value) = &result {
+                on_commit(value);
+            }
+            let _ = answer.send(result);
         })
     });
     pool.writer

@@ -110,7 +110,12 @@ pub fn start(settings: &Settings) -> Result<Started, String> {
         } else {
             None
         };
-        let server = build_server(service, listener, pool, &peers, settings.reservation_ttl, pedidos)
+        let catalogo = if service.service == Service::Productos {
+            Some(Arc::new(productos::Catalogo::load(&pool).map_err(|e| format!("productos: {e}"))?))
+        } else {
+            None
+        };
+        let server = build_server(service, listener, pool, &peers, settings.reservation_ttl, pedidos, catalogo)
             .map_err(|e| format!("{}: cannot start: {e}", service.service))?;
         servers.push((service.service, addr, server));
     }
@@ -128,6 +133,7 @@ fn build_server(
     peers: &PeerSettings,
     reservation_ttl: Duration,
     pedidos: Option<(Arc<pedidos::Instancia>, pedidos::Breakers)>,
+    catalogo: Option<Arc<productos::Catalogo>>,
 ) -> std::io::Result<Server> {
     let service = settings.service;
     let name = service.name();
@@ -152,6 +158,9 @@ fn build_server(
             .app_data(json_config())
             .app_data(path_config())
             .app_data(query_config());
+        if let Some(catalogo) = &catalogo {
+            app = app.app_data(web::Data::from(catalogo.clone()));
+        }
         if let Some((instancia, breakers)) = &pedidos {
             // awc clients are not Send: each worker builds its own around the shared breakers.
             app = app

@@ -2,13 +2,19 @@
 //!
 //! Routes: `POST /productos`, `GET /productos`, `GET /productos/{id}`,
 //! `PUT /productos/{id}`, `DELETE /productos/{id}`.
+//!
+//! Reads come from the catalog in memory (`catalogo`), which every committed write
+//! keeps up to date; the app must hold a `web::Data<Catalogo>`.
 
+mod catalogo;
 mod model;
 mod repo;
 mod routes;
 
 use actix_web::web;
 use rusqlite_migration::{M, Migrations};
+
+pub use catalogo::Catalogo;
 
 use crate::error::method_not_allowed;
 

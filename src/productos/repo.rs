@@ -22,16 +22,11 @@ pub fn insert(conn: &Connection, nuevo: &NuevoProducto) -> rusqlite::Result<Prod
     .query_row(params![nuevo.nombre, nuevo.precio.hundredths()], producto)
 }
 
-pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Producto>> {
-    conn.prepare_cached("SELECT id, nombre, precio FROM productos ORDER BY id LIMIT ?1 OFFSET ?2")?
-        .query_map(params![limit, offset], producto)?
+/// Every product, in id order.
+pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Producto>> {
+    conn.prepare("SELECT id, nombre, precio FROM productos ORDER BY id")?
+        .query_map([], producto)?
         .collect()
-}
-
-pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Producto>> {
-    conn.prepare_cached("SELECT id, nombre, precio FROM productos WHERE id = ?1")?
-        .query_row([id], producto)
-        .optional()
 }
 
 /// Changes the given fields in one statement; `None` when there is no such product.

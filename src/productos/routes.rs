@@ -1,11 +1,13 @@
-//! Handlers of productos.
+//! Handlers of productos. Reads are answered from the in-memory [`Catalogo`]; writes
+//! go to the database and update the catalog once committed.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
+use super::catalogo::Catalogo;
 use super::model::{CambioProducto, CambioProductoBody, NuevoProducto, NuevoProductoBody};
 use super::repo;
-use crate::db::{Page, Pool, run_blocking, run_write};
+use crate::db::{Page, Pool, run_write_then};
 use crate::error::ApiError;
 
 fn not_found(id: i64) -> ApiError {
@@ -14,45 +16,74 @@ fn not_found(id: i64) -> ApiError {
 
 pub async fn crear(
     pool: web::Data<Pool>,
+    catalogo: web::Data<Catalogo>,
     body: web::Json<NuevoProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoProducto::parse(body.into_inner())?;
-    let producto = run_write(&pool, move |conn| Ok(repo::insert(conn, &nuevo)?)).await?;
+    let catalogo = catalogo.into_inner();
+    let producto = run_write_then(
+        &pool,
+        move |conn| Ok(repo::insert(conn, &nuevo)?),
+        move |producto| catalogo.put(producto),
+    )
+    .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/productos/{}", producto.id)))
         .json(producto))
 }
 
-pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+pub async fn listar(catalogo: web::Data<Catalogo>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
     let (limit, offset) = page.bounds()?;
-    let productos = run_blocking(&pool, move |conn| Ok(repo::list(conn, limit, offset)?)).await?;
-    Ok(HttpResponse::Ok().json(productos))
+    Ok(HttpResponse::Ok().json(catalogo.page(limit, offset)))
 }
 
-pub async fn obtener(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn obtener(catalogo: web::Data<Catalogo>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let producto = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
-    producto
+    catalogo
+        .get(id)
         .map(|p| HttpResponse::Ok().json(p))
         .ok_or_else(|| not_found(id))
 }
 
 pub async fn actualizar(
     pool: web::Data<Pool>,
+    catalogo: web::Data<Catalogo>,
     id: web::Path<i64>,
     body: web::Json<CambioProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let cambio = CambioProducto::parse(body.into_inner())?;
-    let producto = run_write(&pool, move |conn| Ok(repo::update(conn, id, &cambio)?)).await?;
-    producto
-        .map(|p| HttpResponse::Ok().json(p))
-        .ok_or_else(|| not_found(id))
+    let catalogo = catalogo.into_inner();
+    let producto = run_write_then(
+        &pool,
+        move |conn| Ok(repo::update(conn, id, &cambio)?),
+        move |producto| {
+            if let Some(producto) = producto {
+                catalogo.put(producto);
+            }
+        },
+    )
+    .await?;
+    producto.map(|p| HttpResponse::Ok().json(p)).ok_or_else(|| not_found(id))
 }
 
-pub async fn borrar(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn borrar(
+    pool: web::Data<Pool>,
+    catalogo: web::Data<Catalogo>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let deleted = run_write(&pool, move |conn| Ok(repo::delete(conn, id)?)).await?;
+    let catalogo = catalogo.into_inner();
+    let deleted = run_write_then(
+        &pool,
+        move |conn| Ok(repo::delete(conn, id)?),
+        move |deleted| {
+            if *deleted {
+                catalogo.remove(id);
+            }
+        },
+    )
+    .await?;
     if deleted {
         Ok(HttpResponse::NoContent().finish())
     } else {

@@ -1,0 +1,50 @@
+//! The catalog in memory: every product, loaded at start and kept up to date by each
+//! committed write, in commit order. Reads are answered from it without touching
+//! SQLite; the database stays the source of truth across restarts. It holds the
+//! whole catalog, which for a shop is thousands of products, not millions.
+
+use std::collections::BTreeMap;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::model::Producto;
+use super::repo;
+use crate::db::Pool;
+
+#[derive(Debug, Default)]
+pub struct Catalogo(RwLock<BTreeMap<i64, Producto>>);
+
+impl Catalogo {
+    /// Reads every product from the database.
+    pub fn load(pool: &Pool) -> Result<Self, String> {
+        let conn = pool.get().map_err(|e| e.to_string())?;
+        let productos = repo::all(&conn).map_err(|e| e.to_string())?;
+        Ok(Self(RwLock::new(productos.into_iter().map(|p| (p.id, p)).collect())))
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, BTreeMap<i64, Producto>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, BTreeMap<i64, Producto>> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, id: i64) -> Option<Producto> {
+        self.read().get(&id).cloned()
+    }
+
+    /// The products in id order, `limit` of them after skipping `offset`.
+    pub fn page(&self, limit: i64, offset: i64) -> Vec<Producto> {
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(limit).unwrap_or(0);
+        self.read().values().skip(skip).take(take).cloned().collect()
+    }
+
+    pub fn put(&self, producto: &Producto) {
+        self.write().insert(producto.id, producto.clone());
+    }
+
+    pub fn remove(&self, id: i64) {
+        self.write().remove(&id);
+    }
+}
