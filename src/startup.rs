@@ -111,12 +111,22 @@ pub fn start(settings: &Settings) -> Result<Started, String> {
             None
         };
         let catalogo = if service.service == Service::Productos {
-            Some(Arc::new(productos::Catalogo::load(&pool).map_err(|e| format!("productos: {e}"))?))
+            Some(Arc::new(
+                productos::Catalogo::load(&pool).map_err(|e| format!("productos: {e}"))?,
+            ))
         } else {
             None
         };
-        let server = build_server(service, listener, pool, &peers, settings.reservation_ttl, pedidos, catalogo)
-            .map_err(|e| format!("{}: cannot start: {e}", service.service))?;
+        let server = build_server(
+            service,
+            listener,
+            pool,
+            &peers,
+            settings.reservation_ttl,
+            pedidos,
+            catalogo,
+        )
+        .map_err(|e| format!("{}: cannot start: {e}", service.service))?;
         servers.push((service.service, addr, server));
     }
     Ok(Started { servers })

@@ -139,6 +139,9 @@ pub struct Pedido {
     /// Unix milliseconds of the last recorded change.
     #[serde(skip)]
     pub actualizado_en: i64,
+    /// Whether the lines' prices and reservations are recorded as they are now.
+    #[serde(skip)]
+    pub lineas_guardadas: bool,
 }
 
 impl Pedido {

@@ -49,6 +49,7 @@ fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
         actualizado_en: row.get(12)?,
         verificar_pago: row.get(13)?,
         items: Vec::new(),
+        lineas_guardadas: true,
     })
 }
 
@@ -162,7 +163,7 @@ pub fn save(conn: &mut Connection, pedido: &mut Pedido) -> rusqlite::Result<()> 
         pedido.actualizado_en,
         pedido.verificar_pago
     ])?;
-    {
+    if !pedido.lineas_guardadas {
         let mut update = tx.prepare_cached(
             "UPDATE pedido_items SET precio_unitario = ?3, reserva_id = ?4 WHERE pedido_id = ?1 AND linea = ?2",
         )?;
@@ -175,7 +176,9 @@ pub fn save(conn: &mut Connection, pedido: &mut Pedido) -> rusqlite::Result<()> 
             ])?;
         }
     }
-    tx.commit()
+    tx.commit()?;
+    pedido.lineas_guardadas = true;
+    Ok(())
 }
 
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pedido>> {

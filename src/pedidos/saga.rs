@@ -206,6 +206,7 @@ async fn price(peers: &Peers, pedido: &mut Pedido) -> Result<(), Fallo> {
         let subtotal = precio.times(item.cantidad).map_err(too_large)?;
         total = total.plus(subtotal).map_err(too_large)?;
         item.precio_unitario = Some(precio);
+        pedido.lineas_guardadas = false;
         item.subtotal = Some(subtotal);
     }
     pedido.total = total;
@@ -226,6 +227,7 @@ async fn reserve(ctx: &Contexto<'_>, pedido: &mut Pedido) -> Result<(), Fallo> {
         {
             Ok(reserva) if reserva.activa() => {
                 pedido.items[linea].reserva_id = Some(reserva.reserva_id);
+                pedido.lineas_guardadas = false;
                 continue;
             }
             Ok(reserva) => Fallo::new(

@@ -18,7 +18,9 @@ impl Catalogo {
     pub fn load(pool: &Pool) -> Result<Self, String> {
         let conn = pool.get().map_err(|e| e.to_string())?;
         let productos = repo::all(&conn).map_err(|e| e.to_string())?;
-        Ok(Self(RwLock::new(productos.into_iter().map(|p| (p.id, p)).collect())))
+        Ok(Self(RwLock::new(
+            productos.into_iter().map(|p| (p.id, p)).collect(),
+        )))
     }
 
     fn read(&self) -> RwLockReadGuard<'_, BTreeMap<i64, Producto>> {

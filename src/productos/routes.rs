@@ -64,7 +64,9 @@ pub async fn actualizar(
         },
     )
     .await?;
-    producto.map(|p| HttpResponse::Ok().json(p)).ok_or_else(|| not_found(id))
+    producto
+        .map(|p| HttpResponse::Ok().json(p))
+        .ok_or_else(|| not_found(id))
 }
 
 pub async fn borrar(
