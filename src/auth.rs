@@ -42,11 +42,11 @@ pub async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let mut presented = req.headers().get_all(header::AUTHORIZATION);
+    // Exactly one Authorization header: with a second one, right or wrong, it is refused.
+    let only = presented.next().filter(|_| presented.next().is_none());
     let admitted = is_public(&req)
-        || match (
-            req.app_data::<web::Data<ServiceToken>>(),
-            req.headers().get(header::AUTHORIZATION),
-        ) {
+        || match (req.app_data::<web::Data<ServiceToken>>(), only) {
             (Some(token), Some(value)) => token.admits(value.as_bytes()),
             _ => false,
         };

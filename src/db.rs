@@ -182,7 +182,6 @@ pub fn now_millis() -> i64 {
 
 /// `LIMIT`/`OFFSET` of a list route: `?limit=` (default 100, at most 1000) and `?offset=`.
 #[derive(Debug, Clone, Copy, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Page {
     limit: Option<u32>,
     offset: Option<u32>,

@@ -1,12 +1,12 @@
 //! The crate-wide API error and its JSON shape, `{"error": code, "detail": sentence}`.
 //!
-//! Every handler returns `Result<HttpResponse, ApiError>`; extractor failures (bad
-//! JSON, wrong content type, oversized bodies, bad path or query parameters) are
-//! turned into the same shape by [`json_config`], [`path_config`] and
+//! Every handler returns `Result<HttpResponse, ApiError>`; body failures (bad JSON,
+//! wrong content type, oversized bodies) come as `ApiError`s from `json::Json`, bad
+//! path or query parameters are turned into the same shape by [`path_config`] and
 //! [`query_config`], and unknown routes or methods by [`not_found`] and
 //! [`method_not_allowed`].
 
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
@@ -181,30 +181,6 @@ impl ApiError {
     fn logged(self, cause: &dyn std::fmt::Display) -> Self {
         log::warn!("{}: {cause}", self.code());
         self
-    }
-}
-
-/// JSON bodies: at most [`MAX_BODY_BYTES`], `application/json` only, errors as [`ApiError`].
-pub fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY_BYTES)
-        .error_handler(|err, _req| json_error(err).into())
-}
-
-fn json_error(err: JsonPayloadError) -> ApiError {
-    match err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::PayloadTooLarge
-        }
-        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType,
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::bad_request(
-            "invalid_body",
-            format!("the body has wrong or missing fields: {e}"),
-        ),
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-        }
-        other => ApiError::bad_request("invalid_body", format!("the body could not be read: {other}")),
     }
 }
 

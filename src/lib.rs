@@ -12,6 +12,7 @@
 //! - `startup`: binds, opens databases, builds one server per service, serves until shutdown.
 //! - `logging`: console and `logs.log`, written off the request path.
 //! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
+//! - `json`: the body extractor: JSON only, 64 KiB, objects for structs, exact decimals.
 //! - `auth`: the bearer-token middleware shared by the four apps.
 //! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, pagination.
 //! - `money`: exact amounts in integer hundredths.
@@ -27,6 +28,7 @@ pub mod db;
 pub mod error;
 pub mod input;
 pub mod inventario;
+pub mod json;
 pub mod loadgen;
 pub mod logging;
 pub mod money;

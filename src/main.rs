@@ -80,7 +80,10 @@ fn serve(settings: &Settings) -> ExitCode {
         started.run().await.map_err(|e| e.to_string())
     });
     let code = match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            log::info!("stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             log::error!("{e}");
             ExitCode::FAILURE

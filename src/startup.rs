@@ -16,7 +16,7 @@ use rusqlite_migration::Migrations;
 
 use crate::auth::{ServiceToken, require_token};
 use crate::config::{PeerSettings, Service, ServiceSettings, Settings, Target};
-use crate::error::{ApiError, json_config, method_not_allowed, not_found, path_config, query_config};
+use crate::error::{ApiError, method_not_allowed, not_found, path_config, query_config};
 use crate::{db, inventario, pagos, pedidos, productos};
 
 /// The services of one `penguin serve`, bound and ready to run.
@@ -165,7 +165,6 @@ fn build_server(
             .app_data(service_token.clone())
             .app_data(web::Data::new(service))
             .app_data(web::Data::new(inventario::ReservationTtl(reservation_ttl)))
-            .app_data(json_config())
             .app_data(path_config())
             .app_data(query_config());
         if let Some(catalogo) = &catalogo {

@@ -9,15 +9,13 @@ use super::repo;
 use crate::db::{Pool, run_blocking, run_write};
 use crate::error::ApiError;
 use crate::input;
+use crate::json::Json;
 
 /// How long a reservation holds its units unless confirmed or released.
 #[derive(Debug, Clone, Copy)]
 pub struct ReservationTtl(pub Duration);
 
-pub async fn cargar_stock(
-    pool: web::Data<Pool>,
-    body: web::Json<UnidadesBody>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn cargar_stock(pool: web::Data<Pool>, body: Json<UnidadesBody>) -> Result<HttpResponse, ApiError> {
     let unidades = Unidades::stock(body.into_inner())?;
     let stock = run_write(&pool, move |conn| Ok(repo::set_stock(conn, unidades)?)).await?;
     Ok(HttpResponse::Ok().json(stock))
@@ -41,7 +39,7 @@ pub async fn reservar(
     req: HttpRequest,
     pool: web::Data<Pool>,
     ttl: web::Data<ReservationTtl>,
-    body: web::Json<UnidadesBody>,
+    body: Json<UnidadesBody>,
 ) -> Result<HttpResponse, ApiError> {
     let unidades = Unidades::reserva(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
@@ -53,19 +51,13 @@ pub async fn reservar(
     Ok(HttpResponse::Created().json(reserva))
 }
 
-pub async fn liberar(
-    pool: web::Data<Pool>,
-    body: web::Json<ReservaRefBody>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn liberar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Result<HttpResponse, ApiError> {
     let referencia = ReservaRef::parse(body.into_inner())?;
     let reserva = run_write(&pool, move |conn| repo::release(conn, &referencia)).await?;
     Ok(HttpResponse::Ok().json(reserva))
 }
 
-pub async fn confirmar(
-    pool: web::Data<Pool>,
-    body: web::Json<ReservaRefBody>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn confirmar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Result<HttpResponse, ApiError> {
     let referencia = ReservaRef::parse(body.into_inner())?;
     let reserva = run_write(&pool, move |conn| repo::confirm(conn, &referencia)).await?;
     Ok(HttpResponse::Ok().json(reserva))

@@ -7,8 +7,9 @@ use super::repo;
 use crate::db::{Page, Pool, run_blocking, run_write};
 use crate::error::ApiError;
 use crate::input;
+use crate::json::Json;
 
-pub async fn pagar(pool: web::Data<Pool>, body: web::Json<PagarBody>) -> Result<HttpResponse, ApiError> {
+pub async fn pagar(pool: web::Data<Pool>, body: Json<PagarBody>) -> Result<HttpResponse, ApiError> {
     let cobro = Cobro::parse(body.into_inner())?;
     let pago = run_write(&pool, move |conn| repo::charge(conn, cobro)).await?;
     Ok(HttpResponse::Created().json(pago))
@@ -20,17 +21,11 @@ async fn void(pool: &Pool, body: ReferenciaBody, refund: bool) -> Result<HttpRes
     Ok(HttpResponse::Ok().json(pago))
 }
 
-pub async fn anular(
-    pool: web::Data<Pool>,
-    body: web::Json<ReferenciaBody>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn anular(pool: web::Data<Pool>, body: Json<ReferenciaBody>) -> Result<HttpResponse, ApiError> {
     void(&pool, body.into_inner(), false).await
 }
 
-pub async fn reembolsar(
-    pool: web::Data<Pool>,
-    body: web::Json<ReferenciaBody>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn reembolsar(pool: web::Data<Pool>, body: Json<ReferenciaBody>) -> Result<HttpResponse, ApiError> {
     void(&pool, body.into_inner(), true).await
 }
 

@@ -14,6 +14,7 @@ use super::saga::{self, Contexto};
 use crate::db::{Page, Pool, run_blocking, run_write};
 use crate::error::ApiError;
 use crate::input;
+use crate::json::Json;
 
 /// How long a retried request waits for the first one with its key to finish.
 const REPLAY_WAIT: Duration = Duration::from_secs(30);
@@ -53,7 +54,7 @@ pub async fn crear(
     pool: web::Data<Pool>,
     peers: web::Data<Peers>,
     instancia: web::Data<Instancia>,
-    body: web::Json<PedidoBody>,
+    body: Json<PedidoBody>,
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;

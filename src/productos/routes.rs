@@ -9,6 +9,7 @@ use super::model::{CambioProducto, CambioProductoBody, NuevoProducto, NuevoProdu
 use super::repo;
 use crate::db::{Page, Pool, run_write_then};
 use crate::error::ApiError;
+use crate::json::Json;
 
 fn not_found(id: i64) -> ApiError {
     ApiError::not_found("producto_not_found", format!("there is no producto {id}"))
@@ -17,7 +18,7 @@ fn not_found(id: i64) -> ApiError {
 pub async fn crear(
     pool: web::Data<Pool>,
     catalogo: web::Data<Catalogo>,
-    body: web::Json<NuevoProductoBody>,
+    body: Json<NuevoProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoProducto::parse(body.into_inner())?;
     let catalogo = catalogo.into_inner();
@@ -49,7 +50,7 @@ pub async fn actualizar(
     pool: web::Data<Pool>,
     catalogo: web::Data<Catalogo>,
     id: web::Path<i64>,
-    body: web::Json<CambioProductoBody>,
+    body: Json<CambioProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let cambio = CambioProducto::parse(body.into_inner())?;

@@ -155,3 +155,17 @@ async fn a_client_that_never_finishes_its_body_is_cut_off_with_408() {
     assert!(answer.contains("request_timeout"), "{answer}");
     assert_eq!(app.get(Service::Productos, "/productos").await.body, json!([]));
 }
+
+#[actix_web::test]
+async fn a_second_authorization_header_is_refused() {
+    let app = TestApp::spawn_all().await;
+    let response = app
+        .client
+        .get(format!("{}/productos", app.url(Service::Productos)))
+        .append_header(("Authorization", format!("Bearer {TOKEN}")))
+        .append_header(("Authorization", "Bearer wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}

@@ -105,6 +105,12 @@ async fn invalid_orders_are_refused_before_anything_is_recorded() {
         ),
         (json!({"items": [{"producto_id": hielo, "cantidad": 1}]}), 400),
         (json!({"items": "all", "pago": pago}), 400),
+        (json!([[[hielo, 1]], ["tarjeta", "PYG"]]), 400),
+        (json!({"items": [[hielo, 1]], "pago": pago}), 400),
+        (
+            json!({"items": [{"producto_id": hielo, "cantidad": 1}], "pago": ["tarjeta", "PYG"]}),
+            400,
+        ),
         (
             json!({"items": [{"producto_id": hielo, "cantidad": 1}], "pago": pago, "total": 1}),
             400,

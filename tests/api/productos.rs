@@ -149,6 +149,7 @@ async fn crear_refuses_invalid_products_with_a_json_error() {
         (json!({"nombre": "x", "precio": null}), 400),
         (json!({"nombre": "x", "precio": 1, "stock": 3}), 400),
         (json!([1, 2]), 400),
+        (json!(["arr", 1]), 400),
     ] {
         let answer = app.post(Productos, "/productos", body.clone()).await;
         assert_eq!(answer.status, status, "{body}: {answer:?}");
@@ -177,5 +178,30 @@ async fn names_with_quotes_sql_and_unicode_are_stored_as_given() {
             .unwrap()
             .len(),
         1
+    );
+}
+
+#[actix_web::test]
+async fn decimals_beyond_what_a_double_holds_are_still_refused() {
+    let app = TestApp::spawn_all().await;
+    for literal in ["1.999999999999999999999", "0.10000000000000000001", "1e-3"] {
+        let body = format!(r#"{{"nombre": "x", "precio": {literal}}}"#);
+        let mut response = app
+            .client
+            .post(format!("{}/productos", app.url(Productos)))
+            .insert_header(("Authorization", format!("Bearer {}", crate::helpers::TOKEN)))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 422, "{literal}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_value");
+    }
+    assert_eq!(app.get(Productos, "/productos").await.body, json!([]));
+    assert_eq!(
+        app.get(Productos, "/productos?_=123").await.status,
+        200,
+        "unknown query parameters are ignored"
     );
 }
