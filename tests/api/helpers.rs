@@ -158,11 +158,33 @@ impl TestApp {
         body: Option<&Value>,
         token: Option<&str>,
     ) -> Answer {
+        self.request_with_key(method, service, path, body, token, None)
+            .await
+    }
+
+    /// A request that also carries an `Idempotency-Key`.
+    pub async fn post_with_key(&self, service: Service, path: &str, body: &Value, key: &str) -> Answer {
+        self.request_with_key(Method::POST, service, path, Some(body), Some(TOKEN), Some(key))
+            .await
+    }
+
+    async fn request_with_key(
+        &self,
+        method: Method,
+        service: Service,
+        path: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+        key: Option<&str>,
+    ) -> Answer {
         let mut request = self
             .client
             .request(method, format!("{}{path}", self.url(service)));
         if let Some(token) = token {
             request = request.insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+        }
+        if let Some(key) = key {
+            request = request.insert_header(("Idempotency-Key", key));
         }
         let mut response = match body {
             Some(body) => request.send_json(body).await,

@@ -8,19 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TOKEN, TestApp};
 
 async fn pedir_con_clave(app: &TestApp, clave: &str, body: &Value) -> crate::helpers::Answer {
-    let mut request = app
-        .client
-        .post(format!("{}/pedidos", app.url(Pedidos)))
-        .insert_header(("Authorization", format!("Bearer {TOKEN}")))
-        .insert_header(("Idempotency-Key", clave));
-    request = request.insert_header(("Content-Type", "application/json"));
-    let mut response = request.send_json(body).await.expect("pedidos answers");
-    let bytes = response.body().await.expect("a body");
-    crate::helpers::Answer {
-        status: response.status().as_u16(),
-        headers: response.headers().clone(),
-        body: serde_json::from_slice(&bytes).expect("JSON"),
-    }
+    app.post_with_key(Pedidos, "/pedidos", body, clave).await
 }
 
 fn orden(producto_id: i64, cantidad: i64) -> Value {
@@ -86,21 +74,14 @@ async fn the_same_key_with_another_body_is_refused_with_422() {
 async fn a_reservation_key_reserves_once() {
     let app = TestApp::spawn_all().await;
     app.cargar_stock(1, 10).await;
-    let reservar = || async {
-        app.client
-            .post(format!("{}/reservar", app.url(Inventario)))
-            .insert_header(("Authorization", format!("Bearer {TOKEN}")))
-            .insert_header(("Idempotency-Key", "pedido-7-0"))
-            .send_json(&json!({"producto_id": 1, "cantidad": 4}))
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
-    let first = reservar().await;
-    let second = reservar().await;
-    assert_eq!(first, second);
+    let body = json!({"producto_id": 1, "cantidad": 4});
+    let first = app
+        .post_with_key(Inventario, "/reservar", &body, "pedido-7-0")
+        .await;
+    let second = app
+        .post_with_key(Inventario, "/reservar", &body, "pedido-7-0")
+        .await;
+    assert_eq!((first.status, &first.body), (second.status, &second.body));
     assert_eq!(app.stock(1).await, (6, 4, 0));
 
     // Released by its key, it gives the units back once.
@@ -120,18 +101,9 @@ async fn releasing_an_unused_key_stops_a_late_reservation_from_taking_anything()
         .await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body["estado"], "liberada");
-    let late = app
-        .client
-        .post(format!("{}/reservar", app.url(Inventario)))
-        .insert_header(("Authorization", format!("Bearer {TOKEN}")))
-        .insert_header(("Idempotency-Key", "tarde-0"))
-        .send_json(&json!({"producto_id": 1, "cantidad": 4}))
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    assert_eq!(late["estado"], "liberada");
+    let body = json!({"producto_id": 1, "cantidad": 4});
+    let late = app.post_with_key(Inventario, "/reservar", &body, "tarde-0").await;
+    assert_eq!(late.body["estado"], "liberada");
     assert_eq!(app.stock(1).await, (10, 0, 0));
 }
 
