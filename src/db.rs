@@ -87,10 +87,52 @@ pub fn open(path: &Path, migrations: &Migrations<'static>) -> Result<Pool, Strin
     Ok(Pool { readers, writer })
 }
 
+/// Runs a statement without parameters through the statement cache.
+fn execute_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// One write's savepoint: committed (released) on [`Savepoint::commit`], rolled back
+/// when dropped without it. Its statements are prepared once and cached, not parsed
+/// for every write as `rusqlite`'s own savepoints are.
+pub struct Savepoint<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Savepoint<'c> {
+    pub fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        execute_cached(conn, "SAVEPOINT penguin_write")?;
+        Ok(Self { conn, open: true })
+    }
+
+    pub fn commit(mut self) -> rusqlite::Result<()> {
+        self.open = false;
+        execute_cached(self.conn, "RELEASE penguin_write")
+    }
+}
+
+impl Drop for Savepoint<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = execute_cached(self.conn, "ROLLBACK TO penguin_write");
+            let _ = execute_cached(self.conn, "RELEASE penguin_write");
+        }
+    }
+}
+
+impl std::ops::Deref for Savepoint<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
 /// The writer thread: batches of waiting writes, one transaction each.
 fn write_loop(mut conn: Connection, writes: Receiver<Write>) {
     while let Ok(first) = writes.recv() {
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = execute_cached(&conn, "BEGIN IMMEDIATE") {
             // Without a batch transaction each write's savepoint is its own transaction.
             log::warn!("database: cannot begin a batch ({e}); writing alone");
             let answer = run_one(&mut conn, first);
@@ -104,9 +146,9 @@ fn write_loop(mut conn: Connection, writes: Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        let committed = execute_cached(&conn, "COMMIT").map_err(|e| e.to_string());
         if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = execute_cached(&conn, "ROLLBACK");
         }
         for answer in answers {
             answer(committed.clone());
@@ -135,8 +177,8 @@ where
 }
 
 /// Runs `f`, which writes, on the writer thread, and answers once it is committed.
-/// `f` must do its work in a savepoint (`conn.savepoint()`), which it commits or,
-/// on failure, drops to roll back.
+/// `f` must do its work in a [`Savepoint`], which it commits or, on failure, drops
+/// to roll back.
 pub async fn run_write<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{EstadoReserva, Reserva, ReservaRef, Stock, Unidades};
-use crate::db::now_millis;
+use crate::db::{Savepoint, now_millis};
 use crate::error::ApiError;
 
 const STOCK_COLUMNS: &str = "producto_id, cantidad, reservado, confirmado";
@@ -126,7 +126,7 @@ pub fn reserve(
     clave: Option<&str>,
     ttl: Duration,
 ) -> Result<Reserva, ApiError> {
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     if let Some(clave) = clave
         && let Some(previa) = find_current(&tx, &ReservaRef::Clave(clave.to_string()))?
     {
@@ -188,7 +188,7 @@ pub fn reserve(
 /// Releasing an unknown key records it as released, so that a reservation asked for
 /// with that key later (a request that arrives late) takes nothing.
 pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, ApiError> {
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     let reserva = match (find_current(&tx, referencia)?, referencia) {
         (Some(mut reserva), _) => {
             match reserva.estado {
@@ -227,7 +227,7 @@ pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
 /// Confirms a reservation: its units leave for good. Confirming twice is harmless;
 /// confirming a released or expired reservation is a `409`.
 pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, ApiError> {
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     let Some(mut reserva) = find_current(&tx, referencia)? else {
         return Err(not_found(referencia));
     };
@@ -254,7 +254,7 @@ pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
 /// Releases every active reservation whose time ran out; returns how many.
 pub fn expire_due(conn: &mut Connection) -> rusqlite::Result<usize> {
     let now = now_millis();
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     tx.prepare_cached(
         "UPDATE stock SET cantidad = cantidad + vencidas.unidades, reservado = reservado - vencidas.unidades
          FROM (SELECT producto_id, sum(cantidad) AS unidades FROM reservas

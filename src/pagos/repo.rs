@@ -3,6 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{Cobro, EstadoPago, Pago};
+use crate::db::Savepoint;
 use crate::error::ApiError;
 use crate::money::Money;
 
@@ -34,7 +35,7 @@ fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Option
 /// Records a charge. A charge whose `referencia` was already charged is not made
 /// again: the same request gets the first payment back, a different one a `409`.
 pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     if let Some(referencia) = &cobro.referencia
         && let Some(previo) = by_referencia(&tx, referencia)?
     {
@@ -88,7 +89,7 @@ pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
 /// when `refund` and it was approved), otherwise a record that no charge may be made
 /// with it from now on.
 pub fn void(conn: &mut Connection, referencia: &str, refund: bool) -> rusqlite::Result<Pago> {
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     if let Some(mut previo) = by_referencia(&tx, referencia)? {
         if refund && previo.estado == EstadoPago::Aprobado {
             tx.prepare_cached("UPDATE pagos SET estado = 'reembolsado' WHERE id = ?1")?

@@ -6,7 +6,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{EstadoPedido, NuevoPedido, Paso, Pedido, PedidoItem, Pendiente};
-use crate::db::now_millis;
+use crate::db::{Savepoint, now_millis};
 use crate::money::Money;
 
 const PEDIDO_COLUMNS: &str = "id, estado, total, moneda, medio, pago_id, motivo, creado_en, paso, pendiente, \
@@ -93,7 +93,7 @@ pub enum Alta {
 /// Records a new order as `pendiente`, with its lines (and its idempotency key),
 /// before any peer is called.
 pub fn create(conn: &mut Connection, nuevo: &NuevoPedido, clave: Option<&str>) -> rusqlite::Result<Alta> {
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     let huella = clave.map(|_| nuevo.huella());
     if let Some(clave) = clave {
         let previa: Option<(String, i64)> = tx
@@ -145,7 +145,7 @@ pub fn create(conn: &mut Connection, nuevo: &NuevoPedido, clave: Option<&str>) -
 /// total, payment, reason, and each line's price and reservation.
 pub fn save(conn: &mut Connection, pedido: &mut Pedido) -> rusqlite::Result<()> {
     pedido.actualizado_en = now_millis();
-    let tx = conn.savepoint()?;
+    let tx = Savepoint::begin(conn)?;
     tx.prepare_cached(
         "UPDATE pedidos SET estado = ?2, total = ?3, pago_id = ?4, motivo = ?5, paso = ?6, pendiente = ?7,
          respuesta = ?8, error = ?9, actualizado_en = ?10, verificar_pago = ?11 WHERE id = ?1",
