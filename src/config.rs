@@ -325,6 +325,21 @@ impl Layers<'_> {
     ) -> Result<T, ConfigError> {
         self.shared(key, config)
             .map_or(Ok(default), |v| parse(key, &v, what))
+            .map_err(|e| self.located(e, key, config))
+    }
+
+    /// Says which layer an invalid value came from.
+    fn located(&self, error: ConfigError, key: &str, config: &EnvFile) -> ConfigError {
+        let layer = if self.given(key).is_some() {
+            "a flag or the environment".to_string()
+        } else if self.dotenv.contains_key(key) {
+            ".env".to_string()
+        } else if config.contains_key(key) {
+            format!("{}/<service>.env", self.config_dir.display())
+        } else {
+            return error;
+        };
+        ConfigError::new(format!("{error} (set in {layer})"))
     }
 
     /// A number of seconds, fractions allowed, or `default` when no layer sets it.
@@ -336,7 +351,10 @@ impl Layers<'_> {
             .ok()
             .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
             .filter(|d| !d.is_zero())
-            .ok_or_else(|| ConfigError::new(format!("{key}={value:?} is not a positive number of seconds")))
+            .ok_or_else(|| {
+                let error = ConfigError::new(format!("{key}={value:?} is not a positive number of seconds"));
+                self.located(error, key, config)
+            })
     }
 
     /// A value that every service shares: flag or environment, `.env`, then any config file.
@@ -506,7 +524,9 @@ impl Settings {
         let d = PeerSettings::defaults();
         let value = |key: &str| layers.shared(key, config);
         let url = |key: &str, default: String| -> Result<String, ConfigError> {
-            value(key).map_or(Ok(default), |v| parse_peer_url(key, &v))
+            value(key)
+                .map_or(Ok(default), |v| parse_peer_url(key, &v))
+                .map_err(|e| layers.located(e, key, config))
         };
         let millis = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
             let ms: u64 = layers.setting(
