@@ -91,45 +91,89 @@ pub fn start(settings: &Settings) -> Result<Started, String> {
 
     let mut servers = Vec::with_capacity(bound.len());
     for (service, listener, addr) in bound {
-        let pool = db::open(&service.db_path, &migrations(service.service))
-            .map_err(|e| format!("{}: {e}", service.service))?;
-        if service.service == Service::Inventario {
-            inventario::spawn_expiry(pool.clone(), settings.reservation_ttl);
-        }
-        let pedidos = if service.service == Service::Pedidos {
-            let instancia = Arc::new(pedidos::Instancia::load(&pool).map_err(|e| format!("pedidos: {e}"))?);
-            let breakers = pedidos::Breakers::new(&peers);
-            pedidos::spawn_recovery(
-                pool.clone(),
-                instancia.clone(),
-                peers.clone(),
-                service.token.clone(),
-                breakers.clone(),
-            );
-            Some((instancia, breakers))
-        } else {
-            None
-        };
-        let catalogo = if service.service == Service::Productos {
-            Some(Arc::new(
-                productos::Catalogo::load(&pool).map_err(|e| format!("productos: {e}"))?,
-            ))
-        } else {
-            None
-        };
-        let server = build_server(
-            service,
-            listener,
-            pool,
-            &peers,
-            settings.reservation_ttl,
-            pedidos,
-            catalogo,
-        )
-        .map_err(|e| format!("{}: cannot start: {e}", service.service))?;
-        servers.push((service.service, addr, server));
+        let name = service.service;
+        let pool = db::open(&service.db_path, &migrations(name)).map_err(|e| format!("{name}: {e}"))?;
+        let state = State::start(service, &pool, &peers, settings.reservation_ttl)
+            .map_err(|e| format!("{name}: {e}"))?;
+        let server =
+            build_server(service, listener, pool, state).map_err(|e| format!("{name}: cannot start: {e}"))?;
+        servers.push((name, addr, server));
     }
     Ok(Started { servers })
+}
+
+/// What a service's app holds beside its pool: built once, shared by its workers.
+#[derive(Clone)]
+enum State {
+    Productos(Arc<productos::Catalogo>),
+    Inventario(inventario::ReservationTtl),
+    Pagos,
+    Pedidos {
+        instancia: Arc<pedidos::Instancia>,
+        breakers: pedidos::Breakers,
+        peers: Arc<PeerSettings>,
+    },
+}
+
+impl State {
+    /// Loads what the service keeps in memory and starts its background work:
+    /// reservation expiry (inventario), recovery (pedidos).
+    fn start(
+        service: &ServiceSettings,
+        pool: &db::Pool,
+        peers: &PeerSettings,
+        reservation_ttl: Duration,
+    ) -> Result<Self, String> {
+        Ok(match service.service {
+            Service::Productos => Self::Productos(Arc::new(productos::Catalogo::load(pool)?)),
+            Service::Inventario => {
+                inventario::spawn_expiry(pool.clone(), reservation_ttl);
+                Self::Inventario(inventario::ReservationTtl(reservation_ttl))
+            }
+            Service::Pagos => Self::Pagos,
+            Service::Pedidos => {
+                let instancia = Arc::new(pedidos::Instancia::load(pool)?);
+                let breakers = pedidos::Breakers::new(peers);
+                pedidos::spawn_recovery(
+                    pool.clone(),
+                    instancia.clone(),
+                    peers.clone(),
+                    service.token.clone(),
+                    breakers.clone(),
+                );
+                Self::Pedidos {
+                    instancia,
+                    breakers,
+                    peers: Arc::new(peers.clone()),
+                }
+            }
+        })
+    }
+
+    /// The service's route table, and its state as one worker's app data.
+    fn configure(&self, token: &str, cfg: &mut web::ServiceConfig) {
+        match self {
+            Self::Productos(catalogo) => {
+                cfg.app_data(web::Data::from(catalogo.clone()));
+                productos::configure(cfg);
+            }
+            Self::Inventario(ttl) => {
+                cfg.app_data(web::Data::new(*ttl));
+                inventario::configure(cfg);
+            }
+            Self::Pagos => pagos::configure(cfg),
+            Self::Pedidos {
+                instancia,
+                breakers,
+                peers,
+            } => {
+                // awc clients are not Send: each worker builds its own around the shared breakers.
+                cfg.app_data(web::Data::new(pedidos::Peers::new(peers, token, breakers)))
+                    .app_data(web::Data::from(instancia.clone()));
+                pedidos::configure(cfg);
+            }
+        }
+    }
 }
 
 async fn health(service: web::Data<Service>) -> HttpResponse {
@@ -140,10 +184,7 @@ fn build_server(
     settings: &ServiceSettings,
     listener: TcpListener,
     pool: db::Pool,
-    peers: &PeerSettings,
-    reservation_ttl: Duration,
-    pedidos: Option<(Arc<pedidos::Instancia>, pedidos::Breakers)>,
-    catalogo: Option<Arc<productos::Catalogo>>,
+    state: State,
 ) -> std::io::Result<Server> {
     let service = settings.service;
     let name = service.name();
@@ -151,58 +192,41 @@ fn build_server(
     let token = settings.token.clone();
     let pool = web::Data::new(pool);
     let service_token = web::Data::new(ServiceToken::new(&token));
-    let peers = peers.clone();
-    let configure: fn(&mut web::ServiceConfig) = match service {
-        Service::Productos => productos::configure,
-        Service::Inventario => inventario::configure,
-        Service::Pagos => pagos::configure,
-        Service::Pedidos => pedidos::configure,
-    };
 
     let server = HttpServer::new(move || {
-        let mut app = App::new()
+        App::new()
             .app_data(pool.clone())
             .app_data(service_token.clone())
             .app_data(web::Data::new(service))
-            .app_data(web::Data::new(inventario::ReservationTtl(reservation_ttl)))
             .app_data(path_config())
-            .app_data(query_config());
-        if let Some(catalogo) = &catalogo {
-            app = app.app_data(web::Data::from(catalogo.clone()));
-        }
-        if let Some((instancia, breakers)) = &pedidos {
-            // awc clients are not Send: each worker builds its own around the shared breakers.
-            app = app
-                .app_data(web::Data::new(pedidos::Peers::new(&peers, &token, breakers)))
-                .app_data(web::Data::from(instancia.clone()));
-        }
-        app.service(
-            web::resource("/health")
-                .route(web::get().to(health))
-                .default_service(web::to(method_not_allowed("GET"))),
-        )
-        .configure(configure)
-        .default_service(web::to(not_found))
-        .wrap(from_fn(require_token))
-        .wrap_fn(move |req, srv| {
-            let started = Instant::now();
-            let method = req.method().clone();
-            let path = req.path().to_owned();
-            let response = srv.call(req);
-            async move {
-                // A client that never finishes sending its body holds no worker for long.
-                let response = actix_web::rt::time::timeout(request_timeout, response)
-                    .await
-                    .unwrap_or_else(|_| Err(ApiError::RequestTimeout(request_timeout.as_secs()).into()));
-                let status = match &response {
-                    Ok(r) => r.status(),
-                    Err(e) => e.as_response_error().status_code(),
-                };
-                let millis = started.elapsed().as_secs_f64() * 1000.0;
-                log::info!(target: name, "{method} {path} {} {millis:.2}ms", status.as_u16());
-                response
-            }
-        })
+            .app_data(query_config())
+            .service(
+                web::resource("/health")
+                    .route(web::get().to(health))
+                    .default_service(web::to(method_not_allowed("GET"))),
+            )
+            .configure(|cfg| state.configure(&token, cfg))
+            .default_service(web::to(not_found))
+            .wrap(from_fn(require_token))
+            .wrap_fn(move |req, srv| {
+                let started = Instant::now();
+                let method = req.method().clone();
+                let path = req.path().to_owned();
+                let response = srv.call(req);
+                async move {
+                    // A client that never finishes sending its body holds no worker for long.
+                    let response = actix_web::rt::time::timeout(request_timeout, response)
+                        .await
+                        .unwrap_or_else(|_| Err(ApiError::RequestTimeout(request_timeout.as_secs()).into()));
+                    let status = match &response {
+                        Ok(r) => r.status(),
+                        Err(e) => e.as_response_error().status_code(),
+                    };
+                    let millis = started.elapsed().as_secs_f64() * 1000.0;
+                    log::info!(target: name, "{method} {path} {} {millis:.2}ms", status.as_u16());
+                    response
+                }
+            })
     })
     .workers(settings.workers)
     .keep_alive(Duration::from_secs(60))
