@@ -139,7 +139,18 @@ pub fn reserve(
                 format!("clave {clave:?} was used for a different reservation"),
             ));
         }
-        return Ok(previa);
+        return match previa.estado {
+            EstadoReserva::Activa | EstadoReserva::Confirmada => Ok(previa),
+            // A request arriving after its reservation was released (or its key was
+            // released before it came) takes nothing.
+            EstadoReserva::Liberada | EstadoReserva::Expirada => Err(ApiError::conflict(
+                "reserva_released",
+                format!(
+                    "the reservation with clave {clave:?} is {}; nothing was reserved",
+                    previa.estado.as_str()
+                ),
+            )),
+        };
     }
     let disponible: Option<i64> = tx
         .prepare_cached("SELECT cantidad FROM stock WHERE producto_id = ?1")?
@@ -237,8 +248,13 @@ pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
         EstadoReserva::Liberada | EstadoReserva::Expirada => {
             // The expiry found above must stay recorded even though the request fails.
             tx.commit()?;
+            let code = if reserva.estado == EstadoReserva::Expirada {
+                "reserva_expired"
+            } else {
+                "reserva_not_active"
+            };
             return Err(ApiError::conflict(
-                "reserva_not_active",
+                code,
                 format!(
                     "reserva {} is {}; it can no longer be confirmed",
                     reserva.reserva_id,

@@ -174,29 +174,9 @@ async fn resolve(ctx: &Contexto<'_>, pedido: &mut Pedido) -> Result<(), ApiError
         saga::record_answer(pedido, &outcome);
     } else {
         if pedido.verificar_pago {
-            verify_payment(ctx, pedido).await;
+            saga::refund(ctx, pedido).await;
         }
         saga::settle(ctx, pedido).await;
     }
     saga::save(ctx.pool, pedido).await
-}
-
-/// For an order that failed after its charge may have been made: makes sure pagos
-/// keeps no money for it (refunding the charge if it was made).
-async fn verify_payment(ctx: &Contexto<'_>, pedido: &mut Pedido) {
-    match ctx.peers.reembolsar(&pedido.clave(ctx.prefijo)).await {
-        Ok(pago) => {
-            if pago.reembolsado() {
-                let detail = format!(
-                    "pedido {} failed after it was charged; pago {} refunded",
-                    pedido.id, pago.pago_id
-                );
-                log::warn!(target: LOG_TARGET, "{detail}");
-                pedido.pago_id = Some(pago.pago_id);
-                pedido.motivo = Some(detail);
-            }
-            pedido.verificar_pago = false;
-        }
-        Err(e) => log::warn!(target: LOG_TARGET, "pedido {}: payment not verified yet: {e}", pedido.id),
-    }
 }

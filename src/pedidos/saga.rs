@@ -235,6 +235,11 @@ async fn reserve(ctx: &Contexto<'_>, pedido: &mut Pedido) -> Result<(), Fallo> {
                 "reserva_not_active",
                 format!("reserva {} was already {}", reserva.reserva_id, reserva.estado),
             ),
+            Err(PeerError::Refused {
+                status, code, detail, ..
+            }) if status == StatusCode::CONFLICT && code == "reserva_released" => {
+                Fallo::new(StatusCode::CONFLICT, "reserva_released", detail)
+            }
             Err(e) => match e.refused_status() {
                 Some(StatusCode::CONFLICT | StatusCode::NOT_FOUND) => Fallo::new(
                     StatusCode::CONFLICT,
@@ -365,6 +370,7 @@ pub async fn settle(ctx: &Contexto<'_>, pedido: &mut Pedido) {
                 pedido.estado = EstadoPedido::Fallido;
                 pedido.motivo = Some(detail);
                 pedido.verificar_pago = true;
+                refund(ctx, pedido).await;
                 pedido.pendiente = Some(Pendiente::Liberar);
                 Box::pin(settle(ctx, pedido)).await;
                 return;
@@ -383,5 +389,22 @@ pub async fn settle(ctx: &Contexto<'_>, pedido: &mut Pedido) {
     }
     if done {
         pedido.pendiente = None;
+    }
+}
+
+/// For an order that failed after its charge may have been made: makes sure pagos
+/// keeps no money for it, refunding the charge if it was made, or voiding the
+/// referencia so it never will be. Left to recovery (`verificar_pago`) if pagos
+/// does not answer.
+pub async fn refund(ctx: &Contexto<'_>, pedido: &mut Pedido) {
+    match ctx.peers.reembolsar(&pedido.clave(ctx.prefijo)).await {
+        Ok(pago) => {
+            if pago.reembolsado() {
+                log::warn!(target: LOG_TARGET, "pedido {} failed after it was charged; pago {} refunded", pedido.id, pago.pago_id);
+                pedido.pago_id = Some(pago.pago_id);
+            }
+            pedido.verificar_pago = false;
+        }
+        Err(e) => log::warn!(target: LOG_TARGET, "pedido {}: payment not verified yet: {e}", pedido.id),
     }
 }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use penguin::config::Service;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use penguin::config::PeerSettings;
+
+use crate::helpers::{Script, ScriptedPeer, TestApp, fast_peers};
 
 #[actix_web::test]
 async fn a_reservation_with_a_short_ttl_is_released_on_its_own() {
@@ -31,7 +33,7 @@ async fn a_reservation_with_a_short_ttl_is_released_on_its_own() {
         .post(Service::Inventario, "/confirmar", json!({"reserva_id": id}))
         .await;
     assert_eq!(answer.status, 409, "an expired reservation cannot be confirmed");
-    assert_eq!(answer.body["error"], "reserva_not_active");
+    assert_eq!(answer.body["error"], "reserva_expired");
     let answer = app
         .post(Service::Inventario, "/liberar", json!({"reserva_id": id}))
         .await;
@@ -40,4 +42,36 @@ async fn a_reservation_with_a_short_ttl_is_released_on_its_own() {
         (200, Some("expirada"))
     );
     assert_eq!(app.stock(1).await, (10, 0, 0));
+}
+
+#[actix_web::test]
+async fn a_reservation_that_expires_before_the_charge_answers_fails_the_order_and_refunds_it() {
+    const APPROVED: &str = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\
+                            connection: close\r\n\r\n{\"pago_id\": 9, \"estado\": \"aprobado\", \"monto\": 10, \
+                            \"moneda\": \"PYG\", \"medio\": \"t\", \"referencia\": \"r\"}";
+    let slow_pagos = ScriptedPeer::start(Script::Slow(Duration::from_millis(600), APPROVED)).await;
+    let mut app = TestApp::empty();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    app.start_service(Service::Productos, any, fast_peers());
+    app.start_service_with_ttl(Service::Inventario, Duration::from_millis(200));
+    let peers = PeerSettings {
+        products_url: app.url(Service::Productos).to_string(),
+        inventory_url: app.url(Service::Inventario).to_string(),
+        payments_url: slow_pagos.url(),
+        ..fast_peers()
+    };
+    app.start_service(Service::Pedidos, any, peers);
+    let hielo = app.crear_producto("Hielo", json!(10)).await;
+    app.cargar_stock(hielo, 10).await;
+
+    let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 409, "{answer:?}");
+    assert_eq!(answer.body["error"], "reserva_expired");
+    assert_eq!(answer.body["estado"], "fallido");
+    assert!(
+        answer.body["detail"].as_str().unwrap().contains("refunded"),
+        "{answer:?}"
+    );
+    assert_eq!(slow_pagos.requests(), 2, "the charge, then its refund");
+    assert_eq!(app.stock(hielo).await, (10, 0, 0), "no unit stays held or leaves");
 }

@@ -284,6 +284,8 @@ pub enum Script {
     Answer(&'static str),
     /// Keep the connection open and never answer: a hung peer.
     Hang,
+    /// Answer with these raw HTTP bytes after a while: a slow peer.
+    Slow(Duration, &'static str),
 }
 
 /// A peer that is not penguin: a real listener on a real port that treats every
@@ -319,6 +321,10 @@ impl ScriptedPeer {
                             let _ = socket.write_all(answer.as_bytes()).await;
                         }
                         Script::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+                        Script::Slow(delay, answer) => {
+                            tokio::time::sleep(delay).await;
+                            let _ = socket.write_all(answer.as_bytes()).await;
+                        }
                     }
                     let _ = socket.shutdown().await;
                 });

@@ -103,7 +103,8 @@ async fn releasing_an_unused_key_stops_a_late_reservation_from_taking_anything()
     assert_eq!(answer.body["estado"], "liberada");
     let body = json!({"producto_id": 1, "cantidad": 4});
     let late = app.post_with_key(Inventario, "/reservar", &body, "tarde-0").await;
-    assert_eq!(late.body["estado"], "liberada");
+    assert_eq!(late.status, 409, "{late:?}");
+    assert_eq!(late.body["error"], "reserva_released");
     assert_eq!(app.stock(1).await, (10, 0, 0));
 }
 
