@@ -133,9 +133,11 @@ impl Peers {
         let connector = awc::Connector::new()
             .timeout(settings.connect_timeout)
             .limit(settings.max_connections);
+        // The whole-attempt timeout (PEER_TIMEOUT_MS) is applied by `resilience` around
+        // sending and reading the answer; a second timer inside awc would only add work.
         let client = awc::Client::builder()
             .connector(connector)
-            .timeout(settings.timeout)
+            .disable_timeout()
             .disable_redirects()
             .finish();
         let peer = |name, url: &str, breaker| Peer::new(name, url, token, client.clone(), breaker, settings);
