@@ -136,7 +136,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PEER_CONNECT_TIMEOUT_MS", value_name = "MS")]
     pub peer_connect_timeout_ms: Option<String>,
 
-    /// pedidos: time for a whole peer call, in milliseconds [default: 2000]
+    /// pedidos: time for one attempt at a peer call, answer included, in milliseconds [default: 2000]
     #[arg(long, env = "PEER_TIMEOUT_MS", value_name = "MS")]
     pub peer_timeout_ms: Option<String>,
 
