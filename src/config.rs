@@ -69,8 +69,13 @@ pub struct ServeArgs {
     pub host: Option<String>,
 
     /// Shared bearer token that every request must carry [default: penguin-secret]
-    #[arg(long, env = "SERVICE_TOKEN", value_name = "TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    #[arg(
+        long = "token",
+        env = "SERVICE_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub service_token: Option<String>,
 
     /// SQLite file of the service (one service only) [default: <service>.db]
     #[arg(long, env = "DB_PATH", value_name = "FILE")]
@@ -272,39 +277,19 @@ fn read_env_file(path: &Path) -> Result<EnvFile, ConfigError> {
 
 /// The layers under the command line and the process environment.
 struct Layers<'a> {
-    args: &'a ServeArgs,
     matches: &'a ArgMatches,
     dotenv: EnvFile,
     config_dir: PathBuf,
 }
 
 impl Layers<'_> {
-    /// A value from a flag or the process environment (clap reads both).
+    /// A value from a flag or the process environment (clap reads both). Each flag's
+    /// id is its variable's name in lower case (`PEER_TIMEOUT_MS`: `peer_timeout_ms`).
     fn given(&self, key: &str) -> Option<&String> {
-        let a = self.args;
-        match key {
-            "PORT" => a.port.as_ref(),
-            "HOST" => a.host.as_ref(),
-            "SERVICE_TOKEN" => a.token.as_ref(),
-            "DB_PATH" => a.db_path.as_ref(),
-            "PRODUCTS_URL" => a.products_url.as_ref(),
-            "INVENTORY_URL" => a.inventory_url.as_ref(),
-            "PAYMENTS_URL" => a.payments_url.as_ref(),
-            "BASE_PORT" => a.base_port.as_ref(),
-            "DATA_DIR" => a.data_dir.as_ref(),
-            "WORKERS" => a.workers.as_ref(),
-            "RETRY_ATTEMPTS" => a.retry_attempts.as_ref(),
-            "RETRY_BACKOFF_MS" => a.retry_backoff_ms.as_ref(),
-            "BREAKER_FAILURES" => a.breaker_failures.as_ref(),
-            "BREAKER_OPEN_SECS" => a.breaker_open_secs.as_ref(),
-            "PEER_CONNECT_TIMEOUT_MS" => a.peer_connect_timeout_ms.as_ref(),
-            "PEER_TIMEOUT_MS" => a.peer_timeout_ms.as_ref(),
-            "PEER_MAX_CONNECTIONS" => a.peer_max_connections.as_ref(),
-            "RESERVATION_TTL" => a.reservation_ttl.as_ref(),
-            "RECOVERY_INTERVAL" => a.recovery_interval.as_ref(),
-            "REQUEST_TIMEOUT" => a.request_timeout.as_ref(),
-            _ => None,
-        }
+        self.matches
+            .try_get_one::<String>(&key.to_ascii_lowercase())
+            .ok()
+            .flatten()
     }
 
     fn given_as_flag(&self, id: &str) -> bool {
@@ -407,7 +392,6 @@ impl Settings {
             .or_else(|| dotenv.get("CONFIG_DIR").cloned())
             .unwrap_or_else(|| "config".into());
         let layers = Layers {
-            args,
             matches,
             dotenv,
             config_dir: PathBuf::from(config_dir),

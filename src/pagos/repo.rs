@@ -24,7 +24,8 @@ fn pago(row: &Row) -> rusqlite::Result<Pago> {
     })
 }
 
-fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Option<Pago>> {
+/// The payment made with a referencia, if any.
+pub fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Option<Pago>> {
     conn.prepare_cached(&format!(
         "SELECT {PAGO_COLUMNS} FROM pagos WHERE referencia = ?1 ORDER BY id LIMIT 1"
     ))?
@@ -113,10 +114,6 @@ pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pago>> {
     conn.prepare_cached(&format!("SELECT {PAGO_COLUMNS} FROM pagos WHERE id = ?1"))?
         .query_row([id], pago)
         .optional()
-}
-
-pub fn get_by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Option<Pago>> {
-    by_referencia(conn, referencia)
 }
 
 pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Pago>> {

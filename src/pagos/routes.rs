@@ -48,7 +48,7 @@ pub async fn por_referencia(
 ) -> Result<HttpResponse, ApiError> {
     let referencia = referencia.into_inner();
     let buscada = referencia.clone();
-    let pago = run_blocking(&pool, move |conn| Ok(repo::get_by_referencia(conn, &buscada)?)).await?;
+    let pago = run_blocking(&pool, move |conn| Ok(repo::by_referencia(conn, &buscada)?)).await?;
     pago.map(|p| HttpResponse::Ok().json(p)).ok_or_else(|| {
         ApiError::not_found(
             "pago_not_found",

@@ -172,63 +172,73 @@ impl Peers {
         cantidad: i64,
         clave: &str,
     ) -> Result<ReservaAnswer, PeerError> {
-        let body = encode(&ReservarRequest {
+        let body = ReservarRequest {
             producto_id,
             cantidad,
-        });
-        let answer = self
-            .inventario
-            .call(Method::POST, "/reservar", Some(body), Some(clave))
-            .await?;
-        decode(&self.inventario, StatusCode::CREATED, answer)
+        };
+        post(
+            &self.inventario,
+            "/reservar",
+            &body,
+            Some(clave),
+            StatusCode::CREATED,
+        )
+        .await
     }
 
     /// Releases a reservation; releasing one already released or expired is not an
     /// error, and releasing a key no reservation was made with makes sure none will be.
     pub async fn liberar(&self, reserva: &ReservaRef<'_>) -> Result<ReservaAnswer, PeerError> {
-        let answer = self
-            .inventario
-            .call(Method::POST, "/liberar", Some(encode(reserva)), None)
-            .await?;
-        decode(&self.inventario, StatusCode::OK, answer)
+        post(&self.inventario, "/liberar", reserva, None, StatusCode::OK).await
     }
 
     /// Confirms a reservation: its units leave for good. A `409` if it expired or was released.
     pub async fn confirmar(&self, reserva: &ReservaRef<'_>) -> Result<ReservaAnswer, PeerError> {
-        let answer = self
-            .inventario
-            .call(Method::POST, "/confirmar", Some(encode(reserva)), None)
-            .await?;
-        decode(&self.inventario, StatusCode::OK, answer)
+        post(&self.inventario, "/confirmar", reserva, None, StatusCode::OK).await
     }
 
     /// Charges an order, at most once for its `referencia`.
     pub async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
-        let answer = self
-            .pagos
-            .call(Method::POST, "/pagar", Some(encode(request)), None)
-            .await?;
-        decode::<PagoAnswer>(&self.pagos, StatusCode::CREATED, answer)
+        post(&self.pagos, "/pagar", request, None, StatusCode::CREATED).await
     }
 
     /// The payment made with a `referencia`; if there is none, pagos voids the
     /// referencia so that no charge can be made with it any more (estado `anulado`).
     pub async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
-        let body = encode(&ReferenciaRequest { referencia });
-        let answer = self.pagos.call(Method::POST, "/anular", Some(body), None).await?;
-        decode(&self.pagos, StatusCode::OK, answer)
+        post(
+            &self.pagos,
+            "/anular",
+            &ReferenciaRequest { referencia },
+            None,
+            StatusCode::OK,
+        )
+        .await
     }
 
     /// Makes sure no money is kept for a `referencia`: an approved payment is
     /// refunded (estado `reembolsado`), a referencia never charged is voided.
     pub async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
-        let body = encode(&ReferenciaRequest { referencia });
-        let answer = self
-            .pagos
-            .call(Method::POST, "/reembolsar", Some(body), None)
-            .await?;
-        decode(&self.pagos, StatusCode::OK, answer)
+        post(
+            &self.pagos,
+            "/reembolsar",
+            &ReferenciaRequest { referencia },
+            None,
+            StatusCode::OK,
+        )
+        .await
     }
+}
+
+/// POSTs `body` as JSON and reads the answer as `T` when it has the `expected` status.
+async fn post<B: Serialize, T: DeserializeOwned>(
+    peer: &Peer,
+    path: &str,
+    body: &B,
+    key: Option<&str>,
+    expected: StatusCode,
+) -> Result<T, PeerError> {
+    let answer = peer.call(Method::POST, path, Some(encode(body)), key).await?;
+    decode(peer, expected, answer)
 }
 
 fn encode<T: Serialize>(body: &T) -> Bytes {

@@ -163,12 +163,11 @@ async fn resolve(ctx: &Contexto<'_>, pedido: &mut Pedido) -> Result<(), ApiError
                 pedido.paso = Paso::Cerrado;
                 pedido.pendiente = Some(Pendiente::Liberar);
                 saga::settle(ctx, pedido).await;
-                Err(Fallo {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: "interrupted",
-                    detail: "the order was interrupted before it was charged".into(),
-                    retry_after: None,
-                })
+                Err(Fallo::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "interrupted",
+                    "the order was interrupted before it was charged",
+                ))
             }
         };
         saga::record_answer(pedido, &outcome);

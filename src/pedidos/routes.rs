@@ -58,9 +58,8 @@ pub async fn crear(
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
-    let recorded = nuevo.clone();
-    let alta = run_write(&pool, move |conn| {
-        Ok(repo::create(conn, &recorded, clave.as_deref())?)
+    let (alta, nuevo) = run_write(&pool, move |conn| {
+        Ok((repo::create(conn, &nuevo, clave.as_deref())?, nuevo))
     })
     .await?;
     let mut pedido = match alta {

@@ -43,7 +43,7 @@ pub struct Fallo {
 }
 
 impl Fallo {
-    fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
