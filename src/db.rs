@@ -223,10 +223,10 @@ pub fn now_millis() -> i64 {
 }
 
 /// `LIMIT`/`OFFSET` of a list route: `?limit=` (default 100, at most 1000) and `?offset=`.
-#[derive(Debug, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
 pub struct Page {
-    limit: Option<u32>,
-    offset: Option<u32>,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
 }
 
 impl Page {

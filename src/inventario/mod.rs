@@ -1,13 +1,19 @@
 //! inventario: stock per product, and reservations that take units out of it.
 //!
 //! Routes: `POST /stock`, `GET /stock/{producto_id}`, `POST /reservar`, `POST /liberar`,
-//! `POST /confirmar`.
+//! `POST /confirmar`, and for a whole order at once `POST /reservas`,
+//! `POST /reservas/confirmar`, `POST /reservas/liberar`.
 //!
 //! A reservation takes its units in one `BEGIN IMMEDIATE` transaction, so no two
 //! concurrent reservations can take the same unit. It then either is confirmed (its
 //! units leave for good), is released (they come back, once however often it is
 //! asked), or expires after `RESERVATION_TTL` and is released by inventario itself.
 //! A reservation asked for with an `Idempotency-Key` is made once per key.
+//!
+//! A lote is every line of one order reserved in one transaction under the order's
+//! key, all or none; it is confirmed or released as one, and never expires: its owner
+//! (pedidos) records the order before reserving and always settles it, so a charged
+//! order can always confirm its units.
 
 mod model;
 mod repo;
@@ -31,6 +37,7 @@ pub fn migrations() -> Migrations<'static> {
         M::up(include_str!(
             "../../migrations/inventario/0002_confirmar_y_expirar.sql"
         )),
+        M::up(include_str!("../../migrations/inventario/0003_lotes.sql")),
     ])
 }
 
@@ -59,6 +66,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/confirmar")
             .route(web::post().to(routes::confirmar))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/reservas")
+            .route(web::post().to(routes::reservar_lote))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/reservas/confirmar")
+            .route(web::post().to(routes::confirmar_lote))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/reservas/liberar")
+            .route(web::post().to(routes::liberar_lote))
             .default_service(web::to(method_not_allowed("POST"))),
     );
 }

@@ -104,6 +104,66 @@ impl Unidades {
     }
 }
 
+/// The most lines one lote may have: as many as an order.
+pub const MAX_LINEAS: usize = 100;
+
+/// The body of `POST /reservas`: every line of one order, under the order's key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoteBody {
+    clave: String,
+    lineas: Vec<UnidadesBody>,
+}
+
+/// The body of `POST /reservas/confirmar` and `POST /reservas/liberar`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaveBody {
+    clave: String,
+}
+
+impl ClaveBody {
+    pub fn parse(self) -> Result<String, ApiError> {
+        input::key("clave", &self.clave)
+    }
+}
+
+/// A valid lote to reserve: 1 to [`MAX_LINEAS`] lines, all or none of them.
+#[derive(Debug, Clone)]
+pub struct NuevoLote {
+    pub clave: String,
+    pub lineas: Vec<Unidades>,
+}
+
+impl NuevoLote {
+    pub fn parse(body: LoteBody) -> Result<Self, ApiError> {
+        if body.lineas.is_empty() || body.lineas.len() > MAX_LINEAS {
+            return Err(ApiError::unprocessable(
+                "invalid_value",
+                format!("lineas must have 1 to {MAX_LINEAS} lines"),
+            ));
+        }
+        Ok(Self {
+            clave: input::key("clave", &body.clave)?,
+            lineas: body
+                .lineas
+                .into_iter()
+                .map(Unidades::reserva)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// The reservations of one order, named by its key, which move together.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lote {
+    pub clave: String,
+    pub estado: EstadoReserva,
+    /// One per line, in the order they were asked for; none for a key released
+    /// before any reservation was made with it.
+    pub reservas: Vec<Reserva>,
+}
+
 /// Which reservation a request means.
 #[derive(Debug, Clone)]
 pub enum ReservaRef {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::model::{ReservaRef, ReservaRefBody, Unidades, UnidadesBody};
+use super::model::{ClaveBody, LoteBody, NuevoLote, ReservaRef, ReservaRefBody, Unidades, UnidadesBody};
 use super::repo;
 use crate::db::{Pool, run_blocking, run_write};
 use crate::error::ApiError;
@@ -61,4 +61,22 @@ pub async fn confirmar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Res
     let referencia = ReservaRef::parse(body.into_inner())?;
     let reserva = run_write(&pool, move |conn| repo::confirm(conn, &referencia)).await?;
     Ok(HttpResponse::Ok().json(reserva))
+}
+
+pub async fn reservar_lote(pool: web::Data<Pool>, body: Json<LoteBody>) -> Result<HttpResponse, ApiError> {
+    let nuevo = NuevoLote::parse(body.into_inner())?;
+    let lote = run_write(&pool, move |conn| repo::reserve_lote(conn, &nuevo)).await?;
+    Ok(HttpResponse::Created().json(lote))
+}
+
+pub async fn confirmar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Result<HttpResponse, ApiError> {
+    let clave = body.into_inner().parse()?;
+    let lote = run_write(&pool, move |conn| repo::confirm_lote(conn, &clave)).await?;
+    Ok(HttpResponse::Ok().json(lote))
+}
+
+pub async fn liberar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Result<HttpResponse, ApiError> {
+    let clave = body.into_inner().parse()?;
+    let lote = run_write(&pool, move |conn| repo::release_lote(conn, &clave)).await?;
+    Ok(HttpResponse::Ok().json(lote))
 }

@@ -35,6 +35,12 @@ impl Catalogo {
         self.read().get(&id).cloned()
     }
 
+    /// The products among `ids` that exist, in the order of `ids`.
+    pub fn some(&self, ids: &[i64]) -> Vec<Producto> {
+        let catalogo = self.read();
+        ids.iter().filter_map(|id| catalogo.get(id).cloned()).collect()
+    }
+
     /// The products in id order, `limit` of them after skipping `offset`.
     pub fn page(&self, limit: i64, offset: i64) -> Vec<Producto> {
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);

@@ -1,7 +1,7 @@
 //! productos: the catalog of products and their prices.
 //!
-//! Routes: `POST /productos`, `GET /productos`, `GET /productos/{id}`,
-//! `PUT /productos/{id}`, `DELETE /productos/{id}`.
+//! Routes: `POST /productos`, `GET /productos` (a page, or `?ids=1,2,3` for the
+//! products named), `GET /productos/{id}`, `PUT /productos/{id}`, `DELETE /productos/{id}`.
 //!
 //! Reads come from the catalog in memory (`catalogo`), which every committed write
 //! keeps up to date; the app must hold a `web::Data<Catalogo>`.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::Page;
 use crate::error::ApiError;
 use crate::input::{self, present};
 use crate::money::{Money, MoneyInput};
@@ -73,5 +74,60 @@ impl CambioProducto {
             nombre: body.nombre.map(|n| input::text("nombre", &n)).transpose()?,
             precio: body.precio.map(precio).transpose()?,
         })
+    }
+}
+
+/// The query of `GET /productos`: a page of the catalog, or the products named by
+/// `ids` (comma-separated), which is how pedidos prices a whole order in one call.
+#[derive(Debug, Deserialize)]
+pub struct ListaQuery {
+    limit: Option<u32>,
+    offset: Option<u32>,
+    ids: Option<String>,
+}
+
+/// What `GET /productos` asks for.
+#[derive(Debug)]
+pub enum Lista {
+    Pagina(Page),
+    /// Distinct ids, in the order given.
+    Ids(Vec<i64>),
+}
+
+impl Lista {
+    pub fn parse(query: ListaQuery) -> Result<Self, ApiError> {
+        let page = Page {
+            limit: query.limit,
+            offset: query.offset,
+        };
+        let Some(ids) = query.ids else {
+            return Ok(Self::Pagina(page));
+        };
+        if page.limit.is_some() || page.offset.is_some() {
+            return Err(ApiError::unprocessable(
+                "invalid_query",
+                "ids lists the products wanted; it does not take limit or offset",
+            ));
+        }
+        let mut parsed: Vec<i64> = Vec::new();
+        for id in ids.split(',') {
+            let id: i64 = id.trim().parse().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_query",
+                    format!("ids must be product ids separated by commas, got {id:?}"),
+                )
+            })?;
+            let id = input::id("ids", id)?;
+            if !parsed.contains(&id) {
+                parsed.push(id);
+            }
+        }
+        if parsed.len() > Page::MAX_LIMIT as usize {
+            return Err(ApiError::unprocessable(
+                "invalid_query",
+                format!("ids names at most {} products", Page::MAX_LIMIT),
+            ));
+        }
+        Ok(Self::Ids(parsed))
     }
 }

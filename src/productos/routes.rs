@@ -5,9 +5,9 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
 use super::catalogo::Catalogo;
-use super::model::{CambioProducto, CambioProductoBody, NuevoProducto, NuevoProductoBody};
+use super::model::{CambioProducto, CambioProductoBody, Lista, ListaQuery, NuevoProducto, NuevoProductoBody};
 use super::repo;
-use crate::db::{Page, Pool, run_write_then};
+use crate::db::{Pool, run_write_then};
 use crate::error::ApiError;
 use crate::json::Json;
 
@@ -33,9 +33,18 @@ pub async fn crear(
         .json(producto))
 }
 
-pub async fn listar(catalogo: web::Data<Catalogo>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = page.bounds()?;
-    Ok(HttpResponse::Ok().json(catalogo.page(limit, offset)))
+pub async fn listar(
+    catalogo: web::Data<Catalogo>,
+    query: web::Query<ListaQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let productos = match Lista::parse(query.into_inner())? {
+        Lista::Pagina(page) => {
+            let (limit, offset) = page.bounds()?;
+            catalogo.page(limit, offset)
+        }
+        Lista::Ids(ids) => catalogo.some(&ids),
+    };
+    Ok(HttpResponse::Ok().json(productos))
 }
 
 pub async fn obtener(catalogo: web::Data<Catalogo>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {

@@ -10,6 +10,7 @@ mod fuzz;
 mod helpers;
 mod idempotencia;
 mod inventario;
+mod lotes;
 mod pagos;
 mod pedidos;
 mod productos;

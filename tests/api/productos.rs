@@ -205,3 +205,35 @@ async fn decimals_beyond_what_a_double_holds_are_still_refused() {
         "unknown query parameters are ignored"
     );
 }
+
+#[actix_web::test]
+async fn listar_with_ids_answers_those_products_in_the_order_asked() {
+    let app = TestApp::spawn_all().await;
+    for (nombre, precio) in [("a", 1), ("b", 2), ("c", 3)] {
+        app.crear_producto(nombre, json!(precio)).await;
+    }
+    let answer = app.get(Productos, "/productos?ids=3,1,99,3").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let ids: Vec<i64> = answer
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [3, 1],
+        "unknown ids are left out, repeated ones answered once"
+    );
+    for (query, status) in [
+        ("ids=1,x", 400),
+        ("ids=", 400),
+        ("ids=0", 422),
+        ("ids=1&limit=5", 422),
+    ] {
+        let answer = app.get(Productos, &format!("/productos?{query}")).await;
+        assert_eq!(answer.status, status, "{query}: {answer:?}");
+        assert!(answer.body["error"].is_string());
+    }
+}
