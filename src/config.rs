@@ -133,6 +133,10 @@ pub struct ServeArgs {
     #[arg(long, env = "RECOVERY_INTERVAL", value_name = "SECS")]
     pub recovery_interval: Option<String>,
 
+    /// pedidos: seconds after it is placed that an order not yet charged may still be; past it, it never is [default: 30]
+    #[arg(long, env = "ORDER_DEADLINE", value_name = "SECS")]
+    pub order_deadline: Option<String>,
+
     /// Seconds a whole request may take before it is answered 408 [default: 60]
     #[arg(long, env = "REQUEST_TIMEOUT", value_name = "SECS")]
     pub request_timeout: Option<String>,
@@ -218,6 +222,8 @@ pub struct PeerSettings {
     pub timeout: Duration,
     pub max_connections: usize,
     pub recovery_interval: Duration,
+    /// How long after it is placed an order may still be charged.
+    pub order_deadline: Duration,
 }
 
 impl PeerSettings {
@@ -235,6 +241,7 @@ impl PeerSettings {
             timeout: Duration::from_millis(2000),
             max_connections: 256,
             recovery_interval: Duration::from_secs(10),
+            order_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -530,6 +537,7 @@ impl Settings {
             breaker_failures: layers.setting("BREAKER_FAILURES", config, d.breaker_failures, "a number")?,
             breaker_open: layers.seconds("BREAKER_OPEN_SECS", config, d.breaker_open)?,
             recovery_interval: layers.seconds("RECOVERY_INTERVAL", config, d.recovery_interval)?,
+            order_deadline: layers.seconds("ORDER_DEADLINE", config, d.order_deadline)?,
             connect_timeout: millis("PEER_CONNECT_TIMEOUT_MS", d.connect_timeout)?,
             timeout: millis("PEER_TIMEOUT_MS", d.timeout)?,
             max_connections: layers.setting("PEER_MAX_CONNECTIONS", config, d.max_connections, "a number")?,

@@ -132,7 +132,7 @@ impl State {
             }
             Service::Pagos => Self::Pagos,
             Service::Pedidos => {
-                let instancia = Arc::new(pedidos::Instancia::load(pool)?);
+                let instancia = Arc::new(pedidos::Instancia::load(pool, peers.order_deadline)?);
                 let breakers = pedidos::Breakers::new(peers);
                 pedidos::spawn_recovery(
                     pool.clone(),

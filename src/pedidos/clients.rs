@@ -1,85 +1,89 @@
-//! pedidos' own, typed view of its peers over HTTP: the price of a product
-//! (productos), reserving and releasing units (inventario) and charging (pagos).
-//! pedidos knows its peers only through these calls, so each can run on its own host.
+//! pedidos' own, typed view of its peers over HTTP: the prices of an order's products
+//! (productos), its lote of reservations (inventario) and its charge (pagos). pedidos
+//! knows its peers only through these calls, so each can run on its own host. Every
+//! call that changes state names the order's key, so asking twice acts once.
+//!
+//! Answers are read tolerantly: only the fields the flow uses are required.
+
+use std::collections::HashMap;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::resilience::{Breakers, CallError, Peer};
+use super::model::Item;
+use super::resilience::{Breakers, CallError, Peer, Refusal};
 use crate::config::PeerSettings;
 use crate::money::Money;
 
 /// What went wrong with a peer call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PeerError {
-    /// No answer: connection errors, timeouts, `5xx`, or an open circuit.
+    /// No usable answer: connection errors, timeouts, `5xx`, answers cut short, or an
+    /// open circuit.
     #[error(transparent)]
     Call(#[from] CallError),
     /// The peer answered with a `4xx`.
-    #[error("{peer} answered {status}: {detail}")]
-    Refused {
-        peer: &'static str,
-        status: StatusCode,
-        code: String,
-        detail: String,
-    },
-    /// The peer answered something pedidos does not understand.
-    #[error("{peer} gave an unexpected answer: {cause}")]
-    Invalid { peer: &'static str, cause: String },
+    #[error("{peer} answered {}: {}", .refusal.status, .refusal.detail)]
+    Refused { peer: &'static str, refusal: Refusal },
 }
 
 impl PeerError {
-    /// The status of a `4xx` answer, if that is what this is.
-    pub fn refused_status(&self) -> Option<StatusCode> {
+    /// The refusal, if the peer answered with a `4xx`.
+    pub fn refusal(&self) -> Option<&Refusal> {
         match self {
-            Self::Refused { status, .. } => Some(*status),
-            _ => None,
+            Self::Refused { refusal, .. } => Some(refusal),
+            Self::Call(_) => None,
         }
     }
-}
 
-/// The error body every service answers with.
-#[derive(Debug, Deserialize)]
-struct ErrorAnswer {
-    error: String,
-    detail: String,
+    /// Whether the call may have had its effect at the peer: it was sent and no
+    /// answer came back.
+    pub fn may_have_reached(&self) -> bool {
+        matches!(self, Self::Call(CallError::Unavailable { sent: true, .. }))
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct ProductoAnswer {
+    id: i64,
     precio: Money,
 }
 
 #[derive(Debug, Serialize)]
-struct ReservarRequest {
+struct LineaRequest {
     producto_id: i64,
     cantidad: i64,
 }
 
-/// inventario's answer about a reservation.
+#[derive(Debug, Serialize)]
+struct LoteRequest<'a> {
+    clave: &'a str,
+    lineas: Vec<LineaRequest>,
+}
+
+#[derive(Debug, Serialize)]
+struct ClaveRequest<'a> {
+    clave: &'a str,
+}
+
+/// inventario's answer about an order's lote: the reservation of each line.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoteAnswer {
+    pub reservas: Vec<ReservaAnswer>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ReservaAnswer {
     pub reserva_id: i64,
-    pub estado: String,
 }
 
-impl ReservaAnswer {
-    /// Whether it holds its units (a reservation asked for again with a key that was
-    /// already released holds none).
-    pub fn activa(&self) -> bool {
-        self.estado == "activa"
+impl LoteAnswer {
+    /// The reservation ids, one per line.
+    pub fn ids(&self) -> Vec<i64> {
+        self.reservas.iter().map(|r| r.reserva_id).collect()
     }
-}
-
-/// How pedidos names a reservation to inventario: by id once it knows it, by the key
-/// it was asked for with otherwise.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum ReservaRef<'a> {
-    Id { reserva_id: i64 },
-    Clave { clave: &'a str },
 }
 
 /// The charge pedidos asks pagos for.
@@ -88,7 +92,7 @@ pub struct PagarRequest<'a> {
     pub monto: Money,
     pub moneda: &'a str,
     pub medio: &'a str,
-    pub referencia: String,
+    pub referencia: &'a str,
     pub fail: bool,
 }
 
@@ -97,27 +101,23 @@ struct ReferenciaRequest<'a> {
     referencia: &'a str,
 }
 
-/// pagos' answer to a charge.
+/// What pagos says a referencia's payment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstadoPago {
+    Aprobado,
+    Rechazado,
+    /// Not a charge: the referencia was voided, so no charge can be made with it.
+    Anulado,
+    /// An approved charge whose money was given back.
+    Reembolsado,
+}
+
+/// pagos' answer about a charge.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PagoAnswer {
     pub pago_id: i64,
-    pub estado: String,
-}
-
-impl PagoAnswer {
-    pub fn aprobado(&self) -> bool {
-        self.estado == "aprobado"
-    }
-
-    /// Whether this is a voided referencia rather than a charge.
-    pub fn anulado(&self) -> bool {
-        self.estado == "anulado"
-    }
-
-    /// Whether this charge was refunded.
-    pub fn reembolsado(&self) -> bool {
-        self.estado == "reembolsado"
-    }
+    pub estado: EstadoPago,
 }
 
 /// The three peers as one worker reaches them, over one HTTP client.
@@ -130,8 +130,10 @@ pub struct Peers {
 impl Peers {
     /// Builds the worker's HTTP client (bounded connections and timeouts) around the shared breakers.
     pub fn new(settings: &PeerSettings, token: &str, breakers: &Breakers) -> Self {
+        // Connecting gives up well within the attempt's own timeout, so a peer that
+        // cannot be reached is known as one the request never reached.
         let connector = awc::Connector::new()
-            .timeout(settings.connect_timeout)
+            .timeout(settings.connect_timeout.min(settings.timeout / 2))
             .limit(settings.max_connections);
         // The whole-attempt timeout (PEER_TIMEOUT_MS) is applied by `resilience` around
         // sending and reading the answer; a second timer inside awc would only add work.
@@ -156,119 +158,90 @@ impl Peers {
         Ok(())
     }
 
-    /// The current price of a product.
-    pub async fn precio(&self, producto_id: i64) -> Result<Money, PeerError> {
-        let answer = self
-            .productos
-            .call(Method::GET, &format!("/productos/{producto_id}"), None, None)
-            .await?;
-        decode::<ProductoAnswer>(&self.productos, StatusCode::OK, answer).map(|p| p.precio)
+    /// The longest any open circuit still stays open, if one is.
+    pub fn retry_after(&self) -> Option<u64> {
+        [&self.productos, &self.inventario, &self.pagos]
+            .iter()
+            .filter_map(|peer| peer.ensure_available().err())
+            .filter_map(|e| match e {
+                CallError::CircuitOpen { retry_after, .. } => Some(retry_after.as_secs()),
+                CallError::Unavailable { .. } => None,
+            })
+            .max()
     }
 
-    /// Reserves units of a product, at most once for a given key.
-    pub async fn reservar(
-        &self,
-        producto_id: i64,
-        cantidad: i64,
-        clave: &str,
-    ) -> Result<ReservaAnswer, PeerError> {
-        let body = ReservarRequest {
-            producto_id,
-            cantidad,
+    /// The current price of each product that exists, by id: one call for a whole order.
+    pub async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError> {
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let productos: Vec<ProductoAnswer> = answer(
+            &self.productos,
+            self.productos
+                .call(Method::GET, &format!("/productos?ids={list}"), None)
+                .await,
+        )?;
+        Ok(productos.into_iter().map(|p| (p.id, p.precio)).collect())
+    }
+
+    /// Reserves every line of an order, all or none, at most once for its key.
+    pub async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError> {
+        let body = LoteRequest {
+            clave,
+            lineas: items
+                .iter()
+                .map(|i| LineaRequest {
+                    producto_id: i.producto_id,
+                    cantidad: i.cantidad,
+                })
+                .collect(),
         };
-        post(
-            &self.inventario,
-            "/reservar",
-            &body,
-            Some(clave),
-            StatusCode::CREATED,
-        )
-        .await
+        post(&self.inventario, "/reservas", &body).await
     }
 
-    /// Releases a reservation; releasing one already released or expired is not an
-    /// error, and releasing a key no reservation was made with makes sure none will be.
-    pub async fn liberar(&self, reserva: &ReservaRef<'_>) -> Result<ReservaAnswer, PeerError> {
-        post(&self.inventario, "/liberar", reserva, None, StatusCode::OK).await
+    /// Confirms an order's lote: its units leave for good. A `409` if it was released.
+    pub async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+        post(&self.inventario, "/reservas/confirmar", &ClaveRequest { clave }).await
     }
 
-    /// Confirms a reservation: its units leave for good. A `409` if it expired or was released.
-    pub async fn confirmar(&self, reserva: &ReservaRef<'_>) -> Result<ReservaAnswer, PeerError> {
-        post(&self.inventario, "/confirmar", reserva, None, StatusCode::OK).await
+    /// Releases an order's lote; releasing one already released is not an error, and
+    /// releasing a key no lote was made with makes sure none will be.
+    pub async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+        post(&self.inventario, "/reservas/liberar", &ClaveRequest { clave }).await
     }
 
     /// Charges an order, at most once for its `referencia`.
     pub async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
-        post(&self.pagos, "/pagar", request, None, StatusCode::CREATED).await
+        post(&self.pagos, "/pagar", request).await
     }
 
     /// The payment made with a `referencia`; if there is none, pagos voids the
     /// referencia so that no charge can be made with it any more (estado `anulado`).
     pub async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
-        post(
-            &self.pagos,
-            "/anular",
-            &ReferenciaRequest { referencia },
-            None,
-            StatusCode::OK,
-        )
-        .await
+        post(&self.pagos, "/anular", &ReferenciaRequest { referencia }).await
     }
 
     /// Makes sure no money is kept for a `referencia`: an approved payment is
     /// refunded (estado `reembolsado`), a referencia never charged is voided.
     pub async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
-        post(
-            &self.pagos,
-            "/reembolsar",
-            &ReferenciaRequest { referencia },
-            None,
-            StatusCode::OK,
-        )
-        .await
+        post(&self.pagos, "/reembolsar", &ReferenciaRequest { referencia }).await
     }
 }
 
-/// POSTs `body` as JSON and reads the answer as `T` when it has the `expected` status.
-async fn post<B: Serialize, T: DeserializeOwned>(
-    peer: &Peer,
-    path: &str,
-    body: &B,
-    key: Option<&str>,
-    expected: StatusCode,
-) -> Result<T, PeerError> {
-    let answer = peer.call(Method::POST, path, Some(encode(body)), key).await?;
-    decode(peer, expected, answer)
-}
-
-fn encode<T: Serialize>(body: &T) -> Bytes {
+/// POSTs `body` as JSON and reads the answer as `T`.
+async fn post<B: Serialize, T: DeserializeOwned>(peer: &Peer, path: &str, body: &B) -> Result<T, PeerError> {
     // Serialising these plain structs of numbers and strings cannot fail.
-    Bytes::from(serde_json::to_vec(body).unwrap_or_default())
+    let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+    answer(peer, peer.call(Method::POST, path, Some(body)).await)
 }
 
-fn decode<T: DeserializeOwned>(
-    peer: &Peer,
-    expected: StatusCode,
-    (status, body): (StatusCode, Bytes),
-) -> Result<T, PeerError> {
-    if status == expected {
-        return serde_json::from_slice(&body).map_err(|e| PeerError::Invalid {
-            peer: peer.name(),
-            cause: e.to_string(),
-        });
-    }
-    if status.is_client_error() {
-        let answer: Option<ErrorAnswer> = serde_json::from_slice(&body).ok();
-        let (code, detail) = answer.map_or_else(|| (String::new(), String::new()), |a| (a.error, a.detail));
-        return Err(PeerError::Refused {
-            peer: peer.name(),
-            status,
-            code,
-            detail,
-        });
-    }
-    Err(PeerError::Invalid {
+fn answer<T>(peer: &Peer, result: Result<Result<T, Refusal>, CallError>) -> Result<T, PeerError> {
+    result?.map_err(|refusal| PeerError::Refused {
         peer: peer.name(),
-        cause: format!("answered {status}, expected {expected}"),
+        refusal,
     })
+}
+
+/// Whether a refusal is inventario saying an order's lote was released.
+pub fn lote_released(refusal: &Refusal) -> bool {
+    refusal.status == StatusCode::CONFLICT
+        && matches!(refusal.code.as_str(), "reserva_released" | "reserva_not_active")
 }

@@ -3,11 +3,14 @@
 //! Routes: `POST /pedidos` (with an optional `Idempotency-Key`), `GET /pedidos`,
 //! `GET /pedidos/{id}`.
 //!
-//! The flow lives in `saga`, finishing what a crash left half-way in `recovery`, the
-//! typed peer calls in `clients`, and retries, timeouts and the per-peer circuit
-//! breakers in `resilience`.
+//! An order is one state machine (`saga`): its stages are `model::Etapa`, and
+//! `saga::avanzar` is the one function that moves an order on, called by the request
+//! that places it and by `recovery` for every order no request is driving. The typed
+//! peer calls are in `clients`; retries, timeouts and the per-peer circuit breakers
+//! in `resilience`; who is driving which order, in `instancia`.
 
 mod clients;
+mod instancia;
 mod model;
 mod recovery;
 mod repo;
@@ -19,7 +22,8 @@ use actix_web::web;
 use rusqlite_migration::{M, Migrations};
 
 pub use clients::Peers;
-pub use recovery::{Instancia, spawn as spawn_recovery};
+pub use instancia::Instancia;
+pub use recovery::spawn as spawn_recovery;
 pub use resilience::Breakers;
 
 use crate::error::method_not_allowed;
@@ -29,6 +33,7 @@ pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/pedidos/0001_pedidos.sql")),
         M::up(include_str!("../../migrations/pedidos/0002_pasos_y_claves.sql")),
+        M::up(include_str!("../../migrations/pedidos/0003_etapas.sql")),
     ])
 }
 

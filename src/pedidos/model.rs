@@ -1,156 +1,16 @@
-//! Orders as stored and shown, and the body that asks for one.
+//! An order three ways: the body that asks for one ([`NuevoPedido`]), the order as its
+//! state machine knows it ([`Pedido`] and its [`Etapa`]), and the JSON a client sees
+//! ([`PedidoVista`]), built from the state.
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::now_millis;
 use crate::error::ApiError;
 use crate::input::{self, present};
 use crate::money::Money;
 
 /// The most lines one order may have.
 pub const MAX_ITEMS: usize = 100;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EstadoPedido {
-    /// Written before the first peer call; final states replace it when the flow ends.
-    Pendiente,
-    Confirmado,
-    Rechazado,
-    Fallido,
-}
-
-impl EstadoPedido {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pendiente => "pendiente",
-            Self::Confirmado => "confirmado",
-            Self::Rechazado => "rechazado",
-            Self::Fallido => "fallido",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pendiente" => Some(Self::Pendiente),
-            "confirmado" => Some(Self::Confirmado),
-            "rechazado" => Some(Self::Rechazado),
-            "fallido" => Some(Self::Fallido),
-            _ => None,
-        }
-    }
-}
-
-/// The last step of the flow whose outcome is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Paso {
-    /// The order and its lines are recorded; nothing asked of any peer is known yet.
-    Creado,
-    /// Every line is reserved; the reservations are recorded.
-    Reservado,
-    /// pagos approved the charge; the payment is recorded.
-    Cobrado,
-    /// The flow is over; only [`Pendiente`] work may remain.
-    Cerrado,
-}
-
-impl Paso {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Creado => "creado",
-            Self::Reservado => "reservado",
-            Self::Cobrado => "cobrado",
-            Self::Cerrado => "cerrado",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "creado" => Some(Self::Creado),
-            "reservado" => Some(Self::Reservado),
-            "cobrado" => Some(Self::Cobrado),
-            "cerrado" => Some(Self::Cerrado),
-            _ => None,
-        }
-    }
-}
-
-/// Work at inventario still owed once an order's outcome is known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pendiente {
-    Confirmar,
-    Liberar,
-}
-
-impl Pendiente {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmar => "confirmar",
-            Self::Liberar => "liberar",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "confirmar" => Some(Self::Confirmar),
-            "liberar" => Some(Self::Liberar),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PedidoItem {
-    pub producto_id: i64,
-    pub cantidad: i64,
-    /// `None` until productos gave the price.
-    pub precio_unitario: Option<Money>,
-    pub subtotal: Option<Money>,
-    /// `None` until inventario reserved the units.
-    pub reserva_id: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Pedido {
-    pub id: i64,
-    pub estado: EstadoPedido,
-    pub total: Money,
-    pub moneda: String,
-    pub medio: String,
-    pub items: Vec<PedidoItem>,
-    pub pago_id: Option<i64>,
-    pub creado_en: String,
-    /// Why an order did not succeed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub motivo: Option<String>,
-    #[serde(skip)]
-    pub paso: Paso,
-    #[serde(skip)]
-    pub pendiente: Option<Pendiente>,
-    /// The order failed while a charge's answer was lost: pagos must still void its
-    /// referencia, so that the charge never happens (or is found, for a refund).
-    #[serde(skip)]
-    pub verificar_pago: bool,
-    /// The HTTP status the order was answered with, once it was.
-    #[serde(skip)]
-    pub respuesta: Option<u16>,
-    /// The error code of that answer.
-    #[serde(skip)]
-    pub error: Option<String>,
-    /// Unix milliseconds of the last recorded change.
-    #[serde(skip)]
-    pub actualizado_en: i64,
-    /// Whether the lines' prices and reservations are recorded as they are now.
-    #[serde(skip)]
-    pub lineas_guardadas: bool,
-}
-
-impl Pedido {
-    /// The key this order is known by at its peers: `referencia` at pagos, and with
-    /// the line number appended, each reservation's key at inventario.
-    pub fn clave(&self, prefijo: &str) -> String {
-        format!("{prefijo}-{}", self.id)
-    }
-}
 
 /// The body of `POST /pedidos`.
 #[derive(Debug, Deserialize)]
@@ -232,5 +92,220 @@ impl NuevoPedido {
             moneda: input::text("moneda", &body.pago.moneda)?,
             fail: body.pago.fail.unwrap_or(false),
         })
+    }
+}
+
+/// One line of a recorded order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub producto_id: i64,
+    pub cantidad: i64,
+    /// The price productos gave; `None` only if the order failed before it was priced.
+    pub precio_unitario: Option<Money>,
+    /// The line's reservation at inventario, once an answer named it.
+    pub reserva_id: Option<i64>,
+}
+
+/// An order as its state machine knows it: what was asked, priced, and its stage.
+#[derive(Debug, Clone)]
+pub struct Pedido {
+    pub id: i64,
+    pub items: Vec<Item>,
+    pub total: Money,
+    pub moneda: String,
+    pub medio: String,
+    pub fail: bool,
+    pub creado_en: String,
+    /// Unix milliseconds after which the order, if not yet charged, is never charged.
+    pub vence_en: i64,
+    pub etapa: Etapa,
+}
+
+impl Pedido {
+    /// The key this order is known by at its peers: its lote at inventario and its
+    /// `referencia` at pagos.
+    pub fn clave(&self, prefijo: &str) -> String {
+        format!("{prefijo}-{}", self.id)
+    }
+
+    /// Whether its deadline has passed.
+    pub fn vencido(&self) -> bool {
+        now_millis() >= self.vence_en
+    }
+
+    /// Whether nothing is left to do: the order is over and owes nothing.
+    pub fn terminado(&self) -> bool {
+        matches!(&self.etapa, Etapa::Cerrado { deuda, .. } if deuda.is_empty())
+    }
+}
+
+/// Where an order's life stands. Each stage is recorded as it is reached, and each
+/// change of stage names the stage it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum Etapa {
+    /// Recorded with its prices. Its units may be reserved and its charge under
+    /// way, under the order's key, or neither: both are asked for idempotently.
+    Registrado,
+    /// pagos approved the charge; the confirmation of its units at inventario is owed.
+    Cobrado { pago_id: i64 },
+    /// Over: its outcome, and what is still owed to a peer that did not answer.
+    Cerrado { desenlace: Desenlace, deuda: Deuda },
+}
+
+/// How an order ended.
+#[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum Desenlace {
+    Confirmado {
+        pago_id: i64,
+    },
+    /// pagos rejected the charge (the controlled failure).
+    Rechazado {
+        pago_id: i64,
+    },
+    Fallido {
+        causa: Causa,
+        /// What happened, in a sentence the client is shown.
+        motivo: String,
+        /// A charge that was made and then refunded.
+        pago_id: Option<i64>,
+    },
+}
+
+/// Work an order still owes to its peers after its outcome is known.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deuda {
+    /// Its lote must still be released at inventario.
+    pub liberar: bool,
+    /// Its referencia must still be voided at pagos, or its charge refunded: a
+    /// charge may have been made for an order that failed.
+    pub anular_cobro: bool,
+}
+
+impl Etapa {
+    /// What a client sees of this stage.
+    pub fn estado(&self) -> EstadoPedido {
+        match self {
+            Self::Registrado | Self::Cobrado { .. } => EstadoPedido::Pendiente,
+            Self::Cerrado { desenlace, .. } => match desenlace {
+                Desenlace::Confirmado { .. } => EstadoPedido::Confirmado,
+                Desenlace::Rechazado { .. } => EstadoPedido::Rechazado,
+                Desenlace::Fallido { .. } => EstadoPedido::Fallido,
+            },
+        }
+    }
+}
+
+impl Deuda {
+    pub fn is_empty(self) -> bool {
+        !self.liberar && !self.anular_cobro
+    }
+}
+
+/// Why an order failed, as its error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Causa {
+    /// A line names a product productos does not have.
+    ProductoNotFound,
+    /// The total is beyond what penguin can charge.
+    TotalTooLarge,
+    /// inventario has not enough units (or no stock row) for a line.
+    InsufficientStock,
+    /// The order's lote was released before it could be reserved or confirmed.
+    ReservaReleased,
+    /// A peer did not answer, or its circuit is open.
+    PeerUnavailable,
+    /// A peer answered something pedidos cannot use.
+    PeerError,
+    /// The order's deadline passed before it was charged.
+    Interrupted,
+}
+
+/// What a client sees of an order's stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum EstadoPedido {
+    /// Not final yet: poll `GET /pedidos/{id}`.
+    Pendiente,
+    Confirmado,
+    Rechazado,
+    Fallido,
+}
+
+/// The JSON of an order.
+#[derive(Debug, Serialize)]
+pub struct PedidoVista<'a> {
+    id: i64,
+    estado: EstadoPedido,
+    total: Money,
+    moneda: &'a str,
+    medio: &'a str,
+    items: Vec<ItemVista>,
+    pago_id: Option<i64>,
+    creado_en: &'a str,
+    /// Why an order did not succeed, or what it still waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    motivo: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemVista {
+    producto_id: i64,
+    cantidad: i64,
+    precio_unitario: Option<Money>,
+    subtotal: Option<Money>,
+    reserva_id: Option<i64>,
+}
+
+impl<'a> From<&'a Pedido> for PedidoVista<'a> {
+    fn from(pedido: &'a Pedido) -> Self {
+        let (pago_id, motivo) = match &pedido.etapa {
+            Etapa::Registrado => (None, None),
+            Etapa::Cobrado { pago_id } => (
+                Some(*pago_id),
+                Some(format!(
+                    "charged as pago {pago_id}; the confirmation of its units at inventario is \
+                     still owed, and the order is confirmed as soon as inventario answers"
+                )),
+            ),
+            Etapa::Cerrado { desenlace, .. } => match desenlace {
+                Desenlace::Confirmado { pago_id } => (Some(*pago_id), None),
+                Desenlace::Rechazado { pago_id } => (
+                    Some(*pago_id),
+                    Some(format!("pagos rejected the payment {pago_id}")),
+                ),
+                Desenlace::Fallido { motivo, pago_id, .. } => (*pago_id, Some(motivo.clone())),
+            },
+        };
+        Self {
+            id: pedido.id,
+            estado: pedido.etapa.estado(),
+            total: pedido.total,
+            moneda: &pedido.moneda,
+            medio: &pedido.medio,
+            items: pedido
+                .items
+                .iter()
+                .map(|item| ItemVista {
+                    producto_id: item.producto_id,
+                    cantidad: item.cantidad,
+                    precio_unitario: item.precio_unitario,
+                    subtotal: item.precio_unitario.and_then(|p| p.times(item.cantidad).ok()),
+                    reserva_id: item.reserva_id,
+                })
+                .collect(),
+            pago_id,
+            creado_en: &pedido.creado_en,
+            motivo,
+        }
+    }
+}
+
+impl PedidoVista<'_> {
+    pub fn motivo(&self) -> Option<&str> {
+        self.motivo.as_deref()
     }
 }

@@ -1,16 +1,17 @@
-//! SQL over `pedidos.db`.
+//! SQL over `pedidos.db`: an order's stage is written to and read from its row in
+//! one place each ([`stage_columns`], [`pedido`]).
 
 use std::collections::HashMap;
 
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{EstadoPedido, NuevoPedido, Paso, Pedido, PedidoItem, Pendiente};
-use crate::db::{Savepoint, now_millis};
+use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido};
+use crate::db::Savepoint;
 use crate::money::Money;
 
-const PEDIDO_COLUMNS: &str = "id, estado, total, moneda, medio, pago_id, motivo, creado_en, paso, pendiente, \
-     respuesta, error, actualizado_en, verificar_pago";
+const PEDIDO_COLUMNS: &str = "id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro, \
+     total, moneda, medio, fail, creado_en, vence_en";
 
 fn conversion(column: usize, kind: Type, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, kind, what.into())
@@ -22,57 +23,118 @@ fn money(row: &Row, column: usize) -> rusqlite::Result<Option<Money>> {
         .transpose()
 }
 
-fn text_enum<T>(row: &Row, column: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
-    let text: String = row.get(column)?;
-    parse(&text).ok_or_else(|| conversion(column, Type::Text, format!("unknown value {text:?}")))
+/// The columns that hold an order's stage, in the order of [`PEDIDO_COLUMNS`]
+/// after the id: etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro.
+type StageColumns<'a> = (
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'a str>,
+    Option<i64>,
+    bool,
+    bool,
+);
+
+fn stage_columns(etapa: &Etapa) -> StageColumns<'_> {
+    let nombre: &'static str = etapa.into();
+    match etapa {
+        Etapa::Registrado => (nombre, None, None, None, None, false, false),
+        Etapa::Cobrado { pago_id } => (nombre, None, None, None, Some(*pago_id), false, false),
+        Etapa::Cerrado { desenlace, deuda } => {
+            let (causa, motivo, pago_id) = match desenlace {
+                Desenlace::Confirmado { pago_id } | Desenlace::Rechazado { pago_id } => {
+                    (None, None, Some(*pago_id))
+                }
+                Desenlace::Fallido {
+                    causa,
+                    motivo,
+                    pago_id,
+                } => (Some(causa.into()), Some(motivo.as_str()), *pago_id),
+            };
+            (
+                nombre,
+                Some(desenlace.into()),
+                causa,
+                motivo,
+                pago_id,
+                deuda.liberar,
+                deuda.anular_cobro,
+            )
+        }
+    }
+}
+
+fn etapa(row: &Row) -> rusqlite::Result<Etapa> {
+    let nombre: String = row.get(1)?;
+    let pago_id: Option<i64> = row.get(5)?;
+    let required = |value: Option<i64>| {
+        value.ok_or_else(|| conversion(5, Type::Null, format!("{nombre} without pago_id")))
+    };
+    Ok(match nombre.as_str() {
+        "registrado" => Etapa::Registrado,
+        "cobrado" => Etapa::Cobrado {
+            pago_id: required(pago_id)?,
+        },
+        "cerrado" => {
+            let desenlace: String = row.get(2)?;
+            let desenlace = match desenlace.as_str() {
+                "confirmado" => Desenlace::Confirmado {
+                    pago_id: required(pago_id)?,
+                },
+                "rechazado" => Desenlace::Rechazado {
+                    pago_id: required(pago_id)?,
+                },
+                "fallido" => {
+                    let causa: String = row.get(3)?;
+                    Desenlace::Fallido {
+                        causa: causa
+                            .parse::<Causa>()
+                            .map_err(|_| conversion(3, Type::Text, format!("causa {causa:?}")))?,
+                        motivo: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                        pago_id,
+                    }
+                }
+                other => return Err(conversion(2, Type::Text, format!("desenlace {other:?}"))),
+            };
+            Etapa::Cerrado {
+                desenlace,
+                deuda: Deuda {
+                    liberar: row.get(6)?,
+                    anular_cobro: row.get(7)?,
+                },
+            }
+        }
+        other => return Err(conversion(1, Type::Text, format!("etapa {other:?}"))),
+    })
 }
 
 fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
-    let pendiente: Option<String> = row.get(9)?;
     Ok(Pedido {
         id: row.get(0)?,
-        estado: text_enum(row, 1, EstadoPedido::parse)?,
-        total: money(row, 2)?.unwrap_or_default(),
-        moneda: row.get(3)?,
-        medio: row.get(4)?,
-        pago_id: row.get(5)?,
-        motivo: row.get(6)?,
-        creado_en: row.get(7)?,
-        paso: text_enum(row, 8, Paso::parse)?,
-        pendiente: pendiente
-            .map(|p| {
-                Pendiente::parse(&p).ok_or_else(|| conversion(9, Type::Text, format!("pendiente {p:?}")))
-            })
-            .transpose()?,
-        respuesta: row.get(10)?,
-        error: row.get(11)?,
-        actualizado_en: row.get(12)?,
-        verificar_pago: row.get(13)?,
+        etapa: etapa(row)?,
+        total: money(row, 8)?.unwrap_or_default(),
+        moneda: row.get(9)?,
+        medio: row.get(10)?,
+        fail: row.get(11)?,
+        creado_en: row.get(12)?,
+        vence_en: row.get(13)?,
         items: Vec::new(),
-        lineas_guardadas: true,
     })
 }
 
 /// Reads the lines of the orders whose ids lie in `first..=last`, by order id.
-fn items_between(
-    conn: &Connection,
-    first: i64,
-    last: i64,
-) -> rusqlite::Result<HashMap<i64, Vec<PedidoItem>>> {
-    let mut items: HashMap<i64, Vec<PedidoItem>> = HashMap::new();
+fn items_between(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<HashMap<i64, Vec<Item>>> {
+    let mut items: HashMap<i64, Vec<Item>> = HashMap::new();
     let mut statement = conn.prepare_cached(
         "SELECT pedido_id, producto_id, cantidad, precio_unitario, reserva_id FROM pedido_items
          WHERE pedido_id BETWEEN ?1 AND ?2 ORDER BY pedido_id, linea",
     )?;
     let mut rows = statement.query([first, last])?;
     while let Some(row) = rows.next()? {
-        let cantidad: i64 = row.get(2)?;
-        let precio_unitario = money(row, 3)?;
-        items.entry(row.get(0)?).or_default().push(PedidoItem {
+        items.entry(row.get(0)?).or_default().push(Item {
             producto_id: row.get(1)?,
-            cantidad,
-            precio_unitario,
-            subtotal: precio_unitario.and_then(|p| p.times(cantidad).ok()),
+            cantidad: row.get(2)?,
+            precio_unitario: money(row, 3)?,
             reserva_id: row.get(4)?,
         });
     }
@@ -82,7 +144,7 @@ fn items_between(
 /// The outcome of recording a new order.
 #[derive(Debug)]
 pub enum Alta {
-    /// A new order, recorded as `pendiente` with its lines.
+    /// A new order, recorded at its first stage with its lines.
     Nuevo(Pedido),
     /// The idempotency key was used before for the same order: this one.
     Repetido(i64),
@@ -90,11 +152,21 @@ pub enum Alta {
     ClaveEnUso,
 }
 
-/// Records a new order as `pendiente`, with its lines (and its idempotency key),
-/// before any peer is called.
-pub fn create(conn: &mut Connection, nuevo: &NuevoPedido, clave: Option<&str>) -> rusqlite::Result<Alta> {
+/// A new order as it is first recorded: its lines as priced, its total, its first
+/// stage and its deadline.
+#[derive(Debug)]
+pub struct Registro<'a> {
+    pub nuevo: &'a NuevoPedido,
+    pub items: Vec<Item>,
+    pub total: Money,
+    pub etapa: Etapa,
+    pub vence_en: i64,
+}
+
+/// Records a new order with its lines (and its idempotency key), in one write.
+pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>) -> rusqlite::Result<Alta> {
     let tx = Savepoint::begin(conn)?;
-    let huella = clave.map(|_| nuevo.huella());
+    let huella = clave.map(|_| registro.nuevo.huella());
     if let Some(clave) = clave {
         let previa: Option<(String, i64)> = tx
             .prepare_cached("SELECT huella, pedido_id FROM claves_idempotencia WHERE clave = ?1")?
@@ -108,18 +180,43 @@ pub fn create(conn: &mut Connection, nuevo: &NuevoPedido, clave: Option<&str>) -
             });
         }
     }
+    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) = stage_columns(&registro.etapa);
     let mut pedido = tx
         .prepare_cached(&format!(
-            "INSERT INTO pedidos (estado, moneda, medio, paso, actualizado_en)
-             VALUES ('pendiente', ?1, ?2, 'creado', ?3) RETURNING {PEDIDO_COLUMNS}"
+            "INSERT INTO pedidos (etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro,
+                                  total, moneda, medio, fail, vence_en)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) RETURNING {PEDIDO_COLUMNS}"
         ))?
-        .query_row(params![nuevo.moneda, nuevo.medio, now_millis()], pedido)?;
+        .query_row(
+            params![
+                etapa,
+                desenlace,
+                causa,
+                motivo,
+                pago_id,
+                liberar,
+                anular_cobro,
+                registro.total.hundredths(),
+                registro.nuevo.moneda,
+                registro.nuevo.medio,
+                registro.nuevo.fail,
+                registro.vence_en
+            ],
+            pedido,
+        )?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO pedido_items (pedido_id, linea, producto_id, cantidad) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO pedido_items (pedido_id, linea, producto_id, cantidad, precio_unitario)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        for (linea, item) in nuevo.lineas.iter().enumerate() {
-            insert.execute(params![pedido.id, linea as i64, item.producto_id, item.cantidad])?;
+        for (linea, item) in registro.items.iter().enumerate() {
+            insert.execute(params![
+                pedido.id,
+                linea as i64,
+                item.producto_id,
+                item.cantidad,
+                item.precio_unitario.map(Money::hundredths)
+            ])?;
         }
     }
     if let (Some(clave), Some(huella)) = (clave, huella) {
@@ -127,58 +224,54 @@ pub fn create(conn: &mut Connection, nuevo: &NuevoPedido, clave: Option<&str>) -
             .execute(params![clave, huella, pedido.id])?;
     }
     tx.commit()?;
-    pedido.items = nuevo
-        .lineas
-        .iter()
-        .map(|l| PedidoItem {
-            producto_id: l.producto_id,
-            cantidad: l.cantidad,
-            precio_unitario: None,
-            subtotal: None,
-            reserva_id: None,
-        })
-        .collect();
+    pedido.items = registro.items;
     Ok(Alta::Nuevo(pedido))
 }
 
-/// Records everything the flow knows of an order: estado, step, work left, answer,
-/// total, payment, reason, and each line's price and reservation.
-pub fn save(conn: &mut Connection, pedido: &mut Pedido) -> rusqlite::Result<()> {
-    pedido.actualizado_en = now_millis();
+/// Records that an order moved from stage `desde` to `hacia`, and the reservation of
+/// each of its lines when given, if the order still stands at `desde`. Returns
+/// whether it did; `false` means the order had moved on and nothing was written.
+pub fn transition(
+    conn: &mut Connection,
+    id: i64,
+    desde: &Etapa,
+    hacia: &Etapa,
+    reservas: Option<&[i64]>,
+) -> rusqlite::Result<bool> {
     let tx = Savepoint::begin(conn)?;
-    tx.prepare_cached(
-        "UPDATE pedidos SET estado = ?2, total = ?3, pago_id = ?4, motivo = ?5, paso = ?6, pendiente = ?7,
-         respuesta = ?8, error = ?9, actualizado_en = ?10, verificar_pago = ?11 WHERE id = ?1",
-    )?
-    .execute(params![
-        pedido.id,
-        pedido.estado.as_str(),
-        pedido.total.hundredths(),
-        pedido.pago_id,
-        pedido.motivo,
-        pedido.paso.as_str(),
-        pedido.pendiente.map(Pendiente::as_str),
-        pedido.respuesta,
-        pedido.error,
-        pedido.actualizado_en,
-        pedido.verificar_pago
-    ])?;
-    if !pedido.lineas_guardadas {
-        let mut update = tx.prepare_cached(
-            "UPDATE pedido_items SET precio_unitario = ?3, reserva_id = ?4 WHERE pedido_id = ?1 AND linea = ?2",
-        )?;
-        for (linea, item) in pedido.items.iter().enumerate() {
-            update.execute(params![
-                pedido.id,
-                linea as i64,
-                item.precio_unitario.map(Money::hundredths),
-                item.reserva_id
-            ])?;
+    let (desde_etapa, _, _, _, _, desde_liberar, desde_anular) = stage_columns(desde);
+    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) = stage_columns(hacia);
+    let changed = tx
+        .prepare_cached(
+            "UPDATE pedidos SET etapa = ?5, desenlace = ?6, causa = ?7, motivo = ?8, pago_id = ?9,
+                                debe_liberar = ?10, debe_anular_cobro = ?11
+             WHERE id = ?1 AND etapa = ?2 AND debe_liberar = ?3 AND debe_anular_cobro = ?4",
+        )?
+        .execute(params![
+            id,
+            desde_etapa,
+            desde_liberar,
+            desde_anular,
+            etapa,
+            desenlace,
+            causa,
+            motivo,
+            pago_id,
+            liberar,
+            anular_cobro
+        ])?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    if let Some(reservas) = reservas {
+        let mut update =
+            tx.prepare_cached("UPDATE pedido_items SET reserva_id = ?3 WHERE pedido_id = ?1 AND linea = ?2")?;
+        for (linea, reserva_id) in reservas.iter().enumerate() {
+            update.execute(params![id, linea as i64, reserva_id])?;
         }
     }
     tx.commit()?;
-    pedido.lineas_guardadas = true;
-    Ok(())
+    Ok(true)
 }
 
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pedido>> {
@@ -193,51 +286,140 @@ pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pedido>> {
     Ok(Some(pedido))
 }
 
-fn with_items(conn: &Connection, mut pedidos: Vec<Pedido>) -> rusqlite::Result<Vec<Pedido>> {
-    let (Some(first), Some(last)) = (pedidos.first(), pedidos.last()) else {
-        return Ok(pedidos);
-    };
-    let mut items = items_between(conn, first.id, last.id)?;
-    for pedido in &mut pedidos {
-        pedido.items = items.remove(&pedido.id).unwrap_or_default();
-    }
-    Ok(pedidos)
-}
-
 pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Pedido>> {
-    let pedidos = conn
+    let mut pedidos: Vec<Pedido> = conn
         .prepare_cached(&format!(
             "SELECT {PEDIDO_COLUMNS} FROM pedidos ORDER BY id LIMIT ?1 OFFSET ?2"
         ))?
         .query_map([limit, offset], pedido)?
         .collect::<rusqlite::Result<_>>()?;
     // The page holds every order whose id lies between its first and its last.
-    with_items(conn, pedidos)
+    if let (Some(first), Some(last)) = (pedidos.first(), pedidos.last()) {
+        let mut items = items_between(conn, first.id, last.id)?;
+        for pedido in &mut pedidos {
+            pedido.items = items.remove(&pedido.id).unwrap_or_default();
+        }
+    }
+    Ok(pedidos)
 }
 
-/// Orders that still need something: an outcome (`pendiente`), work at inventario,
-/// or a payment to verify.
-pub fn unfinished(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Pedido>> {
-    let pedidos: Vec<Pedido> = conn
-        .prepare_cached(&format!(
-            "SELECT {PEDIDO_COLUMNS} FROM pedidos WHERE estado = 'pendiente' OR pendiente IS NOT NULL OR verificar_pago = 1
-             ORDER BY id LIMIT ?1"
-        ))?
-        .query_map([limit], pedido)?
-        .collect::<rusqlite::Result<_>>()?;
-    // Not one contiguous page of ids: read each order's lines on its own.
-    pedidos
-        .into_iter()
-        .map(|mut p| {
-            p.items = items_between(conn, p.id, p.id)?.remove(&p.id).unwrap_or_default();
-            Ok(p)
-        })
-        .collect()
+/// The ids of orders that are not over or still owe work to a peer, oldest first.
+pub fn unfinished(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM pedidos WHERE etapa <> 'cerrado' OR debe_liberar = 1 OR debe_anular_cobro = 1
+         ORDER BY id LIMIT ?1",
+    )?
+    .query_map([limit], |row| row.get(0))?
+    .collect()
 }
 
-/// This database's prefix for peer keys, and the highest order id it holds.
-pub fn instancia(conn: &Connection) -> rusqlite::Result<(String, i64)> {
-    let prefijo = conn.query_row("SELECT prefijo FROM instancia WHERE id = 1", [], |row| row.get(0))?;
-    let ultimo = conn.query_row("SELECT coalesce(max(id), 0) FROM pedidos", [], |row| row.get(0))?;
-    Ok((prefijo, ultimo))
+/// This database's prefix for peer keys.
+pub fn prefijo(conn: &Connection) -> rusqlite::Result<String> {
+    conn.query_row("SELECT prefijo FROM instancia WHERE id = 1", [], |row| row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pedidos::model::Linea;
+
+    fn database() -> Connection {
+        let mut conn = Connection::open_in_memory().expect("an in-memory database");
+        crate::pedidos::migrations()
+            .to_latest(&mut conn)
+            .expect("migrated");
+        conn
+    }
+
+    fn registrado(conn: &mut Connection) -> Pedido {
+        let nuevo = NuevoPedido {
+            lineas: vec![Linea {
+                producto_id: 1,
+                cantidad: 2,
+            }],
+            medio: "t".into(),
+            moneda: "PYG".into(),
+            fail: false,
+        };
+        let registro = Registro {
+            nuevo: &nuevo,
+            items: vec![Item {
+                producto_id: 1,
+                cantidad: 2,
+                precio_unitario: Money::from_hundredths(500).ok(),
+                reserva_id: None,
+            }],
+            total: Money::from_hundredths(1000).expect("money"),
+            etapa: Etapa::Registrado,
+            vence_en: 0,
+        };
+        match create(conn, registro, None).expect("created") {
+            Alta::Nuevo(pedido) => pedido,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_transition_from_a_stage_the_order_has_left_writes_nothing() {
+        let mut conn = database();
+        let pedido = registrado(&mut conn);
+        let confirmado = Etapa::Cerrado {
+            desenlace: Desenlace::Confirmado { pago_id: 7 },
+            deuda: Deuda::default(),
+        };
+        assert!(
+            transition(&mut conn, pedido.id, &Etapa::Registrado, &confirmado, Some(&[3])).expect("written")
+        );
+        // A second driver that still believes the order is registrado finds it moved on.
+        let fallido = Etapa::Cerrado {
+            desenlace: Desenlace::Fallido {
+                causa: Causa::Interrupted,
+                motivo: "stale".into(),
+                pago_id: None,
+            },
+            deuda: Deuda {
+                liberar: true,
+                anular_cobro: false,
+            },
+        };
+        assert!(!transition(&mut conn, pedido.id, &Etapa::Registrado, &fallido, None).expect("no error"));
+        let stored = get(&conn, pedido.id).expect("read").expect("there");
+        assert_eq!(stored.etapa, confirmado);
+        assert_eq!(stored.items[0].reserva_id, Some(3));
+    }
+
+    #[test]
+    fn every_stage_reads_back_as_it_was_written() {
+        let mut conn = database();
+        let pedido = registrado(&mut conn);
+        let stages = [
+            Etapa::Cobrado { pago_id: 4 },
+            Etapa::Cerrado {
+                desenlace: Desenlace::Fallido {
+                    causa: Causa::ReservaReleased,
+                    motivo: "gone".into(),
+                    pago_id: Some(4),
+                },
+                deuda: Deuda {
+                    liberar: true,
+                    anular_cobro: true,
+                },
+            },
+            Etapa::Cerrado {
+                desenlace: Desenlace::Fallido {
+                    causa: Causa::ReservaReleased,
+                    motivo: "gone".into(),
+                    pago_id: Some(4),
+                },
+                deuda: Deuda::default(),
+            },
+        ];
+        let mut desde = Etapa::Registrado;
+        for etapa in stages {
+            assert!(transition(&mut conn, pedido.id, &desde, &etapa, None).expect("written"));
+            assert_eq!(get(&conn, pedido.id).expect("read").expect("there").etapa, etapa);
+            desde = etapa;
+        }
+        assert_eq!(unfinished(&conn, 10).expect("read"), Vec::<i64>::new());
+    }
 }

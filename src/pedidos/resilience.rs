@@ -1,6 +1,6 @@
 //! How pedidos calls a peer: a timeout on every attempt, retries with jittered
-//! backoff on connection errors, timeouts and `5xx` (never on `4xx`), all inside
-//! that peer's circuit breaker.
+//! backoff on connection errors, timeouts, `5xx` and answers cut short or unreadable
+//! (never on `4xx`), all inside that peer's circuit breaker.
 //!
 //! Each peer has one breaker shared by every worker ([`Breakers`]): it opens after
 //! `BREAKER_FAILURES` consecutive failed calls (a call fails when its last attempt
@@ -16,6 +16,7 @@ use awc::error::{ConnectError, SendRequestError};
 use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use failsafe::futures::CircuitBreaker;
 use failsafe::{Config, Instrument, StateMachine, backoff};
+use serde::de::DeserializeOwned;
 
 use crate::config::PeerSettings;
 
@@ -182,16 +183,17 @@ impl Peer {
         }
     }
 
-    /// Sends `method path` with an optional JSON body and idempotency key, and
-    /// returns any answer below `500`.
-    pub async fn call(
+    /// Sends `method path` with an optional JSON body and reads a `2xx` answer as
+    /// `T`, or a `4xx` as a [`Refusal`]. A connection error, a timeout, a `5xx`, an
+    /// answer cut short or one that cannot be read is a failure: retried, and counted
+    /// by the breaker when the last attempt fails too.
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
         body: Option<Bytes>,
-        key: Option<&str>,
-    ) -> Result<(StatusCode, Bytes), CallError> {
-        let attempts = self.retried(&method, path, body, key);
+    ) -> Result<Result<T, Refusal>, CallError> {
+        let attempts = self.retried(&method, path, body);
         match self.breaker.machine.call(attempts).await {
             Ok(answer) => Ok(answer),
             Err(failsafe::Error::Inner(e)) => Err(e),
@@ -199,18 +201,17 @@ impl Peer {
         }
     }
 
-    async fn retried(
+    async fn retried<T: DeserializeOwned>(
         &self,
         method: &Method,
         path: &str,
         body: Option<Bytes>,
-        key: Option<&str>,
-    ) -> Result<(StatusCode, Bytes), CallError> {
+    ) -> Result<Result<T, Refusal>, CallError> {
         let url = format!("{}{path}", self.base_url);
         let mut attempt = 1;
         let mut sent = false;
         loop {
-            let cause = match self.attempt(method, &url, body.clone(), key).await {
+            let cause = match self.attempt(method, &url, body.clone()).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => {
                     sent |= failure.sent;
@@ -239,21 +240,17 @@ impl Peer {
         }
     }
 
-    /// One attempt: an answer below `500`, or why it counts as a failure.
-    async fn attempt(
+    /// One attempt: a readable answer or a refusal, or why it counts as a failure.
+    async fn attempt<T: DeserializeOwned>(
         &self,
         method: &Method,
         url: &str,
         body: Option<Bytes>,
-        key: Option<&str>,
-    ) -> Result<(StatusCode, Bytes), Failure> {
-        let mut request = self
+    ) -> Result<Result<T, Refusal>, Failure> {
+        let request = self
             .client
             .request(method.clone(), url)
             .insert_header((header::AUTHORIZATION, self.authorization.as_str()));
-        if let Some(key) = key {
-            request = request.insert_header(("Idempotency-Key", key));
-        }
         let exchange = async {
             let mut response = match body {
                 Some(body) => {
@@ -265,44 +262,97 @@ impl Peer {
                 None => request.send().await,
             }
             .map_err(|e| Failure {
-                sent: !never_connected(&e),
+                sent: !never_sent(&e),
                 cause: e.to_string(),
             })?;
             let status = response.status();
+            if status.is_server_error() {
+                return Err(Failure::sent(format!("answered {status}")));
+            }
+            let declared = response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
             let bytes = response
                 .body()
                 .limit(MAX_PEER_BODY)
                 .await
-                .map_err(|e| Failure::sent(e.to_string()))?;
+                .map_err(|e| Failure::sent(format!("the answer could not be read: {e}")))?;
+            if let Some(declared) = declared.filter(|d| *d != bytes.len()) {
+                return Err(Failure::sent(format!(
+                    "the answer was cut short: {} of {declared} bytes",
+                    bytes.len()
+                )));
+            }
             Ok((status, bytes))
         };
-        match actix_web::rt::time::timeout(self.timeout, exchange).await {
-            Err(_) => Err(Failure::sent(format!(
-                "no answer within {} ms",
-                self.timeout.as_millis()
-            ))),
-            Ok(Err(failure)) => Err(failure),
-            Ok(Ok((status, _))) if status.is_server_error() => {
-                Err(Failure::sent(format!("answered {status}")))
+        let (status, bytes) = match actix_web::rt::time::timeout(self.timeout, exchange).await {
+            Err(_) => {
+                return Err(Failure::sent(format!(
+                    "no answer within {} ms",
+                    self.timeout.as_millis()
+                )));
             }
-            Ok(Ok(answer)) => Ok(answer),
+            Ok(exchange) => exchange?,
+        };
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map(Ok)
+                .map_err(|e| Failure::sent(format!("the answer could not be read: {e}")));
         }
+        if status.is_client_error() {
+            return Ok(Err(Refusal::read(status, &bytes)));
+        }
+        Err(Failure::sent(format!("answered {status}")))
     }
 }
 
-/// Whether a failed request certainly never reached the peer: the connection was
-/// refused, timed out or the host did not resolve. Any other failure may have
-/// happened after the peer read the request.
-fn never_connected(error: &SendRequestError) -> bool {
-    match error {
-        SendRequestError::Connect(ConnectError::Io(e)) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+/// Whether a failed request certainly never reached the peer: no connection was made
+/// (refused, unreachable, timed out) or the host did not resolve. awc reports a
+/// connection the peer closed after reading the request as "disconnected": that one
+/// may have been acted on.
+fn never_sent(error: &SendRequestError) -> bool {
+    matches!(
+        error,
         SendRequestError::Connect(
-            ConnectError::Timeout
-            | ConnectError::Resolver(_)
-            | ConnectError::NoRecords
-            | ConnectError::Unresolved,
-        ) => true,
-        _ => false,
+            ConnectError::Io(_)
+                | ConnectError::Timeout
+                | ConnectError::Resolver(_)
+                | ConnectError::NoRecords
+                | ConnectError::Unresolved
+        )
+    )
+}
+
+/// A `4xx` answer: the peer understood and refused. Final, never retried.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: StatusCode,
+    /// The error code of penguin's error shape, empty if the body had none.
+    pub code: String,
+    pub detail: String,
+}
+
+impl Refusal {
+    fn read(status: StatusCode, body: &[u8]) -> Self {
+        #[derive(serde::Deserialize)]
+        struct ErrorAnswer {
+            #[serde(default)]
+            error: String,
+            #[serde(default)]
+            detail: String,
+        }
+        let answer: Option<ErrorAnswer> = serde_json::from_slice(body).ok();
+        let (code, detail) = answer.map_or_else(
+            || {
+                (
+                    String::new(),
+                    String::from_utf8_lossy(body).chars().take(200).collect(),
+                )
+            },
+            |a| (a.error, a.detail),
+        );
+        Self { status, code, detail }
     }
 }
 

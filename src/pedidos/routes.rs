@@ -1,4 +1,5 @@
-//! Handlers of pedidos.
+//! Handlers of pedidos. How an order is answered — status, error code, headers — is
+//! decided here, from its stage, in one place: [`respond`].
 
 use std::time::{Duration, Instant};
 
@@ -7,46 +8,68 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
 use super::clients::Peers;
-use super::model::{NuevoPedido, Pedido, PedidoBody};
-use super::recovery::Instancia;
-use super::repo::{self, Alta};
-use super::saga::{self, Contexto};
-use crate::db::{Page, Pool, run_blocking, run_write};
+use super::instancia::Instancia;
+use super::model::{Causa, Desenlace, Etapa, NuevoPedido, Pedido, PedidoBody, PedidoVista};
+use super::repo;
+use super::saga::{self, Colocado, Contexto};
+use crate::db::{Page, Pool, run_blocking};
 use crate::error::ApiError;
 use crate::input;
 use crate::json::Json;
 
-/// How long a retried request waits for the first one with its key to finish.
+/// How long a retried request waits for the driver of its order to let go of it.
 const REPLAY_WAIT: Duration = Duration::from_secs(30);
 
 /// A failed order: the error's code and sentence beside the order as recorded.
 #[derive(Serialize)]
 struct PedidoFallido<'a> {
-    error: &'a str,
-    detail: &'a str,
+    error: &'static str,
+    detail: String,
     #[serde(flatten)]
-    pedido: &'a Pedido,
+    pedido: PedidoVista<'a>,
 }
 
-/// The answer an order was given, rebuilt from what is recorded of it.
-fn respond(pedido: &Pedido, retry_after: Option<u64>) -> HttpResponse {
-    let status = pedido
-        .respuesta
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .unwrap_or(StatusCode::CREATED);
+/// The status an order is answered with, and its error code when it did not succeed.
+fn answer_of(etapa: &Etapa) -> (StatusCode, Option<&'static str>) {
+    let desenlace = match etapa {
+        // Not final yet: the client polls the order's Location.
+        Etapa::Registrado | Etapa::Cobrado { .. } => return (StatusCode::ACCEPTED, None),
+        Etapa::Cerrado { desenlace, .. } => desenlace,
+    };
+    match desenlace {
+        Desenlace::Confirmado { .. } => (StatusCode::CREATED, None),
+        Desenlace::Rechazado { .. } => (StatusCode::PAYMENT_REQUIRED, Some("payment_rejected")),
+        Desenlace::Fallido { causa, .. } => {
+            let status = match causa {
+                Causa::ProductoNotFound => StatusCode::NOT_FOUND,
+                Causa::TotalTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+                Causa::InsufficientStock | Causa::ReservaReleased => StatusCode::CONFLICT,
+                Causa::PeerError => StatusCode::BAD_GATEWAY,
+                Causa::PeerUnavailable | Causa::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            (status, Some(causa.into()))
+        }
+    }
+}
+
+/// The answer an order gets, whether to the request that placed it or to a retry.
+fn respond(pedido: &Pedido, peers: &Peers) -> HttpResponse {
+    let (status, error) = answer_of(&pedido.etapa);
     let mut response = HttpResponse::build(status);
     response.insert_header((header::LOCATION, format!("/pedidos/{}", pedido.id)));
-    if status.is_success() {
-        return response.json(pedido);
-    }
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response.insert_header((header::RETRY_AFTER, retry_after.unwrap_or(1).to_string()));
+        let retry_after = peers.retry_after().unwrap_or(1).max(1);
+        response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
     }
-    response.json(PedidoFallido {
-        error: pedido.error.as_deref().unwrap_or("pedido_failed"),
-        detail: pedido.motivo.as_deref().unwrap_or_default(),
-        pedido,
-    })
+    let vista = PedidoVista::from(pedido);
+    match error {
+        None => response.json(vista),
+        Some(error) => response.json(PedidoFallido {
+            error,
+            detail: vista.motivo().unwrap_or_default().to_string(),
+            pedido: vista,
+        }),
+    }
 }
 
 pub async fn crear(
@@ -58,41 +81,33 @@ pub async fn crear(
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
-    let (alta, nuevo) = run_write(&pool, move |conn| {
-        Ok((repo::create(conn, &nuevo, clave.as_deref())?, nuevo))
-    })
-    .await?;
-    let mut pedido = match alta {
-        Alta::Nuevo(pedido) => pedido,
-        Alta::Repetido(id) => return replay(&pool, id).await,
-        Alta::ClaveEnUso => {
-            return Err(ApiError::unprocessable(
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for a different order",
-            ));
-        }
-    };
-    let _running = instancia.begin(pedido.id);
     let ctx = Contexto {
         peers: &peers,
         pool: &pool,
-        prefijo: &instancia.prefijo,
+        instancia: &instancia,
     };
-    let outcome = saga::place(&ctx, &mut pedido, &nuevo).await?;
-    Ok(respond(&pedido, outcome.err().and_then(|f| f.retry_after)))
+    match saga::colocar(&ctx, nuevo, clave).await? {
+        Colocado::Nuevo(pedido) => Ok(respond(&pedido, &peers)),
+        Colocado::Repetido(id) => replay(&ctx, id).await,
+        Colocado::ClaveEnUso => Err(ApiError::unprocessable(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different order",
+        )),
+    }
 }
 
-/// A request with a key already used for the same order: the answer that order got,
-/// waiting for it if the first request is still running.
-async fn replay(pool: &Pool, id: i64) -> Result<HttpResponse, ApiError> {
+/// A request with a key already used for the same order: that order's answer, once
+/// no one is moving it on any more (the first request, or recovery).
+async fn replay(ctx: &Contexto<'_>, id: i64) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
-        let pedido = run_blocking(pool, move |conn| Ok(repo::get(conn, id)?))
+        let en_curso = ctx.instancia.en_curso.ocupado(id);
+        let pedido = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?))
             .await?
             .ok_or_else(|| ApiError::internal(format!("idempotency key names missing pedido {id}")))?;
-        if pedido.respuesta.is_some() {
-            return Ok(respond(&pedido, None));
+        if !en_curso {
+            return Ok(respond(&pedido, ctx.peers));
         }
         if started.elapsed() >= REPLAY_WAIT {
             return Err(ApiError::conflict(
@@ -108,13 +123,13 @@ async fn replay(pool: &Pool, id: i64) -> Result<HttpResponse, ApiError> {
 pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
     let (limit, offset) = page.bounds()?;
     let pedidos = run_blocking(&pool, move |conn| Ok(repo::list(conn, limit, offset)?)).await?;
-    Ok(HttpResponse::Ok().json(pedidos))
+    Ok(HttpResponse::Ok().json(pedidos.iter().map(PedidoVista::from).collect::<Vec<_>>()))
 }
 
 pub async fn obtener(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let pedido = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pedido
-        .map(|p| HttpResponse::Ok().json(p))
+        .map(|p| HttpResponse::Ok().json(PedidoVista::from(&p)))
         .ok_or_else(|| ApiError::not_found("pedido_not_found", format!("there is no pedido {id}")))
 }

@@ -1,410 +1,497 @@
-//! The order flow, one explicit step after another, each step's outcome recorded
-//! before the next:
+//! An order's life as one state machine. [`avanzar`] is the only thing that moves an
+//! order on: the request that places it calls it, and so does recovery for every
+//! order that no request is driving. Each call does what the order's stage needs
+//! of its peers and records where the order got to in one write, which names the
+//! stage it started from (a stale change finds the order moved on and does nothing).
 //!
-//! 1. price each line at productos, and the total;
-//! 2. reserve each line at inventario, with a key derived from the order and line
-//!    (record the reservations);
-//! 3. charge the total at pagos, with the order's key as `referencia` (record the
-//!    payment); if the answer is lost, ask pagos what happened;
-//! 4. confirm every reservation, or compensate by releasing them.
+//! ```text
+//!  priced ─record─▶ Registrado ─reserve lote─▶ charge ─approved─▶ confirm lote ─▶ Cerrado: confirmado
+//!                     │   │            │              │                 │ no answer ─▶ Cobrado ─confirm─▶ …
+//!                     │   │ refused    │ rejected     │ no answer       │ refused ─▶ refund, release ─▶ fallido
+//!                     │   ▼            ▼              ▼
+//!                     │  fallido     release ─▶ rechazado / fallido (its referencia voided later)
+//!                     └─ past its deadline: ask pagos (the charge, or the referencia voided) and settle by it
+//!  Cerrado with a debt (a peer did not answer): release the lote, void or refund the referencia.
+//! ```
 //!
-//! Every call that changes state carries a key, so a retry never reserves or charges
-//! twice. Work at inventario that cannot be done now (the peer is down) is recorded
-//! as `pendiente` and finished by `recovery`, which also resolves orders a crash left
-//! half-way with the same functions.
+//! Every call that changes a peer's state names the order's key (its lote at
+//! inventario, its `referencia` at pagos), so a step done twice acts once, and
+//! recovery can move an order on from any stage without knowing how far the last
+//! driver got. An order that was not charged by its deadline never is.
 
-use actix_web::http::StatusCode;
-
-use super::clients::{PagarRequest, PagoAnswer, PeerError, Peers, ReservaRef};
-use super::model::{EstadoPedido, NuevoPedido, Paso, Pedido, Pendiente};
-use super::repo;
-use super::resilience::CallError;
-use crate::db::{Pool, run_write};
+use super::clients::{EstadoPago, PagarRequest, PagoAnswer, PeerError, Peers, lote_released};
+use super::instancia::Instancia;
+use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido};
+use super::repo::{self, Alta, Registro};
+use crate::db::{Pool, now_millis, run_blocking, run_write};
 use crate::error::ApiError;
-use crate::money::{Money, MoneyError};
+use crate::money::Money;
 
 const LOG_TARGET: &str = "pedidos";
 
-/// What the flow needs: the peers, the database, and this database's key prefix.
+/// What the flow needs: the peers, the database, and what this pedidos shares.
 pub struct Contexto<'a> {
     pub peers: &'a Peers,
     pub pool: &'a Pool,
-    pub prefijo: &'a str,
+    pub instancia: &'a Instancia,
 }
 
-/// Why an order did not succeed, as the client is told.
+/// The result of placing an order.
 #[derive(Debug)]
-pub struct Fallo {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub detail: String,
-    /// Seconds until an open circuit lets calls through again.
-    pub retry_after: Option<u64>,
+pub enum Colocado {
+    /// A new order, moved on as far as it goes.
+    Nuevo(Pedido),
+    /// The idempotency key was used before for the same order: this one.
+    Repetido(i64),
+    /// The idempotency key was used before for a different order.
+    ClaveEnUso,
 }
 
-impl Fallo {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            detail: detail.into(),
-            retry_after: None,
-        }
-    }
+/// A stage an order moves to, and the reservation of each line once an answer named them.
+struct Paso {
+    hacia: Etapa,
+    reservas: Option<Vec<i64>>,
+}
 
-    /// A failed peer call, in the words of the step that made it.
-    fn from_peer(error: &PeerError) -> Self {
-        match error {
-            PeerError::Call(CallError::CircuitOpen { retry_after, .. }) => Self {
-                retry_after: Some(retry_after.as_secs().max(1)),
-                ..Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "peer_unavailable",
-                    error.to_string(),
-                )
-            },
-            PeerError::Call(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "peer_unavailable",
-                error.to_string(),
-            ),
-            PeerError::Refused { .. } | PeerError::Invalid { .. } => {
-                Self::new(StatusCode::BAD_GATEWAY, "peer_error", error.to_string())
-            }
-        }
+fn cerrado(desenlace: Desenlace, deuda: Deuda, reservas: Option<Vec<i64>>) -> Option<Paso> {
+    Some(Paso {
+        hacia: Etapa::Cerrado { desenlace, deuda },
+        reservas,
+    })
+}
+
+fn fallido(causa: Causa, motivo: impl Into<String>) -> Desenlace {
+    Desenlace::Fallido {
+        causa,
+        motivo: motivo.into(),
+        pago_id: None,
     }
 }
 
-/// The key of line `linea` of an order at inventario.
-fn clave_linea(clave: &str, linea: usize) -> String {
-    format!("{clave}-{linea}")
+/// A failed peer call, as the reason an order failed.
+fn fallido_por(error: &PeerError) -> Desenlace {
+    let causa = match error {
+        PeerError::Call(_) => Causa::PeerUnavailable,
+        PeerError::Refused { .. } => Causa::PeerError,
+    };
+    fallido(causa, error.to_string())
 }
 
-/// Records the order as it stands.
-pub async fn save(pool: &Pool, pedido: &mut Pedido) -> Result<(), ApiError> {
-    let mut copia = pedido.clone();
-    let saved = run_write(pool, move |conn| {
-        repo::save(conn, &mut copia)?;
-        Ok(copia)
+/// Places a new order: prices it, records it (claimed by this request before anyone
+/// can see it), and moves it on as far as it goes.
+pub async fn colocar(
+    ctx: &Contexto<'_>,
+    nuevo: NuevoPedido,
+    clave: Option<String>,
+) -> Result<Colocado, ApiError> {
+    let (items, total, etapa) = cotizar(ctx.peers, &nuevo).await;
+    let plazo = i64::try_from(ctx.instancia.plazo.as_millis()).unwrap_or(i64::MAX);
+    let vence_en = now_millis().saturating_add(plazo);
+    let en_curso = ctx.instancia.en_curso.clone();
+    let (alta, turno) = run_write(ctx.pool, move |conn| {
+        let registro = Registro {
+            nuevo: &nuevo,
+            items,
+            total,
+            etapa,
+            vence_en,
+        };
+        let alta = repo::create(conn, registro, clave.as_deref())?;
+        let turno = match &alta {
+            Alta::Nuevo(pedido) => en_curso.tomar(pedido.id),
+            Alta::Repetido(_) | Alta::ClaveEnUso => None,
+        };
+        Ok((alta, turno))
     })
     .await?;
-    *pedido = saved;
-    Ok(())
-}
-
-/// Runs the whole flow on a freshly recorded order, records its outcome and the
-/// answer given, and returns that answer's failure, if any.
-pub async fn place(
-    ctx: &Contexto<'_>,
-    pedido: &mut Pedido,
-    nuevo: &NuevoPedido,
-) -> Result<Result<(), Fallo>, ApiError> {
-    let outcome = steps(ctx, pedido, nuevo).await?;
-    record_answer(pedido, &outcome);
-    save(ctx.pool, pedido).await?;
-    Ok(outcome)
-}
-
-/// Keeps the answer an outcome gives, so that a retried request gets it again.
-pub fn record_answer(pedido: &mut Pedido, outcome: &Result<(), Fallo>) {
-    match outcome {
-        Ok(()) => {
-            pedido.respuesta = Some(StatusCode::CREATED.as_u16());
-            pedido.error = None;
-        }
-        Err(fallo) => {
-            pedido.respuesta = Some(fallo.status.as_u16());
-            pedido.error = Some(fallo.code.to_string());
-            pedido.motivo = Some(fallo.detail.clone());
-            log::info!(target: LOG_TARGET, "pedido {} {}: {}", pedido.id, pedido.estado.as_str(), fallo.detail);
-        }
-    }
-}
-
-async fn steps(
-    ctx: &Contexto<'_>,
-    pedido: &mut Pedido,
-    nuevo: &NuevoPedido,
-) -> Result<Result<(), Fallo>, ApiError> {
-    let closed = |pedido: &mut Pedido, estado| {
-        pedido.estado = estado;
-        pedido.paso = Paso::Cerrado;
+    let pedido = match alta {
+        Alta::Nuevo(pedido) => pedido,
+        Alta::Repetido(id) => return Ok(Colocado::Repetido(id)),
+        Alta::ClaveEnUso => return Ok(Colocado::ClaveEnUso),
     };
-    if let Err(e) = ctx.peers.ensure_available() {
-        closed(pedido, EstadoPedido::Fallido);
-        return Ok(Err(Fallo::from_peer(&e)));
-    }
-    if let Err(fallo) = price(ctx.peers, pedido).await {
-        closed(pedido, EstadoPedido::Fallido);
-        return Ok(Err(fallo));
-    }
-    if let Err(fallo) = reserve(ctx, pedido).await {
-        closed(pedido, EstadoPedido::Fallido);
-        return Ok(Err(fallo));
-    }
-    pedido.paso = Paso::Reservado;
-    save(ctx.pool, pedido).await?;
-
-    let clave = pedido.clave(ctx.prefijo);
-    let request = PagarRequest {
-        monto: pedido.total,
-        moneda: &nuevo.moneda,
-        medio: &nuevo.medio,
-        referencia: clave.clone(),
-        fail: nuevo.fail,
+    let pedido = match pedido.etapa {
+        Etapa::Registrado => avanzar(ctx, pedido).await?,
+        _ => pedido,
     };
-    let pago = match ctx.peers.pagar(&request).await {
-        Ok(pago) => pago,
-        Err(e) => {
-            // The order fails and gives its units back now. If the charge may have
-            // reached pagos, recovery voids its referencia: it then never happens,
-            // or, if it did, it is refunded.
-            if may_have_reached(&e) {
-                log::warn!(
-                    target: LOG_TARGET,
-                    "pedido {}: the charge may have reached pagos ({e}); it will be voided",
-                    pedido.id
-                );
-                pedido.verificar_pago = true;
-            }
-            release_all(ctx, pedido).await;
-            closed(pedido, EstadoPedido::Fallido);
-            return Ok(Err(Fallo::from_peer(&e)));
-        }
-    };
-    Ok(conclude(ctx, pedido, &pago).await)
+    drop(turno);
+    Ok(Colocado::Nuevo(pedido))
 }
 
-/// Whether a failed call may still have had its effect at the peer.
-fn may_have_reached(error: &PeerError) -> bool {
-    match error {
-        PeerError::Call(CallError::Unavailable { sent, .. }) => *sent,
-        PeerError::Call(CallError::CircuitOpen { .. }) | PeerError::Refused { .. } => false,
-        PeerError::Invalid { .. } => true,
-    }
-}
-
-/// Step 1: the price of every line from productos, and the total.
-async fn price(peers: &Peers, pedido: &mut Pedido) -> Result<(), Fallo> {
-    let mut total = Money::ZERO;
-    for item in &mut pedido.items {
-        let precio = peers.precio(item.producto_id).await.map_err(|e| {
-            if e.refused_status() == Some(StatusCode::NOT_FOUND) {
-                let detail = format!("producto {} does not exist", item.producto_id);
-                Fallo::new(StatusCode::NOT_FOUND, "producto_not_found", detail)
-            } else {
-                Fallo::from_peer(&e)
-            }
-        })?;
-        let too_large = |_: MoneyError| {
-            Fallo::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "total_too_large",
-                "the order's total is larger than penguin can charge",
-            )
-        };
-        let subtotal = precio.times(item.cantidad).map_err(too_large)?;
-        total = total.plus(subtotal).map_err(too_large)?;
-        item.precio_unitario = Some(precio);
-        pedido.lineas_guardadas = false;
-        item.subtotal = Some(subtotal);
-    }
-    pedido.total = total;
-    Ok(())
-}
-
-/// Step 2: reserve every line's units at inventario, stopping at the first refusal;
-/// on a failure the reservations made (and the one whose answer was lost) are released.
-async fn reserve(ctx: &Contexto<'_>, pedido: &mut Pedido) -> Result<(), Fallo> {
-    let clave = pedido.clave(ctx.prefijo);
-    for linea in 0..pedido.items.len() {
-        let item = &pedido.items[linea];
-        let clave_linea = clave_linea(&clave, linea);
-        let fallo = match ctx
-            .peers
-            .reservar(item.producto_id, item.cantidad, &clave_linea)
-            .await
-        {
-            Ok(reserva) if reserva.activa() => {
-                pedido.items[linea].reserva_id = Some(reserva.reserva_id);
-                pedido.lineas_guardadas = false;
-                continue;
-            }
-            Ok(reserva) => Fallo::new(
-                StatusCode::CONFLICT,
-                "reserva_not_active",
-                format!("reserva {} was already {}", reserva.reserva_id, reserva.estado),
-            ),
-            Err(PeerError::Refused {
-                status, code, detail, ..
-            }) if status == StatusCode::CONFLICT && code == "reserva_released" => {
-                Fallo::new(StatusCode::CONFLICT, "reserva_released", detail)
-            }
-            Err(e) => match e.refused_status() {
-                Some(StatusCode::CONFLICT | StatusCode::NOT_FOUND) => Fallo::new(
-                    StatusCode::CONFLICT,
-                    "insufficient_stock",
-                    format!(
-                        "not enough stock of producto {} for {} units",
-                        item.producto_id, item.cantidad
-                    ),
-                ),
-                Some(_) => Fallo::from_peer(&e),
-                None => {
-                    // No answer: the reservation may exist; its key releases it or
-                    // makes sure it will never be made.
-                    let fallo = Fallo::from_peer(&e);
-                    let lost = ReservaRef::Clave { clave: &clave_linea };
-                    if ctx.peers.liberar(&lost).await.is_err() {
-                        pedido.pendiente = Some(Pendiente::Liberar);
-                    }
-                    fallo
-                }
-            },
-        };
-        release_all(ctx, pedido).await;
-        return Err(fallo);
-    }
-    Ok(())
-}
-
-/// How each line's reservation is named: by id when known, otherwise by its key.
-fn referencias<'a>(pedido: &Pedido, claves: &'a [String]) -> Vec<ReservaRef<'a>> {
-    pedido
-        .items
+/// The order's lines priced by productos, in one call, its total, and the stage it is
+/// recorded at: `Registrado`, or already failed if it cannot be priced.
+async fn cotizar(peers: &Peers, nuevo: &NuevoPedido) -> (Vec<Item>, Money, Etapa) {
+    let mut items: Vec<Item> = nuevo
+        .lineas
         .iter()
-        .zip(claves)
-        .map(|(item, clave)| match item.reserva_id {
-            Some(reserva_id) => ReservaRef::Id { reserva_id },
-            None => ReservaRef::Clave { clave },
+        .map(|l| Item {
+            producto_id: l.producto_id,
+            cantidad: l.cantidad,
+            precio_unitario: None,
+            reserva_id: None,
         })
-        .collect()
-}
-
-fn claves_lineas(pedido: &Pedido, prefijo: &str) -> Vec<String> {
-    let clave = pedido.clave(prefijo);
-    (0..pedido.items.len())
-        .map(|linea| clave_linea(&clave, linea))
-        .collect()
-}
-
-/// Compensation: release every reservation the order made. What cannot be released
-/// now is left `pendiente` for recovery.
-async fn release_all(ctx: &Contexto<'_>, pedido: &mut Pedido) {
-    let reservas: Vec<i64> = pedido.items.iter().filter_map(|i| i.reserva_id).collect();
-    if reservas.is_empty() {
-        return;
+        .collect();
+    let sin_precio = |items: Vec<Item>, desenlace| {
+        let items = items
+            .into_iter()
+            .map(|i| Item {
+                precio_unitario: None,
+                ..i
+            })
+            .collect();
+        let etapa = Etapa::Cerrado {
+            desenlace,
+            deuda: Deuda::default(),
+        };
+        (items, Money::ZERO, etapa)
+    };
+    // An open circuit fails the order at once, before any peer is called.
+    if let Err(e) = peers.ensure_available() {
+        return sin_precio(items, fallido_por(&e));
     }
-    log::info!(target: LOG_TARGET, "pedido {}: compensating, releasing reservas {reservas:?}", pedido.id);
-    for reserva_id in reservas {
-        if let Err(e) = ctx.peers.liberar(&ReservaRef::Id { reserva_id }).await {
+    let ids: Vec<i64> = items.iter().map(|i| i.producto_id).collect();
+    let precios = match peers.precios(&ids).await {
+        Ok(precios) => precios,
+        Err(e) => return sin_precio(items, fallido_por(&e)),
+    };
+    let mut total = Money::ZERO;
+    for item in &mut items {
+        let Some(precio) = precios.get(&item.producto_id).copied() else {
+            let motivo = format!("producto {} does not exist", item.producto_id);
+            return sin_precio(items, fallido(Causa::ProductoNotFound, motivo));
+        };
+        let Ok(sumado) = precio.times(item.cantidad).and_then(|s| total.plus(s)) else {
+            let motivo = "the order's total is larger than penguin can charge";
+            return sin_precio(items, fallido(Causa::TotalTooLarge, motivo));
+        };
+        total = sumado;
+        item.precio_unitario = Some(precio);
+    }
+    (items, total, Etapa::Registrado)
+}
+
+/// Moves an order from its stage to the next: does what the stage needs of the
+/// peers, and records the stage reached. Returns the order as it now stands.
+pub async fn avanzar(ctx: &Contexto<'_>, pedido: Pedido) -> Result<Pedido, ApiError> {
+    let paso = match &pedido.etapa {
+        Etapa::Registrado if pedido.vencido() => por_lo_que_sabe_pagos(ctx, &pedido).await,
+        Etapa::Registrado => reservar_y_cobrar(ctx, &pedido).await,
+        Etapa::Cobrado { pago_id } => confirmar(ctx, &pedido, *pago_id, None).await,
+        Etapa::Cerrado { desenlace, deuda } => saldar(ctx, &pedido, desenlace, *deuda).await,
+    };
+    match paso {
+        Some(paso) if paso.hacia != pedido.etapa || paso.reservas.is_some() => {
+            registrar(ctx.pool, pedido, paso).await
+        }
+        _ => Ok(pedido),
+    }
+}
+
+/// Records a transition, if the order still stands where it was when the step began.
+async fn registrar(pool: &Pool, mut pedido: Pedido, paso: Paso) -> Result<Pedido, ApiError> {
+    let id = pedido.id;
+    let desde = pedido.etapa.clone();
+    let (recorded, paso) = run_write(pool, move |conn| {
+        let recorded = repo::transition(conn, id, &desde, &paso.hacia, paso.reservas.as_deref())?;
+        Ok((recorded, paso))
+    })
+    .await?;
+    if !recorded {
+        log::warn!(
+            target: LOG_TARGET,
+            "pedido {id} had moved on from {}; what this step found ({:?}) is not recorded",
+            <&str>::from(&pedido.etapa),
+            paso.hacia
+        );
+        return run_blocking(pool, move |conn| Ok(repo::get(conn, id)?))
+            .await?
+            .ok_or_else(|| ApiError::internal(format!("pedido {id} disappeared")));
+    }
+    match &paso.hacia {
+        Etapa::Cerrado {
+            desenlace: Desenlace::Fallido { causa, motivo, .. },
+            ..
+        } if !matches!(pedido.etapa, Etapa::Cerrado { .. }) => {
+            log::info!(target: LOG_TARGET, "pedido {id} fallido ({}): {motivo}", <&str>::from(causa));
+        }
+        Etapa::Cerrado {
+            desenlace: Desenlace::Rechazado { pago_id },
+            ..
+        } if !matches!(pedido.etapa, Etapa::Cerrado { .. }) => {
+            log::info!(target: LOG_TARGET, "pedido {id} rechazado: pagos rejected the payment {pago_id}");
+        }
+        _ => {}
+    }
+    if let Some(reservas) = paso.reservas {
+        for (item, reserva_id) in pedido.items.iter_mut().zip(reservas) {
+            item.reserva_id = Some(reserva_id);
+        }
+    }
+    pedido.etapa = paso.hacia;
+    Ok(pedido)
+}
+
+/// `Registrado`: reserve every line, then charge the total. Both are idempotent under
+/// the order's key, so a second driver (recovery after a crash) finds what the first
+/// one did instead of doing it again.
+async fn reservar_y_cobrar(ctx: &Contexto<'_>, pedido: &Pedido) -> Option<Paso> {
+    let clave = pedido.clave(&ctx.instancia.prefijo);
+    let reservas = match ctx.peers.reservar(&clave, &pedido.items).await {
+        Ok(lote) => Some(lote.ids()),
+        Err(e) => return sin_reserva(ctx, pedido, &e).await,
+    };
+    if pedido.vencido() {
+        return por_lo_que_sabe_pagos(ctx, pedido).await;
+    }
+    let cobro = PagarRequest {
+        monto: pedido.total,
+        moneda: &pedido.moneda,
+        medio: &pedido.medio,
+        referencia: &clave,
+        fail: pedido.fail,
+    };
+    match ctx.peers.pagar(&cobro).await {
+        Ok(PagoAnswer {
+            pago_id,
+            estado: EstadoPago::Aprobado,
+        }) => confirmar(ctx, pedido, pago_id, reservas).await,
+        Ok(PagoAnswer {
+            pago_id,
+            estado: EstadoPago::Rechazado,
+        }) => {
+            compensar(
+                ctx,
+                pedido,
+                Desenlace::Rechazado { pago_id },
+                Deuda::default(),
+                reservas,
+            )
+            .await
+        }
+        Ok(PagoAnswer { pago_id, estado }) => {
+            let motivo =
+                format!("pagos answered the charge with pago {pago_id} {estado:?}: nothing is charged");
+            compensar(
+                ctx,
+                pedido,
+                fallido(Causa::PeerError, motivo),
+                Deuda::default(),
+                reservas,
+            )
+            .await
+        }
+        Err(e) => {
+            // If the charge may have reached pagos, its referencia is voided later: the
+            // charge then never happens or, if it did, is refunded.
+            let deuda = Deuda {
+                anular_cobro: e.may_have_reached(),
+                liberar: false,
+            };
+            compensar(ctx, pedido, fallido_por(&e), deuda, reservas).await
+        }
+    }
+}
+
+/// The lote could not be reserved. A refusal reserved nothing (a lote is all or
+/// none); a call without an answer may have, so its key is released.
+async fn sin_reserva(ctx: &Contexto<'_>, pedido: &Pedido, error: &PeerError) -> Option<Paso> {
+    let Some(refusal) = error.refusal() else {
+        if !error.may_have_reached() {
+            return cerrado(fallido_por(error), Deuda::default(), None);
+        }
+        return compensar(ctx, pedido, fallido_por(error), Deuda::default(), None).await;
+    };
+    if lote_released(refusal) {
+        // An earlier driver released the lote: it may have charged first.
+        let motivo = "the order's reservation was released before it was completed";
+        let deuda = Deuda {
+            anular_cobro: true,
+            liberar: false,
+        };
+        return cerrado(fallido(Causa::ReservaReleased, motivo), deuda, None);
+    }
+    let desenlace = match refusal.status.as_u16() {
+        404 | 409 => fallido(Causa::InsufficientStock, refusal.detail.clone()),
+        _ => fallido_por(error),
+    };
+    cerrado(desenlace, Deuda::default(), None)
+}
+
+/// Compensation: releases the order's lote and closes it with `desenlace`. A lote
+/// that cannot be released now is owed; one inventario refuses to release (it is
+/// confirmed) contradicts the outcome, which is then not recorded.
+async fn compensar(
+    ctx: &Contexto<'_>,
+    pedido: &Pedido,
+    desenlace: Desenlace,
+    deuda: Deuda,
+    reservas: Option<Vec<i64>>,
+) -> Option<Paso> {
+    let clave = pedido.clave(&ctx.instancia.prefijo);
+    log::info!(target: LOG_TARGET, "pedido {}: compensating, releasing lote {clave}", pedido.id);
+    match ctx.peers.liberar(&clave).await {
+        Ok(_) => cerrado(desenlace, deuda, reservas),
+        Err(PeerError::Refused { refusal, .. }) => {
+            log::error!(
+                target: LOG_TARGET,
+                "pedido {}: inventario refuses to release lote {clave} ({}), which contradicts its outcome \
+                 {desenlace:?}; the order is left as it is",
+                pedido.id,
+                refusal.detail
+            );
+            None
+        }
+        Err(e) => {
+            log::warn!(target: LOG_TARGET, "pedido {}: lote {clave} not released yet ({e}); recovery will retry", pedido.id);
+            let deuda = Deuda {
+                liberar: true,
+                ..deuda
+            };
+            cerrado(desenlace, deuda, reservas)
+        }
+    }
+}
+
+/// Charged: confirm the lote. Without an answer the confirmation is owed (`Cobrado`);
+/// if inventario refuses it, the units are gone and the charge is refunded.
+async fn confirmar(
+    ctx: &Contexto<'_>,
+    pedido: &Pedido,
+    pago_id: i64,
+    reservas: Option<Vec<i64>>,
+) -> Option<Paso> {
+    let clave = pedido.clave(&ctx.instancia.prefijo);
+    match ctx.peers.confirmar(&clave).await {
+        Ok(lote) => cerrado(
+            Desenlace::Confirmado { pago_id },
+            Deuda::default(),
+            Some(lote.ids()),
+        ),
+        Err(PeerError::Refused { refusal, .. }) => {
+            let motivo = format!(
+                "pedido {} was charged (pago {pago_id}) but its reservation can no longer be confirmed ({}); \
+                 the payment is refunded",
+                pedido.id, refusal.detail
+            );
+            log::error!(target: LOG_TARGET, "{motivo}");
+            let refunded = match ctx.peers.reembolsar(&clave).await {
+                Ok(_) => true,
+                Err(e) => {
+                    log::warn!(target: LOG_TARGET, "pedido {}: refund not made yet ({e}); recovery will retry", pedido.id);
+                    false
+                }
+            };
+            let desenlace = Desenlace::Fallido {
+                causa: Causa::ReservaReleased,
+                motivo,
+                pago_id: Some(pago_id),
+            };
+            let deuda = Deuda {
+                anular_cobro: !refunded,
+                liberar: false,
+            };
+            compensar(ctx, pedido, desenlace, deuda, reservas).await
+        }
+        Err(e) => {
             log::warn!(
                 target: LOG_TARGET,
-                "pedido {}: reserva {reserva_id} not released yet ({e}); recovery will retry",
+                "pedido {}: charged as pago {pago_id}; its confirmation is owed ({e}) and recovery will retry",
                 pedido.id
             );
-            pedido.pendiente = Some(Pendiente::Liberar);
+            Some(Paso {
+                hacia: Etapa::Cobrado { pago_id },
+                reservas,
+            })
         }
     }
 }
 
-/// Step 4, once pagos has answered: confirm the reservations, or release them.
-pub async fn conclude(ctx: &Contexto<'_>, pedido: &mut Pedido, pago: &PagoAnswer) -> Result<(), Fallo> {
-    pedido.pago_id = Some(pago.pago_id);
-    pedido.paso = Paso::Cerrado;
-    if !pago.aprobado() {
-        pedido.estado = EstadoPedido::Rechazado;
-        pedido.pendiente = Some(Pendiente::Liberar);
-        settle(ctx, pedido).await;
-        return Err(Fallo::new(
-            StatusCode::PAYMENT_REQUIRED,
-            "payment_rejected",
-            format!("pagos rejected the payment {}", pago.pago_id),
-        ));
-    }
-    pedido.estado = EstadoPedido::Confirmado;
-    pedido.pendiente = Some(Pendiente::Confirmar);
-    settle(ctx, pedido).await;
-    if pedido.estado == EstadoPedido::Confirmado {
-        Ok(())
-    } else {
-        Err(Fallo::new(
-            StatusCode::CONFLICT,
-            "reserva_expired",
-            pedido.motivo.clone().unwrap_or_default(),
-        ))
-    }
-}
-
-/// Does the work at inventario the order owes (`pendiente`), line by line, and
-/// clears it once every line is done. A reservation that can no longer be confirmed
-/// (it expired) turns a charged order into `fallido`: its other reservations are
-/// released and recovery refunds the payment.
-pub async fn settle(ctx: &Contexto<'_>, pedido: &mut Pedido) {
-    let Some(pendiente) = pedido.pendiente else {
-        return;
+/// Past its deadline, an order that was not charged never is: pagos voids its
+/// referencia (or answers with the charge already made), and the order is settled
+/// by that answer, exactly as its first driver would have settled it.
+async fn por_lo_que_sabe_pagos(ctx: &Contexto<'_>, pedido: &Pedido) -> Option<Paso> {
+    let clave = pedido.clave(&ctx.instancia.prefijo);
+    let pago = match ctx.peers.anular(&clave).await {
+        Ok(pago) => pago,
+        Err(e) => {
+            log::warn!(target: LOG_TARGET, "pedido {} stays registrado until pagos answers: {e}", pedido.id);
+            return None;
+        }
     };
-    let claves = claves_lineas(pedido, ctx.prefijo);
-    let referencias = referencias(pedido, &claves);
-    let mut done = true;
-    for referencia in &referencias {
-        let result = match pendiente {
-            Pendiente::Confirmar => ctx.peers.confirmar(referencia).await,
-            Pendiente::Liberar => ctx.peers.liberar(referencia).await,
-        };
-        match result {
-            Ok(_) => {}
-            // A refusal is final: a reservation that cannot be released is confirmed
-            // or gone already; one that cannot be confirmed has expired or was released.
-            Err(e) if e.refused_status().is_some() && pendiente == Pendiente::Liberar => {
-                log::warn!(target: LOG_TARGET, "pedido {}: reservation not released: {e}", pedido.id);
-            }
-            Err(e) if e.refused_status().is_some() => {
-                let detail = format!(
-                    "pedido {} was charged (pago {}) but a reservation can no longer be confirmed ({e}); \
-                     the payment is refunded",
-                    pedido.id,
-                    pedido.pago_id.unwrap_or_default()
-                );
-                log::error!(target: LOG_TARGET, "{detail}");
-                pedido.estado = EstadoPedido::Fallido;
-                pedido.motivo = Some(detail);
-                pedido.verificar_pago = true;
-                refund(ctx, pedido).await;
-                pedido.pendiente = Some(Pendiente::Liberar);
-                Box::pin(settle(ctx, pedido)).await;
-                return;
-            }
-            Err(e) => {
-                log::warn!(
-                    target: LOG_TARGET,
-                    "pedido {}: could not {} a reservation yet ({e}); recovery will retry",
-                    pedido.id,
-                    pendiente.as_str()
-                );
-                done = false;
-                break;
-            }
+    let pago_id = pago.pago_id;
+    match pago.estado {
+        EstadoPago::Aprobado => confirmar(ctx, pedido, pago_id, None).await,
+        EstadoPago::Rechazado => {
+            compensar(
+                ctx,
+                pedido,
+                Desenlace::Rechazado { pago_id },
+                Deuda::default(),
+                None,
+            )
+            .await
         }
-    }
-    if done {
-        pedido.pendiente = None;
+        EstadoPago::Anulado => {
+            let motivo = "the order was not completed within its deadline; nothing was charged";
+            compensar(
+                ctx,
+                pedido,
+                fallido(Causa::Interrupted, motivo),
+                Deuda::default(),
+                None,
+            )
+            .await
+        }
+        EstadoPago::Reembolsado => {
+            let desenlace = Desenlace::Fallido {
+                causa: Causa::Interrupted,
+                motivo: format!(
+                    "the order was not completed within its deadline; pago {pago_id} was refunded"
+                ),
+                pago_id: Some(pago_id),
+            };
+            compensar(ctx, pedido, desenlace, Deuda::default(), None).await
+        }
     }
 }
 
-/// For an order that failed after its charge may have been made: makes sure pagos
-/// keeps no money for it, refunding the charge if it was made, or voiding the
-/// referencia so it never will be. Left to recovery (`verificar_pago`) if pagos
-/// does not answer.
-pub async fn refund(ctx: &Contexto<'_>, pedido: &mut Pedido) {
-    match ctx.peers.reembolsar(&pedido.clave(ctx.prefijo)).await {
-        Ok(pago) => {
-            if pago.reembolsado() {
-                log::warn!(target: LOG_TARGET, "pedido {} failed after it was charged; pago {} refunded", pedido.id, pago.pago_id);
-                pedido.pago_id = Some(pago.pago_id);
+/// `Cerrado` with a debt: does what is owed to the peers that did not answer before.
+async fn saldar(ctx: &Contexto<'_>, pedido: &Pedido, desenlace: &Desenlace, deuda: Deuda) -> Option<Paso> {
+    let clave = pedido.clave(&ctx.instancia.prefijo);
+    let mut desenlace = desenlace.clone();
+    let mut restante = deuda;
+    if deuda.anular_cobro {
+        match ctx.peers.reembolsar(&clave).await {
+            Ok(pago) => {
+                restante.anular_cobro = false;
+                if pago.estado == EstadoPago::Reembolsado {
+                    log::warn!(
+                        target: LOG_TARGET,
+                        "pedido {} failed after it was charged; pago {} refunded",
+                        pedido.id,
+                        pago.pago_id
+                    );
+                    if let Desenlace::Fallido { pago_id, .. } = &mut desenlace {
+                        *pago_id = Some(pago.pago_id);
+                    }
+                }
             }
-            pedido.verificar_pago = false;
+            Err(e) => log::warn!(target: LOG_TARGET, "pedido {}: payment not voided yet: {e}", pedido.id),
         }
-        Err(e) => log::warn!(target: LOG_TARGET, "pedido {}: payment not verified yet: {e}", pedido.id),
     }
+    if deuda.liberar {
+        match ctx.peers.liberar(&clave).await {
+            Ok(_) => restante.liberar = false,
+            Err(PeerError::Refused { refusal, .. }) => log::error!(
+                target: LOG_TARGET,
+                "pedido {}: inventario refuses to release lote {clave} ({}), which contradicts its outcome; \
+                 the debt is kept until this is looked into",
+                pedido.id,
+                refusal.detail
+            ),
+            Err(e) => {
+                log::warn!(target: LOG_TARGET, "pedido {}: lote {clave} not released yet: {e}", pedido.id)
+            }
+        }
+    }
+    cerrado(desenlace, restante, None)
 }

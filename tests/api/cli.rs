@@ -275,12 +275,12 @@ fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
     for line in [
         "productos] POST /productos 201",
         "inventario] POST /stock 200",
-        "productos] GET /productos/1 200",
-        "inventario] POST /reservar 201",
+        "productos] GET /productos 200",
+        "inventario] POST /reservas 201",
         "pagos] POST /pagar 201",
-        "inventario] POST /confirmar 200",
+        "inventario] POST /reservas/confirmar 200",
         "pedidos] POST /pedidos 201",
-        "inventario] POST /liberar 200",
+        "inventario] POST /reservas/liberar 200",
         "pedidos] POST /pedidos 402",
     ] {
         assert!(logs.contains(line), "{line:?} missing from logs.log:\n{logs}");

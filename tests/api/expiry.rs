@@ -44,16 +44,18 @@ async fn a_reservation_with_a_short_ttl_is_released_on_its_own() {
     assert_eq!(app.stock(1).await, (10, 0, 0));
 }
 
-#[actix_web::test]
-async fn a_reservation_that_expires_before_the_charge_answers_fails_the_order_and_refunds_it() {
-    const APPROVED: &str = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\
-                            connection: close\r\n\r\n{\"pago_id\": 9, \"estado\": \"aprobado\", \"monto\": 10, \
-                            \"moneda\": \"PYG\", \"medio\": \"t\", \"referencia\": \"r\"}";
+const APPROVED: &str = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\
+                        connection: close\r\n\r\n{\"pago_id\": 9, \"estado\": \"aprobado\", \"monto\": 10, \
+                        \"moneda\": \"PYG\", \"medio\": \"t\", \"referencia\": \"r\"}";
+
+/// productos and inventario (reservations lasting `ttl`) for real, pedidos with a pagos
+/// that approves every charge after 600 ms.
+async fn shop_with_slow_pagos(ttl: Duration) -> (TestApp, ScriptedPeer, i64) {
     let slow_pagos = ScriptedPeer::start(Script::Slow(Duration::from_millis(600), APPROVED)).await;
     let mut app = TestApp::empty();
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
     app.start_service(Service::Productos, any, fast_peers());
-    app.start_service_with_ttl(Service::Inventario, Duration::from_millis(200));
+    app.start_service_with_ttl(Service::Inventario, ttl);
     let peers = PeerSettings {
         products_url: app.url(Service::Productos).to_string(),
         inventory_url: app.url(Service::Inventario).to_string(),
@@ -63,10 +65,43 @@ async fn a_reservation_that_expires_before_the_charge_answers_fails_the_order_an
     app.start_service(Service::Pedidos, any, peers);
     let hielo = app.crear_producto("Hielo", json!(10)).await;
     app.cargar_stock(hielo, 10).await;
+    (app, slow_pagos, hielo)
+}
 
+#[actix_web::test]
+async fn an_order_charged_after_the_reservation_ttl_still_keeps_its_units() {
+    let (app, slow_pagos, hielo) = shop_with_slow_pagos(Duration::from_millis(200)).await;
     let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 201, "{answer:?}");
+    assert_eq!(answer.body["estado"], "confirmado");
+    assert_eq!(slow_pagos.requests(), 1);
+    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(app.stock(hielo).await, (9, 0, 1), "an order's lote never expires");
+}
+
+#[actix_web::test]
+async fn a_lote_released_before_the_charge_answers_fails_the_order_and_refunds_it() {
+    let (app, slow_pagos, hielo) = shop_with_slow_pagos(Duration::from_secs(600)).await;
+    let prefijo: String = rusqlite::Connection::open(app.dir.path().join("pedidos.db"))
+        .unwrap()
+        .query_row("SELECT prefijo FROM instancia", [], |row| row.get(0))
+        .unwrap();
+    let order = app.pedir(hielo, 1, false);
+    let release = async {
+        // While pagos takes its time, someone releases the order's lote by hand.
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let answer = app
+            .post(
+                Service::Inventario,
+                "/reservas/liberar",
+                json!({"clave": format!("{prefijo}-1")}),
+            )
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    };
+    let (answer, ()) = futures_util::future::join(order, release).await;
     assert_eq!(answer.status, 409, "{answer:?}");
-    assert_eq!(answer.body["error"], "reserva_expired");
+    assert_eq!(answer.body["error"], "reserva_released");
     assert_eq!(answer.body["estado"], "fallido");
     assert!(
         answer.body["detail"].as_str().unwrap().contains("refunded"),

@@ -347,3 +347,88 @@ impl ScriptedPeer {
         let _ = self.task.await;
     }
 }
+
+/// What a [`FaultProxy`] does to the requests a rule matches.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Answer only after this long: a slow peer.
+    Delay(Duration),
+    /// Never answer, keeping the connection open: a black hole.
+    Hang,
+}
+
+/// A real HTTP proxy on a real port in front of one service, passing every request
+/// through unless a rule (a method and a path prefix) says to delay it or never answer it.
+/// Rules can change while it runs, so a test can switch a fault on and off.
+pub struct FaultProxy {
+    pub url: String,
+    rules: Arc<std::sync::Mutex<Vec<(Method, String, Fault)>>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: &str) -> Self {
+        let rules: Arc<std::sync::Mutex<Vec<(Method, String, Fault)>>> = Arc::default();
+        let upstream = upstream.to_string();
+        let shared = rules.clone();
+        let server = actix_web::HttpServer::new(move || {
+            let rules = shared.clone();
+            let upstream = upstream.clone();
+            actix_web::App::new()
+                .app_data(actix_web::web::Data::new(awc::Client::default()))
+                .default_service(actix_web::web::to(
+                    move |req: actix_web::HttpRequest,
+                          body: actix_web::web::Bytes,
+                          client: actix_web::web::Data<awc::Client>| {
+                        let fault = rules
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .find(|(m, p, _)| m == req.method() && req.path().starts_with(p.as_str()))
+                            .map(|(.., f)| *f);
+                        let url = format!("{upstream}{}", req.uri());
+                        async move {
+                            match fault {
+                                Some(Fault::Hang) => tokio::time::sleep(Duration::from_secs(3600)).await,
+                                Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+                                None => {}
+                            }
+                            let mut forward = client.request(req.method().clone(), url);
+                            for (name, value) in req.headers() {
+                                if name != header::CONNECTION && name != header::HOST {
+                                    forward = forward.insert_header((name.clone(), value.clone()));
+                                }
+                            }
+                            let mut answer = forward.send_body(body).await.expect("the upstream answers");
+                            let bytes = answer.body().limit(16 * 1024 * 1024).await.expect("a body");
+                            let mut response = actix_web::HttpResponse::build(answer.status());
+                            for (name, value) in answer.headers() {
+                                if name != header::CONTENT_LENGTH && name != header::CONNECTION {
+                                    response.insert_header((name.clone(), value.clone()));
+                                }
+                            }
+                            response.body(bytes)
+                        }
+                    },
+                ))
+        })
+        .workers(1)
+        .bind("127.0.0.1:0")
+        .expect("a port");
+        let addr = server.addrs()[0];
+        actix_web::rt::spawn(server.run());
+        Self {
+            url: format!("http://{addr}"),
+            rules,
+        }
+    }
+
+    /// From now on, `method path` meets `fault`.
+    pub fn fault(&self, method: Method, path: &str, fault: Fault) {
+        self.rules.lock().unwrap().push((method, path.to_string(), fault));
+    }
+
+    /// From now on, every request passes through.
+    pub fn heal(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+}

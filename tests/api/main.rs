@@ -6,6 +6,7 @@ mod chaos;
 mod cli;
 mod crash;
 mod expiry;
+mod faults;
 mod fuzz;
 mod helpers;
 mod idempotencia;

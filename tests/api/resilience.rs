@@ -182,3 +182,36 @@ async fn an_open_circuit_fails_orders_before_any_peer_is_called() {
         "the rejected order reserved nothing"
     );
 }
+
+#[actix_web::test]
+async fn an_answer_cut_short_is_retried_counted_by_the_breaker_and_answered_503() {
+    // The status line and headers with the full length, then the connection closes.
+    let cut = ScriptedPeer::start(Script::Answer(
+        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\r\n{\"pago_id\": 9",
+    ))
+    .await;
+    let peers = PeerSettings {
+        breaker_open: Duration::from_secs(60),
+        ..fast_peers()
+    };
+    let (app, hielo) = shop_with_pagos_at(cut.url(), peers).await;
+    for failed in 1..=3 {
+        let answer = app.pedir(hielo, 1, false).await;
+        assert_eq!(answer.status, 503, "{answer:?}");
+        assert_eq!(answer.body["error"], "peer_unavailable");
+        assert!(answer.headers.contains_key("retry-after"));
+        assert_eq!(cut.requests(), 2 * failed, "each cut answer is retried once");
+    }
+    let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 503);
+    assert!(
+        answer.body["detail"].as_str().unwrap().contains("circuit"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        cut.requests(),
+        6,
+        "the breaker counted them: an open circuit fails fast"
+    );
+    assert_eq!(app.stock(hielo).await, (10, 0, 0));
+}
