@@ -19,6 +19,8 @@ use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
 pub const DEFAULT_TOKEN: &str = "penguin-secret";
 /// How long a request may take by default, body included.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a shutdown waits for requests in flight by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long an unconfirmed reservation holds its units by default: ten minutes.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
 
@@ -136,6 +138,10 @@ pub struct ServeArgs {
     /// pedidos: seconds after it is placed that an order not yet charged may still be; past it, it never is [default: 30]
     #[arg(long, env = "ORDER_DEADLINE", value_name = "SECS")]
     pub order_deadline: Option<String>,
+
+    /// Seconds that SIGTERM or Ctrl-C waits for requests in flight to finish before exiting [default: 10]
+    #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SECS")]
+    pub shutdown_grace: Option<String>,
 
     /// Seconds a whole request may take before it is answered 408 [default: 60]
     #[arg(long, env = "REQUEST_TIMEOUT", value_name = "SECS")]
@@ -257,6 +263,8 @@ pub struct Settings {
     pub reservation_ttl: Duration,
     /// Where `logs.log` is written.
     pub log_dir: PathBuf,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
 }
 
 /// A setting that could not be used; printed as one line before exiting.
@@ -502,12 +510,14 @@ impl Settings {
                 .filter(|p| !p.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
         };
+        let shutdown_grace = layers.seconds("SHUTDOWN_GRACE", &no_file, DEFAULT_SHUTDOWN_GRACE)?;
         Ok(Self {
             target: args.target,
             services,
             peers,
             reservation_ttl,
             log_dir,
+            shutdown_grace,
         })
     }
 

@@ -10,6 +10,7 @@
 //!
 //! - `config`: the CLI and typed settings; defaults < `config/<service>.env` < `.env` < env < flags.
 //! - `startup`: binds, opens databases, builds one server per service, serves until shutdown.
+//! - `shutdown`: SIGTERM or Ctrl-C drains requests in flight and stops background loops.
 //! - `logging`: console and `logs.log`, written off the request path.
 //! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
 //! - `json`: the body extractor: JSON only, 64 KiB, objects for structs, exact decimals.
@@ -35,4 +36,5 @@ pub mod money;
 pub mod pagos;
 pub mod pedidos;
 pub mod productos;
+pub mod shutdown;
 pub mod startup;

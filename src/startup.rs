@@ -1,15 +1,17 @@
-//! Builds one service or all four on already-bound listeners and serves them
-//! until shutdown (Ctrl-C or SIGTERM, each server draining for up to five seconds).
+//! Builds one service or all four on already-bound listeners and serves them until
+//! SIGTERM or Ctrl-C, then drains (see `shutdown`).
 //!
 //! [`start`] binds the ports and opens the databases first, so a taken port or an
 //! unwritable file stops everything with one clear message before any service runs;
 //! the bound addresses are then known, which lets tests ask for port 0.
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::{Server, Service as _};
+use actix_web::http::ConnectionType;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use rusqlite_migration::Migrations;
@@ -17,20 +19,28 @@ use rusqlite_migration::Migrations;
 use crate::auth::{ServiceToken, require_token};
 use crate::config::{PeerSettings, Service, ServiceSettings, Settings, Target};
 use crate::error::{ApiError, method_not_allowed, not_found, path_config, query_config};
+use crate::shutdown::{self, InFlight, Stop, StopSender};
 use crate::{db, inventario, pagos, pedidos, productos};
 
 /// The services of one `penguin serve`, bound and ready to run.
 pub struct Started {
-    servers: Vec<(Service, SocketAddr, Server)>,
+    servers: Vec<Bound>,
+    stop: StopSender,
+    grace: Duration,
+}
+
+/// One service's server and the requests it is answering.
+struct Bound {
+    service: Service,
+    addr: SocketAddr,
+    server: Server,
+    in_flight: Arc<InFlight>,
 }
 
 impl Started {
     /// The address a service listens on.
     pub fn addr(&self, service: Service) -> Option<SocketAddr> {
-        self.servers
-            .iter()
-            .find(|(s, ..)| *s == service)
-            .map(|(_, addr, _)| *addr)
+        self.servers.iter().find(|b| b.service == service).map(|b| b.addr)
     }
 
     /// The URL a peer or a client uses to reach a service.
@@ -38,10 +48,71 @@ impl Started {
         self.addr(service).map(url_of)
     }
 
-    /// Serves until every service has stopped.
+    /// Serves until SIGTERM or Ctrl-C, then drains.
     pub async fn run(self) -> std::io::Result<()> {
-        futures_util::future::try_join_all(self.servers.into_iter().map(|(.., server)| server)).await?;
-        Ok(())
+        self.run_until(shutdown::signal()).await
+    }
+
+    /// Serves until `stop` resolves, then drains: stops the background loops, stops
+    /// accepting and lets the requests in flight finish within the grace period —
+    /// pedidos first, since its orders need their peers to the end — then closes
+    /// the connections left idle.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Started {
+            servers,
+            stop: loops,
+            grace,
+        } = self;
+        let draining: Vec<_> = servers
+            .iter()
+            .map(|b| (b.service, b.server.handle(), b.in_flight.clone()))
+            .collect();
+        let mut serving = std::pin::pin!(futures_util::future::try_join_all(
+            servers.into_iter().map(|b| b.server)
+        ));
+        tokio::select! {
+            served = &mut serving => return served.map(drop),
+            () = stop => {}
+        }
+        // The servers' own futures carry out their commands (pause, stop): they are
+        // polled beside the drain.
+        let drained = async {
+            loops.send();
+            let started = Instant::now();
+            let deadline = started + grace;
+            for first in [true, false] {
+                let wave = draining
+                    .iter()
+                    .filter(|(s, ..)| (*s == Service::Pedidos) == first);
+                for (service, handle, in_flight) in wave {
+                    handle.pause().await;
+                    let waiting = in_flight.count();
+                    match in_flight
+                        .drain(deadline.saturating_duration_since(Instant::now()))
+                        .await
+                    {
+                        0 if waiting == 0 => {}
+                        0 => log::info!(
+                            target: service.name(),
+                            "shutting down: answered the {waiting} requests in flight, {} ms after the signal",
+                            started.elapsed().as_millis()
+                        ),
+                        left => log::warn!(
+                            target: service.name(),
+                            "shutting down: the grace period ({} s) is over; {left} requests are cut off",
+                            grace.as_secs_f64()
+                        ),
+                    }
+                }
+            }
+            // Let the last answers reach their sockets before the idle connections close.
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+            for (_, handle, _) in &draining {
+                handle.stop(false).await;
+            }
+        };
+        let (served, ()) = futures_util::future::join(&mut serving, drained).await;
+        served.map(drop)
     }
 }
 
@@ -89,17 +160,28 @@ pub fn start(settings: &Settings) -> Result<Started, String> {
         peers.payments_url = sibling(Service::Pagos);
     }
 
+    let (stop_sender, stop) = Stop::new();
     let mut servers = Vec::with_capacity(bound.len());
     for (service, listener, addr) in bound {
         let name = service.service;
         let pool = db::open(&service.db_path, &migrations(name)).map_err(|e| format!("{name}: {e}"))?;
-        let state = State::start(service, &pool, &peers, settings.reservation_ttl)
+        let state = State::start(service, &pool, &peers, settings.reservation_ttl, &stop)
             .map_err(|e| format!("{name}: {e}"))?;
-        let server =
-            build_server(service, listener, pool, state).map_err(|e| format!("{name}: cannot start: {e}"))?;
-        servers.push((name, addr, server));
+        let in_flight = Arc::new(InFlight::default());
+        let server = build_server(service, listener, pool, state, in_flight.clone())
+            .map_err(|e| format!("{name}: cannot start: {e}"))?;
+        servers.push(Bound {
+            service: name,
+            addr,
+            server,
+            in_flight,
+        });
     }
-    Ok(Started { servers })
+    Ok(Started {
+        servers,
+        stop: stop_sender,
+        grace: settings.shutdown_grace,
+    })
 }
 
 /// What a service's app holds beside its pool: built once, shared by its workers.
@@ -123,11 +205,12 @@ impl State {
         pool: &db::Pool,
         peers: &PeerSettings,
         reservation_ttl: Duration,
+        stop: &Stop,
     ) -> Result<Self, String> {
         Ok(match service.service {
             Service::Productos => Self::Productos(Arc::new(productos::Catalogo::load(pool)?)),
             Service::Inventario => {
-                inventario::spawn_expiry(pool.clone(), reservation_ttl);
+                inventario::spawn_expiry(pool.clone(), reservation_ttl, stop.clone());
                 Self::Inventario(inventario::ReservationTtl(reservation_ttl))
             }
             Service::Pagos => Self::Pagos,
@@ -140,6 +223,7 @@ impl State {
                     peers.clone(),
                     service.token.clone(),
                     breakers.clone(),
+                    stop.clone(),
                 );
                 Self::Pedidos {
                     instancia,
@@ -185,6 +269,7 @@ fn build_server(
     listener: TcpListener,
     pool: db::Pool,
     state: State,
+    in_flight: Arc<InFlight>,
 ) -> std::io::Result<Server> {
     let service = settings.service;
     let name = service.name();
@@ -208,23 +293,37 @@ fn build_server(
             .configure(|cfg| state.configure(&token, cfg))
             .default_service(web::to(not_found))
             .wrap(from_fn(require_token))
-            .wrap_fn(move |req, srv| {
-                let started = Instant::now();
-                let method = req.method().clone();
-                let path = req.path().to_owned();
-                let response = srv.call(req);
-                async move {
-                    // A client that never finishes sending its body holds no worker for long.
-                    let response = actix_web::rt::time::timeout(request_timeout, response)
-                        .await
-                        .unwrap_or_else(|_| Err(ApiError::RequestTimeout(request_timeout.as_secs()).into()));
-                    let status = match &response {
-                        Ok(r) => r.status(),
-                        Err(e) => e.as_response_error().status_code(),
-                    };
-                    let millis = started.elapsed().as_secs_f64() * 1000.0;
-                    log::info!(target: name, "{method} {path} {} {millis:.2}ms", status.as_u16());
-                    response
+            .wrap_fn({
+                let in_flight = in_flight.clone();
+                move |req, srv| {
+                    let counted = in_flight.enter();
+                    let started = Instant::now();
+                    let method = req.method().clone();
+                    let path = req.path().to_owned();
+                    let response = srv.call(req);
+                    async move {
+                        // A client that never finishes sending its body holds no worker for long.
+                        let mut response = actix_web::rt::time::timeout(request_timeout, response)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(ApiError::RequestTimeout(request_timeout.as_secs()).into())
+                            });
+                        if counted.draining()
+                            && let Ok(response) = &mut response
+                        {
+                            response
+                                .response_mut()
+                                .head_mut()
+                                .set_connection_type(ConnectionType::Close);
+                        }
+                        let status = match &response {
+                            Ok(r) => r.status(),
+                            Err(e) => e.as_response_error().status_code(),
+                        };
+                        let millis = started.elapsed().as_secs_f64() * 1000.0;
+                        log::info!(target: name, "{method} {path} {} {millis:.2}ms", status.as_u16());
+                        response
+                    }
                 }
             })
     })
@@ -232,7 +331,9 @@ fn build_server(
     .keep_alive(Duration::from_secs(60))
     .client_request_timeout(Duration::from_secs(5))
     .client_disconnect_timeout(Duration::from_secs(1))
-    .shutdown_timeout(5)
+    // Shutdown is drained by `Started::run_until`, not by actix's own signal handling.
+    .disable_signals()
+    .shutdown_timeout(1)
     .listen(listener)?
     .run();
     Ok(server)

@@ -27,6 +27,7 @@ use rusqlite_migration::{M, Migrations};
 pub use routes::ReservationTtl;
 
 use crate::db::{Pool, run_write};
+use crate::shutdown::Stop;
 
 use crate::error::method_not_allowed;
 
@@ -86,18 +87,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Releases expired reservations every so often (a quarter of the TTL, between
-/// 50 ms and 5 s), for as long as the runtime runs. Confirming checks the deadline
-/// itself, so a reservation is never confirmed late even between two sweeps.
-pub fn spawn_expiry(pool: Pool, ttl: Duration) {
+/// 50 ms and 5 s), until `stop` is asked. Confirming checks the deadline itself, so a
+/// reservation is never confirmed late even between two sweeps.
+pub fn spawn_expiry(pool: Pool, ttl: Duration, mut stop: Stop) {
     let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     actix_web::rt::spawn(async move {
-        loop {
-            actix_web::rt::time::sleep(every).await;
+        while stop
+            .unless_asked(actix_web::rt::time::sleep(every))
+            .await
+            .is_some()
+        {
             match run_write(&pool, |conn| Ok(repo::expire_due(conn)?)).await {
                 Ok(0) => {}
                 Ok(n) => log::info!(target: "inventario", "released {n} expired reservations"),
                 Err(e) => log::warn!(target: "inventario", "could not release expired reservations: {e}"),
             }
         }
+        log::debug!(target: "inventario", "expiry sweeper stopped");
     });
 }

@@ -20,6 +20,7 @@ use super::saga::{self, Contexto};
 use crate::config::PeerSettings;
 use crate::db::{Pool, run_blocking};
 use crate::error::ApiError;
+use crate::shutdown::Stop;
 
 const LOG_TARGET: &str = "pedidos";
 /// How many unfinished orders one pass takes on.
@@ -29,13 +30,15 @@ const AT_ONCE: usize = 16;
 /// The most stages one pass moves an order through.
 const MAX_STEPS: usize = 4;
 
-/// Runs recovery for as long as the runtime runs.
+/// Runs recovery passes until `stop` is asked; a pass cut short by it leaves each
+/// order at a recorded stage, to be moved on at the next start.
 pub fn spawn(
     pool: Pool,
     instancia: Arc<Instancia>,
     settings: PeerSettings,
     token: String,
     breakers: Breakers,
+    mut stop: Stop,
 ) {
     actix_web::rt::spawn(async move {
         let peers = Peers::new(&settings, &token, &breakers);
@@ -45,13 +48,21 @@ pub fn spawn(
             instancia: &instancia,
         };
         loop {
-            match pass(&ctx).await {
-                Ok(0) => {}
-                Ok(n) => log::info!(target: LOG_TARGET, "recovery settled {n} orders"),
-                Err(e) => log::warn!(target: LOG_TARGET, "recovery pass failed: {e}"),
+            match stop.unless_asked(pass(&ctx)).await {
+                None => break,
+                Some(Ok(0)) => {}
+                Some(Ok(n)) => log::info!(target: LOG_TARGET, "recovery settled {n} orders"),
+                Some(Err(e)) => log::warn!(target: LOG_TARGET, "recovery pass failed: {e}"),
             }
-            actix_web::rt::time::sleep(settings.recovery_interval).await;
+            if stop
+                .unless_asked(actix_web::rt::time::sleep(settings.recovery_interval))
+                .await
+                .is_none()
+            {
+                break;
+            }
         }
+        log::debug!(target: LOG_TARGET, "recovery stopped");
     });
 }
 

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::http::{Method, header};
-use penguin::config::{DEFAULT_RESERVATION_TTL, PeerSettings, Service, ServiceSettings, Settings, Target};
+use penguin::config::{
+    DEFAULT_RESERVATION_TTL, DEFAULT_SHUTDOWN_GRACE, PeerSettings, Service, ServiceSettings, Settings, Target,
+};
 use penguin::startup;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -79,6 +81,7 @@ impl TestApp {
             peers,
             reservation_ttl: DEFAULT_RESERVATION_TTL,
             log_dir: dir.path().to_path_buf(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         };
         let mut app = Self {
             dir,
@@ -128,6 +131,7 @@ impl TestApp {
             peers,
             reservation_ttl,
             log_dir: self.dir.path().to_path_buf(),
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         };
         self.start(&settings);
     }

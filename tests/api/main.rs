@@ -17,3 +17,4 @@ mod pedidos;
 mod productos;
 mod resilience;
 mod saga;
+mod shutdown;

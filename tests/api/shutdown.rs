@@ -1,0 +1,123 @@
+//! SIGTERM while orders are in flight: the real binary stops accepting, answers every
+//! order it was placing, and exits 0 right after — no order is left half-way.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use penguin::config::Service;
+use serde_json::json;
+
+use crate::helpers::{Script, ScriptedPeer, TOKEN, TestApp, fast_peers};
+
+const BIN: &str = env!("CARGO_BIN_EXE_penguin");
+const APPROVED: &str = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\r\n\
+                        {\"pago_id\": 9, \"estado\": \"aprobado\", \"monto\": 10, \"moneda\": \"PYG\", \"medio\": \"t\", \
+                        \"referencia\": \"r\"}";
+
+#[actix_web::test]
+async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
+    // productos and inventario in this process; pagos answers every charge after 700 ms.
+    let slow_pagos = ScriptedPeer::start(Script::Slow(Duration::from_millis(700), APPROVED)).await;
+    let mut app = TestApp::empty();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    app.start_service(Service::Productos, any, fast_peers());
+    app.start_service(Service::Inventario, any, fast_peers());
+    let hielo = app.crear_producto("Hielo", json!(10)).await;
+    app.cargar_stock(hielo, 100).await;
+
+    // pedidos as its own process.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut pedidos = Command::new(BIN)
+        .args(["serve", "pedidos"])
+        .current_dir(app.dir.path())
+        .env_clear()
+        .env("PORT", port.to_string())
+        .env("SERVICE_TOKEN", TOKEN)
+        .env("PRODUCTS_URL", app.url(Service::Productos))
+        .env("INVENTORY_URL", app.url(Service::Inventario))
+        .env("PAYMENTS_URL", slow_pagos.url())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pedidos starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .connector(awc::Connector::new().limit(64))
+        .finish();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("{url}/health"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(Instant::now() < deadline, "pedidos did not start");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let orders = (0..20).map(|_| {
+        let client = &client;
+        let url = &url;
+        async move {
+            let mut response = client
+                .post(format!("{url}/pedidos"))
+                .insert_header(("Authorization", format!("Bearer {TOKEN}")))
+                .send_json(&json!({"items": [{"producto_id": hielo, "cantidad": 1}], "pago": {"medio": "t", "moneda": "PYG"}}))
+                .await
+                .map_err(|e| e.to_string())?;
+            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((response.status().as_u16(), body["estado"].as_str().map(str::to_string)))
+        }
+    });
+    let signal = async {
+        // Every order is waiting for pagos when the signal comes.
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let sent = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &pedidos.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        sent
+    };
+    let (answers, sent) = futures_util::future::join(futures_util::future::join_all(orders), signal).await;
+    let answered = Instant::now();
+    for answer in &answers {
+        assert_eq!(answer, &Ok((201, Some("confirmado".to_string()))), "{answers:?}");
+    }
+    let exited = loop {
+        if let Some(status) = pedidos.try_wait().unwrap() {
+            break status;
+        }
+        assert!(sent.elapsed() < Duration::from_secs(10), "pedidos did not exit");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(exited.success(), "{exited:?}");
+    let after_last_answer = answered.elapsed();
+    assert!(
+        after_last_answer < Duration::from_millis(500),
+        "pedidos exited {after_last_answer:?} after its last order was answered"
+    );
+    assert_eq!(
+        app.stock(hielo).await,
+        (80, 0, 20),
+        "every order confirmed its units"
+    );
+    let registrados: i64 = rusqlite::Connection::open(app.dir.path().join("pedidos.db"))
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM pedidos WHERE etapa <> 'cerrado'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(registrados, 0, "no order is left half-way");
+
+    // Once stopped, pedidos refuses connections rather than hanging them.
+    assert!(client.get(format!("{url}/health")).send().await.is_err());
+}
