@@ -2,7 +2,9 @@
 # Chaos run: the four penguin services as four processes under steady order load,
 # while a random one is killed (SIGKILL) and restarted every few seconds. At the
 # end it waits for recovery, prints every invariant and the orders by final estado,
-# and exits non-zero if any unit or payment leaked, doubled or was oversold.
+# and exits non-zero if any unit or payment leaked, doubled or was oversold, or if
+# an order ended otherwise than the answer its client was given (201 confirmado,
+# 402 rechazado).
 #
 #   scripts/chaos.sh [SECONDS]      # default 60
 #
@@ -70,16 +72,20 @@ done
 
 end=$((SECONDS + duration))
 load() { # one client: orders of one to three lines, every fifth with a rejected payment
-    local client=$1 n=0
+    # Each answer is kept as "STATUS CURL_EXIT PEDIDO_ID KEY" to hold the order to it.
+    local client=$1 n=0 id_field='[{,]"id":([0-9]+)'
     while ((SECONDS < end)); do
         n=$((n + 1))
-        local a=$((RANDOM % products + 1)) b=$((RANDOM % products + 1)) fail=false
+        local a=$((RANDOM % products + 1)) b=$((RANDOM % products + 1)) fail=false answer rc=0 id=-
         ((n % 5 == 0)) && fail=true
-        curl -s -m 10 -o /dev/null -w '%{http_code}\n' -X POST "$(url pedidos)/pedidos" \
+        answer=$(curl -s -m 10 -w '\n%{http_code}' -X POST "$(url pedidos)/pedidos" \
             -H "Authorization: Bearer $token" -H "Content-Type: application/json" \
             -H "Idempotency-Key: chaos-$client-$n" \
-            -d "{\"items\": [{\"producto_id\": $a, \"cantidad\": $((RANDOM % 3 + 1))}, {\"producto_id\": $b, \"cantidad\": 1}], \"pago\": {\"medio\": \"tarjeta\", \"moneda\": \"PYG\", \"fail\": $fail}}" \
-            >>"$work/status-$client.txt" || true
+            -d "{\"items\": [{\"producto_id\": $a, \"cantidad\": $((RANDOM % 3 + 1))}, {\"producto_id\": $b, \"cantidad\": 1}], \"pago\": {\"medio\": \"tarjeta\", \"moneda\": \"PYG\", \"fail\": $fail}}") \
+            || rc=$?
+        [[ $answer =~ $id_field ]] && id=${BASH_REMATCH[1]}
+        local status=${answer##*$'\n'}
+        echo "${status:-000} $rc $id chaos-$client-$n" >>"$work/answers-$client.txt"
     done
 }
 loaders=()
@@ -98,12 +104,12 @@ while ((SECONDS < end)); do
     start "$victim"
 done
 wait "${loaders[@]}" 2>/dev/null || true
-echo "chaos: load over: $(cat "$work"/status-*.txt | sort | uniq -c | tr -s ' ' | paste -sd, -) (HTTP status counts)"
+echo "chaos: load over: $(cut -d' ' -f1 "$work"/answers-*.txt | sort | uniq -c | tr -s ' ' | paste -sd, -) (HTTP status counts)"
 
 echo "chaos: waiting for recovery"
 PRODUCTS_URL=$(url productos) INVENTORY_URL=$(url inventario) PAYMENTS_URL=$(url pagos) \
-ORDERS_URL=$(url pedidos) TOKEN=$token PRODUCTS=$products UNITS=$units python3 - <<'PY'
-import json, os, sys, time, urllib.request
+ORDERS_URL=$(url pedidos) TOKEN=$token PRODUCTS=$products UNITS=$units WORK=$work python3 - <<'PY'
+import glob, json, os, sys, time, urllib.request
 
 def get(base, path):
     request = urllib.request.Request(os.environ[base] + path,
@@ -118,6 +124,24 @@ def every(base, path):
         rows += page
         if len(page) < 1000:
             return rows
+
+PROMISED = {"201": "confirmado", "402": "rechazado"}
+
+def answers_broken(pedidos):
+    """The answers given that the orders' final estado contradicts, and how many were checked."""
+    final = {p["id"]: p for p in pedidos}
+    checked, broken = 0, []
+    for path in sorted(glob.glob(os.path.join(os.environ["WORK"], "answers-*.txt"))):
+        for line in open(path):
+            status, curl_exit, pedido_id, key = line.split()
+            if status not in PROMISED or curl_exit != "0":  # a lost answer promised nothing
+                continue
+            checked += 1
+            p = final.get(int(pedido_id)) if pedido_id.isdigit() else None
+            if p is None or p["estado"] != PROMISED[status]:
+                now = f"now {p['estado']}: {p.get('motivo') or 'no motivo'}" if p else "not found"
+                broken.append((int(pedido_id) if p else 0, f"pedido {pedido_id} ({key}) answered {status}, {now}"))
+    return checked, [line for _, line in sorted(broken)]
 
 def check():
     pedidos = every("ORDERS_URL", "/pedidos")
@@ -154,20 +178,27 @@ def check():
     approved = {p["pago_id"] for p in pagos if p["estado"] == "aprobado"}
     unpaid = [p["id"] for p in pedidos if p["estado"] == "confirmado" and p["pago_id"] not in approved]
     checks.append(("every confirmed order has its approved payment", not unpaid, f"{len(unpaid)} without"))
-    return checks, estados, by_pago
+    checked, broken = answers_broken(pedidos)
+    checks.append(("every answer still holds: 201 ended confirmado, 402 rechazado", not broken,
+                   f"{len(broken)} of {checked} broken"))
+    return checks, estados, by_pago, broken
 
 deadline = time.time() + 90
 while True:
     try:
-        checks, estados, by_pago = check()
+        checks, estados, by_pago, broken = check()
     except Exception as e:  # a service still restarting
-        checks, estados, by_pago = [("services answer", False, str(e))], {}, {}
+        checks, estados, by_pago, broken = [("services answer", False, str(e))], {}, {}, []
     if all(ok for _, ok, _ in checks) or time.time() > deadline:
         break
     time.sleep(1)
 
 for name, ok, detail in checks:
     print(f"{'ok  ' if ok else 'FAIL'} {name} ({detail})")
+for line in broken[:10]:
+    print("     ", line)
+if len(broken) > 10:
+    print(f"      and {len(broken) - 10} more")
 print("orders by estado:", ", ".join(f"{k} {v}" for k, v in sorted(estados.items())))
 print("payments by estado:", ", ".join(f"{k} {v}" for k, v in sorted(by_pago.items())))
 if all(ok for _, ok, _ in checks):
