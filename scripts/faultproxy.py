@@ -28,8 +28,9 @@ file, then `kill -HUP` the proxy.
 
 Bodies framed by Content-Length or chunked are relayed both ways; any other
 Transfer-Encoding is refused (the connection is closed). Requests are read
-whole before they are forwarded, so one sent on a kept-alive upstream
-connection that the upstream had just closed is sent again on a new one.
+whole before they are forwarded (the proxy answers `Expect: 100-continue`
+itself), so one sent on a kept-alive upstream connection that the upstream had
+just closed is sent again on a new one.
 Prints `faultproxy listening on HOST:PORT` once ready (port 0 picks one), and
 each hang, reset and cut, to stderr.
 """
@@ -88,6 +89,9 @@ class Message:
     def header(self, name):
         values = [v for n, v in self.headers if n.lower() == name]
         return values[-1] if values else None
+
+    def status(self):
+        return int(self.start.split(" ")[1])
 
     def wants_close(self):
         return "close" in (self.header("connection") or "").lower()
@@ -181,6 +185,10 @@ class Proxy:
             while request := await read_head(client_reader):
                 method, target, _ = request.start.split(" ", 2)
                 path = urlsplit(target).path
+                if (request.header("expect") or "").lower() == "100-continue":
+                    # The body is read whole before forwarding, so the proxy says go on.
+                    client_writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    request.headers = [(n, v) for n, v in request.headers if n.lower() != "expect"]
                 body = bytearray()
                 await relay_body(client_reader, request, body.extend, until_eof=False)
                 rule = self.rule(method, path)
@@ -200,16 +208,15 @@ class Proxy:
                 if rule.action == "cut":
                     await client_writer.drain()
                     return
-                status = int(response.start.split(" ")[1])
                 framed = response.header("transfer-encoding") or response.header("content-length")
-                if method != "HEAD" and status not in (204, 304):
+                if method != "HEAD" and response.status() not in (204, 304):
                     await relay_body(upstream[0], response, client_writer.write, until_eof=True)
                     if not framed:
                         return
                 await client_writer.drain()
                 if request.wants_close() or response.wants_close():
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as e:
+        except (OSError, EOFError, asyncio.LimitOverrunError, ValueError) as e:
             self.log(f"connection dropped: {e!r}")
         finally:
             for writer in (client_writer, upstream and upstream[1]):
@@ -229,7 +236,7 @@ class Proxy:
                 writer.write(request)
                 await writer.drain()
                 response = await read_head(reader)
-            except ConnectionError:
+            except OSError:
                 response = None
             if response is None and not fresh:
                 writer.close()
@@ -237,7 +244,7 @@ class Proxy:
                 continue
             if response is None:
                 raise ConnectionError("upstream closed without answering")
-            while response.start.split(" ")[1].startswith("1") and response.start.split(" ")[1] != "101":
+            while 100 <= response.status() < 200:
                 client_writer.write(response.encode())
                 response = await read_head(reader)
                 if response is None:
