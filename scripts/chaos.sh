@@ -30,14 +30,14 @@
 set -euo pipefail
 
 duration=${1:-60}
-# The fault phases: seconds | what | productos rules | inventario rules. Route names
-# are matched with and without the /reservas/ prefix they are moving to. A black
+# The fault phases: seconds | what | productos rules | inventario rules. Rules match
+# the request target (path and query); inventario's routes with and without /reservas/. A black
 # hole shorter than about 6 s rarely makes a recovery pass slow enough to show
 # issue 8.
 declare -A phase=(
     [calm]='2|calm||'
     [black-hole]='7|productos 100 ms late; inventario POST /liberar a black hole (issue 8)|.* .* slow 100|POST ^/(reservas/)?liberar$ hang'
-    [cut]='3|productos resets reads of producto 5; inventario cuts confirmations short after confirming|GET ^/productos/5$ reset|POST ^/(reservas/)?confirmar$ cut'
+    [cut]='3|productos resets reads of producto 5; inventario cuts confirmations short after confirming|GET ^/productos[?]ids=([0-9]+,)*5(,[0-9]+)*$ reset|POST ^/(reservas/)?confirmar$ cut'
 )
 faults=${CHAOS_FAULTS:-0}
 if [[ $faults == 1 ]]; then faults=black-hole,cut; fi
@@ -94,7 +94,7 @@ start() {
         curl -fs -o /dev/null "$(url "$s")/health" && return 0
         sleep 0.05
     done
-    echo "chaos: $s did not start; see $work/logs.log" >&2
+    echo "chaos: $s did not start; see $work/console.log and $work/logs.log" >&2
     exit 1
 }
 

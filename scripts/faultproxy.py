@@ -9,7 +9,7 @@ cuts its answers short on chosen routes, while every other request passes.
         --rule 'POST ^/(reservas/)?liberar$ hang' --rule '.* .* slow 100'
 
 A rule is METHOD PATH ACTION [MS]: METHOD a regex the whole method must match,
-PATH a regex searched in the path (query excluded). The first rule that matches
+PATH a regex searched in the request target (path and query). The first rule that matches
 a request decides; a request no rule matches passes. Each request on a
 keep-alive connection is matched on its own. Actions:
 
@@ -184,7 +184,7 @@ class Proxy:
         try:
             while request := await read_head(client_reader):
                 method, target, _ = request.start.split(" ", 2)
-                path = urlsplit(target).path
+                path = target
                 if (request.header("expect") or "").lower() == "100-continue":
                     # The body is read whole before forwarding, so the proxy says go on.
                     client_writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
