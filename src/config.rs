@@ -107,7 +107,7 @@ pub struct ServeArgs {
     #[arg(long, env = "CONFIG_DIR", value_name = "DIR")]
     pub config_dir: Option<String>,
 
-    /// HTTP worker threads per service [default: the number of CPUs]
+    /// HTTP worker threads per service [default: the number of CPUs; in serve all, a quarter of them, at least 1]
     #[arg(long, env = "WORKERS", value_name = "N")]
     pub workers: Option<String>,
 
@@ -476,7 +476,14 @@ impl Settings {
             if token.trim().is_empty() {
                 return Err(ConfigError::new("SERVICE_TOKEN is empty; set a shared secret"));
             }
-            let default_workers = std::thread::available_parallelism().map_or(2, usize::from);
+            // serve all shares the CPUs among its four services: more workers than
+            // cores only add context switches.
+            let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+            let default_workers = if all {
+                (cpus / Service::ALL.len()).max(1)
+            } else {
+                cpus
+            };
             let workers = layers.setting("WORKERS", &config, default_workers, "a number")?;
             if workers == 0 {
                 return Err(ConfigError::new("WORKERS=0: a service needs at least one worker"));

@@ -37,7 +37,17 @@ pub fn init(dir: &Path) -> io::Result<()> {
     let _ = WRITER.set(sender.clone());
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,actix_server=warn"))
         .target(env_logger::Target::Pipe(Box::new(ChannelWriter(sender))))
-        .write_style(env_logger::WriteStyle::Never)
+        // Plain text, the layout of env_logger's default, without its styling pass.
+        .format(|line, record| {
+            let timestamp = line.timestamp();
+            writeln!(
+                line,
+                "[{timestamp} {:<5} {}] {}",
+                record.level(),
+                record.target(),
+                record.args()
+            )
+        })
         .try_init()
         .map_err(io::Error::other)
 }

@@ -11,10 +11,12 @@
 
 DROP INDEX pedidos_sin_terminar;
 
+-- Checks compare with `=`: a list of three or more values after IN makes SQLite
+-- build a temporary table at every write.
 ALTER TABLE pedidos ADD COLUMN etapa TEXT NOT NULL DEFAULT 'cerrado'
-    CHECK (etapa IN ('registrado', 'cobrado', 'cerrado'));
+    CHECK (etapa = 'registrado' OR etapa = 'cobrado' OR etapa = 'cerrado');
 ALTER TABLE pedidos ADD COLUMN desenlace TEXT
-    CHECK (desenlace IN ('confirmado', 'rechazado', 'fallido'));
+    CHECK (desenlace = 'confirmado' OR desenlace = 'rechazado' OR desenlace = 'fallido');
 ALTER TABLE pedidos ADD COLUMN causa TEXT;
 ALTER TABLE pedidos ADD COLUMN fail INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE pedidos ADD COLUMN debe_liberar INTEGER NOT NULL DEFAULT 0;

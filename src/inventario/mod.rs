@@ -44,15 +44,27 @@ pub fn migrations() -> Migrations<'static> {
 
 /// The route table of inventario.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The routes pedidos calls for every order come first, and the one with a path
+    // parameter last: the router tries each in turn, and a parameter costs a regex.
     cfg.service(
-        web::resource("/stock")
-            .route(web::post().to(routes::cargar_stock))
+        web::resource("/reservas")
+            .route(web::post().to(routes::reservar_lote))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/stock/{producto_id}")
-            .route(web::get().to(routes::consultar_stock))
-            .default_service(web::to(method_not_allowed("GET"))),
+        web::resource("/reservas/confirmar")
+            .route(web::post().to(routes::confirmar_lote))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/reservas/liberar")
+            .route(web::post().to(routes::liberar_lote))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/stock")
+            .route(web::post().to(routes::cargar_stock))
+            .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
         web::resource("/reservar")
@@ -70,19 +82,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/reservas")
-            .route(web::post().to(routes::reservar_lote))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource("/reservas/confirmar")
-            .route(web::post().to(routes::confirmar_lote))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource("/reservas/liberar")
-            .route(web::post().to(routes::liberar_lote))
-            .default_service(web::to(method_not_allowed("POST"))),
+        web::resource("/stock/{producto_id}")
+            .route(web::get().to(routes::consultar_stock))
+            .default_service(web::to(method_not_allowed("GET"))),
     );
 }
 

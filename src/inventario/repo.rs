@@ -8,8 +8,18 @@ use super::model::{EstadoReserva, Lote, NuevoLote, Reserva, ReservaRef, Stock, U
 use crate::db::{Savepoint, now_millis};
 use crate::error::ApiError;
 
-const STOCK_COLUMNS: &str = "producto_id, cantidad, reservado, confirmado";
-const RESERVA_COLUMNS: &str = "id, producto_id, cantidad, estado, clave, expira_en, lote";
+/// The columns of a row, in the order they are read.
+macro_rules! stock_columns {
+    () => {
+        "producto_id, cantidad, reservado, confirmado"
+    };
+}
+/// The columns of a row, in the order they are read.
+macro_rules! reserva_columns {
+    () => {
+        "id, producto_id, cantidad, estado, clave, expira_en, lote"
+    };
+}
 /// The deadline of a reservation that never expires (a lote's).
 const NUNCA: i64 = i64::MAX;
 
@@ -52,17 +62,20 @@ fn fila(row: &Row) -> rusqlite::Result<Fila> {
 
 /// Sets the units that can be reserved, creating the row if needed.
 pub fn set_stock(conn: &Connection, unidades: Unidades) -> rusqlite::Result<Stock> {
-    conn.prepare_cached(&format!(
+    conn.prepare_cached(concat!(
         "INSERT INTO stock (producto_id, cantidad) VALUES (?1, ?2)
          ON CONFLICT (producto_id) DO UPDATE SET cantidad = excluded.cantidad
-         RETURNING {STOCK_COLUMNS}"
+         RETURNING ",
+        stock_columns!()
     ))?
     .query_row(params![unidades.producto_id, unidades.cantidad], stock)
 }
 
 pub fn get_stock(conn: &Connection, producto_id: i64) -> rusqlite::Result<Option<Stock>> {
-    conn.prepare_cached(&format!(
-        "SELECT {STOCK_COLUMNS} FROM stock WHERE producto_id = ?1"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        stock_columns!(),
+        " FROM stock WHERE producto_id = ?1"
     ))?
     .query_row([producto_id], stock)
     .optional()
@@ -71,11 +84,17 @@ pub fn get_stock(conn: &Connection, producto_id: i64) -> rusqlite::Result<Option
 fn find(tx: &Connection, referencia: &ReservaRef) -> rusqlite::Result<Option<Fila>> {
     match referencia {
         ReservaRef::Id(id) => tx
-            .prepare_cached(&format!("SELECT {RESERVA_COLUMNS} FROM reservas WHERE id = ?1"))?
+            .prepare_cached(concat!(
+                "SELECT ",
+                reserva_columns!(),
+                " FROM reservas WHERE id = ?1"
+            ))?
             .query_row([id], fila),
         ReservaRef::Clave(clave) => tx
-            .prepare_cached(&format!(
-                "SELECT {RESERVA_COLUMNS} FROM reservas WHERE clave = ?1"
+            .prepare_cached(concat!(
+                "SELECT ",
+                reserva_columns!(),
+                " FROM reservas WHERE clave = ?1"
             ))?
             .query_row([clave], fila),
     }
@@ -202,12 +221,9 @@ pub fn reserve(
     let reserva_id: i64 = tx
         .prepare_cached(
             "INSERT INTO reservas (producto_id, cantidad, estado, clave, expira_en)
-             VALUES (?1, ?2, 'activa', ?3, ?4) RETURNING id",
+             VALUES (?1, ?2, 'activa', ?3, ?4)",
         )?
-        .query_row(
-            params![unidades.producto_id, unidades.cantidad, clave, expira_en],
-            |row| row.get(0),
-        )?;
+        .insert(params![unidades.producto_id, unidades.cantidad, clave, expira_en])?;
     tx.commit()?;
     Ok(Reserva {
         reserva_id,
@@ -241,9 +257,9 @@ pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
             let reserva_id: i64 = tx
                 .prepare_cached(
                     "INSERT INTO reservas (producto_id, cantidad, estado, clave, expira_en)
-                     VALUES (NULL, 0, 'liberada', ?1, 0) RETURNING id",
+                     VALUES (NULL, 0, 'liberada', ?1, 0)",
                 )?
-                .query_row([clave], |row| row.get(0))?;
+                .insert([clave])?;
             Reserva {
                 reserva_id,
                 producto_id: None,
@@ -297,13 +313,13 @@ pub fn expire_due(conn: &mut Connection) -> rusqlite::Result<usize> {
     tx.prepare_cached(
         "UPDATE stock SET cantidad = cantidad + vencidas.unidades, reservado = reservado - vencidas.unidades
          FROM (SELECT producto_id, sum(cantidad) AS unidades FROM reservas
-               WHERE estado = 'activa' AND expira_en <= ?1 GROUP BY producto_id) AS vencidas
+               WHERE estado = 'activa' AND lote IS NULL AND expira_en <= ?1 GROUP BY producto_id) AS vencidas
          WHERE stock.producto_id = vencidas.producto_id",
     )?
     .execute([now])?;
     let expired = tx
         .prepare_cached(
-            "UPDATE reservas SET estado = 'expirada' WHERE estado = 'activa' AND expira_en <= ?1",
+            "UPDATE reservas SET estado = 'expirada' WHERE estado = 'activa' AND lote IS NULL AND expira_en <= ?1",
         )?
         .execute([now])?;
     tx.commit()?;
@@ -313,8 +329,10 @@ pub fn expire_due(conn: &mut Connection) -> rusqlite::Result<usize> {
 /// The reservations of a lote as they stand; `None` if no request ever named it.
 fn find_lote(tx: &Connection, clave: &str) -> rusqlite::Result<Option<Lote>> {
     let filas = tx
-        .prepare_cached(&format!(
-            "SELECT {RESERVA_COLUMNS} FROM reservas WHERE lote = ?1 ORDER BY id"
+        .prepare_cached(concat!(
+            "SELECT ",
+            reserva_columns!(),
+            " FROM reservas WHERE lote = ?1 ORDER BY id"
         ))?
         .query_map([clave], fila)?
         .collect::<rusqlite::Result<Vec<Fila>>>()?;
@@ -372,12 +390,14 @@ pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, Ap
         let reserva_id: i64 = tx
             .prepare_cached(
                 "INSERT INTO reservas (producto_id, cantidad, estado, lote, expira_en)
-                 VALUES (?1, ?2, 'activa', ?3, ?4) RETURNING id",
+                 VALUES (?1, ?2, 'activa', ?3, ?4)",
             )?
-            .query_row(
-                params![unidades.producto_id, unidades.cantidad, nuevo.clave, NUNCA],
-                |row| row.get(0),
-            )?;
+            .insert(params![
+                unidades.producto_id,
+                unidades.cantidad,
+                nuevo.clave,
+                NUNCA
+            ])?;
         reservas.push(Reserva {
             reserva_id,
             producto_id: Some(unidades.producto_id),

@@ -24,6 +24,7 @@ pub fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("../../migrations/pagos/0001_pagos.sql")),
         M::up(include_str!("../../migrations/pagos/0002_anular.sql")),
+        M::up(include_str!("../../migrations/pagos/0003_sin_listas.sql")),
     ])
 }
 

@@ -7,7 +7,12 @@ use crate::db::Savepoint;
 use crate::error::ApiError;
 use crate::money::Money;
 
-const PAGO_COLUMNS: &str = "id, estado, monto, moneda, medio, referencia";
+/// The columns of a row, in the order they are read.
+macro_rules! pago_columns {
+    () => {
+        "id, estado, monto, moneda, medio, referencia"
+    };
+}
 
 fn pago(row: &Row) -> rusqlite::Result<Pago> {
     let estado: String = row.get(1)?;
@@ -26,8 +31,10 @@ fn pago(row: &Row) -> rusqlite::Result<Pago> {
 
 /// The payment made with a referencia, if any.
 pub fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Option<Pago>> {
-    conn.prepare_cached(&format!(
-        "SELECT {PAGO_COLUMNS} FROM pagos WHERE referencia = ?1 ORDER BY id LIMIT 1"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        pago_columns!(),
+        " FROM pagos WHERE referencia = ?1 ORDER BY id LIMIT 1"
     ))?
     .query_row([referencia], pago)
     .optional()
@@ -63,18 +70,15 @@ pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
     }
     let pago_id = tx
         .prepare_cached(
-            "INSERT INTO pagos (estado, monto, moneda, medio, referencia) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            "INSERT INTO pagos (estado, monto, moneda, medio, referencia) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .query_row(
-            params![
-                cobro.estado.as_str(),
-                cobro.monto.hundredths(),
-                cobro.moneda,
-                cobro.medio,
-                cobro.referencia
-            ],
-            |row| row.get(0),
-        )?;
+        .insert(params![
+            cobro.estado.as_str(),
+            cobro.monto.hundredths(),
+            cobro.moneda,
+            cobro.medio,
+            cobro.referencia
+        ])?;
     tx.commit()?;
     Ok(Pago {
         pago_id,
@@ -101,9 +105,10 @@ pub fn void(conn: &mut Connection, referencia: &str, refund: bool) -> rusqlite::
         return Ok(previo);
     }
     let pago = tx
-        .prepare_cached(&format!(
+        .prepare_cached(concat!(
             "INSERT INTO pagos (estado, monto, moneda, medio, referencia) VALUES ('anulado', 0, '', '', ?1)
-             RETURNING {PAGO_COLUMNS}"
+             RETURNING ",
+            pago_columns!()
         ))?
         .query_row([referencia], pago)?;
     tx.commit()?;
@@ -111,14 +116,16 @@ pub fn void(conn: &mut Connection, referencia: &str, refund: bool) -> rusqlite::
 }
 
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pago>> {
-    conn.prepare_cached(&format!("SELECT {PAGO_COLUMNS} FROM pagos WHERE id = ?1"))?
+    conn.prepare_cached(concat!("SELECT ", pago_columns!(), " FROM pagos WHERE id = ?1"))?
         .query_row([id], pago)
         .optional()
 }
 
 pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Pago>> {
-    conn.prepare_cached(&format!(
-        "SELECT {PAGO_COLUMNS} FROM pagos ORDER BY id LIMIT ?1 OFFSET ?2"
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        pago_columns!(),
+        " FROM pagos ORDER BY id LIMIT ?1 OFFSET ?2"
     ))?
     .query_map([limit, offset], pago)?
     .collect()
