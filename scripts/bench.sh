@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark: builds release, starts `penguin serve all` on free ports with fresh
 # databases (logging at info to console and file, as in normal use), and measures in
-# one run, with `penguin loadgen`:
+# one run, with `penguin-loadgen`:
 #   - time from start until all four services answer /health;
 #   - GET /productos/{id}, one-item orders and three-item orders at 16 and 64 connections;
 #   - resident memory of the process after the run (and its peak);
@@ -18,7 +18,7 @@
 #
 #   scripts/bench.sh            # BENCH_SECONDS per measurement, default 8
 #
-# The load tool is `penguin loadgen` rather than wrk: orders need a fresh body and
+# The load tool is `penguin-loadgen` rather than wrk: orders need a fresh body and
 # Idempotency-Key per request, and one tool for every row keeps the ratios honest.
 # It runs on the same two cores as the server, as wrk would.
 set -euo pipefail
@@ -26,8 +26,9 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${BENCH_SECONDS:-8}
 cd "$root"
-cargo build --release --quiet --bin penguin --example hello --example chain
+cargo build --release --quiet --bin penguin --bin penguin-loadgen --example hello --example chain
 penguin="$root/target/release/penguin"
+loadgen="$root/target/release/penguin-loadgen"
 hello="$root/target/release/examples/hello"
 chain="$root/target/release/examples/chain"
 work=$(mktemp -d)
@@ -73,7 +74,7 @@ echo "bench: serve all ready in ${ready_ms} ms (pid $pid, ports $base-$((base + 
 
 urls=(--products-url "http://127.0.0.1:$base" --inventory-url "http://127.0.0.1:$((base + 1))"
       --orders-url "http://127.0.0.1:$((base + 3))" --token "$token")
-"$penguin" loadgen "${urls[@]}" --seed 100 --duration 1 --connections 16 --mix read=1 --quiet >/dev/null
+"$loadgen" "${urls[@]}" --seed 100 --duration 1 --connections 16 --mix read=1 --quiet >/dev/null
 
 # The CPU time of the given processes (utime + stime, fields 14 and 15 of
 # /proc/<pid>/stat, in clock ticks of all their threads), into $ticks. Read without
@@ -113,7 +114,7 @@ run() { # NAME CONNECTIONS "SERVER PIDS" ARGS...
     ticks_before=$ticks
     children_cpu
     ms_before=$children_ms
-    "$penguin" loadgen --duration "$seconds" --connections "$connections" --quiet \
+    "$loadgen" --duration "$seconds" --connections "$connections" --quiet \
         --json "$work/$name-$connections.json" "$@" | sed 's/^/  /'
     children_cpu
     server_ticks "${servers[@]}"

@@ -1,28 +1,33 @@
-//! Typed settings for each service, read from five layers, lowest to highest:
-//! built-in default, `config/<service>.env`, `.env` in the working directory, the
-//! process environment, a command-line flag.
+//! The command line and the typed settings of each service, from five layers, lowest
+//! to highest: built-in default, `config/<service>.env`, `.env` in the working
+//! directory, the process environment, a command-line flag.
 //!
-//! `serve all` starts four services from one set of flags, so the settings that name
-//! one service (`PORT`, `DB_PATH`) come only from each service's config file and from
-//! `--base-port` / `--data-dir`, and pedidos is wired to its three siblings.
+//! clap reads the flags and the environment; dotenvy reads the two files, whose values
+//! become the defaults of their flags, so one clap parse per service applies every
+//! layer in order and `--help` shows the built-in defaults. `serve all` starts four
+//! services from one command line: what names one service (`PORT`, `DB_PATH`) comes
+//! only from its config file, `--base-port` and `--data-dir`, and pedidos is wired to
+//! its three siblings.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::service::Service;
 
 /// The default shared token of the original design.
 pub const DEFAULT_TOKEN: &str = "penguin-secret";
-/// How long a request may take by default, body included.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a shutdown waits for requests in flight by default.
-pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long an unconfirmed reservation holds its units by default: ten minutes.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
+/// How long a shutdown waits for requests in flight by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,8 +45,6 @@ pub struct Cli {
 pub enum Command {
     /// Start one service, or all four in one process (each on its own port).
     Serve(Box<ServeArgs>),
-    /// Drive a running penguin with shop traffic and report throughput and latency.
-    Loadgen(Box<crate::loadgen::LoadgenArgs>),
 }
 
 /// What `penguin serve` starts.
@@ -54,9 +57,45 @@ pub enum Target {
     Pedidos,
 }
 
+impl Target {
+    pub fn services(self) -> Vec<Service> {
+        match self {
+            Self::All => Service::ALL.to_vec(),
+            Self::Productos => vec![Service::Productos],
+            Self::Inventario => vec![Service::Inventario],
+            Self::Pagos => vec![Service::Pagos],
+            Self::Pedidos => vec![Service::Pedidos],
+        }
+    }
+}
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secs(pub Duration);
+
+impl FromStr for Secs {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .filter(|d| !d.is_zero())
+            .map(Secs)
+            .ok_or_else(|| "not a positive number of seconds".into())
+    }
+}
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
 /// The flags of `penguin serve`. Each value may also come from its environment
 /// variable, a `.env` file in the working directory or `config/<service>.env`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// The service to start, or `all` for the four of them.
     #[arg(value_enum)]
@@ -64,142 +103,125 @@ pub struct ServeArgs {
 
     /// Port to listen on (one service only) [default: productos 5001, inventario 5002, pagos 5003, pedidos 5004]
     #[arg(long, env = "PORT", value_name = "PORT")]
-    pub port: Option<String>,
+    pub port: Option<u16>,
 
-    /// Address to listen on [default: 127.0.0.1]
-    #[arg(long, env = "HOST", value_name = "ADDR")]
-    pub host: Option<String>,
+    /// Address or host name to listen on
+    #[arg(long, env = "HOST", value_name = "HOST", default_value = "127.0.0.1", value_parser = non_blank)]
+    pub host: String,
 
-    /// Shared bearer token that every request must carry [default: penguin-secret]
-    #[arg(
-        long = "token",
-        env = "SERVICE_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub service_token: Option<String>,
+    /// Shared bearer token that every request must carry
+    #[arg(long = "token", env = "SERVICE_TOKEN", value_name = "TOKEN", default_value = DEFAULT_TOKEN,
+          hide_env_values = true, value_parser = non_blank)]
+    pub service_token: String,
 
-    /// SQLite file of the service (one service only) [default: <service>.db]
+    /// SQLite file of the service, in --data-dir unless absolute (one service only) [default: <service>.db]
     #[arg(long, env = "DB_PATH", value_name = "FILE")]
-    pub db_path: Option<String>,
+    pub db_path: Option<PathBuf>,
 
-    /// URL of productos, used by pedidos [default: http://127.0.0.1:5001]
-    #[arg(long, env = "PRODUCTS_URL", value_name = "URL")]
-    pub products_url: Option<String>,
+    /// URL of productos, used by pedidos
+    #[arg(long, env = "PRODUCTS_URL", value_name = "URL", default_value = "http://127.0.0.1:5001", value_parser = peer_url)]
+    pub products_url: String,
 
-    /// URL of inventario, used by pedidos [default: http://127.0.0.1:5002]
-    #[arg(long, env = "INVENTORY_URL", value_name = "URL")]
-    pub inventory_url: Option<String>,
+    /// URL of inventario, used by pedidos
+    #[arg(long, env = "INVENTORY_URL", value_name = "URL", default_value = "http://127.0.0.1:5002", value_parser = peer_url)]
+    pub inventory_url: String,
 
-    /// URL of pagos, used by pedidos [default: http://127.0.0.1:5003]
-    #[arg(long, env = "PAYMENTS_URL", value_name = "URL")]
-    pub payments_url: Option<String>,
+    /// URL of pagos, used by pedidos
+    #[arg(long, env = "PAYMENTS_URL", value_name = "URL", default_value = "http://127.0.0.1:5003", value_parser = peer_url)]
+    pub payments_url: String,
 
     /// serve all: first of four consecutive ports; 0 picks a free port for each [default: each config/<service>.env's PORT, else 5001-5004]
-    #[arg(long, env = "BASE_PORT", value_name = "PORT")]
-    pub base_port: Option<String>,
+    #[arg(long, env = "BASE_PORT", value_name = "PORT", value_parser = clap::value_parser!(u16).range(..=u16::MAX as i64 - 3))]
+    pub base_port: Option<u16>,
 
-    /// serve all: folder of the four databases and logs.log [default: .]
-    #[arg(long, env = "DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<String>,
+    /// Folder of the databases and logs.log (serve all: the four databases)
+    #[arg(long, env = "DATA_DIR", value_name = "DIR", default_value = ".")]
+    pub data_dir: PathBuf,
 
-    /// Folder of the per-service files <service>.env [default: config]
-    #[arg(long, env = "CONFIG_DIR", value_name = "DIR")]
-    pub config_dir: Option<String>,
+    /// Folder of the per-service files <service>.env
+    #[arg(long, env = "CONFIG_DIR", value_name = "DIR", default_value = "config")]
+    pub config_dir: PathBuf,
 
     /// HTTP worker threads per service [default: the number of CPUs; in serve all, a quarter of them, at least 1]
-    #[arg(long, env = "WORKERS", value_name = "N")]
-    pub workers: Option<String>,
+    #[arg(long, env = "WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 
-    /// pedidos: attempts per peer call, the first included [default: 2]
-    #[arg(long, env = "RETRY_ATTEMPTS", value_name = "N")]
-    pub retry_attempts: Option<String>,
+    /// pedidos: attempts per peer call, the first included
+    #[arg(long, env = "RETRY_ATTEMPTS", value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub retry_attempts: u32,
 
-    /// pedidos: backoff before a retry, in milliseconds, plus up to as much jitter [default: 100]
-    #[arg(long, env = "RETRY_BACKOFF_MS", value_name = "MS")]
-    pub retry_backoff_ms: Option<String>,
+    /// pedidos: backoff before a retry, in milliseconds, plus up to as much jitter
+    #[arg(long, env = "RETRY_BACKOFF_MS", value_name = "MS", default_value_t = 100)]
+    pub retry_backoff_ms: u64,
 
-    /// pedidos: consecutive failed calls that open a peer's circuit [default: 3]
-    #[arg(long, env = "BREAKER_FAILURES", value_name = "N")]
-    pub breaker_failures: Option<String>,
+    /// pedidos: consecutive failed calls that open a peer's circuit
+    #[arg(long, env = "BREAKER_FAILURES", value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub breaker_failures: u32,
 
-    /// pedidos: seconds a circuit stays open before a trial call [default: 30]
-    #[arg(long, env = "BREAKER_OPEN_SECS", value_name = "SECS")]
-    pub breaker_open_secs: Option<String>,
+    /// pedidos: seconds a circuit stays open before a trial call
+    #[arg(long, env = "BREAKER_OPEN_SECS", value_name = "SECS", default_value_t = Secs(Duration::from_secs(30)))]
+    pub breaker_open_secs: Secs,
 
-    /// inventario: seconds an unconfirmed reservation holds its units before it is released [default: 600]
-    #[arg(long, env = "RESERVATION_TTL", value_name = "SECS")]
-    pub reservation_ttl: Option<String>,
+    /// inventario: seconds an unconfirmed reservation holds its units before it is released
+    #[arg(long, env = "RESERVATION_TTL", value_name = "SECS", default_value_t = Secs(DEFAULT_RESERVATION_TTL))]
+    pub reservation_ttl: Secs,
 
-    /// pedidos: seconds between passes that finish orders a crash or an outage left half-way [default: 10]
-    #[arg(long, env = "RECOVERY_INTERVAL", value_name = "SECS")]
-    pub recovery_interval: Option<String>,
+    /// pedidos: seconds between passes that move on orders no request is driving
+    #[arg(long, env = "RECOVERY_INTERVAL", value_name = "SECS", default_value_t = Secs(Duration::from_secs(10)))]
+    pub recovery_interval: Secs,
 
-    /// pedidos: seconds after it is placed that an order not yet charged may still be; past it, it never is [default: 30]
-    #[arg(long, env = "ORDER_DEADLINE", value_name = "SECS")]
-    pub order_deadline: Option<String>,
+    /// pedidos: seconds after it is placed that an order not yet charged may still be; past it, it never is
+    #[arg(long, env = "ORDER_DEADLINE", value_name = "SECS", default_value_t = Secs(Duration::from_secs(30)))]
+    pub order_deadline: Secs,
 
-    /// Seconds that SIGTERM or Ctrl-C waits for requests in flight to finish before exiting [default: 10]
-    #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SECS")]
-    pub shutdown_grace: Option<String>,
+    /// Seconds that SIGTERM or Ctrl-C waits for requests in flight to finish before exiting
+    #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SECS", default_value_t = Secs(DEFAULT_SHUTDOWN_GRACE))]
+    pub shutdown_grace: Secs,
 
-    /// Seconds a whole request may take before it is answered 408 [default: 60]
-    #[arg(long, env = "REQUEST_TIMEOUT", value_name = "SECS")]
-    pub request_timeout: Option<String>,
+    /// Seconds a whole request may take before it is answered 408
+    #[arg(long, env = "REQUEST_TIMEOUT", value_name = "SECS", default_value_t = Secs(Duration::from_secs(60)))]
+    pub request_timeout: Secs,
 
-    /// pedidos: time to connect to a peer, in milliseconds [default: 1000]
-    #[arg(long, env = "PEER_CONNECT_TIMEOUT_MS", value_name = "MS")]
-    pub peer_connect_timeout_ms: Option<String>,
+    /// pedidos: time to connect to a peer, in milliseconds (at most half of PEER_TIMEOUT_MS)
+    #[arg(long, env = "PEER_CONNECT_TIMEOUT_MS", value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub peer_connect_timeout_ms: u64,
 
-    /// pedidos: time for one attempt at a peer call, answer included, in milliseconds [default: 2000]
-    #[arg(long, env = "PEER_TIMEOUT_MS", value_name = "MS")]
-    pub peer_timeout_ms: Option<String>,
+    /// pedidos: time for one attempt at a peer call, answer included, in milliseconds
+    #[arg(long, env = "PEER_TIMEOUT_MS", value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub peer_timeout_ms: u64,
 
-    /// pedidos: open connections to each peer, per worker [default: 256]
-    #[arg(long, env = "PEER_MAX_CONNECTIONS", value_name = "N")]
-    pub peer_max_connections: Option<String>,
+    /// pedidos: open connections to each peer, per worker
+    #[arg(long, env = "PEER_MAX_CONNECTIONS", value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub peer_max_connections: u32,
+
+    /// What to log: a level (error, warn, info, debug, trace) or env_logger directives
+    #[arg(long = "log", env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
+    pub log: String,
 }
 
-/// One of the four services.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Service {
-    Productos,
-    Inventario,
-    Pagos,
-    Pedidos,
+fn non_blank(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("it is empty".into());
+    }
+    Ok(text.to_string())
 }
 
-impl Service {
-    pub const ALL: [Service; 4] = [Self::Productos, Self::Inventario, Self::Pagos, Self::Pedidos];
-
-    /// The name used for its subcommand, config file, migrations and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Productos => "productos",
-            Self::Inventario => "inventario",
-            Self::Pagos => "pagos",
-            Self::Pedidos => "pedidos",
+/// Checks a peer URL: `http://host[:port]`, kept without a trailing slash.
+pub fn peer_url(value: &str) -> Result<String, String> {
+    let trimmed = value.trim().trim_end_matches('/');
+    let invalid = || "not a URL such as http://127.0.0.1:5001".to_string();
+    let uri: awc::http::Uri = trimmed.parse().map_err(|_| invalid())?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err("https is not supported; put TLS in front of the peer and use http".into());
         }
+        _ => return Err(invalid()),
     }
-
-    fn offset(self) -> u16 {
-        match self {
-            Self::Productos => 0,
-            Self::Inventario => 1,
-            Self::Pagos => 2,
-            Self::Pedidos => 3,
-        }
+    if uri.host().is_none_or(str::is_empty) || uri.query().is_some() {
+        return Err(invalid());
     }
-
-    pub fn default_port(self) -> u16 {
-        5001 + self.offset()
-    }
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+    Ok(trimmed.to_string())
 }
 
 /// Everything one service needs to start.
@@ -232,23 +254,35 @@ pub struct PeerSettings {
     pub order_deadline: Duration,
 }
 
-impl PeerSettings {
-    /// The original design's peers and resilience policy.
-    pub fn defaults() -> Self {
+impl From<&ServeArgs> for PeerSettings {
+    fn from(args: &ServeArgs) -> Self {
         Self {
-            products_url: "http://127.0.0.1:5001".into(),
-            inventory_url: "http://127.0.0.1:5002".into(),
-            payments_url: "http://127.0.0.1:5003".into(),
-            retry_attempts: 2,
-            retry_backoff: Duration::from_millis(100),
-            breaker_failures: 3,
-            breaker_open: Duration::from_secs(30),
-            connect_timeout: Duration::from_millis(1000),
-            timeout: Duration::from_millis(2000),
-            max_connections: 256,
-            recovery_interval: Duration::from_secs(10),
-            order_deadline: Duration::from_secs(30),
+            products_url: args.products_url.clone(),
+            inventory_url: args.inventory_url.clone(),
+            payments_url: args.payments_url.clone(),
+            retry_attempts: args.retry_attempts,
+            retry_backoff: Duration::from_millis(args.retry_backoff_ms),
+            breaker_failures: args.breaker_failures,
+            breaker_open: args.breaker_open_secs.0,
+            connect_timeout: Duration::from_millis(args.peer_connect_timeout_ms),
+            timeout: Duration::from_millis(args.peer_timeout_ms),
+            max_connections: args.peer_max_connections as usize,
+            recovery_interval: args.recovery_interval.0,
+            order_deadline: args.order_deadline.0,
         }
+    }
+}
+
+impl PeerSettings {
+    /// The built-in defaults: the original design's peers and resilience policy.
+    pub fn defaults() -> Self {
+        let argv = ["penguin", "serve", "pedidos"].map(OsString::from);
+        let matches = without_env(Cli::command())
+            .try_get_matches_from(argv)
+            .expect("the built-in defaults parse");
+        let cli = Cli::from_arg_matches(&matches).expect("the built-in defaults are typed");
+        let Command::Serve(args) = cli.command;
+        Self::from(args.as_ref())
     }
 }
 
@@ -263,253 +297,237 @@ pub struct Settings {
     pub reservation_ttl: Duration,
     /// Where `logs.log` is written.
     pub log_dir: PathBuf,
+    /// What to log (env_logger directives).
+    pub log: String,
     /// How long a shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
 
-/// A setting that could not be used; printed as one line before exiting.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
-    }
+/// Why `penguin` cannot run as asked.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// A usage error or a request for help: clap's own message, printed whole.
+    Usage(clap::Error),
+    /// A setting that cannot be used: one line naming it and the layer it came from.
+    Invalid(String),
 }
 
-/// One configuration file's `KEY=value` lines.
-type EnvFile = HashMap<String, String>;
-
-fn read_env_file(path: &Path) -> Result<EnvFile, ConfigError> {
-    if !path.is_file() {
-        return Ok(EnvFile::new());
-    }
-    dotenvy::from_path_iter(path)
-        .and_then(|lines| lines.collect::<Result<EnvFile, _>>())
-        .map_err(|e| ConfigError::new(format!("cannot read {}: {e}", path.display())))
-}
-
-/// The layers under the command line and the process environment.
-struct Layers<'a> {
-    matches: &'a ArgMatches,
-    dotenv: EnvFile,
-    config_dir: PathBuf,
-}
-
-impl Layers<'_> {
-    /// A value from a flag or the process environment (clap reads both). Each flag's
-    /// id is its variable's name in lower case (`PEER_TIMEOUT_MS`: `peer_timeout_ms`).
-    fn given(&self, key: &str) -> Option<&String> {
-        self.matches
-            .try_get_one::<String>(&key.to_ascii_lowercase())
-            .ok()
-            .flatten()
-    }
-
-    fn given_as_flag(&self, id: &str) -> bool {
-        self.matches.value_source(id) == Some(ValueSource::CommandLine)
-    }
-
-    fn config_file(&self, service: Service) -> Result<EnvFile, ConfigError> {
-        read_env_file(&self.config_dir.join(format!("{}.env", service.name())))
-    }
-
-    /// A setting parsed from [`Layers::shared`], or `default` when no layer sets it.
-    fn setting<T: std::str::FromStr>(
-        &self,
-        key: &str,
-        config: &EnvFile,
-        default: T,
-        what: &str,
-    ) -> Result<T, ConfigError> {
-        self.shared(key, config)
-            .map_or(Ok(default), |v| parse(key, &v, what))
-            .map_err(|e| self.located(e, key, config))
-    }
-
-    /// Says which layer an invalid value came from.
-    fn located(&self, error: ConfigError, key: &str, config: &EnvFile) -> ConfigError {
-        let layer = if self.given(key).is_some() {
-            "a flag or the environment".to_string()
-        } else if self.dotenv.contains_key(key) {
-            ".env".to_string()
-        } else if config.contains_key(key) {
-            format!("{}/<service>.env", self.config_dir.display())
-        } else {
-            return error;
-        };
-        ConfigError::new(format!("{error} (set in {layer})"))
-    }
-
-    /// A number of seconds, fractions allowed, or `default` when no layer sets it.
-    fn seconds(&self, key: &str, config: &EnvFile, default: Duration) -> Result<Duration, ConfigError> {
-        let Some(value) = self.shared(key, config) else {
-            return Ok(default);
-        };
-        parse::<f64>(key, &value, "a number of seconds")
-            .ok()
-            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| {
-                let error = ConfigError::new(format!("{key}={value:?} is not a positive number of seconds"));
-                self.located(error, key, config)
-            })
-    }
-
-    /// A value that every service shares: flag or environment, `.env`, then any config file.
-    fn shared(&self, key: &str, config: &EnvFile) -> Option<String> {
-        self.given(key)
-            .or_else(|| self.dotenv.get(key))
-            .or_else(|| config.get(key))
-            .cloned()
-    }
-}
-
-fn parse<T: std::str::FromStr>(key: &str, value: &str, what: &str) -> Result<T, ConfigError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| ConfigError::new(format!("{key}={value:?} is not {what}")))
-}
-
-/// Checks a peer URL: `http://host[:port]`, kept without a trailing slash.
-pub fn parse_peer_url(key: &str, value: &str) -> Result<String, ConfigError> {
-    let trimmed = value.trim().trim_end_matches('/');
-    let invalid = || {
-        ConfigError::new(format!(
-            "{key}={value:?} is not a URL such as http://127.0.0.1:5001"
-        ))
-    };
-    let uri: awc::http::Uri = trimmed.parse().map_err(|_| invalid())?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(ConfigError::new(format!(
-                "{key}={value:?}: https is not supported; put TLS in front of the peer and use http"
-            )));
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(e) => write!(f, "{e}"),
+            Self::Invalid(message) => f.write_str(message),
         }
-        _ => return Err(invalid()),
     }
-    if uri.host().is_none_or(str::is_empty) || uri.query().is_some() {
-        return Err(invalid());
+}
+
+/// One settings file's `KEY=value` lines (dotenvy's syntax), and where it is.
+struct EnvFile {
+    path: PathBuf,
+    values: HashMap<String, String>,
+}
+
+impl EnvFile {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let values = if path.is_file() {
+            dotenvy::from_path_iter(path)
+                .and_then(|lines| lines.collect::<Result<HashMap<_, _>, _>>())
+                .map_err(|e| ConfigError::Invalid(format!("cannot read {}: {e}", path.display())))?
+        } else {
+            HashMap::new()
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            values,
+        })
     }
-    Ok(trimmed.to_string())
+}
+
+/// The `serve` arguments with their environment variable forgotten: for the built-in defaults.
+fn without_env(command: clap::Command) -> clap::Command {
+    command.mut_subcommand("serve", |serve| {
+        let ids: Vec<_> = serve.get_arguments().map(|a| a.get_id().clone()).collect();
+        ids.into_iter()
+            .fold(serve, |serve, id| serve.mut_arg(id, |a| a.env(None::<&str>)))
+    })
+}
+
+/// Settings that name one service: `serve all` takes them from each service's config
+/// file only, never from one variable (or `.env` line) for all four.
+const ONE_SERVICE_ONLY: [&str; 2] = ["PORT", "DB_PATH"];
+
+/// The command line with each setting's default taken from `.env`, else from the
+/// service's config file.
+fn layered(dotenv: &EnvFile, config: Option<&EnvFile>, serve_all: bool) -> clap::Command {
+    Cli::command().mut_subcommand("serve", |serve| {
+        let settings: Vec<_> = serve
+            .get_arguments()
+            .filter_map(|a| Some((a.get_id().clone(), a.get_env()?.to_string_lossy().into_owned())))
+            .collect();
+        settings.into_iter().fold(serve, |serve, (id, variable)| {
+            let per_service = serve_all && ONE_SERVICE_ONLY.contains(&variable.as_str());
+            let from_config = config.and_then(|c| c.values.get(&variable));
+            let value = if per_service {
+                from_config
+            } else {
+                dotenv.values.get(&variable).or(from_config)
+            }
+            .cloned();
+            serve.mut_arg(id, |arg| {
+                let arg = if per_service { arg.env(None::<&str>) } else { arg };
+                match value {
+                    Some(value) => arg.default_value(value),
+                    None => arg,
+                }
+            })
+        })
+    })
+}
+
+/// Parses `argv` with `command`, turning an invalid value into one line that names
+/// the setting and where its value came from.
+fn parse(command: clap::Command, argv: &[OsString], files: &[&EnvFile]) -> Result<ServeArgs, ConfigError> {
+    let matches = command
+        .clone()
+        .try_get_matches_from(argv)
+        .map_err(|e| located(e, &command, argv, files))?;
+    let cli = Cli::from_arg_matches(&matches).map_err(ConfigError::Usage)?;
+    let Command::Serve(args) = cli.command;
+    Ok(*args)
+}
+
+fn located(
+    error: clap::Error,
+    command: &clap::Command,
+    argv: &[OsString],
+    files: &[&EnvFile],
+) -> ConfigError {
+    if matches!(
+        error.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        // Help shows the built-in defaults, never a value from a file (the token's).
+        let pristine = Cli::command().try_get_matches_from(argv).err();
+        return ConfigError::Usage(pristine.unwrap_or(error));
+    }
+    if !matches!(error.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return ConfigError::Usage(error);
+    }
+    let context = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let (Some(flag), Some(value)) = (
+        context(ContextKind::InvalidArg),
+        context(ContextKind::InvalidValue),
+    ) else {
+        return ConfigError::Usage(error);
+    };
+    let long = flag
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("--");
+    let serve = command.find_subcommand("serve");
+    let Some(arg) = serve.and_then(|s| s.get_arguments().find(|a| a.get_long() == Some(long))) else {
+        // The service name: clap lists the possible ones.
+        return ConfigError::Usage(error);
+    };
+    let variable = arg
+        .get_env()
+        .map(|v| v.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let on_command_line = argv.iter().any(|a| {
+        a.to_string_lossy() == format!("--{long}") || a.to_string_lossy().starts_with(&format!("--{long}="))
+    });
+    let layer = if on_command_line {
+        format!("the flag --{long}")
+    } else if std::env::var_os(&variable).is_some() {
+        "the environment".to_string()
+    } else if let Some(file) = files.iter().find(|f| f.values.contains_key(&variable)) {
+        file.path.display().to_string()
+    } else {
+        "the built-in default".to_string()
+    };
+    let reason =
+        std::error::Error::source(&error).map_or_else(|| error.kind().to_string(), |e| e.to_string());
+    ConfigError::Invalid(format!(
+        "{variable}={value:?} is not valid: {reason} (set in {layer})"
+    ))
 }
 
 impl Settings {
-    /// Resolves the settings of `penguin serve` from its arguments, the files and defaults.
-    pub fn resolve(args: &ServeArgs, matches: &ArgMatches) -> Result<Self, ConfigError> {
-        let dotenv = read_env_file(Path::new(".env"))?;
-        let config_dir = args
-            .config_dir
-            .clone()
-            .or_else(|| dotenv.get("CONFIG_DIR").cloned())
-            .unwrap_or_else(|| "config".into());
-        let layers = Layers {
-            matches,
-            dotenv,
-            config_dir: PathBuf::from(config_dir),
-        };
-        let targets: Vec<Service> = match args.target {
-            Target::All => Service::ALL.to_vec(),
-            Target::Productos => vec![Service::Productos],
-            Target::Inventario => vec![Service::Inventario],
-            Target::Pagos => vec![Service::Pagos],
-            Target::Pedidos => vec![Service::Pedidos],
-        };
+    /// Resolves the settings of `penguin serve` from the command line, the environment,
+    /// `.env` and the config files.
+    pub fn from_args(argv: &[OsString]) -> Result<Self, ConfigError> {
+        let dotenv = EnvFile::read(Path::new(".env"))?;
+        let args = parse(layered(&dotenv, None, false), argv, &[&dotenv])?;
         let all = args.target == Target::All;
+        let mut parsed = Vec::new();
+        for service in args.target.services() {
+            let file = EnvFile::read(&args.config_dir.join(format!("{service}.env")))?;
+            let command = layered(&dotenv, Some(&file), all);
+            parsed.push((service, parse(command, argv, &[&dotenv, &file])?));
+        }
         if all {
-            for flag in ["port", "db_path"] {
-                if layers.given_as_flag(flag) {
-                    return Err(ConfigError::new(format!(
-                        "--{} names one service; serve all takes --base-port and --data-dir",
-                        flag.replace('_', "-")
+            for flag in ["--port", "--db-path"] {
+                if argv
+                    .iter()
+                    .any(|a| a.to_string_lossy().split('=').next() == Some(flag))
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "{flag} names one service; serve all takes --base-port and --data-dir"
                     )));
                 }
             }
         }
-
-        let data_dir = PathBuf::from(
-            layers
-                .shared("DATA_DIR", &EnvFile::new())
-                .unwrap_or_else(|| ".".into()),
-        );
-        let base_port: Option<u16> = layers
-            .shared("BASE_PORT", &EnvFile::new())
-            .map(|v| parse("BASE_PORT", &v, "a port number"))
-            .transpose()?;
-        if let Some(base) = base_port
-            && base != 0
-            && base > u16::MAX - 3
-        {
-            return Err(ConfigError::new(format!(
-                "BASE_PORT={base} leaves no room for four ports"
-            )));
-        }
-
-        let mut services = Vec::new();
-        let mut configs: HashMap<Service, EnvFile> = HashMap::new();
-        for service in targets {
-            let config = layers.config_file(service)?;
-            let port = match (all, base_port) {
+        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+        let mut services = Vec::with_capacity(parsed.len());
+        for (service, a) in &parsed {
+            let port = match (all, args.base_port) {
                 (true, Some(0)) => 0,
                 (true, Some(base)) => base + service.offset(),
-                (true, None) => config
-                    .get("PORT")
-                    .map(|v| parse("PORT", v, "a port number"))
-                    .transpose()?
-                    .unwrap_or(service.default_port()),
-                (false, _) => layers.setting("PORT", &config, service.default_port(), "a port number")?,
+                _ => a.port.unwrap_or(service.default_port()),
             };
-            let default_db = format!("{}.db", service.name());
-            let db_path = if all {
-                data_dir.join(config.get("DB_PATH").cloned().unwrap_or(default_db))
-            } else {
-                PathBuf::from(layers.shared("DB_PATH", &config).unwrap_or(default_db))
-            };
-            let host: IpAddr =
-                layers.setting("HOST", &config, IpAddr::from([127, 0, 0, 1]), "an IP address")?;
-            let token = layers
-                .shared("SERVICE_TOKEN", &config)
-                .unwrap_or_else(|| DEFAULT_TOKEN.into());
-            if token.trim().is_empty() {
-                return Err(ConfigError::new("SERVICE_TOKEN is empty; set a shared secret"));
-            }
+            let addr = (a.host.as_str(), port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut addrs| addrs.next())
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "HOST={:?} is not an address or a known host name",
+                        a.host
+                    ))
+                })?;
+            let db_path = args.data_dir.join(
+                a.db_path
+                    .clone()
+                    .unwrap_or_else(|| format!("{service}.db").into()),
+            );
             // serve all shares the CPUs among its four services: more workers than
             // cores only add context switches.
-            let cpus = std::thread::available_parallelism().map_or(2, usize::from);
             let default_workers = if all {
                 (cpus / Service::ALL.len()).max(1)
             } else {
                 cpus
             };
-            let workers = layers.setting("WORKERS", &config, default_workers, "a number")?;
-            if workers == 0 {
-                return Err(ConfigError::new("WORKERS=0: a service needs at least one worker"));
-            }
-            let request_timeout = layers.seconds("REQUEST_TIMEOUT", &config, DEFAULT_REQUEST_TIMEOUT)?;
             services.push(ServiceSettings {
-                service,
-                addr: SocketAddr::new(host, port),
-                token,
+                service: *service,
+                addr,
+                token: a.service_token.clone(),
                 db_path,
-                workers,
-                request_timeout,
+                workers: a.workers.map_or(default_workers, usize::from),
+                request_timeout: a.request_timeout.0,
             });
-            configs.insert(service, config);
         }
-
-        let no_file = EnvFile::new();
-        let config_of = |service| configs.get(&service).unwrap_or(&no_file);
-        let peers = Self::resolve_peers(&layers, config_of(Service::Pedidos))?;
-        let reservation_ttl = layers.seconds(
-            "RESERVATION_TTL",
-            config_of(Service::Inventario),
-            DEFAULT_RESERVATION_TTL,
-        )?;
+        let settings_of = |wanted| {
+            parsed
+                .iter()
+                .find(|(s, _)| *s == wanted)
+                .map_or(&args, |(_, a)| a)
+        };
         let log_dir = if all {
-            data_dir
+            args.data_dir.clone()
         } else {
             services[0]
                 .db_path
@@ -517,58 +535,18 @@ impl Settings {
                 .filter(|p| !p.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
         };
-        let shutdown_grace = layers.seconds("SHUTDOWN_GRACE", &no_file, DEFAULT_SHUTDOWN_GRACE)?;
         Ok(Self {
             target: args.target,
-            services,
-            peers,
-            reservation_ttl,
+            peers: PeerSettings::from(settings_of(Service::Pedidos)),
+            reservation_ttl: settings_of(Service::Inventario).reservation_ttl.0,
             log_dir,
-            shutdown_grace,
+            log: if all {
+                args.log.clone()
+            } else {
+                parsed[0].1.log.clone()
+            },
+            shutdown_grace: args.shutdown_grace.0,
+            services,
         })
-    }
-
-    fn resolve_peers(layers: &Layers, config: &EnvFile) -> Result<PeerSettings, ConfigError> {
-        let d = PeerSettings::defaults();
-        let value = |key: &str| layers.shared(key, config);
-        let url = |key: &str, default: String| -> Result<String, ConfigError> {
-            value(key)
-                .map_or(Ok(default), |v| parse_peer_url(key, &v))
-                .map_err(|e| layers.located(e, key, config))
-        };
-        let millis = |key: &str, default: Duration| -> Result<Duration, ConfigError> {
-            let ms: u64 = layers.setting(
-                key,
-                config,
-                default.as_millis() as u64,
-                "a number of milliseconds",
-            )?;
-            Ok(Duration::from_millis(ms))
-        };
-        let peers = PeerSettings {
-            products_url: url("PRODUCTS_URL", d.products_url)?,
-            inventory_url: url("INVENTORY_URL", d.inventory_url)?,
-            payments_url: url("PAYMENTS_URL", d.payments_url)?,
-            retry_attempts: layers.setting("RETRY_ATTEMPTS", config, d.retry_attempts, "a number")?,
-            retry_backoff: millis("RETRY_BACKOFF_MS", d.retry_backoff)?,
-            breaker_failures: layers.setting("BREAKER_FAILURES", config, d.breaker_failures, "a number")?,
-            breaker_open: layers.seconds("BREAKER_OPEN_SECS", config, d.breaker_open)?,
-            recovery_interval: layers.seconds("RECOVERY_INTERVAL", config, d.recovery_interval)?,
-            order_deadline: layers.seconds("ORDER_DEADLINE", config, d.order_deadline)?,
-            connect_timeout: millis("PEER_CONNECT_TIMEOUT_MS", d.connect_timeout)?,
-            timeout: millis("PEER_TIMEOUT_MS", d.timeout)?,
-            max_connections: layers.setting("PEER_MAX_CONNECTIONS", config, d.max_connections, "a number")?,
-        };
-        if peers.retry_attempts == 0 || peers.breaker_failures == 0 || peers.max_connections == 0 {
-            return Err(ConfigError::new(
-                "RETRY_ATTEMPTS, BREAKER_FAILURES and PEER_MAX_CONNECTIONS must be at least 1",
-            ));
-        }
-        if peers.timeout.is_zero() || peers.connect_timeout.is_zero() {
-            return Err(ConfigError::new(
-                "PEER_TIMEOUT_MS and PEER_CONNECT_TIMEOUT_MS must be above 0",
-            ));
-        }
-        Ok(peers)
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //!
+//! - `service`: the four services' names and default ports.
 //! - `config`: the CLI and typed settings; defaults < `config/<service>.env` < `.env` < env < flags.
 //! - `startup`: binds, opens databases, builds one server per service, serves until shutdown.
 //! - `shutdown`: SIGTERM or Ctrl-C drains requests in flight and stops background loops.
@@ -18,7 +19,6 @@
 //! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, pagination.
 //! - `money`: exact amounts in integer hundredths.
 //! - `input`: edge validation of names, ids and quantities.
-//! - `loadgen`: `penguin loadgen`, a load generator that talks to penguin over HTTP.
 //! - `productos`, `inventario`, `pagos`, `pedidos`: one module per service, each with
 //!   its route table (`configure`), handlers, SQL and models; pedidos adds its peer
 //!   clients, resilience (retries, timeouts, breakers) and the order flow (`saga`).
@@ -30,11 +30,11 @@ pub mod error;
 pub mod input;
 pub mod inventario;
 pub mod json;
-pub mod loadgen;
 pub mod logging;
 pub mod money;
 pub mod pagos;
 pub mod pedidos;
 pub mod productos;
+pub mod service;
 pub mod shutdown;
 pub mod startup;

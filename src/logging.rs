@@ -23,8 +23,9 @@ enum Message {
 
 static WRITER: OnceLock<SyncSender<Message>> = OnceLock::new();
 
-/// Starts logging to the console and to `<dir>/logs.log`.
-pub fn init(dir: &Path) -> io::Result<()> {
+/// Starts logging to the console and to `<dir>/logs.log`, what `filter` selects
+/// (env_logger's syntax: a level, or directives such as `info,actix_server=warn`).
+pub fn init(dir: &Path, filter: &str) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let file = OpenOptions::new()
         .create(true)
@@ -35,7 +36,9 @@ pub fn init(dir: &Path) -> io::Result<()> {
         .name("log-writer".into())
         .spawn(move || write_lines(receiver, BufWriter::new(file)))?;
     let _ = WRITER.set(sender.clone());
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,actix_server=warn"))
+    env_logger::Builder::new()
+        .filter_module("actix_server", log::LevelFilter::Warn)
+        .parse_filters(filter)
         .target(env_logger::Target::Pipe(Box::new(ChannelWriter(sender))))
         // Plain text, the layout of env_logger's default, without its styling pass.
         .format(|line, record| {

@@ -17,8 +17,9 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use rusqlite_migration::Migrations;
 
 use crate::auth::{ServiceToken, require_token};
-use crate::config::{PeerSettings, Service, ServiceSettings, Settings, Target};
+use crate::config::{PeerSettings, ServiceSettings, Settings, Target};
 use crate::error::{ApiError, method_not_allowed, not_found, path_config, query_config};
+use crate::service::Service;
 use crate::shutdown::{self, InFlight, Stop, StopSender};
 use crate::{db, inventario, pagos, pedidos, productos};
 

@@ -1,5 +1,5 @@
 use actix_web::http::Method;
-use penguin::config::Service;
+use penguin::service::Service;
 use serde_json::json;
 
 use crate::helpers::{TOKEN, TestApp};

@@ -150,7 +150,6 @@ fn bad_configuration_ends_with_one_clear_line_and_a_failure_status() {
             "SERVICE_TOKEN",
         ),
         (vec!["serve", "all", "--port", "5001"], vec![], "--base-port"),
-        (vec!["serve", "bodega"], vec![], "bodega"),
     ];
     for (args, env, expected) in cases {
         let mut command = penguin(dir.path());
@@ -163,6 +162,29 @@ fn bad_configuration_ends_with_one_clear_line_and_a_failure_status() {
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains("migrated")).collect();
         assert_eq!(lines.len(), 1, "{args:?} printed {stderr}");
         assert!(lines[0].contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn usage_errors_show_the_whole_message_of_clap() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, expected) in [
+        (vec!["serve"], vec!["<TARGET>", "Usage: penguin serve"]),
+        (
+            vec!["serve", "productos", "--prot", "5"],
+            vec!["--prot", "tip", "--port"],
+        ),
+        (
+            vec!["serve", "bodega"],
+            vec!["bodega", "possible values", "productos"],
+        ),
+    ] {
+        let (code, stderr) = run_to_end(penguin(dir.path()).args(&args));
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        for word in expected {
+            assert!(stderr.contains(word), "{args:?} lacks {word:?}: {stderr}");
+        }
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use penguin::config::Service;
+use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 

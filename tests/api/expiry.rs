@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use penguin::config::Service;
+use penguin::service::Service;
 use serde_json::json;
 
 use penguin::config::PeerSettings;

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
-use penguin::config::{PeerSettings, Service};
+use penguin::config::PeerSettings;
+use penguin::service::Service;
 use serde_json::{Value, json};
 
 use crate::helpers::{Fault, FaultProxy, TestApp, fast_peers};

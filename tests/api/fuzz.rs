@@ -3,7 +3,7 @@
 //! and none that is refused may change any database.
 
 use actix_web::http::Method;
-use penguin::config::Service;
+use penguin::service::Service;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rusqlite::{Connection, OpenFlags};

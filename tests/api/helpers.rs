@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use actix_web::http::{Method, header};
 use penguin::config::{
-    DEFAULT_RESERVATION_TTL, DEFAULT_SHUTDOWN_GRACE, PeerSettings, Service, ServiceSettings, Settings, Target,
+    DEFAULT_RESERVATION_TTL, DEFAULT_SHUTDOWN_GRACE, PeerSettings, ServiceSettings, Settings, Target,
 };
+use penguin::service::Service;
 use penguin::startup;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -82,6 +83,7 @@ impl TestApp {
             reservation_ttl: DEFAULT_RESERVATION_TTL,
             log_dir: dir.path().to_path_buf(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            log: "info".into(),
         };
         let mut app = Self {
             dir,
@@ -132,6 +134,7 @@ impl TestApp {
             reservation_ttl,
             log_dir: self.dir.path().to_path_buf(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            log: "info".into(),
         };
         self.start(&settings);
     }
@@ -139,7 +142,7 @@ impl TestApp {
     fn start(&mut self, settings: &Settings) {
         if let Ok(dir) = std::env::var("PENGUIN_TEST_LOG_DIR") {
             static LOGGING: std::sync::Once = std::sync::Once::new();
-            LOGGING.call_once(|| penguin::logging::init(Path::new(&dir)).expect("logging starts"));
+            LOGGING.call_once(|| penguin::logging::init(Path::new(&dir), "info").expect("logging starts"));
         }
         let started = startup::start(settings).expect("the services start");
         for service in &settings.services {

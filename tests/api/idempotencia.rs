@@ -2,7 +2,7 @@
 //! charges by referencia.
 
 use actix_web::http::Method;
-use penguin::config::Service::{Inventario, Pagos, Pedidos};
+use penguin::service::Service::{Inventario, Pagos, Pedidos};
 use serde_json::{Value, json};
 
 use crate::helpers::{TOKEN, TestApp};

@@ -1,4 +1,4 @@
-use penguin::config::Service::Inventario;
+use penguin::service::Service::Inventario;
 use serde_json::json;
 
 use crate::helpers::TestApp;

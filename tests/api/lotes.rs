@@ -1,7 +1,7 @@
 //! A whole order's lines reserved, confirmed or released in one call (`POST /reservas`,
 //! `/reservas/confirmar`, `/reservas/liberar`), all or none, once per key.
 
-use penguin::config::Service::Inventario;
+use penguin::service::Service::Inventario;
 use serde_json::{Value, json};
 
 use crate::helpers::TestApp;

@@ -1,4 +1,4 @@
-use penguin::config::Service::Pagos;
+use penguin::service::Service::Pagos;
 use serde_json::json;
 
 use crate::helpers::TestApp;

@@ -1,4 +1,4 @@
-use penguin::config::Service::Pedidos;
+use penguin::service::Service::Pedidos;
 use serde_json::json;
 
 use crate::helpers::TestApp;

@@ -1,4 +1,4 @@
-use penguin::config::Service::Productos;
+use penguin::service::Service::Productos;
 use serde_json::json;
 
 use crate::helpers::TestApp;

@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
-use penguin::config::{PeerSettings, Service};
+use penguin::config::PeerSettings;
+use penguin::service::Service;
 use serde_json::json;
 
 use crate::helpers::{Script, ScriptedPeer, TestApp, fast_peers};

@@ -1,4 +1,4 @@
-use penguin::config::Service::{Inventario, Pedidos, Productos};
+use penguin::service::Service::{Inventario, Pedidos, Productos};
 use serde_json::json;
 
 use crate::helpers::TestApp;

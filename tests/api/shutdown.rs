@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use penguin::config::Service;
+use penguin::service::Service;
 use serde_json::json;
 
 use crate::helpers::{Script, ScriptedPeer, TOKEN, TestApp, fast_peers};

@@ -1,4 +1,4 @@
-//! `penguin loadgen`: drives a running penguin with the traffic of a shop — product
+//! `penguin-loadgen`: drives a running penguin with the traffic of a shop — product
 //! reads, one- and three-item orders, a share of payments asked to fail — for a fixed
 //! time at a fixed concurrency (or a fixed rate), and reports, per operation, the
 //! requests, throughput, latency percentiles (an HDR histogram) and answers by status.
@@ -12,13 +12,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
-use clap::Args;
+use std::process::ExitCode;
+
+use clap::Parser;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::json;
 
-/// The flags of `penguin loadgen`.
-#[derive(Debug, Clone, Args)]
+/// The flags of `penguin-loadgen`.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "penguin-loadgen",
+    version,
+    about = "Drive a running penguin with shop traffic and report throughput and latency.",
+    long_about = None
+)]
 pub struct LoadgenArgs {
     /// URL of productos
     #[arg(long, env = "PRODUCTS_URL", default_value = "http://127.0.0.1:5001")]
@@ -186,7 +194,17 @@ fn client(connections: usize) -> awc::Client {
 }
 
 /// Runs `penguin loadgen`.
-pub fn run(args: LoadgenArgs) -> Result<(), String> {
+fn main() -> ExitCode {
+    match run(LoadgenArgs::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("penguin-loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: LoadgenArgs) -> Result<(), String> {
     if args.duration.is_nan() || args.duration <= 0.0 || args.connections == 0 {
         return Err("--duration and --connections must be above 0".into());
     }
