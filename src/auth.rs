@@ -53,7 +53,7 @@ pub async fn require_token(
     if admitted {
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     }
-    let response = ApiError::Unauthorized.error_response();
+    let response = ApiError::unauthorized().error_response();
     Ok(req.into_response(response).map_into_right_body())
 }
 

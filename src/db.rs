@@ -20,6 +20,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
 use actix_web::web;
+use anyhow::Context as _;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use rusqlite_migration::Migrations;
@@ -62,15 +63,15 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
 }
 
 /// Opens (creating if needed) the database at `path`, migrates it and pools it.
-pub fn open(path: &Path, migrations: &Migrations<'static>) -> Result<Pool, String> {
-    let fail = |e: &dyn std::fmt::Display| format!("cannot open database {}: {e}", path.display());
+pub fn open(path: &Path, migrations: &Migrations<'static>) -> anyhow::Result<Pool> {
+    let context = || format!("cannot open database {}", path.display());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        std::fs::create_dir_all(dir).with_context(context)?;
     }
     // One plain connection first, so a bad path fails at once with its own reason.
-    let mut conn = Connection::open(path).map_err(|e| fail(&e))?;
-    configure(&mut conn).map_err(|e| fail(&e))?;
-    migrations.to_latest(&mut conn).map_err(|e| fail(&e))?;
+    let mut conn = Connection::open(path).with_context(context)?;
+    configure(&mut conn).with_context(context)?;
+    migrations.to_latest(&mut conn).with_context(context)?;
 
     let manager = SqliteConnectionManager::file(path).with_init(configure);
     let readers = r2d2::Pool::builder()
@@ -78,12 +79,12 @@ pub fn open(path: &Path, migrations: &Migrations<'static>) -> Result<Pool, Strin
         .min_idle(Some(2))
         .connection_timeout(BUSY_TIMEOUT)
         .build(manager)
-        .map_err(|e| fail(&e))?;
+        .with_context(context)?;
     let (writer, writes) = mpsc::channel();
     std::thread::Builder::new()
         .name("db-writer".into())
         .spawn(move || write_loop(conn, writes))
-        .map_err(|e| fail(&e))?;
+        .with_context(context)?;
     Ok(Pool { readers, writer })
 }
 
@@ -200,7 +201,9 @@ where
     let write: Write = Box::new(move |conn| {
         let result = f(conn);
         Box::new(move |committed: Result<(), String>| {
-            let result = committed.map_err(ApiError::internal).and(result);
+            let result = committed
+                .map_err(|e| ApiError::internal(anyhow::anyhow!("commit: {e}")))
+                .and(result);
             if let Ok(value) = &result {
                 on_commit(value);
             }
@@ -209,39 +212,30 @@ where
     });
     pool.writer
         .send(write)
-        .map_err(|_| ApiError::internal("the database writer has stopped"))?;
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("the database writer has stopped")))?;
     answered
         .await
-        .map_err(|_| ApiError::internal("a database write failed without an answer"))?
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("a database write failed without an answer")))?
 }
 
-/// The wall clock as Unix milliseconds, for deadlines stored in the database.
-pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// `LIMIT`/`OFFSET` of a list route: `?limit=` (default 100, at most 1000) and `?offset=`.
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
-pub struct Page {
-    pub limit: Option<u32>,
-    pub offset: Option<u32>,
-}
-
-impl Page {
-    pub const DEFAULT_LIMIT: u32 = 100;
-    pub const MAX_LIMIT: u32 = 1000;
-
-    /// The `(limit, offset)` to bind, or a `422` for a limit of 0 or above the maximum.
-    pub fn bounds(self) -> Result<(i64, i64), ApiError> {
-        let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT);
-        if limit == 0 || limit > Self::MAX_LIMIT {
-            return Err(ApiError::unprocessable(
-                "invalid_limit",
-                format!("limit must be between 1 and {}", Self::MAX_LIMIT),
-            ));
+/// Stores enums with strum's `IntoStaticStr` and `EnumString` (a closed set of names)
+/// as their name: one `ToSql` and one `FromSql` for each, in one place.
+macro_rules! stored_as_text {
+    ($($name:ty),+) => {$(
+        impl rusqlite::types::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                Ok(<&'static str>::from(*self).into())
+            }
         }
-        Ok((i64::from(limit), i64::from(self.offset.unwrap_or(0))))
-    }
+
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                value
+                    .as_str()?
+                    .parse()
+                    .map_err(|e: strum::ParseError| rusqlite::types::FromSqlError::Other(Box::new(e)))
+            }
+        }
+    )+};
 }
+pub(crate) use stored_as_text;

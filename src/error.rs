@@ -1,10 +1,12 @@
 //! The crate-wide API error and its JSON shape, `{"error": code, "detail": sentence}`.
 //!
-//! Every handler returns `Result<HttpResponse, ApiError>`; body failures (bad JSON,
-//! wrong content type, oversized bodies) come as `ApiError`s from `json::Json`, bad
-//! path or query parameters are turned into the same shape by [`path_config`] and
-//! [`query_config`], and unknown routes or methods by [`not_found`] and
-//! [`method_not_allowed`].
+//! Every code a client can see is an [`ErrorCode`], and its HTTP status is decided
+//! here ([`ErrorCode::status`]); the README's table of codes is checked against this
+//! list by a test. Handlers return `Result<HttpResponse, ApiError>`; each service's
+//! domain errors become `ApiError`s at the edge. Body failures (bad JSON, wrong content
+//! type, oversized bodies) come from `json::Json`, bad path or query parameters are
+//! turned into the same shape by [`path_config`] and [`query_config`], and unknown
+//! routes or methods by [`not_found`] and [`method_not_allowed`].
 
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::{StatusCode, header};
@@ -14,46 +16,115 @@ use serde::Serialize;
 /// The largest request body any service accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What a client can be told went wrong. Each variant names its status code.
+/// The stable, machine-readable code of every error penguin answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorCode {
+    // 400: malformed JSON, wrong types, unknown fields, bad ids.
+    MalformedJson,
+    InvalidBody,
+    InvalidId,
+    InvalidQuery,
+    // 401
+    Unauthorized,
+    // 402
+    PaymentRejected,
+    // 404
+    ProductoNotFound,
+    StockNotFound,
+    ReservaNotFound,
+    PedidoNotFound,
+    PagoNotFound,
+    RouteNotFound,
+    // 405
+    MethodNotAllowed,
+    // 408
+    RequestTimeout,
+    // 409: a conflict with the current state.
+    InsufficientStock,
+    ReservaNotActive,
+    ReservaConfirmed,
+    ReservaExpired,
+    ReservaReleased,
+    ReservaInLote,
+    ReferenciaInUse,
+    ReferenciaVoid,
+    IdempotencyInProgress,
+    // 413
+    PayloadTooLarge,
+    // 415
+    UnsupportedMediaType,
+    // 422: well-formed input with invalid values.
+    InvalidValue,
+    InvalidLimit,
+    InvalidKey,
+    IdempotencyKeyReused,
+    TotalTooLarge,
+    // 500: a bug or a broken database.
+    InternalError,
+    // 502
+    PeerError,
+    // 503
+    PeerUnavailable,
+    Interrupted,
+    DatabaseUnavailable,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        use ErrorCode::*;
+        match self {
+            MalformedJson | InvalidBody | InvalidId | InvalidQuery => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            PaymentRejected => StatusCode::PAYMENT_REQUIRED,
+            ProductoNotFound | StockNotFound | ReservaNotFound | PedidoNotFound | PagoNotFound
+            | RouteNotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            InsufficientStock
+            | ReservaNotActive
+            | ReservaConfirmed
+            | ReservaExpired
+            | ReservaReleased
+            | ReservaInLote
+            | ReferenciaInUse
+            | ReferenciaVoid
+            | IdempotencyInProgress => StatusCode::CONFLICT,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            InvalidValue | InvalidLimit | InvalidKey | IdempotencyKeyReused | TotalTooLarge => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            PeerError => StatusCode::BAD_GATEWAY,
+            PeerUnavailable | Interrupted | DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What a client can be told went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: malformed JSON, wrong types, unknown fields, bad ids.
+    /// The request cannot be done as it is; its code decides the status.
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
-    /// 401: missing or wrong bearer token.
-    #[error("missing or invalid bearer token")]
-    Unauthorized,
-    /// 404: the resource does not exist.
-    #[error("{detail}")]
-    NotFound { code: &'static str, detail: String },
+    Refused { code: ErrorCode, detail: String },
     /// 405: the route exists but not with this method; `allow` lists the methods it takes.
     #[error("method not allowed; this route accepts {allow}")]
     MethodNotAllowed { allow: &'static str },
-    /// 408: the request took longer than the server allows (a body that never ends).
-    #[error("the request took longer than {0} s")]
-    RequestTimeout(u64),
-    /// 409: a conflict with the current state (not enough stock, ...).
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
-    /// 413: the body is larger than [`MAX_BODY_BYTES`].
-    #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
-    PayloadTooLarge,
-    /// 415: a body that is not declared as `application/json`.
-    #[error("the request body must be JSON, sent with Content-Type: application/json")]
-    UnsupportedMediaType,
-    /// 422: well-formed input with invalid values (negative price, zero quantity).
-    #[error("{detail}")]
-    Unprocessable { code: &'static str, detail: String },
-    /// 503: a peer is unavailable or its circuit is open; `retry_after` in seconds.
+    /// 503: a peer or the database cannot answer now; `retry_after` in seconds.
     #[error("{detail}")]
     Unavailable {
-        code: &'static str,
+        code: ErrorCode,
         detail: String,
         retry_after: u64,
     },
     /// 500: a bug or a broken database. The cause is logged, never shown.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] anyhow::Error),
 }
 
 /// The body of every error response.
@@ -64,59 +135,48 @@ pub struct ErrorBody<'a> {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self::Refused {
             code,
             detail: detail.into(),
         }
     }
 
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::NotFound {
-            code,
-            detail: detail.into(),
-        }
+    pub fn unauthorized() -> Self {
+        Self::new(ErrorCode::Unauthorized, "missing or invalid bearer token")
     }
 
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            detail: detail.into(),
-        }
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
     }
 
-    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Unprocessable {
-            code,
-            detail: detail.into(),
-        }
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            ErrorCode::UnsupportedMediaType,
+            "the request body must be JSON, sent with Content-Type: application/json",
+        )
     }
 
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Self::Internal(cause.to_string())
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
     }
 
     /// The stable, machine-readable code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::BadRequest { code, .. }
-            | Self::NotFound { code, .. }
-            | Self::Conflict { code, .. }
-            | Self::Unprocessable { code, .. }
-            | Self::Unavailable { code, .. } => code,
-            Self::Unauthorized => "unauthorized",
-            Self::MethodNotAllowed { .. } => "method_not_allowed",
-            Self::RequestTimeout(_) => "request_timeout",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::Internal(_) => "internal_error",
+            Self::Refused { code, .. } | Self::Unavailable { code, .. } => *code,
+            Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            Self::Internal(_) => ErrorCode::InternalError,
         }
     }
 
     /// The body a client sees: the code and a sentence, never an internal cause.
     pub fn body(&self) -> ErrorBody<'static> {
         ErrorBody {
-            error: self.code(),
+            error: self.code().as_str(),
             detail: self.to_string(),
         }
     }
@@ -124,35 +184,24 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.code().status()
     }
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Internal(cause) = self {
-            log::error!("internal error: {cause}");
+            // The whole chain, once.
+            log::error!("internal error: {cause:#}");
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Self::Unauthorized => {
-                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
-            }
             Self::MethodNotAllowed { allow } => {
                 response.insert_header((header::ALLOW, *allow));
             }
             Self::Unavailable { retry_after, .. } => {
                 response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            _ if self.code() == ErrorCode::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
             _ => {}
         }
@@ -162,25 +211,18 @@ impl ResponseError for ApiError {
 
 impl From<r2d2::Error> for ApiError {
     fn from(e: r2d2::Error) -> Self {
+        log::warn!("database_unavailable: {e}");
         Self::Unavailable {
-            code: "database_unavailable",
+            code: ErrorCode::DatabaseUnavailable,
             detail: "the database is busy; try again".into(),
             retry_after: 1,
         }
-        .logged(&e)
     }
 }
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
-        Self::internal(format!("database: {e}"))
-    }
-}
-
-impl ApiError {
-    fn logged(self, cause: &dyn std::fmt::Display) -> Self {
-        log::warn!("{}: {cause}", self.code());
-        self
+        Self::internal(anyhow::Error::new(e).context("database"))
     }
 }
 
@@ -188,10 +230,10 @@ impl ApiError {
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err: PathError, _req| {
         let PathError::Deserialize(e) = err else {
-            return ApiError::bad_request("invalid_path", err.to_string()).into();
+            return ApiError::new(ErrorCode::InvalidId, err.to_string()).into();
         };
-        ApiError::bad_request(
-            "invalid_id",
+        ApiError::new(
+            ErrorCode::InvalidId,
             format!("the id in the path must be a positive integer: {e}"),
         )
         .into()
@@ -201,14 +243,18 @@ pub fn path_config() -> web::PathConfig {
 /// Query strings that do not parse are a `400`.
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err: QueryPayloadError, _req| {
-        ApiError::bad_request("invalid_query", format!("the query string is invalid: {err}")).into()
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("the query string is invalid: {err}"),
+        )
+        .into()
     })
 }
 
 /// The default service of every app: an unknown route.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(
-        "route_not_found",
+    Err(ApiError::new(
+        ErrorCode::RouteNotFound,
         format!("no route for {} {}", req.method(), req.path()),
     ))
 }
@@ -218,4 +264,25 @@ pub fn method_not_allowed(
     allow: &'static str,
 ) -> impl Fn() -> std::future::Ready<Result<HttpResponse, ApiError>> + Clone {
     move || std::future::ready(Err(ApiError::MethodNotAllowed { allow }))
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::IntoEnumIterator;
+
+    use super::*;
+
+    #[test]
+    fn every_code_but_internal_has_a_status_a_client_can_act_on() {
+        for code in ErrorCode::iter() {
+            let status = code.status();
+            assert!(status.is_client_error() || status.is_server_error(), "{code:?}");
+            if status.is_server_error() {
+                assert!(
+                    matches!(status.as_u16(), 502..=504) || code == ErrorCode::InternalError,
+                    "{code:?} is a 5xx other than 502/503/504"
+                );
+            }
+        }
+    }
 }

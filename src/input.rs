@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The longest name or text field penguin stores, in characters.
 pub const MAX_TEXT_CHARS: usize = 200;
@@ -24,20 +24,20 @@ where
 pub fn text(field: &'static str, value: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
             format!("{field} must not be empty"),
         ));
     }
     if trimmed.chars().count() > MAX_TEXT_CHARS {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
             format!("{field} must be at most {MAX_TEXT_CHARS} characters"),
         ));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
             format!("{field} must not contain control characters"),
         ));
     }
@@ -50,8 +50,8 @@ pub const MAX_KEY_CHARS: usize = 200;
 /// An idempotency key: 1 to [`MAX_KEY_CHARS`] visible ASCII characters.
 pub fn key(field: &'static str, value: &str) -> Result<String, ApiError> {
     if value.is_empty() || value.len() > MAX_KEY_CHARS || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ApiError::unprocessable(
-            "invalid_key",
+        return Err(ApiError::new(
+            ErrorCode::InvalidKey,
             format!("{field} must be 1 to {MAX_KEY_CHARS} visible ASCII characters"),
         ));
     }
@@ -65,15 +65,15 @@ pub fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<String>, A
     };
     let text = value
         .to_str()
-        .map_err(|_| ApiError::unprocessable("invalid_key", "Idempotency-Key must be visible ASCII"))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidKey, "Idempotency-Key must be visible ASCII"))?;
     key("Idempotency-Key", text).map(Some)
 }
 
 /// An id: a positive integer.
 pub fn id(field: &'static str, value: i64) -> Result<i64, ApiError> {
     if value <= 0 {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
             format!("{field} must be a positive integer"),
         ));
     }
@@ -83,8 +83,8 @@ pub fn id(field: &'static str, value: i64) -> Result<i64, ApiError> {
 /// A quantity: at least `min` (0 or 1) and at most [`MAX_CANTIDAD`].
 pub fn cantidad(field: &'static str, value: i64, min: i64) -> Result<i64, ApiError> {
     if value < min || value > MAX_CANTIDAD {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
             format!("{field} must be between {min} and {MAX_CANTIDAD}"),
         ));
     }

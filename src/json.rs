@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, MAX_BODY_BYTES};
+use crate::error::{ApiError, ErrorCode, MAX_BODY_BYTES};
 
 /// A request body parsed into `T`.
 #[derive(Debug)]
@@ -43,18 +43,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
         let mut payload = payload.take();
         Box::pin(async move {
             if !json {
-                return Err(ApiError::UnsupportedMediaType);
+                return Err(ApiError::unsupported_media_type());
             }
             if declared_too_long {
-                return Err(ApiError::PayloadTooLarge);
+                return Err(ApiError::payload_too_large());
             }
             let mut body = BytesMut::new();
             while let Some(chunk) = payload.next().await {
                 let chunk = chunk.map_err(|e| {
-                    ApiError::bad_request("invalid_body", format!("the body could not be read: {e}"))
+                    ApiError::new(ErrorCode::InvalidBody, format!("the body could not be read: {e}"))
                 })?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ApiError::PayloadTooLarge);
+                    return Err(ApiError::payload_too_large());
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -65,17 +65,21 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
 /// Parses a JSON body into `T` with the rules above.
 pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(text)
-        .map_err(|e| ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(text).map_err(|e| {
+        ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
     let parsed = T::deserialize(Strict(value)).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_body",
+        ApiError::new(
+            ErrorCode::InvalidBody,
             format!("the body has wrong or missing fields: {e}"),
         )
     })?;
     if let Some(number) = too_precise(text) {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
             format!("{number} has more than two decimals; amounts are exact to the hundredth"),
         ));
     }

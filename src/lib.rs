@@ -15,8 +15,11 @@
 //! - `logging`: console and `logs.log`, written off the request path.
 //! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
 //! - `json`: the body extractor: JSON only, 64 KiB, objects for structs, exact decimals.
-//! - `auth`: the bearer-token middleware shared by the four apps.
-//! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, pagination.
+//! - `auth`: the bearer-token middleware shared by the four apps; `middleware`: the
+//!   access log, request timeout and in-flight count every request goes through.
+//! - `health`: `GET /health`.
+//! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, `run_write`.
+//! - `clock`: the wall clock for stored deadlines; `pagination`: `?limit=&offset=`.
 //! - `money`: exact amounts in integer hundredths.
 //! - `input`: edge validation of names, ids and quantities.
 //! - `productos`, `inventario`, `pagos`, `pedidos`: one module per service, each with
@@ -24,14 +27,18 @@
 //!   clients, resilience (retries, timeouts, breakers) and the order flow (`saga`).
 
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod health;
 pub mod input;
 pub mod inventario;
 pub mod json;
 pub mod logging;
+pub mod middleware;
 pub mod money;
+pub mod pagination;
 pub mod pagos;
 pub mod pedidos;
 pub mod productos;

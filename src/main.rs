@@ -44,7 +44,8 @@ fn serve(settings: &Settings) -> ExitCode {
                 log::info!(target: service.service.name(), "listening on {url}");
             }
         }
-        started.run().await.map_err(|e| e.to_string())
+        started.run().await?;
+        anyhow::Ok(())
     });
     let code = match outcome {
         Ok(()) => {
@@ -52,7 +53,7 @@ fn serve(settings: &Settings) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            log::error!("{e}");
+            log::error!("{e:#}");
             ExitCode::FAILURE
         }
     };

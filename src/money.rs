@@ -110,6 +110,19 @@ impl Serialize for Money {
     }
 }
 
+/// Stored as an integer number of hundredths.
+impl rusqlite::types::ToSql for Money {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.0.into())
+    }
+}
+
+impl rusqlite::types::FromSql for Money {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        Money::from_hundredths(value.as_i64()?).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
+
 /// A JSON number read as money, with the reason it is not valid money kept for a `422`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MoneyInput(pub Result<Money, MoneyError>);

@@ -10,18 +10,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::dev::{Server, Service as _};
-use actix_web::http::ConnectionType;
+use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
 use rusqlite_migration::Migrations;
 
 use crate::auth::{ServiceToken, require_token};
 use crate::config::{PeerSettings, ServiceSettings, Settings, Target};
-use crate::error::{ApiError, method_not_allowed, not_found, path_config, query_config};
+use crate::error::{not_found, path_config, query_config};
 use crate::service::Service;
 use crate::shutdown::{self, InFlight, Stop, StopSender};
-use crate::{db, inventario, pagos, pedidos, productos};
+use crate::{db, health, inventario, middleware, pagos, pedidos, productos};
 
 /// The services of one `penguin serve`, bound and ready to run.
 pub struct Started {
@@ -138,12 +138,12 @@ fn migrations(service: Service) -> Migrations<'static> {
 
 /// Binds every service's port, opens its database and builds its server.
 /// Must run inside an actix (tokio) runtime; the servers start when [`Started::run`] is polled.
-pub fn start(settings: &Settings) -> Result<Started, String> {
+pub fn start(settings: &Settings) -> anyhow::Result<Started> {
     let mut bound = Vec::with_capacity(settings.services.len());
     for service in &settings.services {
         let listener = TcpListener::bind(service.addr)
-            .map_err(|e| format!("{}: cannot listen on {}: {e}", service.service, service.addr))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            .with_context(|| format!("{}: cannot listen on {}", service.service, service.addr))?;
+        let addr = listener.local_addr()?;
         bound.push((service, listener, addr));
     }
 
@@ -165,12 +165,12 @@ pub fn start(settings: &Settings) -> Result<Started, String> {
     let mut servers = Vec::with_capacity(bound.len());
     for (service, listener, addr) in bound {
         let name = service.service;
-        let pool = db::open(&service.db_path, &migrations(name)).map_err(|e| format!("{name}: {e}"))?;
+        let pool = db::open(&service.db_path, &migrations(name)).with_context(|| name.to_string())?;
         let state = State::start(service, &pool, &peers, settings.reservation_ttl, &stop)
-            .map_err(|e| format!("{name}: {e}"))?;
+            .with_context(|| name.to_string())?;
         let in_flight = Arc::new(InFlight::default());
         let server = build_server(service, listener, pool, state, in_flight.clone())
-            .map_err(|e| format!("{name}: cannot start: {e}"))?;
+            .with_context(|| format!("{name}: cannot start"))?;
         servers.push(Bound {
             service: name,
             addr,
@@ -207,7 +207,7 @@ impl State {
         peers: &PeerSettings,
         reservation_ttl: Duration,
         stop: &Stop,
-    ) -> Result<Self, String> {
+    ) -> anyhow::Result<Self> {
         Ok(match service.service {
             Service::Productos => Self::Productos(Arc::new(productos::Catalogo::load(pool)?)),
             Service::Inventario => {
@@ -261,10 +261,6 @@ impl State {
     }
 }
 
-async fn health(service: web::Data<Service>) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok", "service": service.name()}))
-}
-
 fn build_server(
     settings: &ServiceSettings,
     listener: TcpListener,
@@ -273,60 +269,28 @@ fn build_server(
     in_flight: Arc<InFlight>,
 ) -> std::io::Result<Server> {
     let service = settings.service;
-    let name = service.name();
-    let request_timeout = settings.request_timeout;
     let token = settings.token.clone();
     let pool = web::Data::new(pool);
     let service_token = web::Data::new(ServiceToken::new(&token));
+    let context = web::Data::new(middleware::Context {
+        service,
+        request_timeout: settings.request_timeout,
+        in_flight,
+    });
 
     let server = HttpServer::new(move || {
         App::new()
             .app_data(pool.clone())
             .app_data(service_token.clone())
+            .app_data(context.clone())
             .app_data(web::Data::new(service))
             .app_data(path_config())
             .app_data(query_config())
-            .service(
-                web::resource("/health")
-                    .route(web::get().to(health))
-                    .default_service(web::to(method_not_allowed("GET"))),
-            )
+            .configure(health::configure)
             .configure(|cfg| state.configure(&token, cfg))
             .default_service(web::to(not_found))
             .wrap(from_fn(require_token))
-            .wrap_fn({
-                let in_flight = in_flight.clone();
-                move |req, srv| {
-                    let counted = in_flight.enter();
-                    let started = Instant::now();
-                    let method = req.method().clone();
-                    let path = req.path().to_owned();
-                    let response = srv.call(req);
-                    async move {
-                        // A client that never finishes sending its body holds no worker for long.
-                        let mut response = actix_web::rt::time::timeout(request_timeout, response)
-                            .await
-                            .unwrap_or_else(|_| {
-                                Err(ApiError::RequestTimeout(request_timeout.as_secs()).into())
-                            });
-                        if counted.draining()
-                            && let Ok(response) = &mut response
-                        {
-                            response
-                                .response_mut()
-                                .head_mut()
-                                .set_connection_type(ConnectionType::Close);
-                        }
-                        let status = match &response {
-                            Ok(r) => r.status(),
-                            Err(e) => e.as_response_error().status_code(),
-                        };
-                        let millis = started.elapsed().as_secs_f64() * 1000.0;
-                        log::info!(target: name, "{method} {path} {} {millis:.2}ms", status.as_u16());
-                        response
-                    }
-                }
-            })
+            .wrap(from_fn(middleware::around))
     })
     .workers(settings.workers)
     .keep_alive(Duration::from_secs(60))

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, present};
 
 /// A product's stock: `cantidad` can still be reserved, `reservado` is held by active
@@ -15,8 +15,9 @@ pub struct Stock {
     pub confirmado: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum EstadoReserva {
     /// Holds its units until confirmed, released, or expired.
     Activa,
@@ -28,23 +29,57 @@ pub enum EstadoReserva {
     Expirada,
 }
 
-impl EstadoReserva {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "activa" => Some(Self::Activa),
-            "confirmada" => Some(Self::Confirmada),
-            "liberada" => Some(Self::Liberada),
-            "expirada" => Some(Self::Expirada),
-            _ => None,
-        }
-    }
+crate::db::stored_as_text!(EstadoReserva);
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Activa => "activa",
-            Self::Confirmada => "confirmada",
-            Self::Liberada => "liberada",
-            Self::Expirada => "expirada",
+/// Why inventario refuses a request, in its own words; `ApiError` gives each its code.
+#[derive(Debug, thiserror::Error)]
+pub enum Rechazo {
+    #[error("producto {0} has no stock row")]
+    SinStock(i64),
+    #[error("producto {producto_id} has {disponible} units available, {pedidas} were asked for")]
+    Insuficiente {
+        producto_id: i64,
+        disponible: i64,
+        pedidas: i64,
+    },
+    /// What was asked for (`reserva 3`, `the lote "k"`) does not exist.
+    #[error("there is no {0}")]
+    NoExiste(String),
+    /// A reservation asked for with a key that was released: nothing is taken.
+    #[error("{0} was released; nothing was reserved")]
+    Liberada(String),
+    /// Confirming what was released or expired.
+    #[error("{0} is {estado}; it can no longer be confirmed", estado = <&str>::from(.1))]
+    NoActiva(String, EstadoReserva),
+    /// Releasing what was confirmed.
+    #[error("{0} is confirmed; its units are gone")]
+    Confirmada(String),
+    #[error("reserva {reserva_id} belongs to the lote {lote:?}; confirm or release the lote")]
+    EnLote { reserva_id: i64, lote: String },
+    /// The same key with another request.
+    #[error("clave {0:?} was used for a different {1}")]
+    ClaveUsada(String, &'static str),
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+impl From<Rechazo> for ApiError {
+    fn from(rechazo: Rechazo) -> Self {
+        let code = match &rechazo {
+            Rechazo::SinStock(_) => ErrorCode::StockNotFound,
+            Rechazo::Insuficiente { .. } => ErrorCode::InsufficientStock,
+            Rechazo::NoExiste(_) => ErrorCode::ReservaNotFound,
+            Rechazo::Liberada(_) => ErrorCode::ReservaReleased,
+            Rechazo::NoActiva(_, EstadoReserva::Expirada) => ErrorCode::ReservaExpired,
+            Rechazo::NoActiva(..) => ErrorCode::ReservaNotActive,
+            Rechazo::Confirmada(_) => ErrorCode::ReservaConfirmed,
+            Rechazo::EnLote { .. } => ErrorCode::ReservaInLote,
+            Rechazo::ClaveUsada(..) => ErrorCode::IdempotencyKeyReused,
+            Rechazo::Db(_) => ErrorCode::InternalError,
+        };
+        match rechazo {
+            Rechazo::Db(e) => ApiError::from(e),
+            rechazo => ApiError::new(code, rechazo.to_string()),
         }
     }
 }
@@ -138,8 +173,8 @@ pub struct NuevoLote {
 impl NuevoLote {
     pub fn parse(body: LoteBody) -> Result<Self, ApiError> {
         if body.lineas.is_empty() || body.lineas.len() > MAX_LINEAS {
-            return Err(ApiError::unprocessable(
-                "invalid_value",
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
                 format!("lineas must have 1 to {MAX_LINEAS} lines"),
             ));
         }
@@ -176,9 +211,9 @@ impl ReservaRef {
         match (body.reserva_id, body.clave) {
             (Some(id), None) => Ok(Self::Id(input::id("reserva_id", id)?)),
             (None, Some(clave)) => Ok(Self::Clave(input::key("clave", &clave)?)),
-            (None, None) => Err(ApiError::bad_request("invalid_body", "reserva_id is required")),
-            (Some(_), Some(_)) => Err(ApiError::unprocessable(
-                "invalid_value",
+            (None, None) => Err(ApiError::new(ErrorCode::InvalidBody, "reserva_id is required")),
+            (Some(_), Some(_)) => Err(ApiError::new(
+                ErrorCode::InvalidValue,
                 "give either reserva_id or clave, not both",
             )),
         }

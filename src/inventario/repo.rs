@@ -1,20 +1,22 @@
-//! SQL over `inventario.db`.
+//! SQL over `inventario.db`, and the rules it keeps: a reservation's units move from
+//! what can be reserved to what is reserved, then to confirmed or back, once.
+//! A reservation on its own and a lote's reservations move by the same functions.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{EstadoReserva, Lote, NuevoLote, Reserva, ReservaRef, Stock, Unidades};
-use crate::db::{Savepoint, now_millis};
-use crate::error::ApiError;
+use super::model::{EstadoReserva, Lote, NuevoLote, Rechazo, Reserva, ReservaRef, Stock, Unidades};
+use crate::clock::now_millis;
+use crate::db::Savepoint;
 
-/// The columns of a row, in the order they are read.
+/// The columns of a stock row, in the order [`stock`] reads them.
 macro_rules! stock_columns {
     () => {
         "producto_id, cantidad, reservado, confirmado"
     };
 }
-/// The columns of a row, in the order they are read.
+/// The columns of a reservation row, in the order [`fila`] reads them.
 macro_rules! reserva_columns {
     () => {
         "id, producto_id, cantidad, estado, clave, expira_en, lote"
@@ -40,19 +42,12 @@ struct Fila {
 }
 
 fn fila(row: &Row) -> rusqlite::Result<Fila> {
-    let estado: String = row.get(3)?;
     Ok(Fila {
         reserva: Reserva {
             reserva_id: row.get(0)?,
             producto_id: row.get(1)?,
             cantidad: row.get(2)?,
-            estado: EstadoReserva::parse(&estado).ok_or_else(|| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    3,
-                    rusqlite::types::Type::Text,
-                    format!("unknown estado {estado:?}").into(),
-                )
-            })?,
+            estado: row.get(3)?,
             clave: row.get(4)?,
         },
         expira_en: row.get(5)?,
@@ -81,8 +76,145 @@ pub fn get_stock(conn: &Connection, producto_id: i64) -> rusqlite::Result<Option
     .optional()
 }
 
-fn find(tx: &Connection, referencia: &ReservaRef) -> rusqlite::Result<Option<Fila>> {
+/// Moves units from what can be reserved to what is reserved, or says why it cannot.
+fn take(tx: &Connection, unidades: Unidades) -> Result<(), Rechazo> {
+    let taken = tx
+        .prepare_cached(
+            "UPDATE stock SET cantidad = cantidad - ?2, reservado = reservado + ?2
+             WHERE producto_id = ?1 AND cantidad >= ?2",
+        )?
+        .execute(params![unidades.producto_id, unidades.cantidad])?;
+    if taken == 1 {
+        return Ok(());
+    }
+    let disponible: Option<i64> = tx
+        .prepare_cached("SELECT cantidad FROM stock WHERE producto_id = ?1")?
+        .query_row([unidades.producto_id], |row| row.get(0))
+        .optional()?;
+    Err(match disponible {
+        None => Rechazo::SinStock(unidades.producto_id),
+        Some(disponible) => Rechazo::Insuficiente {
+            producto_id: unidades.producto_id,
+            disponible,
+            pedidas: unidades.cantidad,
+        },
+    })
+}
+
+/// Records an active reservation whose units were taken.
+fn insert(
+    tx: &Connection,
+    unidades: Unidades,
+    clave: Option<&str>,
+    lote: Option<&str>,
+    expira_en: i64,
+) -> rusqlite::Result<Reserva> {
+    let reserva_id = tx
+        .prepare_cached(
+            "INSERT INTO reservas (producto_id, cantidad, estado, clave, lote, expira_en)
+             VALUES (?1, ?2, 'activa', ?3, ?4, ?5)",
+        )?
+        .insert(params![
+            unidades.producto_id,
+            unidades.cantidad,
+            clave,
+            lote,
+            expira_en
+        ])?;
+    Ok(Reserva {
+        reserva_id,
+        producto_id: Some(unidades.producto_id),
+        cantidad: unidades.cantidad,
+        estado: EstadoReserva::Activa,
+        clave: clave.map(str::to_string),
+    })
+}
+
+/// Records that a key was released before any reservation was made with it, so that a
+/// request with it that arrives late takes nothing.
+fn insert_tombstone(tx: &Connection, clave: Option<&str>, lote: Option<&str>) -> rusqlite::Result<Reserva> {
+    let reserva_id = tx
+        .prepare_cached(
+            "INSERT INTO reservas (producto_id, cantidad, estado, clave, lote, expira_en)
+             VALUES (NULL, 0, 'liberada', ?1, ?2, 0)",
+        )?
+        .insert(params![clave, lote])?;
+    Ok(Reserva {
+        reserva_id,
+        producto_id: None,
+        cantidad: 0,
+        estado: EstadoReserva::Liberada,
+        clave: clave.map(str::to_string),
+    })
+}
+
+/// Moves an active reservation to `to`, moving its units in the stock row to match.
+fn settle(tx: &Connection, reserva: &mut Reserva, to: EstadoReserva) -> rusqlite::Result<()> {
+    let stock_change = match to {
+        EstadoReserva::Confirmada => {
+            "UPDATE stock SET reservado = reservado - ?2, confirmado = confirmado + ?2 WHERE producto_id = ?1"
+        }
+        _ => "UPDATE stock SET reservado = reservado - ?2, cantidad = cantidad + ?2 WHERE producto_id = ?1",
+    };
+    tx.prepare_cached(stock_change)?
+        .execute(params![reserva.producto_id, reserva.cantidad])?;
+    tx.prepare_cached("UPDATE reservas SET estado = ?2 WHERE id = ?1 AND estado = 'activa'")?
+        .execute(params![reserva.reserva_id, to])?;
+    reserva.estado = to;
+    Ok(())
+}
+
+/// Confirms reservations that move together (one, or a lote's, all in `estado`): their
+/// units leave for good. Confirming twice is harmless; released or expired ones refuse.
+fn confirm_all(
+    tx: &Connection,
+    what: String,
+    estado: EstadoReserva,
+    reservas: &mut [Reserva],
+) -> Result<(), Rechazo> {
+    match estado {
+        EstadoReserva::Activa => {
+            for reserva in reservas {
+                settle(tx, reserva, EstadoReserva::Confirmada)?;
+            }
+            Ok(())
+        }
+        EstadoReserva::Confirmada => Ok(()),
+        EstadoReserva::Liberada | EstadoReserva::Expirada => Err(Rechazo::NoActiva(what, estado)),
+    }
+}
+
+/// Releases reservations that move together, giving their units back once however
+/// often it is asked; confirmed ones refuse.
+fn release_all(
+    tx: &Connection,
+    what: String,
+    estado: EstadoReserva,
+    reservas: &mut [Reserva],
+) -> Result<(), Rechazo> {
+    match estado {
+        EstadoReserva::Activa => {
+            for reserva in reservas {
+                settle(tx, reserva, EstadoReserva::Liberada)?;
+            }
+            Ok(())
+        }
+        EstadoReserva::Liberada | EstadoReserva::Expirada => Ok(()),
+        EstadoReserva::Confirmada => Err(Rechazo::Confirmada(what)),
+    }
+}
+
+fn describe(referencia: &ReservaRef) -> String {
     match referencia {
+        ReservaRef::Id(id) => format!("reserva {id}"),
+        ReservaRef::Clave(clave) => format!("the reserva with clave {clave:?}"),
+    }
+}
+
+/// Finds a reservation on its own, expiring it first if its time ran out. A
+/// reservation of a lote moves only with its lote.
+fn find(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, Rechazo> {
+    let row = match referencia {
         ReservaRef::Id(id) => tx
             .prepare_cached(concat!(
                 "SELECT ",
@@ -98,87 +230,25 @@ fn find(tx: &Connection, referencia: &ReservaRef) -> rusqlite::Result<Option<Fil
             ))?
             .query_row([clave], fila),
     }
-    .optional()
-}
-
-/// Moves an active reservation to `to`, moving its units in the stock row to match.
-fn settle(tx: &Connection, reserva: &mut Reserva, to: EstadoReserva) -> rusqlite::Result<()> {
-    let stock_change = match to {
-        EstadoReserva::Confirmada => {
-            "UPDATE stock SET reservado = reservado - ?2, confirmado = confirmado + ?2 WHERE producto_id = ?1"
-        }
-        _ => "UPDATE stock SET reservado = reservado - ?2, cantidad = cantidad + ?2 WHERE producto_id = ?1",
-    };
-    tx.prepare_cached(stock_change)?
-        .execute(params![reserva.producto_id, reserva.cantidad])?;
-    tx.prepare_cached("UPDATE reservas SET estado = ?2 WHERE id = ?1 AND estado = 'activa'")?
-        .execute(params![reserva.reserva_id, to.as_str()])?;
-    reserva.estado = to;
-    Ok(())
-}
-
-/// Finds a reservation, expiring it first if its time ran out. A reservation of a
-/// lote moves only with its lote.
-fn find_current(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, ApiError> {
+    .optional()?;
     let Some(Fila {
         mut reserva,
         expira_en,
         lote,
-    }) = find(tx, referencia)?
+    }) = row
     else {
         return Ok(None);
     };
     if let Some(lote) = lote {
-        return Err(ApiError::conflict(
-            "reserva_in_lote",
-            format!(
-                "reserva {} belongs to the lote {lote:?}; confirm or release the lote",
-                reserva.reserva_id
-            ),
-        ));
+        return Err(Rechazo::EnLote {
+            reserva_id: reserva.reserva_id,
+            lote,
+        });
     }
     if reserva.estado == EstadoReserva::Activa && expira_en <= now_millis() {
         settle(tx, &mut reserva, EstadoReserva::Expirada)?;
     }
     Ok(Some(reserva))
-}
-
-fn not_found(referencia: &ReservaRef) -> ApiError {
-    let detail = match referencia {
-        ReservaRef::Id(id) => format!("there is no reserva {id}"),
-        ReservaRef::Clave(clave) => format!("there is no reserva with clave {clave:?}"),
-    };
-    ApiError::not_found("reserva_not_found", detail)
-}
-
-/// Moves units from what can be reserved to what is reserved, or says why it cannot.
-fn take(tx: &Connection, unidades: Unidades) -> Result<(), ApiError> {
-    let taken = tx
-        .prepare_cached(
-            "UPDATE stock SET cantidad = cantidad - ?2, reservado = reservado + ?2
-             WHERE producto_id = ?1 AND cantidad >= ?2",
-        )?
-        .execute(params![unidades.producto_id, unidades.cantidad])?;
-    if taken == 1 {
-        return Ok(());
-    }
-    let disponible: Option<i64> = tx
-        .prepare_cached("SELECT cantidad FROM stock WHERE producto_id = ?1")?
-        .query_row([unidades.producto_id], |row| row.get(0))
-        .optional()?;
-    Err(match disponible {
-        None => ApiError::not_found(
-            "stock_not_found",
-            format!("producto {} has no stock row", unidades.producto_id),
-        ),
-        Some(disponible) => ApiError::conflict(
-            "insufficient_stock",
-            format!(
-                "producto {} has {disponible} units available, {} were asked for",
-                unidades.producto_id, unidades.cantidad
-            ),
-        ),
-    })
 }
 
 /// Takes the units out of the stock and records an active reservation that expires
@@ -189,121 +259,70 @@ pub fn reserve(
     unidades: Unidades,
     clave: Option<&str>,
     ttl: Duration,
-) -> Result<Reserva, ApiError> {
+) -> Result<Reserva, Rechazo> {
     let tx = Savepoint::begin(conn)?;
     if let Some(clave) = clave
-        && let Some(previa) = find_current(&tx, &ReservaRef::Clave(clave.to_string()))?
+        && let Some(previa) = find(&tx, &ReservaRef::Clave(clave.to_string()))?
     {
         tx.commit()?;
         let same_request = previa.producto_id.is_none_or(|p| p == unidades.producto_id)
             && (previa.cantidad == unidades.cantidad || previa.producto_id.is_none());
         if !same_request {
-            return Err(ApiError::unprocessable(
-                "idempotency_key_reused",
-                format!("clave {clave:?} was used for a different reservation"),
-            ));
+            return Err(Rechazo::ClaveUsada(clave.to_string(), "reservation"));
         }
         return match previa.estado {
             EstadoReserva::Activa | EstadoReserva::Confirmada => Ok(previa),
             // A request arriving after its reservation was released (or its key was
             // released before it came) takes nothing.
-            EstadoReserva::Liberada | EstadoReserva::Expirada => Err(ApiError::conflict(
-                "reserva_released",
-                format!(
-                    "the reservation with clave {clave:?} is {}; nothing was reserved",
-                    previa.estado.as_str()
-                ),
-            )),
+            EstadoReserva::Liberada | EstadoReserva::Expirada => {
+                Err(Rechazo::Liberada(format!("the reservation with clave {clave:?}")))
+            }
         };
     }
     take(&tx, unidades)?;
     let expira_en = now_millis().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-    let reserva_id: i64 = tx
-        .prepare_cached(
-            "INSERT INTO reservas (producto_id, cantidad, estado, clave, expira_en)
-             VALUES (?1, ?2, 'activa', ?3, ?4)",
-        )?
-        .insert(params![unidades.producto_id, unidades.cantidad, clave, expira_en])?;
+    let reserva = insert(&tx, unidades, clave, None, expira_en)?;
     tx.commit()?;
-    Ok(Reserva {
-        reserva_id,
-        producto_id: Some(unidades.producto_id),
-        cantidad: unidades.cantidad,
-        estado: EstadoReserva::Activa,
-        clave: clave.map(str::to_string),
-    })
+    Ok(reserva)
 }
 
-/// Releases a reservation, giving its units back once however often it is called.
-/// Releasing an unknown key records it as released, so that a reservation asked for
-/// with that key later (a request that arrives late) takes nothing.
-pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, ApiError> {
+/// Releases a reservation. Releasing an unknown key records it as released, so that a
+/// reservation asked for with that key later (a request that arrives late) takes nothing.
+pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, Rechazo> {
     let tx = Savepoint::begin(conn)?;
-    let reserva = match (find_current(&tx, referencia)?, referencia) {
+    let reserva = match (find(&tx, referencia)?, referencia) {
         (Some(mut reserva), _) => {
-            match reserva.estado {
-                EstadoReserva::Activa => settle(&tx, &mut reserva, EstadoReserva::Liberada)?,
-                EstadoReserva::Liberada | EstadoReserva::Expirada => {}
-                EstadoReserva::Confirmada => {
-                    return Err(ApiError::conflict(
-                        "reserva_confirmed",
-                        format!("reserva {} is confirmed; its units are gone", reserva.reserva_id),
-                    ));
-                }
-            }
+            release_all(
+                &tx,
+                describe(referencia),
+                reserva.estado,
+                std::slice::from_mut(&mut reserva),
+            )?;
             reserva
         }
-        (None, ReservaRef::Clave(clave)) => {
-            let reserva_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO reservas (producto_id, cantidad, estado, clave, expira_en)
-                     VALUES (NULL, 0, 'liberada', ?1, 0)",
-                )?
-                .insert([clave])?;
-            Reserva {
-                reserva_id,
-                producto_id: None,
-                cantidad: 0,
-                estado: EstadoReserva::Liberada,
-                clave: Some(clave.clone()),
-            }
-        }
-        (None, ReservaRef::Id(_)) => return Err(not_found(referencia)),
+        (None, ReservaRef::Clave(clave)) => insert_tombstone(&tx, Some(clave), None)?,
+        (None, ReservaRef::Id(_)) => return Err(Rechazo::NoExiste(describe(referencia))),
     };
     tx.commit()?;
     Ok(reserva)
 }
 
-/// Confirms a reservation: its units leave for good. Confirming twice is harmless;
-/// confirming a released or expired reservation is a `409`.
-pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, ApiError> {
+/// Confirms a reservation: its units leave for good.
+pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, Rechazo> {
     let tx = Savepoint::begin(conn)?;
-    let Some(mut reserva) = find_current(&tx, referencia)? else {
-        return Err(not_found(referencia));
-    };
-    match reserva.estado {
-        EstadoReserva::Activa => settle(&tx, &mut reserva, EstadoReserva::Confirmada)?,
-        EstadoReserva::Confirmada => {}
-        EstadoReserva::Liberada | EstadoReserva::Expirada => {
-            // The expiry found above must stay recorded even though the request fails.
-            tx.commit()?;
-            let code = if reserva.estado == EstadoReserva::Expirada {
-                "reserva_expired"
-            } else {
-                "reserva_not_active"
-            };
-            return Err(ApiError::conflict(
-                code,
-                format!(
-                    "reserva {} is {}; it can no longer be confirmed",
-                    reserva.reserva_id,
-                    reserva.estado.as_str()
-                ),
-            ));
-        }
+    let mut reserva = find(&tx, referencia)?.ok_or_else(|| Rechazo::NoExiste(describe(referencia)))?;
+    let confirmed = confirm_all(
+        &tx,
+        describe(referencia),
+        reserva.estado,
+        std::slice::from_mut(&mut reserva),
+    );
+    if let Err(Rechazo::Db(_)) = confirmed {
+        return confirmed.map(|()| reserva);
     }
+    // An expiry found on the way stays recorded even when the request is refused.
     tx.commit()?;
-    Ok(reserva)
+    confirmed.map(|()| reserva)
 }
 
 /// Releases every active reservation whose time ran out; returns how many.
@@ -352,23 +371,20 @@ fn find_lote(tx: &Connection, clave: &str) -> rusqlite::Result<Option<Lote>> {
     }))
 }
 
-fn lote_not_found(clave: &str) -> ApiError {
-    ApiError::not_found("reserva_not_found", format!("there is no lote {clave:?}"))
+fn describe_lote(clave: &str) -> String {
+    format!("the lote {clave:?}")
 }
 
 /// Reserves every line of a lote in one transaction, or none: the first line that
 /// cannot be reserved refuses the whole lote. A lote asked for again with the same
 /// key and lines is returned as it stands, and nothing is taken again.
-pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, ApiError> {
+pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
     if let Some(previo) = find_lote(&tx, &nuevo.clave)? {
         if previo.reservas.is_empty()
             || !matches!(previo.estado, EstadoReserva::Activa | EstadoReserva::Confirmada)
         {
-            return Err(ApiError::conflict(
-                "reserva_released",
-                format!("the lote {:?} was released; nothing was reserved", nuevo.clave),
-            ));
+            return Err(Rechazo::Liberada(describe_lote(&nuevo.clave)));
         }
         let same_lines = previo.reservas.len() == nuevo.lineas.len()
             && previo
@@ -377,34 +393,14 @@ pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, Ap
                 .zip(&nuevo.lineas)
                 .all(|(r, u)| r.producto_id == Some(u.producto_id) && r.cantidad == u.cantidad);
         if !same_lines {
-            return Err(ApiError::unprocessable(
-                "idempotency_key_reused",
-                format!("clave {:?} was used for a different lote", nuevo.clave),
-            ));
+            return Err(Rechazo::ClaveUsada(nuevo.clave.clone(), "lote"));
         }
         return Ok(previo);
     }
     let mut reservas = Vec::with_capacity(nuevo.lineas.len());
     for unidades in &nuevo.lineas {
         take(&tx, *unidades)?;
-        let reserva_id: i64 = tx
-            .prepare_cached(
-                "INSERT INTO reservas (producto_id, cantidad, estado, lote, expira_en)
-                 VALUES (?1, ?2, 'activa', ?3, ?4)",
-            )?
-            .insert(params![
-                unidades.producto_id,
-                unidades.cantidad,
-                nuevo.clave,
-                NUNCA
-            ])?;
-        reservas.push(Reserva {
-            reserva_id,
-            producto_id: Some(unidades.producto_id),
-            cantidad: unidades.cantidad,
-            estado: EstadoReserva::Activa,
-            clave: None,
-        });
+        reservas.push(insert(&tx, *unidades, None, Some(&nuevo.clave), NUNCA)?);
     }
     tx.commit()?;
     Ok(Lote {
@@ -414,42 +410,23 @@ pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, Ap
     })
 }
 
-/// Confirms every reservation of a lote: their units leave for good. Confirming
-/// twice is harmless; confirming a released lote is a `409`.
-pub fn confirm_lote(conn: &mut Connection, clave: &str) -> Result<Lote, ApiError> {
+/// Confirms every reservation of a lote: their units leave for good.
+pub fn confirm_lote(conn: &mut Connection, clave: &str) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
-    let mut lote = find_lote(&tx, clave)?.ok_or_else(|| lote_not_found(clave))?;
-    match lote.estado {
-        EstadoReserva::Activa => {
-            for reserva in &mut lote.reservas {
-                settle(&tx, reserva, EstadoReserva::Confirmada)?;
-            }
-            lote.estado = EstadoReserva::Confirmada;
-        }
-        EstadoReserva::Confirmada => {}
-        EstadoReserva::Liberada | EstadoReserva::Expirada => {
-            return Err(ApiError::conflict(
-                "reserva_not_active",
-                format!("the lote {clave:?} was released; it can no longer be confirmed"),
-            ));
-        }
-    }
+    let mut lote = find_lote(&tx, clave)?.ok_or_else(|| Rechazo::NoExiste(describe_lote(clave)))?;
+    confirm_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
+    lote.estado = EstadoReserva::Confirmada;
     tx.commit()?;
     Ok(lote)
 }
 
-/// Releases every reservation of a lote, giving the units back once however often
-/// it is called. Releasing a key no lote was made with records it as released, so
-/// that a lote asked for with that key later (a request that arrives late) takes nothing.
-pub fn release_lote(conn: &mut Connection, clave: &str) -> Result<Lote, ApiError> {
+/// Releases every reservation of a lote. Releasing a key no lote was made with
+/// records it as released, so that a lote asked for with that key later takes nothing.
+pub fn release_lote(conn: &mut Connection, clave: &str) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
     let lote = match find_lote(&tx, clave)? {
         None => {
-            tx.prepare_cached(
-                "INSERT INTO reservas (producto_id, cantidad, estado, lote, expira_en)
-                 VALUES (NULL, 0, 'liberada', ?1, 0)",
-            )?
-            .execute([clave])?;
+            insert_tombstone(&tx, None, Some(clave))?;
             Lote {
                 clave: clave.to_string(),
                 estado: EstadoReserva::Liberada,
@@ -457,20 +434,9 @@ pub fn release_lote(conn: &mut Connection, clave: &str) -> Result<Lote, ApiError
             }
         }
         Some(mut lote) => {
-            match lote.estado {
-                EstadoReserva::Activa => {
-                    for reserva in &mut lote.reservas {
-                        settle(&tx, reserva, EstadoReserva::Liberada)?;
-                    }
-                    lote.estado = EstadoReserva::Liberada;
-                }
-                EstadoReserva::Liberada | EstadoReserva::Expirada => {}
-                EstadoReserva::Confirmada => {
-                    return Err(ApiError::conflict(
-                        "reserva_confirmed",
-                        format!("the lote {clave:?} is confirmed; its units are gone"),
-                    ));
-                }
+            release_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
+            if lote.estado == EstadoReserva::Activa {
+                lote.estado = EstadoReserva::Liberada;
             }
             lote
         }

@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::model::{ClaveBody, LoteBody, NuevoLote, ReservaRef, ReservaRefBody, Unidades, UnidadesBody};
 use super::repo;
 use crate::db::{Pool, run_blocking, run_write};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::input;
 use crate::json::Json;
 
@@ -28,8 +28,8 @@ pub async fn consultar_stock(
     let producto_id = producto_id.into_inner();
     let stock = run_blocking(&pool, move |conn| Ok(repo::get_stock(conn, producto_id)?)).await?;
     stock.map(|s| HttpResponse::Ok().json(s)).ok_or_else(|| {
-        ApiError::not_found(
-            "stock_not_found",
+        ApiError::new(
+            ErrorCode::StockNotFound,
             format!("producto {producto_id} has no stock row"),
         )
     })
@@ -45,7 +45,7 @@ pub async fn reservar(
     let clave = input::idempotency_key(&req)?;
     let ttl = ttl.0;
     let reserva = run_write(&pool, move |conn| {
-        repo::reserve(conn, unidades, clave.as_deref(), ttl)
+        Ok(repo::reserve(conn, unidades, clave.as_deref(), ttl)?)
     })
     .await?;
     Ok(HttpResponse::Created().json(reserva))
@@ -53,30 +53,30 @@ pub async fn reservar(
 
 pub async fn liberar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Result<HttpResponse, ApiError> {
     let referencia = ReservaRef::parse(body.into_inner())?;
-    let reserva = run_write(&pool, move |conn| repo::release(conn, &referencia)).await?;
+    let reserva = run_write(&pool, move |conn| Ok(repo::release(conn, &referencia)?)).await?;
     Ok(HttpResponse::Ok().json(reserva))
 }
 
 pub async fn confirmar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Result<HttpResponse, ApiError> {
     let referencia = ReservaRef::parse(body.into_inner())?;
-    let reserva = run_write(&pool, move |conn| repo::confirm(conn, &referencia)).await?;
+    let reserva = run_write(&pool, move |conn| Ok(repo::confirm(conn, &referencia)?)).await?;
     Ok(HttpResponse::Ok().json(reserva))
 }
 
 pub async fn reservar_lote(pool: web::Data<Pool>, body: Json<LoteBody>) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoLote::parse(body.into_inner())?;
-    let lote = run_write(&pool, move |conn| repo::reserve_lote(conn, &nuevo)).await?;
+    let lote = run_write(&pool, move |conn| Ok(repo::reserve_lote(conn, &nuevo)?)).await?;
     Ok(HttpResponse::Created().json(lote))
 }
 
 pub async fn confirmar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Result<HttpResponse, ApiError> {
     let clave = body.into_inner().parse()?;
-    let lote = run_write(&pool, move |conn| repo::confirm_lote(conn, &clave)).await?;
+    let lote = run_write(&pool, move |conn| Ok(repo::confirm_lote(conn, &clave)?)).await?;
     Ok(HttpResponse::Ok().json(lote))
 }
 
 pub async fn liberar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Result<HttpResponse, ApiError> {
     let clave = body.into_inner().parse()?;
-    let lote = run_write(&pool, move |conn| repo::release_lote(conn, &clave)).await?;
+    let lote = run_write(&pool, move |conn| Ok(repo::release_lote(conn, &clave)?)).await?;
     Ok(HttpResponse::Ok().json(lote))
 }

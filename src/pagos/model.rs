@@ -2,12 +2,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, present};
 use crate::money::{Money, MoneyInput};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum EstadoPago {
     Aprobado,
     Rechazado,
@@ -17,23 +18,29 @@ pub enum EstadoPago {
     Reembolsado,
 }
 
-impl EstadoPago {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Aprobado => "aprobado",
-            Self::Rechazado => "rechazado",
-            Self::Anulado => "anulado",
-            Self::Reembolsado => "reembolsado",
-        }
-    }
+crate::db::stored_as_text!(EstadoPago);
 
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "aprobado" => Some(Self::Aprobado),
-            "rechazado" => Some(Self::Rechazado),
-            "anulado" => Some(Self::Anulado),
-            "reembolsado" => Some(Self::Reembolsado),
-            _ => None,
+/// Why pagos refuses a charge, in its own words; `ApiError` gives each its code.
+#[derive(Debug, thiserror::Error)]
+pub enum Rechazo {
+    #[error("referencia {0:?} was voided; nothing was charged")]
+    Anulada(String),
+    #[error("referencia {referencia:?} was already charged, as pago {pago_id}")]
+    EnUso { referencia: String, pago_id: i64 },
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+impl From<Rechazo> for ApiError {
+    fn from(rechazo: Rechazo) -> Self {
+        let code = match &rechazo {
+            Rechazo::Anulada(_) => ErrorCode::ReferenciaVoid,
+            Rechazo::EnUso { .. } => ErrorCode::ReferenciaInUse,
+            Rechazo::Db(_) => ErrorCode::InternalError,
+        };
+        match rechazo {
+            Rechazo::Db(e) => ApiError::from(e),
+            rechazo => ApiError::new(code, rechazo.to_string()),
         }
     }
 }
@@ -83,10 +90,10 @@ impl Cobro {
         let monto = body
             .monto
             .0
-            .map_err(|e| ApiError::unprocessable("invalid_value", format!("monto {e}")))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidValue, format!("monto {e}")))?;
         if monto <= Money::ZERO {
-            return Err(ApiError::unprocessable(
-                "invalid_value",
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
                 "monto must be more than 0",
             ));
         }

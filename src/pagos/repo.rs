@@ -2,10 +2,8 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{Cobro, EstadoPago, Pago};
+use super::model::{Cobro, EstadoPago, Pago, Rechazo};
 use crate::db::Savepoint;
-use crate::error::ApiError;
-use crate::money::Money;
 
 /// The columns of a row, in the order they are read.
 macro_rules! pago_columns {
@@ -15,14 +13,10 @@ macro_rules! pago_columns {
 }
 
 fn pago(row: &Row) -> rusqlite::Result<Pago> {
-    let estado: String = row.get(1)?;
-    let invalid = |column, e: Box<dyn std::error::Error + Send + Sync>| {
-        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e)
-    };
     Ok(Pago {
         pago_id: row.get(0)?,
-        estado: EstadoPago::parse(&estado).ok_or_else(|| invalid(1, format!("estado {estado:?}").into()))?,
-        monto: Money::from_hundredths(row.get(2)?).map_err(|e| invalid(2, e.into()))?,
+        estado: row.get(1)?,
+        monto: row.get(2)?,
         moneda: row.get(3)?,
         medio: row.get(4)?,
         referencia: row.get(5)?,
@@ -42,29 +36,23 @@ pub fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Op
 
 /// Records a charge. A charge whose `referencia` was already charged is not made
 /// again: the same request gets the first payment back, a different one a `409`.
-pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
+pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, Rechazo> {
     let tx = Savepoint::begin(conn)?;
     if let Some(referencia) = &cobro.referencia
         && let Some(previo) = by_referencia(&tx, referencia)?
     {
         if previo.estado == EstadoPago::Anulado {
-            return Err(ApiError::conflict(
-                "referencia_void",
-                format!("referencia {referencia:?} was voided; nothing was charged"),
-            ));
+            return Err(Rechazo::Anulada(referencia.clone()));
         }
         let same = previo.monto == cobro.monto
             && previo.moneda == cobro.moneda
             && previo.medio == cobro.medio
             && previo.estado == cobro.estado;
         if !same {
-            return Err(ApiError::conflict(
-                "referencia_in_use",
-                format!(
-                    "referencia {referencia:?} was already charged, as pago {}",
-                    previo.pago_id
-                ),
-            ));
+            return Err(Rechazo::EnUso {
+                referencia: referencia.clone(),
+                pago_id: previo.pago_id,
+            });
         }
         return Ok(previo);
     }
@@ -73,8 +61,8 @@ pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, ApiError> {
             "INSERT INTO pagos (estado, monto, moneda, medio, referencia) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .insert(params![
-            cobro.estado.as_str(),
-            cobro.monto.hundredths(),
+            cobro.estado,
+            cobro.monto,
             cobro.moneda,
             cobro.medio,
             cobro.referencia

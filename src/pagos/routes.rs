@@ -4,14 +4,15 @@ use actix_web::{HttpResponse, web};
 
 use super::model::{Cobro, PagarBody, ReferenciaBody};
 use super::repo;
-use crate::db::{Page, Pool, run_blocking, run_write};
-use crate::error::ApiError;
+use crate::db::{Pool, run_blocking, run_write};
+use crate::error::{ApiError, ErrorCode};
 use crate::input;
 use crate::json::Json;
+use crate::pagination::Page;
 
 pub async fn pagar(pool: web::Data<Pool>, body: Json<PagarBody>) -> Result<HttpResponse, ApiError> {
     let cobro = Cobro::parse(body.into_inner())?;
-    let pago = run_write(&pool, move |conn| repo::charge(conn, cobro)).await?;
+    let pago = run_write(&pool, move |conn| Ok(repo::charge(conn, cobro)?)).await?;
     Ok(HttpResponse::Created().json(pago))
 }
 
@@ -39,7 +40,7 @@ pub async fn obtener(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpRe
     let id = id.into_inner();
     let pago = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pago.map(|p| HttpResponse::Ok().json(p))
-        .ok_or_else(|| ApiError::not_found("pago_not_found", format!("there is no pago {id}")))
+        .ok_or_else(|| ApiError::new(ErrorCode::PagoNotFound, format!("there is no pago {id}")))
 }
 
 pub async fn por_referencia(
@@ -50,8 +51,8 @@ pub async fn por_referencia(
     let buscada = referencia.clone();
     let pago = run_blocking(&pool, move |conn| Ok(repo::by_referencia(conn, &buscada)?)).await?;
     pago.map(|p| HttpResponse::Ok().json(p)).ok_or_else(|| {
-        ApiError::not_found(
-            "pago_not_found",
+        ApiError::new(
+            ErrorCode::PagoNotFound,
             format!("there is no pago with referencia {referencia:?}"),
         )
     })

@@ -23,10 +23,9 @@ pub struct Instancia {
 
 impl Instancia {
     /// Reads the database's key prefix.
-    pub fn load(pool: &Pool, plazo: Duration) -> Result<Self, String> {
-        let conn = pool.get().map_err(|e| e.to_string())?;
+    pub fn load(pool: &Pool, plazo: Duration) -> anyhow::Result<Self> {
         Ok(Self {
-            prefijo: repo::prefijo(&conn).map_err(|e| e.to_string())?,
+            prefijo: repo::prefijo(&*pool.get()?)?,
             plazo,
             en_curso: Arc::default(),
         })

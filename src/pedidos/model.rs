@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::now_millis;
-use crate::error::ApiError;
+use crate::clock::now_millis;
+use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, present};
 use crate::money::Money;
 
@@ -63,14 +63,11 @@ impl NuevoPedido {
     /// place of the first, with their quantities added.
     pub fn parse(body: PedidoBody) -> Result<Self, ApiError> {
         if body.items.is_empty() {
-            return Err(ApiError::unprocessable(
-                "invalid_value",
-                "items must not be empty",
-            ));
+            return Err(ApiError::new(ErrorCode::InvalidValue, "items must not be empty"));
         }
         if body.items.len() > MAX_ITEMS {
-            return Err(ApiError::unprocessable(
-                "invalid_value",
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
                 format!("an order has at most {MAX_ITEMS} items"),
             ));
         }
@@ -222,6 +219,8 @@ pub enum Causa {
     /// The order's deadline passed before it was charged.
     Interrupted,
 }
+
+crate::db::stored_as_text!(Causa);
 
 /// What a client sees of an order's stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]

@@ -22,18 +22,12 @@ fn conversion(column: usize, kind: Type, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, kind, what.into())
 }
 
-fn money(row: &Row, column: usize) -> rusqlite::Result<Option<Money>> {
-    row.get::<_, Option<i64>>(column)?
-        .map(|h| Money::from_hundredths(h).map_err(|e| conversion(column, Type::Integer, e.to_string())))
-        .transpose()
-}
-
 /// The columns that hold an order's stage, in the order of [`PEDIDO_COLUMNS`]
 /// after the id: etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro.
 type StageColumns<'a> = (
     &'static str,
     Option<&'static str>,
-    Option<&'static str>,
+    Option<Causa>,
     Option<&'a str>,
     Option<i64>,
     bool,
@@ -54,7 +48,7 @@ fn stage_columns(etapa: &Etapa) -> StageColumns<'_> {
                     causa,
                     motivo,
                     pago_id,
-                } => (Some(causa.into()), Some(motivo.as_str()), *pago_id),
+                } => (Some(*causa), Some(motivo.as_str()), *pago_id),
             };
             (
                 nombre,
@@ -89,16 +83,11 @@ fn etapa(row: &Row) -> rusqlite::Result<Etapa> {
                 "rechazado" => Desenlace::Rechazado {
                     pago_id: required(pago_id)?,
                 },
-                "fallido" => {
-                    let causa: String = row.get(3)?;
-                    Desenlace::Fallido {
-                        causa: causa
-                            .parse::<Causa>()
-                            .map_err(|_| conversion(3, Type::Text, format!("causa {causa:?}")))?,
-                        motivo: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                        pago_id,
-                    }
-                }
+                "fallido" => Desenlace::Fallido {
+                    causa: row.get(3)?,
+                    motivo: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    pago_id,
+                },
                 other => return Err(conversion(2, Type::Text, format!("desenlace {other:?}"))),
             };
             Etapa::Cerrado {
@@ -117,7 +106,7 @@ fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
     Ok(Pedido {
         id: row.get(0)?,
         etapa: etapa(row)?,
-        total: money(row, 8)?.unwrap_or_default(),
+        total: row.get(8)?,
         moneda: row.get(9)?,
         medio: row.get(10)?,
         fail: row.get(11)?,
@@ -139,7 +128,7 @@ fn items_between(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<H
         items.entry(row.get(0)?).or_default().push(Item {
             producto_id: row.get(1)?,
             cantidad: row.get(2)?,
-            precio_unitario: money(row, 3)?,
+            precio_unitario: row.get(3)?,
             reserva_id: row.get(4)?,
         });
     }
@@ -200,7 +189,7 @@ pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>
             pago_id,
             liberar,
             anular_cobro,
-            registro.total.hundredths(),
+            registro.total,
             registro.nuevo.moneda,
             registro.nuevo.medio,
             registro.nuevo.fail,
@@ -221,7 +210,7 @@ pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>
                 linea as i64,
                 item.producto_id,
                 item.cantidad,
-                item.precio_unitario.map(Money::hundredths)
+                item.precio_unitario
             ])?;
         }
     }

@@ -12,10 +12,11 @@ use super::instancia::Instancia;
 use super::model::{Causa, Desenlace, Etapa, NuevoPedido, Pedido, PedidoBody, PedidoVista};
 use super::repo;
 use super::saga::{self, Colocado, Contexto};
-use crate::db::{Page, Pool, run_blocking};
-use crate::error::ApiError;
+use crate::db::{Pool, run_blocking};
+use crate::error::{ApiError, ErrorCode};
 use crate::input;
 use crate::json::Json;
+use crate::pagination::Page;
 
 /// How long a retried request waits for the driver of its order to let go of it.
 const REPLAY_WAIT: Duration = Duration::from_secs(30);
@@ -30,26 +31,26 @@ struct PedidoFallido<'a> {
 }
 
 /// The status an order is answered with, and its error code when it did not succeed.
-fn answer_of(etapa: &Etapa) -> (StatusCode, Option<&'static str>) {
+fn answer_of(etapa: &Etapa) -> (StatusCode, Option<ErrorCode>) {
     let desenlace = match etapa {
         // Not final yet: the client polls the order's Location.
         Etapa::Registrado | Etapa::Cobrado { .. } => return (StatusCode::ACCEPTED, None),
         Etapa::Cerrado { desenlace, .. } => desenlace,
     };
-    match desenlace {
-        Desenlace::Confirmado { .. } => (StatusCode::CREATED, None),
-        Desenlace::Rechazado { .. } => (StatusCode::PAYMENT_REQUIRED, Some("payment_rejected")),
-        Desenlace::Fallido { causa, .. } => {
-            let status = match causa {
-                Causa::ProductoNotFound => StatusCode::NOT_FOUND,
-                Causa::TotalTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
-                Causa::InsufficientStock | Causa::ReservaReleased => StatusCode::CONFLICT,
-                Causa::PeerError => StatusCode::BAD_GATEWAY,
-                Causa::PeerUnavailable | Causa::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
-            };
-            (status, Some(causa.into()))
-        }
-    }
+    let code = match desenlace {
+        Desenlace::Confirmado { .. } => return (StatusCode::CREATED, None),
+        Desenlace::Rechazado { .. } => ErrorCode::PaymentRejected,
+        Desenlace::Fallido { causa, .. } => match causa {
+            Causa::ProductoNotFound => ErrorCode::ProductoNotFound,
+            Causa::TotalTooLarge => ErrorCode::TotalTooLarge,
+            Causa::InsufficientStock => ErrorCode::InsufficientStock,
+            Causa::ReservaReleased => ErrorCode::ReservaReleased,
+            Causa::PeerError => ErrorCode::PeerError,
+            Causa::PeerUnavailable => ErrorCode::PeerUnavailable,
+            Causa::Interrupted => ErrorCode::Interrupted,
+        },
+    };
+    (code.status(), Some(code))
 }
 
 /// The answer an order gets, whether to the request that placed it or to a retry.
@@ -65,7 +66,7 @@ fn respond(pedido: &Pedido, peers: &Peers) -> HttpResponse {
     match error {
         None => response.json(vista),
         Some(error) => response.json(PedidoFallido {
-            error,
+            error: error.as_str(),
             detail: vista.motivo().unwrap_or_default().to_string(),
             pedido: vista,
         }),
@@ -89,8 +90,8 @@ pub async fn crear(
     match saga::colocar(&ctx, nuevo, clave).await? {
         Colocado::Nuevo(pedido) => Ok(respond(&pedido, &peers)),
         Colocado::Repetido(id) => replay(&ctx, id).await,
-        Colocado::ClaveEnUso => Err(ApiError::unprocessable(
-            "idempotency_key_reused",
+        Colocado::ClaveEnUso => Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different order",
         )),
     }
@@ -105,13 +106,15 @@ async fn replay(ctx: &Contexto<'_>, id: i64) -> Result<HttpResponse, ApiError> {
         let en_curso = ctx.instancia.en_curso.ocupado(id);
         let pedido = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?))
             .await?
-            .ok_or_else(|| ApiError::internal(format!("idempotency key names missing pedido {id}")))?;
+            .ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
+            })?;
         if !en_curso {
             return Ok(respond(&pedido, ctx.peers));
         }
         if started.elapsed() >= REPLAY_WAIT {
-            return Err(ApiError::conflict(
-                "idempotency_in_progress",
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyInProgress,
                 format!("pedido {id} for this Idempotency-Key is still being placed; try again"),
             ));
         }
@@ -131,5 +134,5 @@ pub async fn obtener(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpRe
     let pedido = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pedido
         .map(|p| HttpResponse::Ok().json(PedidoVista::from(&p)))
-        .ok_or_else(|| ApiError::not_found("pedido_not_found", format!("there is no pedido {id}")))
+        .ok_or_else(|| ApiError::new(ErrorCode::PedidoNotFound, format!("there is no pedido {id}")))
 }

@@ -23,7 +23,8 @@ use super::clients::{EstadoPago, PagarRequest, PagoAnswer, PeerError, Peers, lot
 use super::instancia::Instancia;
 use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido};
 use super::repo::{self, Alta, Registro};
-use crate::db::{Pool, now_millis, run_blocking, run_write};
+use crate::clock::now_millis;
+use crate::db::{Pool, run_blocking, run_write};
 use crate::error::ApiError;
 use crate::money::Money;
 
@@ -204,7 +205,7 @@ async fn registrar(pool: &Pool, mut pedido: Pedido, paso: Paso) -> Result<Pedido
         );
         return run_blocking(pool, move |conn| Ok(repo::get(conn, id)?))
             .await?
-            .ok_or_else(|| ApiError::internal(format!("pedido {id} disappeared")));
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("pedido {id} disappeared")));
     }
     match &paso.hacia {
         Etapa::Cerrado {

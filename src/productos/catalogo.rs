@@ -15,9 +15,8 @@ pub struct Catalogo(RwLock<BTreeMap<i64, Producto>>);
 
 impl Catalogo {
     /// Reads every product from the database.
-    pub fn load(pool: &Pool) -> Result<Self, String> {
-        let conn = pool.get().map_err(|e| e.to_string())?;
-        let productos = repo::all(&conn).map_err(|e| e.to_string())?;
+    pub fn load(pool: &Pool) -> anyhow::Result<Self> {
+        let productos = repo::all(&*pool.get()?)?;
         Ok(Self(RwLock::new(
             productos.into_iter().map(|p| (p.id, p)).collect(),
         )))

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::Page;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, present};
 use crate::money::{Money, MoneyInput};
+use crate::pagination::Page;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Producto {
@@ -49,12 +49,9 @@ pub struct CambioProducto {
 fn precio(value: MoneyInput) -> Result<Money, ApiError> {
     let precio = value
         .0
-        .map_err(|e| ApiError::unprocessable("invalid_value", format!("precio {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidValue, format!("precio {e}")))?;
     if precio.is_negative() {
-        return Err(ApiError::unprocessable(
-            "invalid_value",
-            "precio must be 0 or more",
-        ));
+        return Err(ApiError::new(ErrorCode::InvalidValue, "precio must be 0 or more"));
     }
     Ok(precio)
 }
@@ -104,16 +101,16 @@ impl Lista {
             return Ok(Self::Pagina(page));
         };
         if page.limit.is_some() || page.offset.is_some() {
-            return Err(ApiError::unprocessable(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
                 "ids lists the products wanted; it does not take limit or offset",
             ));
         }
         let mut parsed: Vec<i64> = Vec::new();
         for id in ids.split(',') {
             let id: i64 = id.trim().parse().map_err(|_| {
-                ApiError::bad_request(
-                    "invalid_query",
+                ApiError::new(
+                    ErrorCode::InvalidQuery,
                     format!("ids must be product ids separated by commas, got {id:?}"),
                 )
             })?;
@@ -123,8 +120,8 @@ impl Lista {
             }
         }
         if parsed.len() > Page::MAX_LIMIT as usize {
-            return Err(ApiError::unprocessable(
-                "invalid_query",
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
                 format!("ids names at most {} products", Page::MAX_LIMIT),
             ));
         }

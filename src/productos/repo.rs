@@ -3,15 +3,12 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{CambioProducto, NuevoProducto, Producto};
-use crate::money::Money;
 
 fn producto(row: &Row) -> rusqlite::Result<Producto> {
     Ok(Producto {
         id: row.get(0)?,
         nombre: row.get(1)?,
-        precio: Money::from_hundredths(row.get(2)?).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Integer, Box::new(e))
-        })?,
+        precio: row.get(2)?,
     })
 }
 
@@ -19,7 +16,7 @@ pub fn insert(conn: &Connection, nuevo: &NuevoProducto) -> rusqlite::Result<Prod
     conn.prepare_cached(
         "INSERT INTO productos (nombre, precio) VALUES (?1, ?2) RETURNING id, nombre, precio",
     )?
-    .query_row(params![nuevo.nombre, nuevo.precio.hundredths()], producto)
+    .query_row(params![nuevo.nombre, nuevo.precio], producto)
 }
 
 /// Every product, in id order.
@@ -35,10 +32,7 @@ pub fn update(conn: &Connection, id: i64, cambio: &CambioProducto) -> rusqlite::
         "UPDATE productos SET nombre = coalesce(?2, nombre), precio = coalesce(?3, precio)
          WHERE id = ?1 RETURNING id, nombre, precio",
     )?
-    .query_row(
-        params![id, cambio.nombre, cambio.precio.map(Money::hundredths)],
-        producto,
-    )
+    .query_row(params![id, cambio.nombre, cambio.precio], producto)
     .optional()
 }
 

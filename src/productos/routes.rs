@@ -8,11 +8,11 @@ use super::catalogo::Catalogo;
 use super::model::{CambioProducto, CambioProductoBody, Lista, ListaQuery, NuevoProducto, NuevoProductoBody};
 use super::repo;
 use crate::db::{Pool, run_write_then};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::json::Json;
 
 fn not_found(id: i64) -> ApiError {
-    ApiError::not_found("producto_not_found", format!("there is no producto {id}"))
+    ApiError::new(ErrorCode::ProductoNotFound, format!("there is no producto {id}"))
 }
 
 pub async fn crear(

@@ -5,6 +5,7 @@ mod auth;
 mod chaos;
 mod cli;
 mod crash;
+mod docs;
 mod expiry;
 mod faults;
 mod fuzz;
