@@ -20,6 +20,7 @@ use std::time::Duration;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::invariantes::CheckArgs;
 use crate::service::Service;
 
 /// The default shared token of the original design.
@@ -45,6 +46,15 @@ pub struct Cli {
 pub enum Command {
     /// Start one service, or all four in one process (each on its own port).
     Serve(Box<ServeArgs>),
+    /// Check the shop's books over HTTP: every order final, every unit and payment accounted for.
+    Check(Box<CheckArgs>),
+}
+
+/// What `penguin` was asked to do, with its settings resolved.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Settings),
+    Check(CheckArgs),
 }
 
 /// What `penguin serve` starts.
@@ -280,9 +290,13 @@ impl PeerSettings {
         let matches = without_env(Cli::command())
             .try_get_matches_from(argv)
             .expect("the built-in defaults parse");
-        let cli = Cli::from_arg_matches(&matches).expect("the built-in defaults are typed");
-        let Command::Serve(args) = cli.command;
-        Self::from(args.as_ref())
+        match Cli::from_arg_matches(&matches)
+            .expect("the built-in defaults are typed")
+            .command
+        {
+            Command::Serve(args) => Self::from(args.as_ref()),
+            Command::Check(_) => unreachable!("the defaults of serve are parsed"),
+        }
     }
 }
 
@@ -386,14 +400,23 @@ fn layered(dotenv: &EnvFile, config: Option<&EnvFile>, serve_all: bool) -> clap:
 
 /// Parses `argv` with `command`, turning an invalid value into one line that names
 /// the setting and where its value came from.
-fn parse(command: clap::Command, argv: &[OsString], files: &[&EnvFile]) -> Result<ServeArgs, ConfigError> {
+fn parse(command: clap::Command, argv: &[OsString], files: &[&EnvFile]) -> Result<Command, ConfigError> {
     let matches = command
         .clone()
         .try_get_matches_from(argv)
         .map_err(|e| located(e, &command, argv, files))?;
-    let cli = Cli::from_arg_matches(&matches).map_err(ConfigError::Usage)?;
-    let Command::Serve(args) = cli.command;
-    Ok(*args)
+    Ok(Cli::from_arg_matches(&matches)
+        .map_err(ConfigError::Usage)?
+        .command)
+}
+
+/// Parses the command line: what to do, with every setting from its layers.
+pub fn parse_args(argv: &[OsString]) -> Result<Invocation, ConfigError> {
+    let dotenv = EnvFile::read(Path::new(".env"))?;
+    match parse(layered(&dotenv, None, false), argv, &[&dotenv])? {
+        Command::Serve(args) => Settings::resolve(*args, argv, &dotenv).map(Invocation::Serve),
+        Command::Check(args) => Ok(Invocation::Check(*args)),
+    }
 }
 
 fn located(
@@ -457,17 +480,17 @@ fn located(
 }
 
 impl Settings {
-    /// Resolves the settings of `penguin serve` from the command line, the environment,
-    /// `.env` and the config files.
-    pub fn from_args(argv: &[OsString]) -> Result<Self, ConfigError> {
-        let dotenv = EnvFile::read(Path::new(".env"))?;
-        let args = parse(layered(&dotenv, None, false), argv, &[&dotenv])?;
+    /// Resolves the settings of each service `penguin serve` starts, with its config file.
+    fn resolve(args: ServeArgs, argv: &[OsString], dotenv: &EnvFile) -> Result<Self, ConfigError> {
         let all = args.target == Target::All;
         let mut parsed = Vec::new();
         for service in args.target.services() {
             let file = EnvFile::read(&args.config_dir.join(format!("{service}.env")))?;
-            let command = layered(&dotenv, Some(&file), all);
-            parsed.push((service, parse(command, argv, &[&dotenv, &file])?));
+            let command = layered(dotenv, Some(&file), all);
+            let Command::Serve(serve) = parse(command, argv, &[dotenv, &file])? else {
+                unreachable!("the same command line parsed as serve before");
+            };
+            parsed.push((service, *serve));
         }
         if all {
             for flag in ["--port", "--db-path"] {

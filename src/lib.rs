@@ -12,6 +12,7 @@
 //! - `config`: the CLI and typed settings; defaults < `config/<service>.env` < `.env` < env < flags.
 //! - `startup`: binds, opens databases, builds one server per service, serves until shutdown.
 //! - `shutdown`: SIGTERM or Ctrl-C drains requests in flight and stops background loops.
+//! - `invariantes`: `penguin check`, the shop's books checked over HTTP.
 //! - `logging`: console and `logs.log`, written off the request path.
 //! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
 //! - `json`: the body extractor: JSON only, 64 KiB, objects for structs, exact decimals.
@@ -33,6 +34,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod input;
+pub mod invariantes;
 pub mod inventario;
 pub mod json;
 pub mod logging;

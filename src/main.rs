@@ -3,13 +3,21 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use penguin::config::{ConfigError, DEFAULT_TOKEN, Settings};
-use penguin::{logging, startup};
+use penguin::config::{ConfigError, DEFAULT_TOKEN, Invocation, Settings};
+use penguin::{invariantes, logging, startup};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    match Settings::from_args(&argv) {
-        Ok(settings) => serve(&settings),
+    match penguin::config::parse_args(&argv) {
+        Ok(Invocation::Serve(settings)) => serve(&settings),
+        Ok(Invocation::Check(args)) => match invariantes::run(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("penguin check: {e}");
+                ExitCode::from(2)
+            }
+        },
         Err(ConfigError::Usage(e)) => {
             // Help and version go to stdout with success; usage errors, whole, to stderr.
             let _ = e.print();

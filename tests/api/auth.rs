@@ -87,44 +87,32 @@ async fn unknown_routes_and_methods_get_json_errors() {
 async fn bodies_must_be_json_and_at_most_64_kib() {
     let app = TestApp::spawn_all().await;
     let url = format!("{}/productos", app.url(Service::Productos));
-    let auth = ("Authorization", format!("Bearer {TOKEN}"));
-
-    let mut response = app
-        .client
-        .post(&url)
-        .insert_header(auth.clone())
-        .insert_header(("Content-Type", "text/plain"))
-        .send_body(r#"{"nombre": "x", "precio": 1}"#)
+    let post = |content_type: &str, body: String| {
+        app.http
+            .call(Method::POST, &url)
+            .token(TOKEN)
+            .header("Content-Type", content_type)
+            .raw(body)
+            .send()
+    };
+    let answer = post("text/plain", r#"{"nombre": "x", "precio": 1}"#.into())
         .await
         .unwrap();
-    assert_eq!(response.status(), 415);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "unsupported_media_type");
-
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (415, Some("unsupported_media_type"))
+    );
     let big = json!({"nombre": "x".repeat(70 * 1024), "precio": 1}).to_string();
-    let mut response = app
-        .client
-        .post(&url)
-        .insert_header(auth.clone())
-        .insert_header(("Content-Type", "application/json"))
-        .send_body(big)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "payload_too_large");
-
-    let mut response = app
-        .client
-        .post(&url)
-        .insert_header(auth)
-        .insert_header(("Content-Type", "application/json"))
-        .send_body("{\"nombre\": ")
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 400);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "malformed_json");
+    let answer = post("application/json", big).await.unwrap();
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let answer = post("application/json", "{\"nombre\": ".into()).await.unwrap();
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (400, Some("malformed_json"))
+    );
     assert_eq!(app.get(Service::Productos, "/productos").await.body, json!([]));
 }
 
@@ -159,13 +147,13 @@ async fn a_client_that_never_finishes_its_body_is_cut_off_with_408() {
 #[actix_web::test]
 async fn a_second_authorization_header_is_refused() {
     let app = TestApp::spawn_all().await;
-    let response = app
-        .client
-        .get(format!("{}/productos", app.url(Service::Productos)))
-        .append_header(("Authorization", format!("Bearer {TOKEN}")))
-        .append_header(("Authorization", "Bearer wrong"))
+    let answer = app
+        .http
+        .call(Method::GET, format!("{}/productos", app.url(Service::Productos)))
+        .token(TOKEN)
+        .another("Authorization", "Bearer wrong")
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(answer.status, 401);
 }

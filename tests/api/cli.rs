@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::helpers::Http;
+
 const BIN: &str = env!("CARGO_BIN_EXE_penguin");
 
 /// Arguments, environment, and a word the one error line must contain.
@@ -70,20 +72,12 @@ fn start(command: &mut Command, services: usize) -> Running {
 }
 
 async fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let client = awc::Client::default();
-    let request = client
-        .request(method.parse().unwrap(), url)
-        .insert_header(("Authorization", format!("Bearer {token}")));
-    let mut response = match body {
-        Some(body) => request.send_json(&body).await,
-        None => request.send().await,
+    let mut call = Http::default().call(method.parse().unwrap(), url).token(token);
+    if let Some(body) = &body {
+        call = call.json(body);
     }
-    .expect("an answer");
-    let bytes = response.body().await.expect("a body");
-    (
-        response.status().as_u16(),
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let answer = call.send().await.expect("an answer");
+    (answer.status, answer.body)
 }
 
 #[test]

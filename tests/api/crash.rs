@@ -2,14 +2,18 @@
 //! batch of orders and restarted from the same files: every order still ends
 //! `confirmado`, `rechazado` or `fallido`, and no unit or payment is lost or doubled.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use actix_web::http::Method;
+use penguin::invariantes::{self, Tienda};
 use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
+
+use crate::helpers::Http;
 
 const BIN: &str = env!("CARGO_BIN_EXE_penguin");
 const TOKEN: &str = "crash-token";
@@ -19,7 +23,7 @@ struct Shop {
     dir: TempDir,
     ports: HashMap<Service, u16>,
     children: RefCell<HashMap<Service, Child>>,
-    client: awc::Client,
+    http: Http,
 }
 
 impl Drop for Shop {
@@ -44,10 +48,7 @@ impl Shop {
             dir: tempfile::tempdir().expect("a folder"),
             ports: Service::ALL.iter().map(|s| (*s, free_port())).collect(),
             children: RefCell::default(),
-            client: awc::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .connector(awc::Connector::new().limit(64))
-                .finish(),
+            http: Http::default(),
         };
         for service in Service::ALL {
             shop.spawn(service).await;
@@ -84,13 +85,12 @@ impl Shop {
         let deadline = Instant::now() + Duration::from_secs(20);
         let health = format!("{}/health", self.url(service));
         while self
-            .client
-            .get(&health)
+            .http
+            .call(Method::GET, &health)
             .send()
             .await
-            .map(|r| r.status().as_u16())
-            .ok()
-            != Some(200)
+            .map(|a| a.status)
+            != Ok(200)
         {
             assert!(Instant::now() < deadline, "{service} did not start");
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
@@ -113,20 +113,15 @@ impl Shop {
         path: &str,
         body: Option<Value>,
     ) -> Option<(u16, Value)> {
-        let request = self
-            .client
-            .request(method.parse().unwrap(), format!("{}{path}", self.url(service)))
-            .insert_header(("Authorization", format!("Bearer {TOKEN}")));
-        let mut response = match body {
-            Some(body) => request.send_json(&body).await,
-            None => request.send().await,
+        let mut call = self
+            .http
+            .call(method.parse().unwrap(), format!("{}{path}", self.url(service)))
+            .token(TOKEN);
+        if let Some(body) = &body {
+            call = call.json(body);
         }
-        .ok()?;
-        let bytes = response.body().limit(64 * 1024 * 1024).await.ok()?;
-        Some((
-            response.status().as_u16(),
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
+        let answer = call.send().await.ok()?;
+        Some((answer.status, answer.body))
     }
 
     async fn get(&self, service: Service, path: &str) -> Value {
@@ -155,103 +150,47 @@ impl Shop {
     }
 
     /// Places `count` orders at once: one to three lines each, every fifth asking
-    /// for its payment to be rejected. Returns the statuses (`None`: no answer).
-    async fn place_orders(&self, productos: &[(i64, i64)], count: usize) -> Vec<Option<u16>> {
+    /// for its payment to be rejected. Returns each status (`None`: no answer) and
+    /// when it came; `answered` counts them as they come.
+    async fn place_orders(
+        &self,
+        productos: &[(i64, i64)],
+        count: usize,
+        answered: &Cell<usize>,
+    ) -> Vec<(Option<u16>, Instant)> {
         let orders = (0..count).map(|n| {
             let lines = 1 + n % 3;
             let items: Vec<Value> = (0..lines)
                 .map(|l| json!({"producto_id": productos[(n + l) % productos.len()].0, "cantidad": 1 + (n + l) % 2}))
                 .collect();
             let body = json!({"items": items, "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": n % 5 == 4}});
-            async move { self.call("POST", Service::Pedidos, "/pedidos", Some(body)).await.map(|(s, _)| s) }
+            async move {
+                let status = self.call("POST", Service::Pedidos, "/pedidos", Some(body)).await.map(|(s, _)| s);
+                answered.set(answered.get() + 1);
+                (status, Instant::now())
+            }
         });
         futures_util::future::join_all(orders).await
     }
 
-    /// Every order, page by page.
+    /// Every row of a list route.
     async fn all(&self, service: Service, path: &str) -> Vec<Value> {
-        let mut all = Vec::new();
-        loop {
-            let page = self
-                .get(service, &format!("{path}?limit=1000&offset={}", all.len()))
-                .await;
-            let page = page.as_array().unwrap().clone();
-            let done = page.len() < 1000;
-            all.extend(page);
-            if done {
-                return all;
-            }
-        }
+        let answer = self.get(service, &format!("{path}?limit=1000")).await;
+        answer.as_array().unwrap().clone()
     }
 
-    /// The invariants, or the first that does not hold.
-    async fn check(&self, productos: &[(i64, i64)]) -> Result<HashMap<String, usize>, String> {
-        let pedidos = self.all(Service::Pedidos, "/pedidos").await;
-        let mut by_estado: HashMap<String, usize> = HashMap::new();
-        let mut confirmed_units: HashMap<i64, i64> = HashMap::new();
-        for pedido in &pedidos {
-            let estado = pedido["estado"].as_str().unwrap_or_default().to_string();
-            if !["confirmado", "rechazado", "fallido"].contains(&estado.as_str()) {
-                return Err(format!("pedido {} is {estado}", pedido["id"]));
-            }
-            if estado == "confirmado" {
-                for item in pedido["items"].as_array().unwrap() {
-                    *confirmed_units
-                        .entry(item["producto_id"].as_i64().unwrap())
-                        .or_default() += item["cantidad"].as_i64().unwrap();
-                }
-            }
-            *by_estado.entry(estado).or_default() += 1;
-        }
-        for (id, loaded) in productos {
-            let stock = self.get(Service::Inventario, &format!("/stock/{id}")).await;
-            let (cantidad, reservado, confirmado) = (
-                stock["cantidad"].as_i64().unwrap(),
-                stock["reservado"].as_i64().unwrap(),
-                stock["confirmado"].as_i64().unwrap(),
-            );
-            if cantidad + reservado + confirmado != *loaded {
-                return Err(format!("producto {id}: {stock} does not add up to {loaded}"));
-            }
-            if reservado != 0 {
-                return Err(format!("producto {id}: {reservado} units still held: {stock}"));
-            }
-            if confirmado != confirmed_units.get(id).copied().unwrap_or(0) {
-                return Err(format!(
-                    "producto {id}: {confirmado} confirmed units, orders say {confirmed_units:?}"
-                ));
-            }
-        }
-        let pagos = self.all(Service::Pagos, "/pagos").await;
-        let approved = pagos.iter().filter(|p| p["estado"] == "aprobado").count();
-        let confirmed = by_estado.get("confirmado").copied().unwrap_or(0);
-        if approved != confirmed {
-            return Err(format!(
-                "{approved} approved payments for {confirmed} confirmed orders"
-            ));
-        }
-        let mut referencias: Vec<&str> = pagos.iter().filter_map(|p| p["referencia"].as_str()).collect();
-        referencias.sort_unstable();
-        if referencias.windows(2).any(|w| w[0] == w[1]) {
-            return Err("a referencia was charged twice".into());
-        }
-        by_estado.insert(
-            "reembolsado".into(),
-            pagos.iter().filter(|p| p["estado"] == "reembolsado").count(),
-        );
-        Ok(by_estado)
-    }
-
-    /// Waits for recovery to settle everything, then asserts the invariants.
-    async fn assert_settles(&self, productos: &[(i64, i64)]) -> HashMap<String, usize> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            match self.check(productos).await {
-                Ok(counts) => return counts,
-                Err(e) if Instant::now() > deadline => panic!("never settled: {e}"),
-                Err(_) => actix_web::rt::time::sleep(Duration::from_millis(200)).await,
-            }
-        }
+    /// Waits for recovery to settle everything, then asserts every invariant of
+    /// `penguin check` and returns the orders by estado.
+    async fn assert_settles(&self, productos: &[(i64, i64)]) -> BTreeMap<String, usize> {
+        let tienda = Tienda {
+            pedidos: self.url(Service::Pedidos),
+            inventario: self.url(Service::Inventario),
+            pagos: self.url(Service::Pagos),
+            token: TOKEN.into(),
+        };
+        let informe = invariantes::check_until(&tienda, productos, &[], Duration::from_secs(60)).await;
+        assert!(informe.cumple(), "never settled:\n{informe}");
+        informe.pedidos_por_estado
     }
 }
 
@@ -259,7 +198,12 @@ impl Shop {
 async fn two_hundred_concurrent_orders_over_scarce_stock_never_oversell() {
     let shop = Shop::start().await;
     let productos = shop.stock_up(&[10, 20, 5, 30, 15]).await;
-    let statuses = shop.place_orders(&productos, 200).await;
+    let statuses: Vec<Option<u16>> = shop
+        .place_orders(&productos, 200, &Cell::new(0))
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
     assert!(
         statuses.iter().all(|s| matches!(s, Some(201 | 402 | 409))),
         "{statuses:?}"
@@ -279,22 +223,17 @@ async fn the_same_idempotency_key_twenty_times_at_once_makes_one_order_and_one_c
     let productos = shop.stock_up(&[100]).await;
     let body = json!({"items": [{"producto_id": productos[0].0, "cantidad": 2}], "pago": {"medio": "t", "moneda": "PYG"}});
     let shop = &shop;
-    let requests = (0..20).map(|_| {
-        let body = body.clone();
-        async move {
-            let mut response = shop
-                .client
-                .post(format!("{}/pedidos", shop.url(Service::Pedidos)))
-                .insert_header(("Authorization", format!("Bearer {TOKEN}")))
-                .insert_header(("Idempotency-Key", "una-sola-vez"))
-                .send_json(&body)
-                .await
-                .expect("an answer");
-            (
-                response.status().as_u16(),
-                response.json::<Value>().await.expect("JSON"),
-            )
-        }
+    let requests = (0..20).map(|_| async {
+        let answer = shop
+            .http
+            .call(Method::POST, format!("{}/pedidos", shop.url(Service::Pedidos)))
+            .token(TOKEN)
+            .key("una-sola-vez")
+            .json(&body)
+            .send()
+            .await
+            .expect("an answer");
+        (answer.status, answer.body)
     });
     let answers = futures_util::future::join_all(requests).await;
     assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
@@ -304,25 +243,37 @@ async fn the_same_idempotency_key_twenty_times_at_once_makes_one_order_and_one_c
     shop.assert_settles(&productos).await;
 }
 
-/// Kills `victim` while a batch of orders runs, restarts it, and checks that
-/// everything settles.
+/// Kills `victim` once a fifth of a batch of orders is answered, restarts it, and
+/// checks that everything settles and that the kill did land mid-batch.
 async fn crash_mid_batch(victim: Service) {
     let shop = Shop::start().await;
     let productos = shop.stock_up(&[40, 40, 40, 40, 40]).await;
     // Warm up, so the batch below is in full flight when the kill comes.
-    shop.place_orders(&productos, 5).await;
+    shop.place_orders(&productos, 5, &Cell::new(0)).await;
 
-    let batch = shop.place_orders(&productos, 150);
+    let answered = Cell::new(0);
+    let batch = shop.place_orders(&productos, 150, &answered);
     let crash = async {
-        actix_web::rt::time::sleep(Duration::from_millis(150)).await;
+        while answered.get() < 30 {
+            actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+        }
         shop.kill(victim);
+        let killed_at = Instant::now();
         actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        killed_at
     };
-    let (statuses, ()) = futures_util::future::join(batch, crash).await;
+    let (answers, killed_at) = futures_util::future::join(batch, crash).await;
+    let after_kill = answers.iter().filter(|(_, at)| *at > killed_at).count();
+    assert!(
+        after_kill > 0,
+        "every order was answered before the kill: it did not land mid-batch"
+    );
     shop.spawn(victim).await;
     let counts = shop.assert_settles(&productos).await;
-    let answered = statuses.iter().filter(|s| s.is_some()).count();
-    eprintln!("{victim} killed: {answered} of 150 answered; settled as {counts:?}");
+    let lost = answers.iter().filter(|(s, _)| s.is_none()).count();
+    eprintln!(
+        "{victim} killed: {after_kill} of 150 ended after the kill, {lost} unanswered; settled as {counts:?}"
+    );
 }
 
 #[actix_web::test]

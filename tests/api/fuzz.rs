@@ -327,28 +327,24 @@ fn case() -> impl Strategy<Value = Case> {
 }
 
 async fn send(app: &TestApp, case: &Case) -> (u16, Value) {
-    let mut request = app.client.request(
+    let mut call = app.http.call(
         case.method.clone(),
         format!("{}{}", app.url(case.service), case.path),
     );
     if let Some(token) = case.token {
-        request = request.insert_header(("Authorization", format!("Bearer {token}")));
+        call = call.token(token);
     }
     if let Some(content_type) = case.content_type {
-        request = request.insert_header(("Content-Type", content_type));
+        call = call.header("Content-Type", content_type);
     }
     if let Some(key) = &case.key {
-        request = request.insert_header(("Idempotency-Key", key.as_str()));
+        call = call.key(key);
     }
-    let mut response = match &case.body {
-        Some(body) => request.send_body(body.to_string()).await,
-        None => request.send().await,
+    if let Some(body) = &case.body {
+        call = call.raw(body.to_string());
     }
-    .expect("an answer");
-    let bytes = response.body().limit(16 * 1024 * 1024).await.expect("a body");
-    let status = response.status().as_u16();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, body)
+    let answer = call.send().await.expect("an answer");
+    (answer.status, answer.body)
 }
 
 #[test]

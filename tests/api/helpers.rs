@@ -46,22 +46,104 @@ fn service_settings(dir: &Path, service: Service, addr: SocketAddr) -> ServiceSe
 pub struct TestApp {
     pub dir: TempDir,
     pub urls: HashMap<Service, String>,
-    pub client: awc::Client,
+    pub http: Http,
 }
 
-/// An answer, with its body parsed as JSON (`Null` when empty).
+/// An answer, with its body parsed as JSON (`Null` when empty or not JSON).
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub headers: awc::http::header::HeaderMap,
     pub body: Value,
+    /// The body as sent.
+    pub text: String,
 }
 
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connector(awc::Connector::new().limit(200))
-        .finish()
+/// The one HTTP client of the tests, for any URL.
+#[derive(Clone)]
+pub struct Http(awc::Client);
+
+impl Default for Http {
+    fn default() -> Self {
+        Self(
+            awc::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .connector(awc::Connector::new().limit(200))
+                .finish(),
+        )
+    }
+}
+
+/// One request being built: add a token, an `Idempotency-Key`, a body; then send it.
+pub struct Call {
+    request: awc::ClientRequest,
+    body: Option<String>,
+}
+
+impl Http {
+    pub fn call(&self, method: Method, url: impl AsRef<str>) -> Call {
+        Call {
+            request: self.0.request(method, url.as_ref()),
+            body: None,
+        }
+    }
+}
+
+impl Call {
+    pub fn token(mut self, token: &str) -> Self {
+        self.request = self
+            .request
+            .insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+        self
+    }
+
+    pub fn key(mut self, key: &str) -> Self {
+        self.request = self.request.insert_header(("Idempotency-Key", key));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.insert_header((name, value));
+        self
+    }
+
+    /// A header sent once more, beside one of the same name.
+    pub fn another(mut self, name: &str, value: &str) -> Self {
+        self.request = self.request.append_header((name, value));
+        self
+    }
+
+    /// A JSON body, with its content type.
+    pub fn json(self, body: &Value) -> Self {
+        self.header("Content-Type", "application/json")
+            .raw(body.to_string())
+    }
+
+    /// A body as it is, with whatever content type was set (or none).
+    pub fn raw(mut self, body: String) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// The answer, or why there was none (a connection refused, cut, timed out).
+    pub async fn send(self) -> Result<Answer, String> {
+        let mut response = match self.body {
+            Some(body) => self.request.send_body(body).await,
+            None => self.request.send().await,
+        }
+        .map_err(|e| e.to_string())?;
+        let bytes = response
+            .body()
+            .limit(64 * 1024 * 1024)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Answer {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        })
+    }
 }
 
 impl TestApp {
@@ -88,7 +170,7 @@ impl TestApp {
         let mut app = Self {
             dir,
             urls: HashMap::new(),
-            client: client(),
+            http: Http::default(),
         };
         app.start(&settings);
         app
@@ -99,7 +181,7 @@ impl TestApp {
         Self {
             dir: tempfile::tempdir().expect("a temporary folder"),
             urls: HashMap::new(),
-            client: client(),
+            http: Http::default(),
         }
     }
 
@@ -184,32 +266,23 @@ impl TestApp {
         token: Option<&str>,
         key: Option<&str>,
     ) -> Answer {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.url(service)));
+        let mut call = self.http.call(method, format!("{}{path}", self.url(service)));
         if let Some(token) = token {
-            request = request.insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+            call = call.token(token);
         }
         if let Some(key) = key {
-            request = request.insert_header(("Idempotency-Key", key));
+            call = call.key(key);
         }
-        let mut response = match body {
-            Some(body) => request.send_json(body).await,
-            None => request.send().await,
+        if let Some(body) = body {
+            call = call.json(body);
         }
-        .expect("the service answers");
-        let bytes = response.body().limit(16 * 1024 * 1024).await.expect("a body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("a JSON body, got {:?}: {e}", String::from_utf8_lossy(&bytes)))
-        };
-        Answer {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body,
-        }
+        let answer = call.send().await.expect("the service answers");
+        assert!(
+            answer.text.is_empty() || !answer.body.is_null(),
+            "a JSON body, got {:?}",
+            answer.text
+        );
+        answer
     }
 
     pub async fn get(&self, service: Service, path: &str) -> Answer {

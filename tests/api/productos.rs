@@ -186,17 +186,23 @@ async fn decimals_beyond_what_a_double_holds_are_still_refused() {
     let app = TestApp::spawn_all().await;
     for literal in ["1.999999999999999999999", "0.10000000000000000001", "1e-3"] {
         let body = format!(r#"{{"nombre": "x", "precio": {literal}}}"#);
-        let mut response = app
-            .client
-            .post(format!("{}/productos", app.url(Productos)))
-            .insert_header(("Authorization", format!("Bearer {}", crate::helpers::TOKEN)))
-            .insert_header(("Content-Type", "application/json"))
-            .send_body(body)
+        let answer = app
+            .http
+            .call(
+                actix_web::http::Method::POST,
+                format!("{}/productos", app.url(Productos)),
+            )
+            .token(crate::helpers::TOKEN)
+            .header("Content-Type", "application/json")
+            .raw(body)
+            .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 422, "{literal}");
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_value");
+        assert_eq!(
+            (answer.status, answer.body["error"].as_str()),
+            (422, Some("invalid_value")),
+            "{literal}"
+        );
     }
     assert_eq!(app.get(Productos, "/productos").await.body, json!([]));
     assert_eq!(

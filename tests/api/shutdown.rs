@@ -4,10 +4,11 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use actix_web::http::Method;
 use penguin::service::Service;
 use serde_json::json;
 
-use crate::helpers::{Script, ScriptedPeer, TOKEN, TestApp, fast_peers};
+use crate::helpers::{Http, Script, ScriptedPeer, TOKEN, TestApp, fast_peers};
 
 const BIN: &str = env!("CARGO_BIN_EXE_penguin");
 const APPROVED: &str = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\r\n\
@@ -43,36 +44,29 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
         .spawn()
         .expect("pedidos starts");
     let url = format!("http://127.0.0.1:{port}");
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .connector(awc::Connector::new().limit(64))
-        .finish();
+    let http = Http::default();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{url}/health"))
+    while http
+        .call(Method::GET, format!("{url}/health"))
         .send()
         .await
-        .map(|r| r.status().as_u16())
-        .ok()
-        != Some(200)
+        .map(|a| a.status)
+        != Ok(200)
     {
         assert!(Instant::now() < deadline, "pedidos did not start");
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let orders = (0..20).map(|_| {
-        let client = &client;
-        let url = &url;
-        async move {
-            let mut response = client
-                .post(format!("{url}/pedidos"))
-                .insert_header(("Authorization", format!("Bearer {TOKEN}")))
-                .send_json(&json!({"items": [{"producto_id": hielo, "cantidad": 1}], "pago": {"medio": "t", "moneda": "PYG"}}))
-                .await
-                .map_err(|e| e.to_string())?;
-            let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((response.status().as_u16(), body["estado"].as_str().map(str::to_string)))
-        }
+    let body =
+        json!({"items": [{"producto_id": hielo, "cantidad": 1}], "pago": {"medio": "t", "moneda": "PYG"}});
+    let orders = (0..20).map(|_| async {
+        let answer = http
+            .call(Method::POST, format!("{url}/pedidos"))
+            .token(TOKEN)
+            .json(&body)
+            .send()
+            .await?;
+        Ok::<_, String>((answer.status, answer.body["estado"].as_str().map(str::to_string)))
     });
     let signal = async {
         // Every order is waiting for pagos when the signal comes.
@@ -119,5 +113,10 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
     assert_eq!(registrados, 0, "no order is left half-way");
 
     // Once stopped, pedidos refuses connections rather than hanging them.
-    assert!(client.get(format!("{url}/health")).send().await.is_err());
+    assert!(
+        http.call(Method::GET, format!("{url}/health"))
+            .send()
+            .await
+            .is_err()
+    );
 }
