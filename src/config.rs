@@ -207,6 +207,10 @@ pub struct ServeArgs {
     /// What to log: a level (error, warn, info, debug, trace) or env_logger directives
     #[arg(long = "log", env = "RUST_LOG", value_name = "FILTER", default_value = "info")]
     pub log: String,
+
+    /// Megabytes logs.log may reach before it is rotated to logs.log.1
+    #[arg(long, env = "LOG_MAX_MB", value_name = "MB", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub log_max_mb: u64,
 }
 
 fn non_blank(text: &str) -> Result<String, String> {
@@ -313,6 +317,8 @@ pub struct Settings {
     pub log_dir: PathBuf,
     /// What to log (env_logger directives).
     pub log: String,
+    /// The size at which `logs.log` is rotated, in bytes.
+    pub log_max_bytes: u64,
     /// How long a shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -568,6 +574,7 @@ impl Settings {
             } else {
                 parsed[0].1.log.clone()
             },
+            log_max_bytes: args.log_max_mb.saturating_mul(1024 * 1024),
             shutdown_grace: args.shutdown_grace.0,
             services,
         })

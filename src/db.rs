@@ -71,7 +71,14 @@ pub fn open(path: &Path, migrations: &Migrations<'static>) -> anyhow::Result<Poo
     // One plain connection first, so a bad path fails at once with its own reason.
     let mut conn = Connection::open(path).with_context(context)?;
     configure(&mut conn).with_context(context)?;
+    let before = usize::from(migrations.current_version(&conn).with_context(context)?);
     migrations.to_latest(&mut conn).with_context(context)?;
+    let after = usize::from(migrations.current_version(&conn).with_context(context)?);
+    match before {
+        0 => log::info!("{}: created, schema version {after}", path.display()),
+        b if b == after => log::info!("{}: schema version {after}", path.display()),
+        b => log::info!("{}: schema migrated from version {b} to {after}", path.display()),
+    }
 
     let manager = SqliteConnectionManager::file(path).with_init(configure);
     let readers = r2d2::Pool::builder()

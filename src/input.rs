@@ -1,8 +1,11 @@
 //! Parsing request values into domain types at the edge: names, ids and quantities.
 //! A value of the wrong JSON type fails deserialisation (`400`); a value of the right
-//! type that breaks a rule is refused here with a `422`.
+//! type that breaks a rule is refused here with a `422`; an id beyond any that can
+//! exist names nothing (`404`). An optional field sent as `null` is absent.
 
-use serde::{Deserialize, Deserializer};
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -11,13 +14,56 @@ pub const MAX_TEXT_CHARS: usize = 200;
 /// The largest quantity of one item; keeps every product of quantity and price in range.
 pub const MAX_CANTIDAD: i64 = 1_000_000;
 
-/// For optional fields: absent is `None`, but an explicit `null` is a wrong type.
-pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(deserializer).map(Some)
+/// A JSON number meant as a whole number, kept as sent so that the rule it breaks can
+/// be named: `1e22` is simply too large, `1.5` is no whole number at all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Entero {
+    Valor(i64),
+    /// Beyond what a 64-bit integer holds, either way.
+    Enorme,
+    /// A number with a fraction.
+    Fraccion(f64),
+}
+
+impl<'de> Deserialize<'de> for Entero {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnteroVisitor;
+
+        impl Visitor<'_> for EnteroVisitor {
+            type Value = Entero;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Entero, E> {
+                Ok(Entero::Valor(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Entero, E> {
+                Ok(i64::try_from(v).map_or(Entero::Enorme, Entero::Valor))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Entero, E> {
+                Ok(if v.fract() != 0.0 {
+                    Entero::Fraccion(v)
+                } else if v.abs() < 9.2e18 {
+                    Entero::Valor(v as i64)
+                } else {
+                    Entero::Enorme
+                })
+            }
+        }
+
+        deserializer.deserialize_any(EnteroVisitor)
+    }
+}
+
+fn not_whole(field: &str, value: f64) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidBody,
+        format!("`{field}` must be a whole number, not {value}"),
+    )
 }
 
 /// A trimmed, non-empty text of at most [`MAX_TEXT_CHARS`] characters.
@@ -58,37 +104,67 @@ pub fn key(field: &'static str, value: &str) -> Result<String, ApiError> {
     Ok(value.to_string())
 }
 
-/// The request's `Idempotency-Key` header, if any, validated like [`key`].
+/// The request's `Idempotency-Key` header, if any, validated like [`key`]; an empty
+/// one is refused like any other malformed key.
 pub fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else {
+    let mut values = req.headers().get_all("idempotency-key");
+    let Some(value) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidKey,
+            "send one Idempotency-Key, not several",
+        ));
+    }
     let text = value
         .to_str()
         .map_err(|_| ApiError::new(ErrorCode::InvalidKey, "Idempotency-Key must be visible ASCII"))?;
     key("Idempotency-Key", text).map(Some)
 }
 
-/// An id: a positive integer.
-pub fn id(field: &'static str, value: i64) -> Result<i64, ApiError> {
-    if value <= 0 {
-        return Err(ApiError::new(
+/// An id: a positive integer. One larger than any id can be names nothing: `missing`,
+/// the code of the thing it would name, with a `404`.
+pub fn id(field: &str, value: Entero, missing: ErrorCode) -> Result<i64, ApiError> {
+    match value {
+        Entero::Valor(id) if id > 0 => Ok(id),
+        Entero::Valor(_) => Err(ApiError::new(
             ErrorCode::InvalidValue,
-            format!("{field} must be a positive integer"),
-        ));
+            format!("`{field}` must be a positive integer"),
+        )),
+        Entero::Enorme => Err(ApiError::new(
+            missing,
+            format!("`{field}` is larger than any id; there is no such thing"),
+        )),
+        Entero::Fraccion(v) => Err(not_whole(field, v)),
     }
-    Ok(value)
+}
+
+/// The id in a path. One that is no positive 64-bit integer names nothing that exists:
+/// a `404` with `missing`, the code of what it would name; one that is no number, `400`.
+pub fn path_id(text: &str, missing: ErrorCode, what: &str) -> Result<i64, ApiError> {
+    let number: i128 = text.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidId,
+            format!("the id in the path must be a positive integer, not {text:?}"),
+        )
+    })?;
+    i64::try_from(number)
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::new(missing, format!("there is no {what} {text}")))
 }
 
 /// A quantity: at least `min` (0 or 1) and at most [`MAX_CANTIDAD`].
-pub fn cantidad(field: &'static str, value: i64, min: i64) -> Result<i64, ApiError> {
-    if value < min || value > MAX_CANTIDAD {
-        return Err(ApiError::new(
+pub fn cantidad(field: &str, value: Entero, min: i64) -> Result<i64, ApiError> {
+    match value {
+        Entero::Valor(n) if (min..=MAX_CANTIDAD).contains(&n) => Ok(n),
+        Entero::Valor(_) | Entero::Enorme => Err(ApiError::new(
             ErrorCode::InvalidValue,
-            format!("{field} must be between {min} and {MAX_CANTIDAD}"),
-        ));
+            format!("`{field}` must be between {min} and {MAX_CANTIDAD}"),
+        )),
+        Entero::Fraccion(v) => Err(not_whole(field, v)),
     }
-    Ok(value)
 }
 
 #[cfg(test)]
@@ -115,10 +191,36 @@ mod tests {
 
     #[test]
     fn ids_and_quantities_are_bounded() {
-        assert!(id("producto_id", 0).is_err());
-        assert!(id("producto_id", 1).is_ok());
-        assert!(cantidad("cantidad", 0, 1).is_err());
-        assert!(cantidad("cantidad", 0, 0).is_ok());
-        assert!(cantidad("cantidad", MAX_CANTIDAD + 1, 0).is_err());
+        let missing = ErrorCode::ProductoNotFound;
+        let code = |r: Result<i64, ApiError>| r.map_err(|e| e.code());
+        assert_eq!(
+            code(id("producto_id", Entero::Valor(0), missing)),
+            Err(ErrorCode::InvalidValue)
+        );
+        assert_eq!(code(id("producto_id", Entero::Valor(1), missing)), Ok(1));
+        assert_eq!(code(id("producto_id", Entero::Enorme, missing)), Err(missing));
+        assert_eq!(
+            code(id("producto_id", Entero::Fraccion(1.5), missing)),
+            Err(ErrorCode::InvalidBody)
+        );
+        assert!(cantidad("cantidad", Entero::Valor(0), 1).is_err());
+        assert!(cantidad("cantidad", Entero::Valor(0), 0).is_ok());
+        assert!(cantidad("cantidad", Entero::Valor(MAX_CANTIDAD + 1), 0).is_err());
+        assert_eq!(
+            code(cantidad("cantidad", Entero::Enorme, 1)),
+            Err(ErrorCode::InvalidValue)
+        );
+    }
+
+    #[test]
+    fn whole_numbers_are_read_as_sent() {
+        let read = |json: &str| serde_json::from_str::<Entero>(json).expect(json);
+        assert_eq!(read("7"), Entero::Valor(7));
+        assert_eq!(read("-7"), Entero::Valor(-7));
+        assert_eq!(read("7.0"), Entero::Valor(7));
+        assert_eq!(read("18446744073709551615"), Entero::Enorme);
+        assert_eq!(read("1e22"), Entero::Enorme);
+        assert_eq!(read("1.5"), Entero::Fraccion(1.5));
+        assert!(serde_json::from_str::<Entero>("\"7\"").is_err());
     }
 }

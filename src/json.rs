@@ -1,8 +1,10 @@
-//! [`Json`], the body extractor of every route: `application/json` only (`415`), at
-//! most 64 KiB (`413`), valid JSON (`400`), objects where the body has fields — a
-//! JSON array is never read as a struct's fields in order (`400`) — and no number
-//! with more than two decimals anywhere (`422`), checked on the text itself, so that
-//! `1.999999999999999999` is refused rather than read as 2.
+//! [`Json`], the body extractor of every route: `application/json` only, sent
+//! without a `Content-Encoding` (`415`), at most 64 KiB (`413`), valid JSON with no
+//! key twice in an object (`400`), objects where the body has fields — a JSON array
+//! is never read as a struct's fields in order (`400`) — and no number with more than
+//! two decimals anywhere (`422`), checked on the text itself, so that
+//! `1.999999999999999999` is refused rather than read as 2. A refusal names the
+//! field, by its path (`items[0].cantidad`), in plain words.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,10 +42,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
             .is_some_and(|n| n > MAX_BODY_BYTES);
+        // penguin decodes no compression: an encoded body would be read as garbage.
+        let encoding = req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase())
+            .filter(|e| e != "identity");
         let mut payload = payload.take();
         Box::pin(async move {
             if !json {
                 return Err(ApiError::unsupported_media_type());
+            }
+            if let Some(encoding) = encoding {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("Content-Encoding {encoding:?} is not supported; send the body as plain JSON"),
+                ));
             }
             if declared_too_long {
                 return Err(ApiError::payload_too_large());
@@ -65,16 +79,22 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
 /// Parses a JSON body into `T` with the rules above.
 pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(text).map_err(|e| {
-        ApiError::new(
-            ErrorCode::MalformedJson,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    let parsed = T::deserialize(Strict(value)).map_err(|e| {
+    let mut reader = serde_json::Deserializer::from_slice(text);
+    let value = Unique
+        .deserialize(&mut reader)
+        .and_then(|value| reader.end().map(|()| value))
+        .map_err(|e| match e.classify() {
+            // A key twice in an object: well-formed JSON that means two things.
+            serde_json::error::Category::Data => ApiError::new(ErrorCode::InvalidBody, e.to_string()),
+            _ => ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("the body is not valid JSON: {e}"),
+            ),
+        })?;
+    let parsed = serde_path_to_error::deserialize(Strict(value)).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidBody,
-            format!("the body has wrong or missing fields: {e}"),
+            plain(&e.path().to_string(), &e.inner().to_string()),
         )
     })?;
     if let Some(number) = too_precise(text) {
@@ -84,6 +104,119 @@ pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
         ));
     }
     Ok(parsed)
+}
+
+/// serde's message about the field at `path`, in the words of a person.
+fn plain(path: &str, message: &str) -> String {
+    let here = |field: &str| match path {
+        "." | "" => format!("`{field}`"),
+        path => format!("`{path}.{field}`"),
+    };
+    let quoted = |text: &str| text.split('`').nth(1).unwrap_or_default().to_string();
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        return format!("{} is required", here(&quoted(rest)));
+    }
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let field = quoted(rest);
+        let known = rest
+            .split_once(", expected ")
+            .map_or(String::new(), |(_, known)| {
+                format!("; it takes {}", known.replace("one of ", "").replace('`', ""))
+            });
+        // The path already ends with the unknown field.
+        let named = match path {
+            "." | "" => format!("`{field}`"),
+            path => format!("`{path}`"),
+        };
+        return format!("{named} is not a field of this body{known}");
+    }
+    let field = match path {
+        "." | "" => "the body".to_string(),
+        path => format!("`{path}`"),
+    };
+    if let Some(rest) = message.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.split_once(", expected ")
+    {
+        let expected = match expected {
+            "i64" | "i32" | "u32" | "u64" | "a whole number" => "a whole number",
+            "a string" => "text",
+            "a boolean" => "true or false",
+            "a sequence" => "a list",
+            e if e.starts_with("struct ") || e == "a map" => "an object",
+            e => e,
+        };
+        return format!("{field} must be {expected}, not {got}");
+    }
+    format!("{field}: {message}")
+}
+
+/// A JSON value whose objects have no key twice, at any depth.
+struct Unique;
+
+impl<'de> DeserializeSeed<'de> for Unique {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Unique)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) {
+                return Err(de::Error::custom(format_args!(
+                    "the key `{key}` appears twice in one object"
+                )));
+            }
+            let value = map.next_value_seed(Unique)?;
+            fields.insert(key, value);
+        }
+        Ok(Value::Object(fields))
+    }
 }
 
 /// The first number literal in a JSON text whose value has more than two decimals.
@@ -285,6 +418,37 @@ mod tests {
         assert!(parse::<Pedido>(br#"{"items": [[1, 2]]}"#).is_err());
         assert!(parse::<Pedido>(br#"{"items": [], "x": 1}"#).is_err());
         assert!(parse::<Pedido>(br#"{"items": [{"producto_id": 1.5, "cantidad": 2}]}"#).is_err());
+    }
+
+    fn refusal<T: DeserializeOwned + std::fmt::Debug>(body: &str) -> (ErrorCode, String) {
+        let e = parse::<T>(body.as_bytes()).expect_err(body);
+        (e.code(), e.to_string())
+    }
+
+    #[test]
+    fn refusals_name_the_field_in_plain_words() {
+        let (code, detail) = refusal::<Pedido>(r#"{"items": [{"producto_id": 1, "cantidad": "dos"}]}"#);
+        assert_eq!(code, ErrorCode::InvalidBody);
+        assert!(
+            detail.contains("`items[0].cantidad` must be a whole number"),
+            "{detail}"
+        );
+        let (_, detail) = refusal::<Pedido>(r#"{"items": [{"producto_id": 1}]}"#);
+        assert!(detail.contains("`items[0].cantidad` is required"), "{detail}");
+        let (_, detail) = refusal::<Pedido>(r#"{"items": [], "cantida": 1}"#);
+        assert!(detail.contains("`cantida` is not a field"), "{detail}");
+    }
+
+    #[test]
+    fn a_key_twice_in_an_object_is_refused_naming_it() {
+        let (code, detail) =
+            refusal::<Pedido>(r#"{"items": [{"producto_id": 1, "cantidad": 2, "cantidad": 3}]}"#);
+        assert_eq!(code, ErrorCode::InvalidBody);
+        assert!(detail.contains("`cantidad` appears twice"), "{detail}");
+        let (code, _) = refusal::<Pedido>(r#"{"items": [}"#);
+        assert_eq!(code, ErrorCode::MalformedJson);
+        let (code, _) = refusal::<Pedido>(r#"{"items": []} x"#);
+        assert_eq!(code, ErrorCode::MalformedJson);
     }
 
     #[test]

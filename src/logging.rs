@@ -1,5 +1,7 @@
 //! Logs to the console (stderr) and to `logs.log`, at the level `RUST_LOG` sets
-//! (default `info`). Each line's target names the service that wrote it.
+//! (default `info`). Each line's target names the service that wrote it. When
+//! `logs.log` would grow past `LOG_MAX_MB`, it becomes `logs.log.1` (replacing the
+//! one before) and a new `logs.log` starts: the logs never take more than twice that.
 //!
 //! A request never waits for a disk or a terminal: records are formatted on the
 //! caller's thread and handed over a bounded channel to one writer thread, which
@@ -7,7 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver, SyncSender};
 
@@ -23,21 +25,56 @@ enum Message {
 
 static WRITER: OnceLock<SyncSender<Message>> = OnceLock::new();
 
-/// Starts logging to the console and to `<dir>/logs.log`, what `filter` selects
-/// (env_logger's syntax: a level, or directives such as `info,actix_server=warn`).
-pub fn init(dir: &Path, filter: &str) -> io::Result<()> {
+/// `logs.log`, turned into `logs.log.1` when it reaches its size.
+struct LogFile {
+    path: PathBuf,
+    file: BufWriter<File>,
+    written: u64,
+    max_bytes: u64,
+}
+
+impl LogFile {
+    fn open(path: PathBuf, max_bytes: u64) -> io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let written = file.metadata()?.len();
+        Ok(Self {
+            path,
+            file: BufWriter::new(file),
+            written,
+            max_bytes,
+        })
+    }
+
+    fn write(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.written > 0 && self.written + line.len() as u64 > self.max_bytes {
+            self.file.flush()?;
+            std::fs::rename(&self.path, self.path.with_extension("log.1"))?;
+            *self = Self::open(self.path.clone(), self.max_bytes)?;
+        }
+        self.written += line.len() as u64;
+        self.file.write_all(line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Starts logging to the console and to `<dir>/logs.log` (at most `max_bytes`, then
+/// rotated), what `filter` selects (env_logger's syntax: a level, or directives such
+/// as `info,penguin=debug`).
+pub fn init(dir: &Path, filter: &str, max_bytes: u64) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("logs.log"))?;
+    let file = LogFile::open(dir.join("logs.log"), max_bytes)?;
     let (sender, receiver) = mpsc::sync_channel(BACKLOG_LINES);
     std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || write_lines(receiver, BufWriter::new(file)))?;
+        .spawn(move || write_lines(receiver, file))?;
     let _ = WRITER.set(sender.clone());
     env_logger::Builder::new()
         .filter_module("actix_server", log::LevelFilter::Warn)
+        // Its lines do not name the database; db::open says it instead.
+        .filter_module("rusqlite_migration", log::LevelFilter::Warn)
         .parse_filters(filter)
         .target(env_logger::Target::Pipe(Box::new(ChannelWriter(sender))))
         // Plain text, the layout of env_logger's default, without its styling pass.
@@ -65,7 +102,7 @@ pub fn flush() {
     }
 }
 
-fn write_lines(receiver: Receiver<Message>, mut file: BufWriter<File>) {
+fn write_lines(receiver: Receiver<Message>, mut file: LogFile) {
     let mut console = BufWriter::new(io::stderr());
     while let Ok(mut message) = receiver.recv() {
         loop {
@@ -74,7 +111,7 @@ fn write_lines(receiver: Receiver<Message>, mut file: BufWriter<File>) {
                 // nowhere left to report it.
                 Message::Line(line) => {
                     let _ = console.write_all(&line);
-                    let _ = file.write_all(&line);
+                    let _ = file.write(&line);
                 }
                 Message::Flush(done) => {
                     let _ = console.flush();
@@ -108,5 +145,37 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_file_turns_into_logs_log_1_when_it_is_full() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let path = dir.path().join("logs.log");
+        let mut file = LogFile::open(path.clone(), 100).expect("opens");
+        for n in 0..12 {
+            file.write(format!("line {n:02} of twenty bytes\n").as_bytes())
+                .expect("writes");
+        }
+        file.flush().expect("flushes");
+        let current = std::fs::read_to_string(&path).expect("logs.log");
+        let previous = std::fs::read_to_string(dir.path().join("logs.log.1")).expect("logs.log.1");
+        assert!(
+            current.len() <= 100 && previous.len() <= 100,
+            "{current:?} {previous:?}"
+        );
+        assert!(current.ends_with("line 11 of twenty bytes\n"), "{current:?}");
+        assert!(
+            previous.ends_with("line 07 of twenty bytes\n"),
+            "the file before the last rotation: {previous:?}"
+        );
+        assert!(
+            !dir.path().join("logs.log.2").exists(),
+            "one old file is kept, no more"
+        );
     }
 }

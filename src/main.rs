@@ -35,7 +35,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: &Settings) -> ExitCode {
-    if let Err(e) = logging::init(&settings.log_dir, &settings.log) {
+    if let Err(e) = logging::init(&settings.log_dir, &settings.log, settings.log_max_bytes) {
         eprintln!(
             "penguin: cannot write {}: {e}",
             settings.log_dir.join("logs.log").display()

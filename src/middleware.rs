@@ -1,16 +1,20 @@
 //! What every request of every service goes through before its route: it is counted
 //! while in flight (a draining shutdown waits for it), cut off after `REQUEST_TIMEOUT`
 //! (a body that never ends holds no worker for long), logged with its method, path,
-//! status and time, and answered with `Connection: close` while the process drains.
+//! status and time (`/health` at debug, so probes do not flood the logs), answered
+//! with `Connection: close` while the process drains, and a JSON answer ends with a
+//! newline, so a terminal's prompt starts on a line of its own.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::ConnectionType;
+use actix_web::http::{ConnectionType, header};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::web::{self, Bytes};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::service::Service;
@@ -24,37 +28,88 @@ pub struct Context {
     pub in_flight: Arc<InFlight>,
 }
 
+/// Routes that probes call all day: logged at debug.
+fn is_probe(path: &str) -> bool {
+    path == "/health"
+}
+
 pub async fn around(
     req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<Newline>, actix_web::Error> {
     let Some(context) = req.app_data::<web::Data<Context>>().cloned() else {
-        return next.call(req).await;
+        return next
+            .call(req)
+            .await
+            .map(|r| r.map_body(|_, body| Newline::new(body.boxed(), false)));
     };
     let counted = context.in_flight.enter();
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
     let timeout = context.request_timeout;
-    let mut response = actix_web::rt::time::timeout(timeout, next.call(req))
-        .await
-        .unwrap_or_else(|_| {
+    let response = match actix_web::rt::time::timeout(timeout, next.call(req)).await {
+        Ok(response) => response,
+        Err(_) => {
             let detail = format!("the request took longer than {} s", timeout.as_secs_f64());
             Err(ApiError::new(ErrorCode::RequestTimeout, detail).into())
-        });
-    if counted.draining()
-        && let Ok(response) = &mut response
-    {
-        response
-            .response_mut()
-            .head_mut()
-            .set_connection_type(ConnectionType::Close);
-    }
+        }
+    };
     let status = match &response {
         Ok(r) => r.status(),
         Err(e) => e.as_response_error().status_code(),
     };
     let millis = started.elapsed().as_secs_f64() * 1000.0;
-    log::info!(target: context.service.name(), "{method} {path} {} {millis:.2}ms", status.as_u16());
-    response
+    let level = if is_probe(&path) && status.as_u16() < 400 {
+        log::Level::Debug
+    } else {
+        log::Level::Info
+    };
+    log::log!(target: context.service.name(), level, "{method} {path} {} {millis:.2}ms", status.as_u16());
+    let mut response = response?;
+    if counted.draining() {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
+    let json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    Ok(response.map_body(|_, body| Newline::new(body.boxed(), json)))
+}
+
+/// A body, with a newline after it when `add`.
+pub struct Newline {
+    body: BoxBody,
+    add: bool,
+}
+
+impl Newline {
+    fn new(body: BoxBody, add: bool) -> Self {
+        Self { body, add }
+    }
+}
+
+impl MessageBody for Newline {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        match self.body.size() {
+            BodySize::Sized(n) if self.add => BodySize::Sized(n + 1),
+            size => size,
+        }
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.body).poll_next(cx) {
+            Poll::Ready(None) if this.add => {
+                this.add = false;
+                Poll::Ready(Some(Ok(Bytes::from_static(b"\n"))))
+            }
+            other => other,
+        }
+    }
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::input::{self, present};
+use crate::input::{self, Entero};
 
 /// A product's stock: `cantidad` can still be reserved, `reservado` is held by active
 /// reservations, `confirmado` has left for good with confirmed ones.
@@ -99,17 +99,17 @@ pub struct Reserva {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UnidadesBody {
-    producto_id: i64,
-    cantidad: i64,
+    producto_id: Entero,
+    cantidad: Entero,
 }
 
 /// The body of `POST /liberar` and `POST /confirmar`: a reservation by id or by key.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReservaRefBody {
-    #[serde(default, deserialize_with = "present")]
-    reserva_id: Option<i64>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
+    reserva_id: Option<Entero>,
+    #[serde(default)]
     clave: Option<String>,
 }
 
@@ -133,7 +133,7 @@ impl Unidades {
 
     fn parse(body: UnidadesBody, min: i64) -> Result<Self, ApiError> {
         Ok(Self {
-            producto_id: input::id("producto_id", body.producto_id)?,
+            producto_id: input::id("producto_id", body.producto_id, ErrorCode::StockNotFound)?,
             cantidad: input::cantidad("cantidad", body.cantidad, min)?,
         })
     }
@@ -209,7 +209,7 @@ pub enum ReservaRef {
 impl ReservaRef {
     pub fn parse(body: ReservaRefBody) -> Result<Self, ApiError> {
         match (body.reserva_id, body.clave) {
-            (Some(id), None) => Ok(Self::Id(input::id("reserva_id", id)?)),
+            (Some(id), None) => Ok(Self::Id(input::id("reserva_id", id, ErrorCode::ReservaNotFound)?)),
             (None, Some(clave)) => Ok(Self::Clave(input::key("clave", &clave)?)),
             (None, None) => Err(ApiError::new(ErrorCode::InvalidBody, "reserva_id is required")),
             (Some(_), Some(_)) => Err(ApiError::new(

@@ -253,7 +253,7 @@ fn find(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, Rec
 
 /// Takes the units out of the stock and records an active reservation that expires
 /// after `ttl`, atomically. With a key, a reservation already made with it is
-/// returned instead, and no units are taken again.
+/// returned as it stands instead, and no units are taken again.
 pub fn reserve(
     conn: &mut Connection,
     unidades: Unidades,
@@ -270,14 +270,12 @@ pub fn reserve(
         if !same_request {
             return Err(Rechazo::ClaveUsada(clave.to_string(), "reservation"));
         }
-        return match previa.estado {
-            EstadoReserva::Activa | EstadoReserva::Confirmada => Ok(previa),
-            // A request arriving after its reservation was released (or its key was
-            // released before it came) takes nothing.
-            EstadoReserva::Liberada | EstadoReserva::Expirada => {
-                Err(Rechazo::Liberada(format!("the reservation with clave {clave:?}")))
-            }
-        };
+        // The same request again gets its reservation as it stands now; a key released
+        // before any reservation was made with it takes nothing.
+        if previa.producto_id.is_none() {
+            return Err(Rechazo::Liberada(format!("the reservation with clave {clave:?}")));
+        }
+        return Ok(previa);
     }
     take(&tx, unidades)?;
     let expira_en = now_millis().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
@@ -377,7 +375,8 @@ fn describe_lote(clave: &str) -> String {
 
 /// Reserves every line of a lote in one transaction, or none: the first line that
 /// cannot be reserved refuses the whole lote. A lote asked for again with the same
-/// key and lines is returned as it stands, and nothing is taken again.
+/// key and lines is returned as it stands (its `estado` says whether it holds its
+/// units), and nothing is taken again.
 pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
     if let Some(previo) = find_lote(&tx, &nuevo.clave)? {

@@ -23,9 +23,9 @@ pub async fn cargar_stock(pool: web::Data<Pool>, body: Json<UnidadesBody>) -> Re
 
 pub async fn consultar_stock(
     pool: web::Data<Pool>,
-    producto_id: web::Path<i64>,
+    producto_id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let producto_id = producto_id.into_inner();
+    let producto_id = input::path_id(&producto_id, ErrorCode::StockNotFound, "stock row for producto")?;
     let stock = run_blocking(&pool, move |conn| Ok(repo::get_stock(conn, producto_id)?)).await?;
     stock.map(|s| HttpResponse::Ok().json(s)).ok_or_else(|| {
         ApiError::new(

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::input::{self, present};
+use crate::input;
 use crate::money::{Money, MoneyInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::IntoStaticStr)]
@@ -62,9 +62,9 @@ pub struct PagarBody {
     monto: MoneyInput,
     moneda: String,
     medio: String,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     referencia: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     fail: Option<bool>,
 }
 

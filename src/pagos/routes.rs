@@ -36,8 +36,8 @@ pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<Htt
     Ok(HttpResponse::Ok().json(pagos))
 }
 
-pub async fn obtener(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+pub async fn obtener(pool: web::Data<Pool>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = input::path_id(&id, ErrorCode::PagoNotFound, "pago")?;
     let pago = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pago.map(|p| HttpResponse::Ok().json(p))
         .ok_or_else(|| ApiError::new(ErrorCode::PagoNotFound, format!("there is no pago {id}")))

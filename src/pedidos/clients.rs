@@ -27,6 +27,12 @@ pub enum PeerError {
     /// The peer answered with a `4xx`.
     #[error("{peer} answered {}: {}", .refusal.status, .refusal.detail)]
     Refused { peer: &'static str, refusal: Refusal },
+    /// The peer has no such route: another implementation (the original design's
+    /// inventario has no lotes), or an older penguin.
+    #[error(
+        "{peer} does not offer {route}, which penguin's pedidos needs: is it another or an older implementation?"
+    )]
+    Missing { peer: &'static str, route: String },
 }
 
 impl PeerError {
@@ -34,7 +40,7 @@ impl PeerError {
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
             Self::Refused { refusal, .. } => Some(refusal),
-            Self::Call(_) => None,
+            Self::Call(_) | Self::Missing { .. } => None,
         }
     }
 
@@ -71,7 +77,18 @@ struct ClaveRequest<'a> {
 /// inventario's answer about an order's lote: the reservation of each line.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LoteAnswer {
+    pub estado: EstadoLote,
     pub reservas: Vec<ReservaAnswer>,
+}
+
+/// Whether a lote holds its units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstadoLote {
+    Activa,
+    Confirmada,
+    Liberada,
+    Expirada,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,10 +130,11 @@ pub enum EstadoPago {
     Reembolsado,
 }
 
-/// pagos' answer about a charge.
+/// pagos' answer about a charge. The original design's pagos answers only its estado.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PagoAnswer {
-    pub pago_id: i64,
+    #[serde(default)]
+    pub pago_id: Option<i64>,
     pub estado: EstadoPago,
 }
 
@@ -173,11 +191,11 @@ impl Peers {
     /// The current price of each product that exists, by id: one call for a whole order.
     pub async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let path = format!("/productos?ids={list}");
         let productos: Vec<ProductoAnswer> = answer(
             &self.productos,
-            self.productos
-                .call(Method::GET, &format!("/productos?ids={list}"), None)
-                .await,
+            "GET /productos",
+            self.productos.call(Method::GET, &path, None).await,
         )?;
         Ok(productos.into_iter().map(|p| (p.id, p.precio)).collect())
     }
@@ -194,7 +212,19 @@ impl Peers {
                 })
                 .collect(),
         };
-        post(&self.inventario, "/reservas", &body).await
+        let lote: LoteAnswer = post(&self.inventario, "/reservas", &body).await?;
+        if matches!(lote.estado, EstadoLote::Liberada | EstadoLote::Expirada) {
+            // Asked again after it was released: it holds nothing, as if refused.
+            return Err(PeerError::Refused {
+                peer: self.inventario.name(),
+                refusal: Refusal {
+                    status: StatusCode::CONFLICT,
+                    code: "reserva_released".into(),
+                    detail: format!("the lote {clave:?} was released"),
+                },
+            });
+        }
+        Ok(lote)
     }
 
     /// Confirms an order's lote: its units leave for good. A `409` if it was released.
@@ -230,13 +260,37 @@ impl Peers {
 async fn post<B: Serialize, T: DeserializeOwned>(peer: &Peer, path: &str, body: &B) -> Result<T, PeerError> {
     // Serialising these plain structs of numbers and strings cannot fail.
     let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-    answer(peer, peer.call(Method::POST, path, Some(body)).await)
+    answer(
+        peer,
+        &format!("POST {path}"),
+        peer.call(Method::POST, path, Some(body)).await,
+    )
 }
 
-fn answer<T>(peer: &Peer, result: Result<Result<T, Refusal>, CallError>) -> Result<T, PeerError> {
-    result?.map_err(|refusal| PeerError::Refused {
-        peer: peer.name(),
-        refusal,
+fn answer<T>(
+    peer: &Peer,
+    route: &str,
+    result: Result<Result<T, Refusal>, CallError>,
+) -> Result<T, PeerError> {
+    result?.map_err(|refusal| {
+        // A penguin service names its refusals; a 404 or 405 without one of its own
+        // codes is a route the peer does not have.
+        let no_route = matches!(refusal.status.as_u16(), 404 | 405)
+            && matches!(
+                refusal.code.as_str(),
+                "" | "route_not_found" | "method_not_allowed"
+            );
+        if no_route {
+            PeerError::Missing {
+                peer: peer.name(),
+                route: route.to_string(),
+            }
+        } else {
+            PeerError::Refused {
+                peer: peer.name(),
+                refusal,
+            }
+        }
     })
 }
 

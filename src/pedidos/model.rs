@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::now_millis;
 use crate::error::{ApiError, ErrorCode};
-use crate::input::{self, present};
+use crate::input::{self, Entero};
 use crate::money::Money;
 
 /// The most lines one order may have.
@@ -23,8 +23,8 @@ pub struct PedidoBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ItemBody {
-    producto_id: i64,
-    cantidad: i64,
+    producto_id: Entero,
+    cantidad: Entero,
 }
 
 #[derive(Debug, Deserialize)]
@@ -32,7 +32,7 @@ struct ItemBody {
 struct PagoBody {
     medio: String,
     moneda: String,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     fail: Option<bool>,
 }
 
@@ -72,16 +72,31 @@ impl NuevoPedido {
             ));
         }
         let mut lineas: Vec<Linea> = Vec::with_capacity(body.items.len());
-        for item in body.items {
-            let producto_id = input::id("producto_id", item.producto_id)?;
-            let cantidad = input::cantidad("cantidad", item.cantidad, 1)?;
+        for (n, item) in body.items.into_iter().enumerate() {
+            let producto_id = input::id(
+                &format!("items[{n}].producto_id"),
+                item.producto_id,
+                ErrorCode::ProductoNotFound,
+            )?;
+            let cantidad = input::cantidad(&format!("items[{n}].cantidad"), item.cantidad, 1)?;
             match lineas.iter_mut().find(|l| l.producto_id == producto_id) {
-                Some(linea) => linea.cantidad = input::cantidad("cantidad", linea.cantidad + cantidad, 1)?,
+                Some(linea) => linea.cantidad += cantidad,
                 None => lineas.push(Linea {
                     producto_id,
                     cantidad,
                 }),
             }
+        }
+        if let Some(linea) = lineas.iter().find(|l| l.cantidad > input::MAX_CANTIDAD) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
+                format!(
+                    "the lines of producto {} add up to {} units, more than the {} one order can hold of a product",
+                    linea.producto_id,
+                    linea.cantidad,
+                    input::MAX_CANTIDAD
+                ),
+            ));
         }
         Ok(Self {
             lineas,
@@ -130,6 +145,11 @@ impl Pedido {
         now_millis() >= self.vence_en
     }
 
+    /// Whether it costs nothing: then pagos is never asked.
+    pub fn gratis(&self) -> bool {
+        self.total == Money::ZERO
+    }
+
     /// Whether nothing is left to do: the order is over and owes nothing.
     pub fn terminado(&self) -> bool {
         matches!(&self.etapa, Etapa::Cerrado { deuda, .. } if deuda.is_empty())
@@ -144,8 +164,9 @@ pub enum Etapa {
     /// Recorded with its prices. Its units may be reserved and its charge under
     /// way, under the order's key, or neither: both are asked for idempotently.
     Registrado,
-    /// pagos approved the charge; the confirmation of its units at inventario is owed.
-    Cobrado { pago_id: i64 },
+    /// pagos approved the charge (or the order was free); the confirmation of its
+    /// units at inventario is owed.
+    Cobrado { pago_id: Option<i64> },
     /// Over: its outcome, and what is still owed to a peer that did not answer.
     Cerrado { desenlace: Desenlace, deuda: Deuda },
 }
@@ -154,13 +175,10 @@ pub enum Etapa {
 #[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 #[strum(serialize_all = "lowercase")]
 pub enum Desenlace {
-    Confirmado {
-        pago_id: i64,
-    },
+    /// With the payment, if it cost anything (pagos names it, if its answer did).
+    Confirmado { pago_id: Option<i64> },
     /// pagos rejected the charge (the controlled failure).
-    Rechazado {
-        pago_id: i64,
-    },
+    Rechazado { pago_id: Option<i64> },
     Fallido {
         causa: Causa,
         /// What happened, in a sentence the client is shown.
@@ -264,18 +282,18 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
         let (pago_id, motivo) = match &pedido.etapa {
             Etapa::Registrado => (None, None),
             Etapa::Cobrado { pago_id } => (
-                Some(*pago_id),
-                Some(format!(
-                    "charged as pago {pago_id}; the confirmation of its units at inventario is \
-                     still owed, and the order is confirmed as soon as inventario answers"
-                )),
+                *pago_id,
+                Some(
+                    "paid; the confirmation of its units at inventario is still owed, and the \
+                     order is confirmed as soon as inventario answers"
+                        .to_string(),
+                ),
             ),
             Etapa::Cerrado { desenlace, .. } => match desenlace {
-                Desenlace::Confirmado { pago_id } => (Some(*pago_id), None),
-                Desenlace::Rechazado { pago_id } => (
-                    Some(*pago_id),
-                    Some(format!("pagos rejected the payment {pago_id}")),
-                ),
+                Desenlace::Confirmado { pago_id } => (*pago_id, None),
+                Desenlace::Rechazado { pago_id } => {
+                    (*pago_id, Some(format!("pagos rejected {}", el_pago(*pago_id))))
+                }
                 Desenlace::Fallido { motivo, pago_id, .. } => (*pago_id, Some(motivo.clone())),
             },
         };
@@ -301,6 +319,11 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
             motivo,
         }
     }
+}
+
+/// A payment in a sentence: `the payment 5`, or `the payment` when pagos gave no id.
+pub fn el_pago(pago_id: Option<i64>) -> String {
+    pago_id.map_or_else(|| "the payment".into(), |id| format!("the payment {id}"))
 }
 
 impl PedidoVista<'_> {

@@ -38,11 +38,11 @@ fn stage_columns(etapa: &Etapa) -> StageColumns<'_> {
     let nombre: &'static str = etapa.into();
     match etapa {
         Etapa::Registrado => (nombre, None, None, None, None, false, false),
-        Etapa::Cobrado { pago_id } => (nombre, None, None, None, Some(*pago_id), false, false),
+        Etapa::Cobrado { pago_id } => (nombre, None, None, None, *pago_id, false, false),
         Etapa::Cerrado { desenlace, deuda } => {
             let (causa, motivo, pago_id) = match desenlace {
                 Desenlace::Confirmado { pago_id } | Desenlace::Rechazado { pago_id } => {
-                    (None, None, Some(*pago_id))
+                    (None, None, *pago_id)
                 }
                 Desenlace::Fallido {
                     causa,
@@ -66,23 +66,14 @@ fn stage_columns(etapa: &Etapa) -> StageColumns<'_> {
 fn etapa(row: &Row) -> rusqlite::Result<Etapa> {
     let nombre: String = row.get(1)?;
     let pago_id: Option<i64> = row.get(5)?;
-    let required = |value: Option<i64>| {
-        value.ok_or_else(|| conversion(5, Type::Null, format!("{nombre} without pago_id")))
-    };
     Ok(match nombre.as_str() {
         "registrado" => Etapa::Registrado,
-        "cobrado" => Etapa::Cobrado {
-            pago_id: required(pago_id)?,
-        },
+        "cobrado" => Etapa::Cobrado { pago_id },
         "cerrado" => {
             let desenlace: String = row.get(2)?;
             let desenlace = match desenlace.as_str() {
-                "confirmado" => Desenlace::Confirmado {
-                    pago_id: required(pago_id)?,
-                },
-                "rechazado" => Desenlace::Rechazado {
-                    pago_id: required(pago_id)?,
-                },
+                "confirmado" => Desenlace::Confirmado { pago_id },
+                "rechazado" => Desenlace::Rechazado { pago_id },
                 "fallido" => Desenlace::Fallido {
                     causa: row.get(3)?,
                     motivo: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
@@ -374,7 +365,7 @@ mod tests {
         let mut conn = database();
         let pedido = registrado(&mut conn);
         let confirmado = Etapa::Cerrado {
-            desenlace: Desenlace::Confirmado { pago_id: 7 },
+            desenlace: Desenlace::Confirmado { pago_id: Some(7) },
             deuda: Deuda::default(),
         };
         assert!(
@@ -403,7 +394,7 @@ mod tests {
         let mut conn = database();
         let pedido = registrado(&mut conn);
         let stages = [
-            Etapa::Cobrado { pago_id: 4 },
+            Etapa::Cobrado { pago_id: Some(4) },
             Etapa::Cerrado {
                 desenlace: Desenlace::Fallido {
                     causa: Causa::ReservaReleased,

@@ -129,8 +129,8 @@ pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<Htt
     Ok(HttpResponse::Ok().json(pedidos.iter().map(PedidoVista::from).collect::<Vec<_>>()))
 }
 
-pub async fn obtener(pool: web::Data<Pool>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+pub async fn obtener(pool: web::Data<Pool>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = input::path_id(&id, ErrorCode::PedidoNotFound, "pedido")?;
     let pedido = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pedido
         .map(|p| HttpResponse::Ok().json(PedidoVista::from(&p)))

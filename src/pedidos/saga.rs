@@ -17,11 +17,12 @@
 //! Every call that changes a peer's state names the order's key (its lote at
 //! inventario, its `referencia` at pagos), so a step done twice acts once, and
 //! recovery can move an order on from any stage without knowing how far the last
-//! driver got. An order that was not charged by its deadline never is.
+//! driver got. An order that was not charged by its deadline never is. A free order
+//! (every price 0) asks nothing of pagos.
 
 use super::clients::{EstadoPago, PagarRequest, PagoAnswer, PeerError, Peers, lote_released};
 use super::instancia::Instancia;
-use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido};
+use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, el_pago};
 use super::repo::{self, Alta, Registro};
 use crate::clock::now_millis;
 use crate::db::{Pool, run_blocking, run_write};
@@ -73,7 +74,7 @@ fn fallido(causa: Causa, motivo: impl Into<String>) -> Desenlace {
 fn fallido_por(error: &PeerError) -> Desenlace {
     let causa = match error {
         PeerError::Call(_) => Causa::PeerUnavailable,
-        PeerError::Refused { .. } => Causa::PeerError,
+        PeerError::Refused { .. } | PeerError::Missing { .. } => Causa::PeerError,
     };
     fallido(causa, error.to_string())
 }
@@ -174,7 +175,9 @@ async fn cotizar(peers: &Peers, nuevo: &NuevoPedido) -> (Vec<Item>, Money, Etapa
 /// peers, and records the stage reached. Returns the order as it now stands.
 pub async fn avanzar(ctx: &Contexto<'_>, pedido: Pedido) -> Result<Pedido, ApiError> {
     let paso = match &pedido.etapa {
-        Etapa::Registrado if pedido.vencido() => por_lo_que_sabe_pagos(ctx, &pedido).await,
+        Etapa::Registrado if pedido.vencido() && !pedido.gratis() => {
+            por_lo_que_sabe_pagos(ctx, &pedido).await
+        }
         Etapa::Registrado => reservar_y_cobrar(ctx, &pedido).await,
         Etapa::Cobrado { pago_id } => confirmar(ctx, &pedido, *pago_id, None).await,
         Etapa::Cerrado { desenlace, deuda } => saldar(ctx, &pedido, desenlace, *deuda).await,
@@ -218,7 +221,7 @@ async fn registrar(pool: &Pool, mut pedido: Pedido, paso: Paso) -> Result<Pedido
             desenlace: Desenlace::Rechazado { pago_id },
             ..
         } if !matches!(pedido.etapa, Etapa::Cerrado { .. }) => {
-            log::info!(target: LOG_TARGET, "pedido {id} rechazado: pagos rejected the payment {pago_id}");
+            log::info!(target: LOG_TARGET, "pedido {id} rechazado: pagos rejected {}", el_pago(*pago_id));
         }
         _ => {}
     }
@@ -240,6 +243,10 @@ async fn reservar_y_cobrar(ctx: &Contexto<'_>, pedido: &Pedido) -> Option<Paso> 
         Ok(lote) => Some(lote.ids()),
         Err(e) => return sin_reserva(ctx, pedido, &e).await,
     };
+    if pedido.gratis() {
+        // Nothing to charge: no payment, and no deadline to meet.
+        return confirmar(ctx, pedido, None, reservas).await;
+    }
     if pedido.vencido() {
         return por_lo_que_sabe_pagos(ctx, pedido).await;
     }
@@ -269,8 +276,10 @@ async fn reservar_y_cobrar(ctx: &Contexto<'_>, pedido: &Pedido) -> Option<Paso> 
             .await
         }
         Ok(PagoAnswer { pago_id, estado }) => {
-            let motivo =
-                format!("pagos answered the charge with pago {pago_id} {estado:?}: nothing is charged");
+            let motivo = format!(
+                "pagos answered {} {estado:?}: nothing is charged",
+                el_pago(pago_id)
+            );
             compensar(
                 ctx,
                 pedido,
@@ -310,8 +319,8 @@ async fn sin_reserva(ctx: &Contexto<'_>, pedido: &Pedido, error: &PeerError) -> 
         };
         return cerrado(fallido(Causa::ReservaReleased, motivo), deuda, None);
     }
-    let desenlace = match refusal.status.as_u16() {
-        404 | 409 => fallido(Causa::InsufficientStock, refusal.detail.clone()),
+    let desenlace = match refusal.code.as_str() {
+        "insufficient_stock" | "stock_not_found" => fallido(Causa::InsufficientStock, refusal.detail.clone()),
         _ => fallido_por(error),
     };
     cerrado(desenlace, Deuda::default(), None)
@@ -357,7 +366,7 @@ async fn compensar(
 async fn confirmar(
     ctx: &Contexto<'_>,
     pedido: &Pedido,
-    pago_id: i64,
+    pago_id: Option<i64>,
     reservas: Option<Vec<i64>>,
 ) -> Option<Paso> {
     let clave = pedido.clave(&ctx.instancia.prefijo);
@@ -369,9 +378,11 @@ async fn confirmar(
         ),
         Err(PeerError::Refused { refusal, .. }) => {
             let motivo = format!(
-                "pedido {} was charged (pago {pago_id}) but its reservation can no longer be confirmed ({}); \
+                "pedido {} was paid ({}) but its reservation can no longer be confirmed ({}); \
                  the payment is refunded",
-                pedido.id, refusal.detail
+                pedido.id,
+                el_pago(pago_id),
+                refusal.detail
             );
             log::error!(target: LOG_TARGET, "{motivo}");
             let refunded = match ctx.peers.reembolsar(&clave).await {
@@ -384,7 +395,7 @@ async fn confirmar(
             let desenlace = Desenlace::Fallido {
                 causa: Causa::ReservaReleased,
                 motivo,
-                pago_id: Some(pago_id),
+                pago_id,
             };
             let deuda = Deuda {
                 anular_cobro: !refunded,
@@ -395,7 +406,7 @@ async fn confirmar(
         Err(e) => {
             log::warn!(
                 target: LOG_TARGET,
-                "pedido {}: charged as pago {pago_id}; its confirmation is owed ({e}) and recovery will retry",
+                "pedido {}: paid; its confirmation is owed ({e}) and recovery will retry",
                 pedido.id
             );
             Some(Paso {
@@ -446,9 +457,10 @@ async fn por_lo_que_sabe_pagos(ctx: &Contexto<'_>, pedido: &Pedido) -> Option<Pa
             let desenlace = Desenlace::Fallido {
                 causa: Causa::Interrupted,
                 motivo: format!(
-                    "the order was not completed within its deadline; pago {pago_id} was refunded"
+                    "the order was not completed within its deadline; {} was refunded",
+                    el_pago(pago_id)
                 ),
-                pago_id: Some(pago_id),
+                pago_id,
             };
             compensar(ctx, pedido, desenlace, Deuda::default(), None).await
         }
@@ -467,12 +479,12 @@ async fn saldar(ctx: &Contexto<'_>, pedido: &Pedido, desenlace: &Desenlace, deud
                 if pago.estado == EstadoPago::Reembolsado {
                     log::warn!(
                         target: LOG_TARGET,
-                        "pedido {} failed after it was charged; pago {} refunded",
+                        "pedido {} failed after it was charged; {} refunded",
                         pedido.id,
-                        pago.pago_id
+                        el_pago(pago.pago_id)
                     );
                     if let Desenlace::Fallido { pago_id, .. } = &mut desenlace {
-                        *pago_id = Some(pago.pago_id);
+                        *pago_id = pago.pago_id;
                     }
                 }
             }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::input::{self, present};
+use crate::input;
 use crate::money::{Money, MoneyInput};
 use crate::pagination::Page;
 
@@ -26,9 +26,9 @@ pub struct NuevoProductoBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CambioProductoBody {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     nombre: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default)]
     precio: Option<MoneyInput>,
 }
 
@@ -78,8 +78,8 @@ impl CambioProducto {
 /// `ids` (comma-separated), which is how pedidos prices a whole order in one call.
 #[derive(Debug, Deserialize)]
 pub struct ListaQuery {
-    limit: Option<u32>,
-    offset: Option<u32>,
+    limit: Option<String>,
+    offset: Option<String>,
     ids: Option<String>,
 }
 
@@ -108,14 +108,22 @@ impl Lista {
         }
         let mut parsed: Vec<i64> = Vec::new();
         for id in ids.split(',') {
-            let id: i64 = id.trim().parse().map_err(|_| {
+            let id: i128 = id.trim().parse().map_err(|_| {
                 ApiError::new(
                     ErrorCode::InvalidQuery,
                     format!("ids must be product ids separated by commas, got {id:?}"),
                 )
             })?;
-            let id = input::id("ids", id)?;
-            if !parsed.contains(&id) {
+            if id <= 0 {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidValue,
+                    "ids must be positive integers",
+                ));
+            }
+            // An id larger than any id can be names no product: it is simply left out.
+            if let Ok(id) = i64::try_from(id)
+                && !parsed.contains(&id)
+            {
                 parsed.push(id);
             }
         }

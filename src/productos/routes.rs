@@ -9,6 +9,7 @@ use super::model::{CambioProducto, CambioProductoBody, Lista, ListaQuery, NuevoP
 use super::repo;
 use crate::db::{Pool, run_write_then};
 use crate::error::{ApiError, ErrorCode};
+use crate::input;
 use crate::json::Json;
 
 fn not_found(id: i64) -> ApiError {
@@ -47,8 +48,8 @@ pub async fn listar(
     Ok(HttpResponse::Ok().json(productos))
 }
 
-pub async fn obtener(catalogo: web::Data<Catalogo>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+pub async fn obtener(catalogo: web::Data<Catalogo>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let id = input::path_id(&id, ErrorCode::ProductoNotFound, "producto")?;
     catalogo
         .get(id)
         .map(|p| HttpResponse::Ok().json(p))
@@ -58,10 +59,10 @@ pub async fn obtener(catalogo: web::Data<Catalogo>, id: web::Path<i64>) -> Resul
 pub async fn actualizar(
     pool: web::Data<Pool>,
     catalogo: web::Data<Catalogo>,
-    id: web::Path<i64>,
+    id: web::Path<String>,
     body: Json<CambioProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = input::path_id(&id, ErrorCode::ProductoNotFound, "producto")?;
     let cambio = CambioProducto::parse(body.into_inner())?;
     let catalogo = catalogo.into_inner();
     let producto = run_write_then(
@@ -82,9 +83,9 @@ pub async fn actualizar(
 pub async fn borrar(
     pool: web::Data<Pool>,
     catalogo: web::Data<Catalogo>,
-    id: web::Path<i64>,
+    id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = id.into_inner();
+    let id = input::path_id(&id, ErrorCode::ProductoNotFound, "producto")?;
     let catalogo = catalogo.into_inner();
     let deleted = run_write_then(
         &pool,

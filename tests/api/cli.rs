@@ -306,3 +306,44 @@ fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
         "the token never appears in the logs"
     );
 }
+
+#[test]
+fn log_level_host_names_and_data_dir_work_from_every_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    // RUST_LOG from .env: debug lines appear, such as the /health probes.
+    std::fs::write(dir.path().join(".env"), "RUST_LOG=debug\nHOST=localhost\n").unwrap();
+    let mut command = penguin(dir.path());
+    command
+        .env_remove("RUST_LOG")
+        .args(["serve", "productos", "--port", "0", "--data-dir", "datos"])
+        .env("SERVICE_TOKEN", "layers");
+    let running = start(&mut command, 1);
+    let url = running.urls["productos"].clone();
+    actix_web::rt::System::new().block_on(async {
+        let answer = Http::default()
+            .call(actix_web::http::Method::GET, format!("{url}/health"))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status, 200);
+    });
+    let data = dir.path().join("datos");
+    assert!(
+        data.join("productos.db").exists(),
+        "--data-dir holds a single service's database too"
+    );
+    let logs = || std::fs::read_to_string(data.join("logs.log")).unwrap_or_default();
+    for _ in 0..50 {
+        if logs().contains("GET /health 200") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(running);
+    let logs = logs();
+    assert!(logs.contains("DEBUG productos] GET /health 200"), "{logs}");
+    assert!(
+        logs.contains("productos.db: created, schema version"),
+        "the database names itself: {logs}"
+    );
+}

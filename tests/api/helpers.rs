@@ -166,6 +166,7 @@ impl TestApp {
             log_dir: dir.path().to_path_buf(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             log: "info".into(),
+            log_max_bytes: 10 << 20,
         };
         let mut app = Self {
             dir,
@@ -217,6 +218,7 @@ impl TestApp {
             log_dir: self.dir.path().to_path_buf(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             log: "info".into(),
+            log_max_bytes: 10 << 20,
         };
         self.start(&settings);
     }
@@ -224,7 +226,9 @@ impl TestApp {
     fn start(&mut self, settings: &Settings) {
         if let Ok(dir) = std::env::var("PENGUIN_TEST_LOG_DIR") {
             static LOGGING: std::sync::Once = std::sync::Once::new();
-            LOGGING.call_once(|| penguin::logging::init(Path::new(&dir), "info").expect("logging starts"));
+            LOGGING.call_once(|| {
+                penguin::logging::init(Path::new(&dir), "info", 10 << 20).expect("logging starts")
+            });
         }
         let started = startup::start(settings).expect("the services start");
         for service in &settings.services {
