@@ -14,6 +14,7 @@
 //! - `shutdown`: SIGTERM or Ctrl-C drains requests in flight and stops background loops.
 //! - `invariantes`: `penguin check`, the shop's books checked over HTTP.
 //! - `logging`: console and `logs.log`, written off the request path.
+//! - `trace`: request ids and W3C `traceparent`, carried by log lines and peer calls.
 //! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
 //! - `json`: the body extractor: JSON only, 64 KiB, objects for structs, exact decimals.
 //! - `auth`: the bearer-token middleware shared by the four apps; `middleware`: the
@@ -47,3 +48,4 @@ pub mod productos;
 pub mod service;
 pub mod shutdown;
 pub mod startup;
+pub mod trace;

@@ -1,5 +1,6 @@
 //! Logs to the console (stderr) and to `logs.log`, at the level `RUST_LOG` sets
-//! (default `info`). Each line's target names the service that wrote it. When
+//! (default `info`). Each line's target names the service that wrote it; a line about
+//! a request (or a recovery of an order) ends with its id, `request_id=<id>` (`trace`). When
 //! `logs.log` would grow past `LOG_MAX_MB`, it becomes `logs.log.1` (replacing the
 //! one before) and a new `logs.log` starts: the logs never take more than twice that.
 //!
@@ -77,16 +78,18 @@ pub fn init(dir: &Path, filter: &str, max_bytes: u64) -> io::Result<()> {
         .filter_module("rusqlite_migration", log::LevelFilter::Warn)
         .parse_filters(filter)
         .target(env_logger::Target::Pipe(Box::new(ChannelWriter(sender))))
-        // Plain text, the layout of env_logger's default, without its styling pass.
+        // Plain text, the layout of env_logger's default without its styling pass,
+        // and the id of the request (or recovery) the line is about.
         .format(|line, record| {
             let timestamp = line.timestamp();
-            writeln!(
-                line,
-                "[{timestamp} {:<5} {}] {}",
-                record.level(),
-                record.target(),
-                record.args()
-            )
+            let (level, target, message) = (record.level(), record.target(), record.args());
+            match crate::trace::current_id() {
+                Some(id) => writeln!(
+                    line,
+                    "[{timestamp} {level:<5} {target}] {message} request_id={id}"
+                ),
+                None => writeln!(line, "[{timestamp} {level:<5} {target}] {message}"),
+            }
         })
         .try_init()
         .map_err(io::Error::other)

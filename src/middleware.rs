@@ -1,5 +1,6 @@
-//! What every request of every service goes through before its route: it is counted
-//! while in flight (a draining shutdown waits for it), cut off after `REQUEST_TIMEOUT`
+//! What every request of every service goes through before its route: it gets its
+//! request id (`trace`), answered in `X-Request-Id` and carried by every log line made
+//! while it is answered; it is counted while in flight (a draining shutdown waits for it), cut off after `REQUEST_TIMEOUT`
 //! (a body that never ends holds no worker for long), logged with its method, path,
 //! status and time (`/health` at debug, so probes do not flood the logs), answered
 //! with `Connection: close` while the process drains, and a JSON answer ends with a
@@ -11,14 +12,18 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::ResponseHead;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{ConnectionType, header};
+use actix_web::error::InternalError;
+use actix_web::http::ConnectionType;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::service::Service;
 use crate::shutdown::InFlight;
+use crate::trace::{REQUEST_ID, Trace};
 
 /// What the middleware needs of its service, kept in the app's data.
 #[derive(Debug, Clone)]
@@ -44,6 +49,49 @@ pub async fn around(
             .map(|r| r.map_body(|_, body| Newline::new(body.boxed(), false)));
     };
     let counted = context.in_flight.enter();
+    let trace = Trace::of_request(req.headers());
+    let id = HeaderValue::from_str(trace.id()).ok();
+    match trace.scope(answer(req, next, &context)).await {
+        Ok(mut response) => {
+            finish(response.response_mut().head_mut(), id, counted.draining());
+            let json = is_json(response.headers());
+            Ok(response.map_body(|_, body| Newline::new(body.boxed(), json)))
+        }
+        Err(e) => {
+            // The request went with the future that timed out: its answer is built here.
+            let mut answer = e.error_response();
+            finish(answer.head_mut(), id, counted.draining());
+            let json = is_json(answer.headers());
+            let answer = answer
+                .map_body(|_, body| Newline::new(body, json))
+                .map_into_boxed_body();
+            Err(InternalError::from_response(e, answer).into())
+        }
+    }
+}
+
+/// Every answer names its request id, and while draining closes its connection.
+fn finish(head: &mut ResponseHead, id: Option<HeaderValue>, draining: bool) {
+    if let Some(id) = id {
+        head.headers_mut().insert(REQUEST_ID, id);
+    }
+    if draining {
+        head.set_connection_type(ConnectionType::Close);
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"))
+}
+
+/// The request's answer, within its time limit, and its access log line.
+async fn answer<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+    context: &Context,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_owned();
@@ -66,18 +114,7 @@ pub async fn around(
         log::Level::Info
     };
     log::log!(target: context.service.name(), level, "{method} {path} {} {millis:.2}ms", status.as_u16());
-    let mut response = response?;
-    if counted.draining() {
-        response
-            .response_mut()
-            .head_mut()
-            .set_connection_type(ConnectionType::Close);
-    }
-    let json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    Ok(response.map_body(|_, body| Newline::new(body.boxed(), json)))
+    response
 }
 
 /// A body, with a newline after it when `add`.

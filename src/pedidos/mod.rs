@@ -34,6 +34,7 @@ pub fn migrations() -> Migrations<'static> {
         M::up(include_str!("../../migrations/pedidos/0001_pedidos.sql")),
         M::up(include_str!("../../migrations/pedidos/0002_pasos_y_claves.sql")),
         M::up(include_str!("../../migrations/pedidos/0003_etapas.sql")),
+        M::up(include_str!("../../migrations/pedidos/0004_request_id.sql")),
     ])
 }
 

@@ -130,6 +130,8 @@ pub struct Pedido {
     pub creado_en: String,
     /// Unix milliseconds after which the order, if not yet charged, is never charged.
     pub vence_en: i64,
+    /// The id of the request that placed it, which its log lines carry.
+    pub request_id: Option<String>,
     pub etapa: Etapa,
 }
 
@@ -263,6 +265,8 @@ pub struct PedidoVista<'a> {
     items: Vec<ItemVista>,
     pago_id: Option<i64>,
     creado_en: &'a str,
+    /// The id of the request that placed it: `grep` the logs for it.
+    request_id: Option<&'a str>,
     /// Why an order did not succeed, or what it still waits for.
     #[serde(skip_serializing_if = "Option::is_none")]
     motivo: Option<String>,
@@ -316,6 +320,7 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
                 .collect(),
             pago_id,
             creado_en: &pedido.creado_en,
+            request_id: pedido.request_id.as_deref(),
             motivo,
         }
     }

@@ -3,6 +3,9 @@
 //! outage or a request cut short leaves it at some stage, and recovery calls the same
 //! [`saga::avanzar`] that the request would have called next.
 //!
+//! Each order is moved on under a trace of its own, whose id its log lines and peer
+//! calls carry; its first line names the request that placed the order.
+//!
 //! Recovery takes an order's turn first, so it never moves an order a request is
 //! driving, and reads the order afresh once it holds the turn, so it never acts on a
 //! stale copy.
@@ -14,6 +17,7 @@ use futures_util::StreamExt;
 
 use super::clients::Peers;
 use super::instancia::Instancia;
+use super::model::Pedido;
 use super::repo;
 use super::resilience::Breakers;
 use super::saga::{self, Contexto};
@@ -21,6 +25,7 @@ use crate::config::PeerSettings;
 use crate::db::{Pool, run_blocking};
 use crate::error::ApiError;
 use crate::shutdown::Stop;
+use crate::trace::Trace;
 
 const LOG_TARGET: &str = "pedidos";
 /// How many unfinished orders one pass takes on.
@@ -85,14 +90,26 @@ pub async fn pass(ctx: &Contexto<'_>) -> Result<usize, ApiError> {
     Ok(finished.get())
 }
 
-/// Moves one order on as far as it goes now; returns whether it is finished.
+/// Moves one order on as far as it goes now, under a trace of its own; returns
+/// whether it is finished.
 async fn settle(ctx: &Contexto<'_>, id: i64) -> Result<bool, ApiError> {
     let Some(_turno) = ctx.instancia.en_curso.tomar(id) else {
         return Ok(false);
     };
-    let Some(mut pedido) = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?)).await? else {
+    let Some(pedido) = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?)).await? else {
         return Ok(false);
     };
+    Trace::new().scope(settle_held(ctx, pedido)).await
+}
+
+async fn settle_held(ctx: &Contexto<'_>, mut pedido: Pedido) -> Result<bool, ApiError> {
+    let id = pedido.id;
+    log::info!(
+        target: LOG_TARGET,
+        "recovery moves pedido {id} on from {} (placed by request {})",
+        <&str>::from(&pedido.etapa),
+        pedido.request_id.as_deref().unwrap_or("unknown")
+    );
     for _ in 0..MAX_STEPS {
         if pedido.terminado() {
             break;

@@ -14,7 +14,7 @@ use crate::money::Money;
 macro_rules! pedido_columns {
     () => {
         "id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro, \
-     total, moneda, medio, fail, creado_en, vence_en"
+     total, moneda, medio, fail, creado_en, vence_en, request_id"
     };
 }
 
@@ -103,6 +103,7 @@ fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
         fail: row.get(11)?,
         creado_en: row.get(12)?,
         vence_en: row.get(13)?,
+        request_id: row.get(14)?,
         items: Vec::new(),
     })
 }
@@ -146,6 +147,7 @@ pub struct Registro<'a> {
     pub total: Money,
     pub etapa: Etapa,
     pub vence_en: i64,
+    pub request_id: Option<String>,
 }
 
 /// Records a new order with its lines (and its idempotency key), in one write.
@@ -169,8 +171,8 @@ pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>
     let id = tx
         .prepare_cached(
             "INSERT INTO pedidos (etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro,
-                                  total, moneda, medio, fail, vence_en)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                  total, moneda, medio, fail, vence_en, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .insert(params![
             etapa,
@@ -184,7 +186,8 @@ pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>
             registro.nuevo.moneda,
             registro.nuevo.medio,
             registro.nuevo.fail,
-            registro.vence_en
+            registro.vence_en,
+            registro.request_id
         ])?;
     // A read by rowid: cheaper than RETURNING, which builds a temporary table.
     let creado_en: String = tx
@@ -219,6 +222,7 @@ pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>
         fail: registro.nuevo.fail,
         creado_en,
         vence_en: registro.vence_en,
+        request_id: registro.request_id,
         etapa: registro.etapa,
     }))
 }
@@ -353,6 +357,7 @@ mod tests {
             total: Money::from_hundredths(1000).expect("money"),
             etapa: Etapa::Registrado,
             vence_en: 0,
+            request_id: Some("the-request".into()),
         };
         match create(conn, registro, None).expect("created") {
             Alta::Nuevo(pedido) => pedido,

@@ -6,6 +6,9 @@
 //! `BREAKER_FAILURES` consecutive failed calls (a call fails when its last attempt
 //! fails), rejects calls at once while open, and lets calls through again after
 //! `BREAKER_OPEN_SECS`. Transitions and retries are logged.
+//!
+//! Every attempt carries the request id and a `traceparent` with a new span id of the
+//! work it is made for (`trace`).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -19,6 +22,7 @@ use failsafe::{Config, Instrument, StateMachine, backoff};
 use serde::de::DeserializeOwned;
 
 use crate::config::PeerSettings;
+use crate::trace;
 
 /// The largest peer response pedidos reads.
 const MAX_PEER_BODY: usize = 256 * 1024;
@@ -247,10 +251,15 @@ impl Peer {
         url: &str,
         body: Option<Bytes>,
     ) -> Result<Result<T, Refusal>, Failure> {
-        let request = self
+        let mut request = self
             .client
             .request(method.clone(), url)
             .insert_header((header::AUTHORIZATION, self.authorization.as_str()));
+        if let Some(trace) = trace::current() {
+            for pair in trace.peer_headers() {
+                request = request.insert_header(pair);
+            }
+        }
         let exchange = async {
             let mut response = match body {
                 Some(body) => {

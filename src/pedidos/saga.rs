@@ -28,6 +28,7 @@ use crate::clock::now_millis;
 use crate::db::{Pool, run_blocking, run_write};
 use crate::error::ApiError;
 use crate::money::Money;
+use crate::trace;
 
 const LOG_TARGET: &str = "pedidos";
 
@@ -90,6 +91,7 @@ pub async fn colocar(
     let plazo = i64::try_from(ctx.instancia.plazo.as_millis()).unwrap_or(i64::MAX);
     let vence_en = now_millis().saturating_add(plazo);
     let en_curso = ctx.instancia.en_curso.clone();
+    let request_id = trace::current_id().map(|id| id.to_string());
     let (alta, turno) = run_write(ctx.pool, move |conn| {
         let registro = Registro {
             nuevo: &nuevo,
@@ -97,6 +99,7 @@ pub async fn colocar(
             total,
             etapa,
             vence_en,
+            request_id,
         };
         let alta = repo::create(conn, registro, clave.as_deref())?;
         let turno = match &alta {

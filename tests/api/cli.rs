@@ -1,75 +1,17 @@
 //! The `penguin` binary itself, as a user runs it: help, bad configuration,
 //! configuration layers, and `serve all` replaying the original walkthrough.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::Http;
-
-const BIN: &str = env!("CARGO_BIN_EXE_penguin");
+use crate::helpers::{Http, penguin, run_to_end, start};
 
 /// Arguments, environment, and a word the one error line must contain.
 type BadCase<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 /// The token that should win, and what sets the layers above the config file.
 type Layer = (&'static str, fn(&mut Command));
-
-fn penguin(dir: &Path) -> Command {
-    let mut command = Command::new(BIN);
-    command.current_dir(dir).env_clear().env("RUST_LOG", "info");
-    command
-}
-
-/// Runs penguin to its end and returns its exit status and standard error.
-fn run_to_end(command: &mut Command) -> (Option<i32>, String) {
-    let output = command.output().expect("penguin runs");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// A running penguin and the URL of each service it announced.
-struct Running {
-    child: Child,
-    urls: std::collections::HashMap<String, String>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts penguin and waits until it has announced `services` listening.
-fn start(command: &mut Command, services: usize) -> Running {
-    let mut child = command.stderr(Stdio::piped()).spawn().expect("penguin starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines, received) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut urls = std::collections::HashMap::new();
-    while urls.len() < services {
-        let line = received
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("penguin announced only {urls:?}"));
-        if let Some((head, url)) = line.split_once("] listening on ") {
-            let service = head.rsplit(' ').next().unwrap_or_default().to_string();
-            urls.insert(service, url.trim().to_string());
-        }
-    }
-    Running { child, urls }
-}
 
 async fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
     let mut call = Http::default().call(method.parse().unwrap(), url).token(token);

@@ -13,7 +13,7 @@ use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::Http;
+use crate::helpers::{Http, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_penguin");
 const TOKEN: &str = "crash-token";
@@ -33,13 +33,6 @@ impl Drop for Shop {
             let _ = child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Shop {

@@ -2,10 +2,13 @@
 //! and offers typed requests against them.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use actix_web::http::{Method, header};
@@ -515,4 +518,66 @@ impl FaultProxy {
     pub fn heal(&self) {
         self.rules.lock().unwrap().clear();
     }
+}
+
+/// The penguin binary, run in `dir` with nothing from this process's environment.
+pub fn penguin(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_penguin"));
+    command.current_dir(dir).env_clear().env("RUST_LOG", "info");
+    command
+}
+
+/// Runs penguin to its end and returns its exit status and standard error.
+pub fn run_to_end(command: &mut Command) -> (Option<i32>, String) {
+    let output = command.output().expect("penguin runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A running penguin and the URL of each service it announced.
+pub struct Running {
+    pub child: Child,
+    pub urls: std::collections::HashMap<String, String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts penguin and waits until it has announced `services` listening.
+pub fn start(command: &mut Command, services: usize) -> Running {
+    let mut child = command.stderr(Stdio::piped()).spawn().expect("penguin starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut urls = std::collections::HashMap::new();
+    while urls.len() < services {
+        let line = received
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("penguin announced only {urls:?}"));
+        if let Some((head, url)) = line.split_once("] listening on ") {
+            let service = head.rsplit(' ').next().unwrap_or_default().to_string();
+            urls.insert(service, url.trim().to_string());
+        }
+    }
+    Running { child, urls }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
