@@ -192,6 +192,10 @@ pub struct ServeArgs {
     #[arg(long, env = "REQUEST_TIMEOUT", value_name = "SECS", default_value_t = Secs(Duration::from_secs(60)))]
     pub request_timeout: Secs,
 
+    /// Writes that may wait for the database before new work is refused with 503
+    #[arg(long, env = "WRITE_QUEUE", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub write_queue: u32,
+
     /// pedidos: time to connect to a peer, in milliseconds (at most half of PEER_TIMEOUT_MS)
     #[arg(long, env = "PEER_CONNECT_TIMEOUT_MS", value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     pub peer_connect_timeout_ms: u64,
@@ -248,6 +252,8 @@ pub struct ServiceSettings {
     pub workers: usize,
     /// The longest a request may take, body included.
     pub request_timeout: Duration,
+    /// The most writes that may wait for the database before new work is refused.
+    pub write_queue: usize,
 }
 
 /// Where pedidos finds its peers and how it treats them.
@@ -547,6 +553,7 @@ impl Settings {
                 db_path,
                 workers: a.workers.map_or(default_workers, usize::from),
                 request_timeout: a.request_timeout.0,
+                write_queue: a.write_queue as usize,
             });
         }
         let settings_of = |wanted| {

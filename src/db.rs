@@ -15,7 +15,8 @@
 //! SQLite's busy handler nor hand a lock to each other.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
@@ -23,15 +24,79 @@ use actix_web::web;
 use anyhow::Context as _;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
-use rusqlite_migration::Migrations;
+use rusqlite_migration::{M, Migrations};
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge};
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::service::Service;
 
 /// The most writes committed together.
 const MAX_BATCH: usize = 256;
 
 /// What a write hands back to the writer thread: how to answer once the commit is known.
-type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Answer = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
+
+/// Why a batch was not committed.
+#[derive(Debug, Clone)]
+enum CommitError {
+    DiskFull,
+    Failed(String),
+}
+
+impl From<rusqlite::Error> for CommitError {
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            log::error!("database: {e}");
+            Self::DiskFull
+        } else {
+            Self::Failed(e.to_string())
+        }
+    }
+}
+
+impl From<CommitError> for ApiError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::DiskFull => ApiError::storage_full(),
+            CommitError::Failed(e) => ApiError::internal(anyhow::anyhow!("commit: {e}")),
+        }
+    }
+}
+
+/// The writes waiting for a database's writer thread, and what became of them.
+struct Queue {
+    /// Writes sent and not yet taken by the writer.
+    depth: IntGauge,
+    /// The most writes that may wait before new work is refused.
+    limit: i64,
+    refused: IntCounter,
+    batches: Histogram,
+}
+
+impl Queue {
+    fn new(metrics: &Metrics, limit: usize) -> prometheus::Result<Self> {
+        Ok(Self {
+            depth: metrics.register(IntGauge::new(
+                "db_write_queue",
+                "Writes waiting for the database writer",
+            )?)?,
+            limit: i64::try_from(limit).unwrap_or(i64::MAX),
+            refused: metrics.register(IntCounter::new(
+                "db_writes_refused_total",
+                "Writes refused with 503 because the write queue was full",
+            )?)?,
+            batches: metrics.register(Histogram::with_opts(
+                HistogramOpts::new(
+                    "db_commit_batch_size",
+                    "Writes committed together in one transaction",
+                )
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            )?)?,
+        })
+    }
+}
 /// A write, run by the writer thread on the write connection.
 type Write = Box<dyn FnOnce(&mut Connection) -> Answer + Send>;
 
@@ -40,12 +105,57 @@ type Write = Box<dyn FnOnce(&mut Connection) -> Answer + Send>;
 pub struct Pool {
     readers: r2d2::Pool<SqliteConnectionManager>,
     writer: Sender<Write>,
+    queue: Arc<Queue>,
+    file: Arc<File>,
+}
+
+/// The file a pool was opened on, and what it must still be.
+struct File {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+    application_id: i32,
+    version: usize,
 }
 
 impl Pool {
     /// A pooled connection, for reads at start-up (outside any request).
     pub fn get(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, r2d2::Error> {
         self.readers.get()
+    }
+
+    /// Whether the database can do its work now: its file is still the one opened,
+    /// it answers a read with the owner and schema expected, and its writer commits.
+    /// `Err` says what is wrong, naming the file. Returns the schema version.
+    pub async fn ready(&self) -> Result<usize, String> {
+        let file = self.file.clone();
+        let name = file.path.display().to_string();
+        if identity(&file.path) != file.identity {
+            return Err(format!("the database file {name} is gone or was replaced"));
+        }
+        let expected = (file.application_id, file.version);
+        let found = run_blocking(self, |conn| {
+            let owner: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+            let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            Ok((owner, usize::try_from(version).unwrap_or(0)))
+        })
+        .await
+        .map_err(|e| format!("the database {name} does not answer: {}", e.cause()))?;
+        if found != expected {
+            return Err(format!(
+                "the database {name} is not the one opened: application_id {:#x}, schema version {} \
+                 (expected {:#x}, {})",
+                found.0, found.1, expected.0, expected.1
+            ));
+        }
+        let committed = run_write(self, |_| Ok(()));
+        match actix_web::rt::time::timeout(BUSY_TIMEOUT, committed).await {
+            Ok(Ok(())) => Ok(file.version),
+            Ok(Err(e)) => Err(format!("the database {name} cannot commit: {}", e.cause())),
+            Err(_) => Err(format!(
+                "the database {name} has not committed a write within {} s",
+                BUSY_TIMEOUT.as_secs()
+            )),
+        }
     }
 }
 
@@ -62,8 +172,32 @@ fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Opens (creating if needed) the database at `path`, migrates it and pools it.
-pub fn open(path: &Path, migrations: &Migrations<'static>) -> anyhow::Result<Pool> {
+/// A service's database as its migrations define it, and whose it is.
+pub struct Schema {
+    pub service: Service,
+    /// A table that only this service's database has: how a file written before
+    /// databases carried their owner is recognised.
+    pub table: &'static str,
+    pub migrations: Migrations<'static>,
+    /// The schema version the migrations lead to.
+    pub version: usize,
+}
+
+impl Schema {
+    pub fn new(service: Service, table: &'static str, migrations: Vec<M<'static>>) -> Self {
+        Self {
+            service,
+            table,
+            version: migrations.len(),
+            migrations: Migrations::new(migrations),
+        }
+    }
+}
+
+/// Opens (creating if needed) the database at `path`, makes sure it is this service's
+/// and not of a newer schema, migrates it and pools it. At most `queue_limit` writes
+/// wait for its writer; beyond that, new work is refused (see [`run_write`]).
+pub fn open(path: &Path, schema: &Schema, metrics: &Metrics, queue_limit: usize) -> anyhow::Result<Pool> {
     let context = || format!("cannot open database {}", path.display());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(context)?;
@@ -71,9 +205,16 @@ pub fn open(path: &Path, migrations: &Migrations<'static>) -> anyhow::Result<Poo
     // One plain connection first, so a bad path fails at once with its own reason.
     let mut conn = Connection::open(path).with_context(context)?;
     configure(&mut conn).with_context(context)?;
-    let before = usize::from(migrations.current_version(&conn).with_context(context)?);
-    migrations.to_latest(&mut conn).with_context(context)?;
-    let after = usize::from(migrations.current_version(&conn).with_context(context)?);
+    let before = usize::from(schema.migrations.current_version(&conn).with_context(context)?);
+    ensure_owner(&conn, schema, before)
+        .with_context(context)?
+        .map_err(anyhow::Error::msg)
+        .with_context(context)?;
+    schema.migrations.to_latest(&mut conn).with_context(context)?;
+    let id = schema.service.application_id();
+    conn.pragma_update(None, "application_id", id)
+        .with_context(context)?;
+    let after = usize::from(schema.migrations.current_version(&conn).with_context(context)?);
     match before {
         0 => log::info!("{}: created, schema version {after}", path.display()),
         b if b == after => log::info!("{}: schema version {after}", path.display()),
@@ -87,12 +228,67 @@ pub fn open(path: &Path, migrations: &Migrations<'static>) -> anyhow::Result<Poo
         .connection_timeout(BUSY_TIMEOUT)
         .build(manager)
         .with_context(context)?;
+    let queue = Arc::new(Queue::new(metrics, queue_limit)?);
     let (writer, writes) = mpsc::channel();
+    let queued = queue.clone();
     std::thread::Builder::new()
         .name("db-writer".into())
-        .spawn(move || write_loop(conn, writes))
+        .spawn(move || write_loop(conn, writes, &queued))
         .with_context(context)?;
-    Ok(Pool { readers, writer })
+    Ok(Pool {
+        readers,
+        writer,
+        queue,
+        file: Arc::new(File {
+            path: path.to_path_buf(),
+            identity: identity(path),
+            application_id: id,
+            version: schema.version,
+        }),
+    })
+}
+
+/// Whether the database may be opened as `schema`'s: `Ok(Err(why not))` if it belongs
+/// to another service or application, or has a schema newer than this penguin knows.
+fn ensure_owner(conn: &Connection, schema: &Schema, version: usize) -> rusqlite::Result<Result<(), String>> {
+    let owner: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+    let mine = schema.service;
+    if owner != 0 && owner != mine.application_id() {
+        let why = match Service::ALL.into_iter().find(|s| s.application_id() == owner) {
+            Some(other) => format!("it is the database of {other}, not of {mine}"),
+            None => format!("it belongs to another application (application_id {owner:#x})"),
+        };
+        return Ok(Err(why));
+    }
+    if version > schema.version {
+        return Ok(Err(format!(
+            "its schema version is {version}, newer than the {} this penguin knows; \
+             it was written by a newer penguin",
+            schema.version
+        )));
+    }
+    if owner == 0 {
+        // Written before databases named their owner, or not by penguin at all.
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let fresh = version == 0 && tables.is_empty();
+        if !fresh && !tables.iter().any(|t| t == schema.table) {
+            return Ok(Err(format!(
+                "it is not the database of {mine}: it has no table {} (its tables: {})",
+                schema.table,
+                tables.join(", ")
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The device and inode of a file, which tell whether it is still the one opened.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Runs a statement without parameters through the statement cache.
@@ -138,8 +334,9 @@ impl std::ops::Deref for Savepoint<'_> {
 }
 
 /// The writer thread: batches of waiting writes, one transaction each.
-fn write_loop(mut conn: Connection, writes: Receiver<Write>) {
+fn write_loop(mut conn: Connection, writes: Receiver<Write>, queue: &Queue) {
     while let Ok(first) = writes.recv() {
+        queue.depth.dec();
         if let Err(e) = execute_cached(&conn, "BEGIN IMMEDIATE") {
             // Without a batch transaction each write's savepoint is its own transaction.
             log::warn!("database: cannot begin a batch ({e}); writing alone");
@@ -150,11 +347,15 @@ fn write_loop(mut conn: Connection, writes: Receiver<Write>) {
         let mut answers = vec![run_one(&mut conn, first)];
         while answers.len() < MAX_BATCH {
             match writes.try_recv() {
-                Ok(write) => answers.push(run_one(&mut conn, write)),
+                Ok(write) => {
+                    queue.depth.dec();
+                    answers.push(run_one(&mut conn, write));
+                }
                 Err(_) => break,
             }
         }
-        let committed = execute_cached(&conn, "COMMIT").map_err(|e| e.to_string());
+        queue.batches.observe(answers.len() as f64);
+        let committed = execute_cached(&conn, "COMMIT").map_err(CommitError::from);
         if committed.is_err() {
             let _ = execute_cached(&conn, "ROLLBACK");
         }
@@ -186,13 +387,25 @@ where
 
 /// Runs `f`, which writes, on the writer thread, and answers once it is committed.
 /// `f` must do its work in a [`Savepoint`], which it commits or, on failure, drops
-/// to roll back.
+/// to roll back. New work: refused with `503` (nothing done) while the write queue
+/// is full.
 pub async fn run_write<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
     run_write_then(pool, f, |_| {}).await
+}
+
+/// [`run_write`] for a write that records work already done at a peer (an order's
+/// next stage): never refused for a full queue, since refusing it would leave the
+/// record behind what happened. The work that led to it was admitted as new work.
+pub async fn run_write_owed<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    queue_write(pool, f, |_| {}).await
 }
 
 /// [`run_write`], and `on_commit` with the result once the write is committed and
@@ -204,22 +417,35 @@ where
     C: FnOnce(&T) + Send + 'static,
     T: Send + 'static,
 {
+    if pool.queue.depth.get() >= pool.queue.limit {
+        pool.queue.refused.inc();
+        return Err(ApiError::write_queue_full());
+    }
+    queue_write(pool, f, on_commit).await
+}
+
+async fn queue_write<T, F, C>(pool: &Pool, f: F, on_commit: C) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
+    C: FnOnce(&T) + Send + 'static,
+    T: Send + 'static,
+{
     let (answer, answered) = tokio::sync::oneshot::channel();
     let write: Write = Box::new(move |conn| {
         let result = f(conn);
-        Box::new(move |committed: Result<(), String>| {
-            let result = committed
-                .map_err(|e| ApiError::internal(anyhow::anyhow!("commit: {e}")))
-                .and(result);
+        Box::new(move |committed: Result<(), CommitError>| {
+            let result = committed.map_err(ApiError::from).and(result);
             if let Ok(value) = &result {
                 on_commit(value);
             }
             let _ = answer.send(result);
         })
     });
-    pool.writer
-        .send(write)
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("the database writer has stopped")))?;
+    pool.queue.depth.inc();
+    pool.writer.send(write).map_err(|_| {
+        pool.queue.depth.dec();
+        ApiError::internal(anyhow::anyhow!("the database writer has stopped"))
+    })?;
     answered
         .await
         .map_err(|_| ApiError::internal(anyhow::anyhow!("a database write failed without an answer")))?

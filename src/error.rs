@@ -13,6 +13,9 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
+/// How long a client should wait after a full disk before trying again.
+const STORAGE_FULL_RETRY_SECS: u64 = 30;
+
 /// The largest request body any service accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -68,6 +71,8 @@ pub enum ErrorCode {
     PeerUnavailable,
     Interrupted,
     DatabaseUnavailable,
+    StorageFull,
+    NotReady,
 }
 
 impl ErrorCode {
@@ -97,7 +102,9 @@ impl ErrorCode {
             }
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             PeerError => StatusCode::BAD_GATEWAY,
-            PeerUnavailable | Interrupted | DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            PeerUnavailable | Interrupted | DatabaseUnavailable | StorageFull | NotReady => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -160,6 +167,24 @@ impl ApiError {
         )
     }
 
+    /// 503: the disk of the database is full; the write was rolled back.
+    pub fn storage_full() -> Self {
+        Self::Unavailable {
+            code: ErrorCode::StorageFull,
+            detail: "the database's disk is full; nothing was changed, try again later".into(),
+            retry_after: STORAGE_FULL_RETRY_SECS,
+        }
+    }
+
+    /// 503: too many writes are waiting for the database; this one was not queued.
+    pub fn write_queue_full() -> Self {
+        Self::Unavailable {
+            code: ErrorCode::DatabaseUnavailable,
+            detail: "too many writes are waiting for the database; nothing was changed, try again".into(),
+            retry_after: 1,
+        }
+    }
+
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
         Self::Internal(cause.into())
     }
@@ -170,6 +195,14 @@ impl ApiError {
             Self::Refused { code, .. } | Self::Unavailable { code, .. } => *code,
             Self::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
             Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// What went wrong, for the logs and operators: an internal error's whole cause chain.
+    pub fn cause(&self) -> String {
+        match self {
+            Self::Internal(cause) => format!("{cause:#}"),
+            other => other.to_string(),
         }
     }
 
@@ -222,6 +255,10 @@ impl From<r2d2::Error> for ApiError {
 
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            log::error!("database: {e}");
+            return Self::storage_full();
+        }
         Self::internal(anyhow::Error::new(e).context("database"))
     }
 }

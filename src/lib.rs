@@ -19,7 +19,8 @@
 //! - `json`: the body extractor: JSON only, 64 KiB, objects for structs, exact decimals.
 //! - `auth`: the bearer-token middleware shared by the four apps; `middleware`: the
 //!   access log, request timeout and in-flight count every request goes through.
-//! - `health`: `GET /health`.
+//! - `health`: `GET /health` (liveness) and `GET /ready` (readiness).
+//! - `metrics`: `GET /metrics`, each service's metrics in Prometheus' text format.
 //! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, `run_write`.
 //! - `clock`: the wall clock for stored deadlines; `pagination`: `?limit=&offset=`.
 //! - `money`: exact amounts in integer hundredths.
@@ -39,6 +40,7 @@ pub mod invariantes;
 pub mod inventario;
 pub mod json;
 pub mod logging;
+pub mod metrics;
 pub mod middleware;
 pub mod money;
 pub mod pagination;

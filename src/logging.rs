@@ -6,15 +6,18 @@
 //!
 //! A request never waits for a disk or a terminal: records are formatted on the
 //! caller's thread and handed over a bounded channel to one writer thread, which
-//! writes them to both places in batches, at most a few milliseconds behind.
+//! writes them to both places in batches, at most a few milliseconds behind. When the
+//! writer is so far behind that the channel is full, a line is dropped rather than
+//! waited for, and counted ([`dropped_lines`], shown in `/metrics`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
-/// Lines waiting for the writer before callers have to wait for it.
+/// Lines waiting for the writer before new ones are dropped.
 const BACKLOG_LINES: usize = 64 * 1024;
 /// How long the writer lets lines gather after writing a batch.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(5);
@@ -25,6 +28,13 @@ enum Message {
 }
 
 static WRITER: OnceLock<SyncSender<Message>> = OnceLock::new();
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// How many log lines were dropped since the process started because the writer was
+/// too far behind.
+pub fn dropped_lines() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
 
 /// `logs.log`, turned into `logs.log.1` when it reaches its size.
 struct LogFile {
@@ -140,10 +150,14 @@ struct ChannelWriter(SyncSender<Message>);
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .send(Message::Line(buf.to_vec()))
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
-        Ok(buf.len())
+        match self.0.try_send(Message::Line(buf.to_vec())) {
+            Ok(()) => Ok(buf.len()),
+            Err(TrySendError::Full(_)) => {
+                DROPPED.fetch_add(1, Ordering::Relaxed);
+                Ok(buf.len())
+            }
+            Err(TrySendError::Disconnected(_)) => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -154,6 +168,19 @@ impl Write for ChannelWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_line_the_writer_has_no_room_for_is_dropped_and_counted_never_waited_for() {
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let mut writer = ChannelWriter(sender);
+        let before = dropped_lines();
+        writer.write_all(b"kept\n").expect("queued");
+        // Nobody reads: a blocking send would hang this test.
+        writer.write_all(b"dropped\n").expect("dropped, not an error");
+        assert!(dropped_lines() > before);
+        assert!(matches!(receiver.try_recv(), Ok(Message::Line(line)) if line == b"kept\n"));
+        assert!(receiver.try_recv().is_err(), "the second line was not queued");
+    }
 
     #[test]
     fn the_log_file_turns_into_logs_log_1_when_it_is_full() {

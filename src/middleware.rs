@@ -2,7 +2,7 @@
 //! request id (`trace`), answered in `X-Request-Id` and carried by every log line made
 //! while it is answered; it is counted while in flight (a draining shutdown waits for it), cut off after `REQUEST_TIMEOUT`
 //! (a body that never ends holds no worker for long), logged with its method, path,
-//! status and time (`/health` at debug, so probes do not flood the logs), answered
+//! status and time (`/health`, `/ready` and `/metrics` at debug, so probes do not flood the logs), answered
 //! with `Connection: close` while the process drains, and a JSON answer ends with a
 //! newline, so a terminal's prompt starts on a line of its own.
 
@@ -21,21 +21,23 @@ use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 
 use crate::error::{ApiError, ErrorCode};
+use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::shutdown::InFlight;
 use crate::trace::{REQUEST_ID, Trace};
 
 /// What the middleware needs of its service, kept in the app's data.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Context {
     pub service: Service,
     pub request_timeout: Duration,
     pub in_flight: Arc<InFlight>,
+    pub metrics: Arc<Metrics>,
 }
 
-/// Routes that probes call all day: logged at debug.
+/// Routes that probes and scrapers call all day: logged at debug.
 fn is_probe(path: &str) -> bool {
-    path == "/health"
+    matches!(path, "/health" | "/ready" | "/metrics")
 }
 
 pub async fn around(
@@ -103,11 +105,15 @@ async fn answer<B: MessageBody + 'static>(
             Err(ApiError::new(ErrorCode::RequestTimeout, detail).into())
         }
     };
-    let status = match &response {
-        Ok(r) => r.status(),
-        Err(e) => e.as_response_error().status_code(),
+    let (status, route) = match &response {
+        Ok(r) => (r.status(), r.request().match_pattern()),
+        Err(e) => (e.as_response_error().status_code(), None),
     };
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    context
+        .metrics
+        .observe(route.as_deref(), method.as_str(), status.as_u16(), took);
+    let millis = took.as_secs_f64() * 1000.0;
     let level = if is_probe(&path) && status.as_u16() < 400 {
         log::Level::Debug
     } else {

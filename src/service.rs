@@ -23,6 +23,17 @@ impl Service {
         self as u16
     }
 
+    /// What its database files carry in their header (SQLite's `application_id`),
+    /// so that no service opens another's.
+    pub fn application_id(self) -> i32 {
+        i32::from_be_bytes(match self {
+            Self::Productos => *b"PNpr",
+            Self::Inventario => *b"PNin",
+            Self::Pagos => *b"PNpa",
+            Self::Pedidos => *b"PNpe",
+        })
+    }
+
     /// The original design's port: 5001 to 5004.
     pub fn default_port(self) -> u16 {
         5001 + self.offset()

@@ -14,14 +14,14 @@ use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
-use rusqlite_migration::Migrations;
 
 use crate::auth::{ServiceToken, require_token};
 use crate::config::{PeerSettings, ServiceSettings, Settings, Target};
 use crate::error::{not_found, path_config, query_config};
+use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::shutdown::{self, InFlight, Stop, StopSender};
-use crate::{db, health, inventario, middleware, pagos, pedidos, productos};
+use crate::{db, health, inventario, metrics, middleware, pagos, pedidos, productos};
 
 /// The services of one `penguin serve`, bound and ready to run.
 pub struct Started {
@@ -127,12 +127,12 @@ fn url_of(addr: SocketAddr) -> String {
     format!("http://{}", SocketAddr::new(ip, addr.port()))
 }
 
-fn migrations(service: Service) -> Migrations<'static> {
+fn schema(service: Service) -> db::Schema {
     match service {
-        Service::Productos => productos::migrations(),
-        Service::Inventario => inventario::migrations(),
-        Service::Pagos => pagos::migrations(),
-        Service::Pedidos => pedidos::migrations(),
+        Service::Productos => productos::schema(),
+        Service::Inventario => inventario::schema(),
+        Service::Pagos => pagos::schema(),
+        Service::Pedidos => pedidos::schema(),
     }
 }
 
@@ -165,12 +165,28 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
     let mut servers = Vec::with_capacity(bound.len());
     for (service, listener, addr) in bound {
         let name = service.service;
-        let pool = db::open(&service.db_path, &migrations(name)).with_context(|| name.to_string())?;
-        let state = State::start(service, &pool, &peers, settings.reservation_ttl, &stop)
+        let mut metrics = Metrics::new(name).with_context(|| name.to_string())?;
+        let pool = db::open(&service.db_path, &schema(name), &metrics, service.write_queue)
             .with_context(|| name.to_string())?;
+        let state = State::start(
+            service,
+            &pool,
+            &peers,
+            settings.reservation_ttl,
+            &stop,
+            &mut metrics,
+        )
+        .with_context(|| name.to_string())?;
         let in_flight = Arc::new(InFlight::default());
-        let server = build_server(service, listener, pool, state, in_flight.clone())
-            .with_context(|| format!("{name}: cannot start"))?;
+        let server = build_server(
+            service,
+            listener,
+            pool,
+            state,
+            in_flight.clone(),
+            Arc::new(metrics),
+        )
+        .with_context(|| format!("{name}: cannot start"))?;
         servers.push(Bound {
             service: name,
             addr,
@@ -199,25 +215,30 @@ enum State {
 }
 
 impl State {
-    /// Loads what the service keeps in memory and starts its background work:
-    /// reservation expiry (inventario), recovery (pedidos).
+    /// Loads what the service keeps in memory, registers its own metrics and starts
+    /// its background work: reservation expiry (inventario), recovery (pedidos).
     fn start(
         service: &ServiceSettings,
         pool: &db::Pool,
         peers: &PeerSettings,
         reservation_ttl: Duration,
         stop: &Stop,
+        metrics: &mut Metrics,
     ) -> anyhow::Result<Self> {
         Ok(match service.service {
             Service::Productos => Self::Productos(Arc::new(productos::Catalogo::load(pool)?)),
             Service::Inventario => {
+                inventario::register_metrics(metrics)?;
                 inventario::spawn_expiry(pool.clone(), reservation_ttl, stop.clone());
                 Self::Inventario(inventario::ReservationTtl(reservation_ttl))
             }
             Service::Pagos => Self::Pagos,
             Service::Pedidos => {
-                let instancia = Arc::new(pedidos::Instancia::load(pool, peers.order_deadline)?);
-                let breakers = pedidos::Breakers::new(peers);
+                let own = Arc::new(pedidos::PedidosMetrics::register(metrics)?);
+                let sampled = own.clone();
+                metrics.sample_with(Arc::new(move |conn| sampled.sample(conn)));
+                let breakers = pedidos::Breakers::new(peers, &own);
+                let instancia = Arc::new(pedidos::Instancia::load(pool, peers.order_deadline, own)?);
                 pedidos::spawn_recovery(
                     pool.clone(),
                     instancia.clone(),
@@ -253,8 +274,12 @@ impl State {
                 peers,
             } => {
                 // awc clients are not Send: each worker builds its own around the shared breakers.
-                cfg.app_data(web::Data::new(pedidos::Peers::new(peers, token, breakers)))
-                    .app_data(web::Data::from(instancia.clone()));
+                let peers = pedidos::Peers::new(peers, token, breakers, &instancia.metrics);
+                let circuits = breakers.clone();
+                let detail = health::Detail(Arc::new(move || ("peers", circuits.status())));
+                cfg.app_data(web::Data::new(peers))
+                    .app_data(web::Data::from(instancia.clone()))
+                    .app_data(web::Data::new(detail));
                 pedidos::configure(cfg);
             }
         }
@@ -267,6 +292,7 @@ fn build_server(
     pool: db::Pool,
     state: State,
     in_flight: Arc<InFlight>,
+    metrics: Arc<Metrics>,
 ) -> std::io::Result<Server> {
     let service = settings.service;
     let token = settings.token.clone();
@@ -276,17 +302,21 @@ fn build_server(
         service,
         request_timeout: settings.request_timeout,
         in_flight,
+        metrics: metrics.clone(),
     });
+    let metrics = web::Data::from(metrics);
 
     let server = HttpServer::new(move || {
         App::new()
             .app_data(pool.clone())
             .app_data(service_token.clone())
             .app_data(context.clone())
+            .app_data(metrics.clone())
             .app_data(web::Data::new(service))
             .app_data(path_config())
             .app_data(query_config())
             .configure(health::configure)
+            .configure(metrics::configure)
             .configure(|cfg| state.configure(&token, cfg))
             .default_service(web::to(not_found))
             .wrap(from_fn(require_token))

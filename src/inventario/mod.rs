@@ -15,6 +15,7 @@
 //! (pedidos) records the order before reserving and always settles it, so a charged
 //! order can always confirm its units.
 
+mod metrics;
 mod model;
 mod repo;
 mod routes;
@@ -22,24 +23,30 @@ mod routes;
 use std::time::Duration;
 
 use actix_web::web;
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::M;
 
+pub use metrics::register as register_metrics;
 pub use routes::ReservationTtl;
 
-use crate::db::{Pool, run_write};
+use crate::db::{Pool, Schema, run_write};
+use crate::service::Service;
 use crate::shutdown::Stop;
 
 use crate::error::method_not_allowed;
 
 /// The schema of `inventario.db`.
-pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../migrations/inventario/0001_inventario.sql")),
-        M::up(include_str!(
-            "../../migrations/inventario/0002_confirmar_y_expirar.sql"
-        )),
-        M::up(include_str!("../../migrations/inventario/0003_lotes.sql")),
-    ])
+pub fn schema() -> Schema {
+    Schema::new(
+        Service::Inventario,
+        "stock",
+        vec![
+            M::up(include_str!("../../migrations/inventario/0001_inventario.sql")),
+            M::up(include_str!(
+                "../../migrations/inventario/0002_confirmar_y_expirar.sql"
+            )),
+            M::up(include_str!("../../migrations/inventario/0003_lotes.sql")),
+        ],
+    )
 }
 
 /// The route table of inventario.

@@ -15,17 +15,23 @@ mod repo;
 mod routes;
 
 use actix_web::web;
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::M;
 
+use crate::db::Schema;
 use crate::error::method_not_allowed;
+use crate::service::Service;
 
 /// The schema of `pagos.db`.
-pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../migrations/pagos/0001_pagos.sql")),
-        M::up(include_str!("../../migrations/pagos/0002_anular.sql")),
-        M::up(include_str!("../../migrations/pagos/0003_sin_listas.sql")),
-    ])
+pub fn schema() -> Schema {
+    Schema::new(
+        Service::Pagos,
+        "pagos",
+        vec![
+            M::up(include_str!("../../migrations/pagos/0001_pagos.sql")),
+            M::up(include_str!("../../migrations/pagos/0002_anular.sql")),
+            M::up(include_str!("../../migrations/pagos/0003_sin_listas.sql")),
+        ],
+    )
 }
 
 /// The route table of pagos.

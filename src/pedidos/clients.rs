@@ -6,12 +6,14 @@
 //! Answers are read tolerantly: only the fields the flow uses are required.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::metrics::PedidosMetrics;
 use super::model::Item;
 use super::resilience::{Breakers, CallError, Peer, Refusal};
 use crate::config::PeerSettings;
@@ -143,11 +145,17 @@ pub struct Peers {
     productos: Peer,
     inventario: Peer,
     pagos: Peer,
+    metrics: Arc<PedidosMetrics>,
 }
 
 impl Peers {
     /// Builds the worker's HTTP client (bounded connections and timeouts) around the shared breakers.
-    pub fn new(settings: &PeerSettings, token: &str, breakers: &Breakers) -> Self {
+    pub fn new(
+        settings: &PeerSettings,
+        token: &str,
+        breakers: &Breakers,
+        metrics: &Arc<PedidosMetrics>,
+    ) -> Self {
         // Connecting gives up well within the attempt's own timeout, so a peer that
         // cannot be reached is known as one the request never reached.
         let connector = awc::Connector::new()
@@ -160,8 +168,11 @@ impl Peers {
             .disable_timeout()
             .disable_redirects()
             .finish();
-        let peer = |name, url: &str, breaker| Peer::new(name, url, token, client.clone(), breaker, settings);
+        let peer = |name, url: &str, breaker| {
+            Peer::new(name, url, token, client.clone(), breaker, settings, metrics)
+        };
         Self {
+            metrics: metrics.clone(),
             productos: peer("productos", &settings.products_url, breakers.productos.clone()),
             inventario: peer("inventario", &settings.inventory_url, breakers.inventario.clone()),
             pagos: peer("pagos", &settings.payments_url, breakers.pagos.clone()),
@@ -186,6 +197,10 @@ impl Peers {
                 CallError::Unavailable { .. } => None,
             })
             .max()
+    }
+
+    fn compensating(&self, kind: &str) {
+        self.metrics.compensations.with_label_values(&[kind]).inc();
     }
 
     /// The current price of each product that exists, by id: one call for a whole order.
@@ -235,6 +250,7 @@ impl Peers {
     /// Releases an order's lote; releasing one already released is not an error, and
     /// releasing a key no lote was made with makes sure none will be.
     pub async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+        self.compensating("release");
         post(&self.inventario, "/reservas/liberar", &ClaveRequest { clave }).await
     }
 
@@ -246,12 +262,14 @@ impl Peers {
     /// The payment made with a `referencia`; if there is none, pagos voids the
     /// referencia so that no charge can be made with it any more (estado `anulado`).
     pub async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+        self.compensating("void");
         post(&self.pagos, "/anular", &ReferenciaRequest { referencia }).await
     }
 
     /// Makes sure no money is kept for a `referencia`: an approved payment is
     /// refunded (estado `reembolsado`), a referencia never charged is voided.
     pub async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+        self.compensating("refund");
         post(&self.pagos, "/reembolsar", &ReferenciaRequest { referencia }).await
     }
 }

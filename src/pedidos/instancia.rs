@@ -1,5 +1,5 @@
 //! What every worker of one pedidos shares: its database's key prefix, the order
-//! deadline, and which orders are being driven right now.
+//! deadline, which orders are being driven right now, and its metrics.
 //!
 //! An order is moved on by one driver at a time: the request that placed it, or a
 //! recovery pass. The request claims its order before the order is committed, so no
@@ -9,25 +9,27 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use super::metrics::PedidosMetrics;
 use super::repo;
 use crate::db::Pool;
 
-#[derive(Debug)]
 pub struct Instancia {
     /// Prefix of every key pedidos gives its peers, unique to this database.
     pub prefijo: String,
     /// How long after it is placed an order may still be charged.
     pub plazo: Duration,
     pub en_curso: Arc<EnCurso>,
+    pub metrics: Arc<PedidosMetrics>,
 }
 
 impl Instancia {
     /// Reads the database's key prefix.
-    pub fn load(pool: &Pool, plazo: Duration) -> anyhow::Result<Self> {
+    pub fn load(pool: &Pool, plazo: Duration, metrics: Arc<PedidosMetrics>) -> anyhow::Result<Self> {
         Ok(Self {
             prefijo: repo::prefijo(&*pool.get()?)?,
             plazo,
             en_curso: Arc::default(),
+            metrics,
         })
     }
 }

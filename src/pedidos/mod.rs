@@ -11,6 +11,7 @@
 
 mod clients;
 mod instancia;
+mod metrics;
 mod model;
 mod recovery;
 mod repo;
@@ -19,23 +20,30 @@ mod routes;
 mod saga;
 
 use actix_web::web;
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::M;
 
 pub use clients::Peers;
 pub use instancia::Instancia;
+pub use metrics::PedidosMetrics;
 pub use recovery::spawn as spawn_recovery;
 pub use resilience::Breakers;
 
+use crate::db::Schema;
 use crate::error::method_not_allowed;
+use crate::service::Service;
 
 /// The schema of `pedidos.db`.
-pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("../../migrations/pedidos/0001_pedidos.sql")),
-        M::up(include_str!("../../migrations/pedidos/0002_pasos_y_claves.sql")),
-        M::up(include_str!("../../migrations/pedidos/0003_etapas.sql")),
-        M::up(include_str!("../../migrations/pedidos/0004_request_id.sql")),
-    ])
+pub fn schema() -> Schema {
+    Schema::new(
+        Service::Pedidos,
+        "pedidos",
+        vec![
+            M::up(include_str!("../../migrations/pedidos/0001_pedidos.sql")),
+            M::up(include_str!("../../migrations/pedidos/0002_pasos_y_claves.sql")),
+            M::up(include_str!("../../migrations/pedidos/0003_etapas.sql")),
+            M::up(include_str!("../../migrations/pedidos/0004_request_id.sql")),
+        ],
+    )
 }
 
 /// The route table of pedidos. The app must also hold a `web::Data<Peers>` and a

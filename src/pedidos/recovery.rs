@@ -46,7 +46,7 @@ pub fn spawn(
     mut stop: Stop,
 ) {
     actix_web::rt::spawn(async move {
-        let peers = Peers::new(&settings, &token, &breakers);
+        let peers = Peers::new(&settings, &token, &breakers, &instancia.metrics);
         let ctx = Contexto {
             peers: &peers,
             pool: &pool,
@@ -73,6 +73,7 @@ pub fn spawn(
 
 /// One pass over the unfinished orders; returns how many it finished.
 pub async fn pass(ctx: &Contexto<'_>) -> Result<usize, ApiError> {
+    ctx.instancia.metrics.recovery_passes.inc();
     let ids = run_blocking(ctx.pool, |conn| Ok(repo::unfinished(conn, BATCH)?)).await?;
     let finished = Cell::new(0);
     futures_util::stream::iter(ids)
@@ -121,7 +122,9 @@ async fn settle_held(ctx: &Contexto<'_>, mut pedido: Pedido) -> Result<bool, Api
         }
     }
     if pedido.terminado() {
-        log::info!(target: LOG_TARGET, "recovery finished pedido {id}: {}", <&str>::from(pedido.etapa.estado()));
+        let estado: &str = pedido.etapa.estado().into();
+        ctx.instancia.metrics.recovered.with_label_values(&[estado]).inc();
+        log::info!(target: LOG_TARGET, "recovery finished pedido {id}: {estado}");
     }
     Ok(pedido.terminado())
 }

@@ -318,6 +318,14 @@ pub fn unfinished(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<i64>> {
     .collect()
 }
 
+/// How many orders are not over or still owe work to a peer.
+pub fn count_unfinished(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM pedidos WHERE etapa <> 'cerrado' OR debe_liberar = 1 OR debe_anular_cobro = 1",
+    )?
+    .query_row([], |row| row.get(0))
+}
+
 /// This database's prefix for peer keys.
 pub fn prefijo(conn: &Connection) -> rusqlite::Result<String> {
     conn.query_row("SELECT prefijo FROM instancia WHERE id = 1", [], |row| row.get(0))
@@ -330,7 +338,8 @@ mod tests {
 
     fn database() -> Connection {
         let mut conn = Connection::open_in_memory().expect("an in-memory database");
-        crate::pedidos::migrations()
+        crate::pedidos::schema()
+            .migrations
             .to_latest(&mut conn)
             .expect("migrated");
         conn

@@ -10,7 +10,7 @@
 //! Every attempt carries the request id and a `traceparent` with a new span id of the
 //! work it is made for (`trace`).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode, header};
@@ -21,6 +21,7 @@ use failsafe::futures::CircuitBreaker;
 use failsafe::{Config, Instrument, StateMachine, backoff};
 use serde::de::DeserializeOwned;
 
+use super::metrics::PedidosMetrics;
 use crate::config::PeerSettings;
 use crate::trace;
 
@@ -48,11 +49,47 @@ pub enum CallError {
     },
 }
 
-/// Logs a breaker's transitions and remembers when it opened.
-#[derive(Debug, Clone)]
+/// A circuit's state, as pedidos reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
+pub enum Circuit {
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+/// What a breaker's transitions told so far.
+#[derive(Debug)]
+struct Seen {
+    circuit: Circuit,
+    opened_at: Option<Instant>,
+}
+
+/// Follows a breaker's transitions: logs and counts them, and remembers the state.
+#[derive(Clone)]
 pub struct BreakerLog {
     peer: &'static str,
-    opened_at: Arc<Mutex<Option<Instant>>>,
+    seen: Arc<Mutex<Seen>>,
+    metrics: Arc<PedidosMetrics>,
+}
+
+impl BreakerLog {
+    fn seen(&self) -> MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn moved_to(&self, circuit: Circuit) {
+        let gauge = match circuit {
+            Circuit::Closed => 0,
+            Circuit::HalfOpen => 1,
+            Circuit::Open => 2,
+        };
+        self.metrics.circuit.with_label_values(&[self.peer]).set(gauge);
+        self.metrics
+            .transitions
+            .with_label_values(&[self.peer, circuit.into()])
+            .inc();
+    }
 }
 
 impl Instrument for BreakerLog {
@@ -61,21 +98,30 @@ impl Instrument for BreakerLog {
     }
 
     fn on_open(&self) {
-        *self.opened_at.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        *self.seen() = Seen {
+            circuit: Circuit::Open,
+            opened_at: Some(Instant::now()),
+        };
+        self.moved_to(Circuit::Open);
         log::warn!(target: LOG_TARGET, "circuit of {} opened", self.peer);
     }
 
     fn on_half_open(&self) {
+        self.seen().circuit = Circuit::HalfOpen;
+        self.moved_to(Circuit::HalfOpen);
         log::info!(target: LOG_TARGET, "circuit of {} half-open: letting a trial call through", self.peer);
     }
 
     fn on_closed(&self) {
-        let was_open = self
-            .opened_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if was_open.is_some() {
+        let was = std::mem::replace(
+            &mut *self.seen(),
+            Seen {
+                circuit: Circuit::Closed,
+                opened_at: None,
+            },
+        );
+        if was.circuit != Circuit::Closed {
+            self.moved_to(Circuit::Closed);
             log::info!(target: LOG_TARGET, "circuit of {} closed", self.peer);
         }
     }
@@ -84,7 +130,7 @@ impl Instrument for BreakerLog {
 type Machine = StateMachine<ConsecutiveFailures<backoff::Constant>, BreakerLog>;
 
 /// One peer's circuit breaker; clones share the same state.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Breaker {
     machine: Machine,
     log: BreakerLog,
@@ -92,11 +138,16 @@ pub struct Breaker {
 }
 
 impl Breaker {
-    pub fn new(peer: &'static str, failures: u32, open_for: Duration) -> Self {
+    pub fn new(peer: &'static str, failures: u32, open_for: Duration, metrics: &Arc<PedidosMetrics>) -> Self {
         let log = BreakerLog {
             peer,
-            opened_at: Arc::default(),
+            seen: Arc::new(Mutex::new(Seen {
+                circuit: Circuit::Closed,
+                opened_at: None,
+            })),
+            metrics: metrics.clone(),
         };
+        metrics.circuit.with_label_values(&[peer]).set(0);
         let machine = Config::new()
             .failure_policy(consecutive_failures(failures, backoff::constant(open_for)))
             .instrument(log.clone())
@@ -108,16 +159,25 @@ impl Breaker {
         }
     }
 
+    /// The circuit's state, and while it is open, how long until it lets a trial
+    /// call through (zero once the next call will be one).
+    pub fn status(&self) -> (Circuit, Option<Duration>) {
+        let seen = self.log.seen();
+        let left = seen
+            .opened_at
+            .map(|at| self.open_for.saturating_sub(at.elapsed()));
+        (seen.circuit, left.filter(|_| seen.circuit == Circuit::Open))
+    }
+
     /// How long until the open circuit lets a call through, at least one second.
     fn retry_after(&self) -> Duration {
-        let opened_at = *self.log.opened_at.lock().unwrap_or_else(PoisonError::into_inner);
-        let left = opened_at.map_or(self.open_for, |at| self.open_for.saturating_sub(at.elapsed()));
+        let left = self.status().1.unwrap_or(self.open_for);
         Duration::from_secs(left.as_secs_f64().ceil().max(1.0) as u64)
     }
 }
 
 /// The breakers of pedidos' three peers, built once and shared by every worker.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Breakers {
     pub productos: Breaker,
     pub inventario: Breaker,
@@ -125,13 +185,32 @@ pub struct Breakers {
 }
 
 impl Breakers {
-    pub fn new(settings: &PeerSettings) -> Self {
-        let breaker = |peer| Breaker::new(peer, settings.breaker_failures, settings.breaker_open);
+    pub fn new(settings: &PeerSettings, metrics: &Arc<PedidosMetrics>) -> Self {
+        let breaker = |peer| Breaker::new(peer, settings.breaker_failures, settings.breaker_open, metrics);
         Self {
             productos: breaker("productos"),
             inventario: breaker("inventario"),
             pagos: breaker("pagos"),
         }
+    }
+
+    /// Each peer's circuit, for `/ready`: `{"productos": {"circuit": "closed"}, …}`,
+    /// with `retry_in_ms` while open.
+    pub fn status(&self) -> serde_json::Value {
+        let mut peers = serde_json::Map::new();
+        for (peer, breaker) in [
+            ("productos", &self.productos),
+            ("inventario", &self.inventario),
+            ("pagos", &self.pagos),
+        ] {
+            let (circuit, left) = breaker.status();
+            let mut status = serde_json::json!({"circuit": <&str>::from(circuit)});
+            if let Some(left) = left {
+                status["retry_in_ms"] = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).into();
+            }
+            peers.insert(peer.into(), status);
+        }
+        peers.into()
     }
 }
 
@@ -145,6 +224,7 @@ pub struct Peer {
     attempts: u32,
     backoff: Duration,
     timeout: Duration,
+    metrics: Arc<PedidosMetrics>,
 }
 
 impl Peer {
@@ -155,6 +235,7 @@ impl Peer {
         client: awc::Client,
         breaker: Breaker,
         settings: &PeerSettings,
+        metrics: &Arc<PedidosMetrics>,
     ) -> Self {
         Self {
             name,
@@ -165,6 +246,7 @@ impl Peer {
             attempts: settings.retry_attempts,
             backoff: settings.retry_backoff,
             timeout: settings.timeout,
+            metrics: metrics.clone(),
         }
     }
 
@@ -197,12 +279,23 @@ impl Peer {
         path: &str,
         body: Option<Bytes>,
     ) -> Result<Result<T, Refusal>, CallError> {
+        let started = Instant::now();
         let attempts = self.retried(&method, path, body);
-        match self.breaker.machine.call(attempts).await {
-            Ok(answer) => Ok(answer),
-            Err(failsafe::Error::Inner(e)) => Err(e),
-            Err(failsafe::Error::Rejected) => Err(self.circuit_open()),
-        }
+        let (answer, outcome) = match self.breaker.machine.call(attempts).await {
+            Ok(Ok(answer)) => (Ok(Ok(answer)), "ok"),
+            Ok(Err(refusal)) => (Ok(Err(refusal)), "refused"),
+            Err(failsafe::Error::Inner(e)) => (Err(e), "failed"),
+            Err(failsafe::Error::Rejected) => (Err(self.circuit_open()), "circuit_open"),
+        };
+        self.metrics
+            .peer_calls
+            .with_label_values(&[self.name, outcome])
+            .inc();
+        self.metrics
+            .peer_latency
+            .with_label_values(&[self.name])
+            .observe(started.elapsed().as_secs_f64());
+        answer
     }
 
     async fn retried<T: DeserializeOwned>(
@@ -240,6 +333,7 @@ impl Peer {
                 pause.as_millis()
             );
             actix_web::rt::time::sleep(pause).await;
+            self.metrics.retries.with_label_values(&[self.name]).inc();
             attempt += 1;
         }
     }

@@ -25,7 +25,7 @@ use super::instancia::Instancia;
 use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, el_pago};
 use super::repo::{self, Alta, Registro};
 use crate::clock::now_millis;
-use crate::db::{Pool, run_blocking, run_write};
+use crate::db::{Pool, run_blocking, run_write, run_write_owed};
 use crate::error::ApiError;
 use crate::money::Money;
 use crate::trace;
@@ -116,7 +116,10 @@ pub async fn colocar(
     };
     let pedido = match pedido.etapa {
         Etapa::Registrado => avanzar(ctx, pedido).await?,
-        _ => pedido,
+        _ => {
+            contar_final(ctx, &pedido.etapa);
+            pedido
+        }
     };
     drop(turno);
     Ok(Colocado::Nuevo(pedido))
@@ -187,17 +190,18 @@ pub async fn avanzar(ctx: &Contexto<'_>, pedido: Pedido) -> Result<Pedido, ApiEr
     };
     match paso {
         Some(paso) if paso.hacia != pedido.etapa || paso.reservas.is_some() => {
-            registrar(ctx.pool, pedido, paso).await
+            registrar(ctx, pedido, paso).await
         }
         _ => Ok(pedido),
     }
 }
 
 /// Records a transition, if the order still stands where it was when the step began.
-async fn registrar(pool: &Pool, mut pedido: Pedido, paso: Paso) -> Result<Pedido, ApiError> {
+async fn registrar(ctx: &Contexto<'_>, mut pedido: Pedido, paso: Paso) -> Result<Pedido, ApiError> {
+    let pool = ctx.pool;
     let id = pedido.id;
     let desde = pedido.etapa.clone();
-    let (recorded, paso) = run_write(pool, move |conn| {
+    let (recorded, paso) = run_write_owed(pool, move |conn| {
         let recorded = repo::transition(conn, id, &desde, &paso.hacia, paso.reservas.as_deref())?;
         Ok((recorded, paso))
     })
@@ -233,8 +237,19 @@ async fn registrar(pool: &Pool, mut pedido: Pedido, paso: Paso) -> Result<Pedido
             item.reserva_id = Some(reserva_id);
         }
     }
+    if !matches!(pedido.etapa, Etapa::Cerrado { .. }) {
+        contar_final(ctx, &paso.hacia);
+    }
     pedido.etapa = paso.hacia;
     Ok(pedido)
+}
+
+/// Counts an order that reached its final estado.
+fn contar_final(ctx: &Contexto<'_>, etapa: &Etapa) {
+    if matches!(etapa, Etapa::Cerrado { .. }) {
+        let estado: &str = etapa.estado().into();
+        ctx.instancia.metrics.orders.with_label_values(&[estado]).inc();
+    }
 }
 
 /// `Registrado`: reserve every line, then charge the total. Both are idempotent under

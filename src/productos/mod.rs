@@ -12,17 +12,23 @@ mod repo;
 mod routes;
 
 use actix_web::web;
-use rusqlite_migration::{M, Migrations};
+use rusqlite_migration::M;
 
 pub use catalogo::Catalogo;
 
+use crate::db::Schema;
 use crate::error::method_not_allowed;
+use crate::service::Service;
 
 /// The schema of `productos.db`.
-pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "../../migrations/productos/0001_productos.sql"
-    ))])
+pub fn schema() -> Schema {
+    Schema::new(
+        Service::Productos,
+        "productos",
+        vec![M::up(include_str!(
+            "../../migrations/productos/0001_productos.sql"
+        ))],
+    )
 }
 
 /// The route table of productos.

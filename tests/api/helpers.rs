@@ -42,6 +42,7 @@ fn service_settings(dir: &Path, service: Service, addr: SocketAddr) -> ServiceSe
         db_path: dir.join(format!("{}.db", service.name())),
         workers: 2,
         request_timeout: Duration::from_secs(5),
+        write_queue: 1024,
     }
 }
 
@@ -539,7 +540,7 @@ pub fn run_to_end(command: &mut Command) -> (Option<i32>, String) {
 /// A running penguin and the URL of each service it announced.
 pub struct Running {
     pub child: Child,
-    pub urls: std::collections::HashMap<String, String>,
+    pub urls: HashMap<String, String>,
 }
 
 impl Drop for Running {
@@ -561,17 +562,21 @@ pub fn start(command: &mut Command, services: usize) -> Running {
             }
         }
     });
-    let mut urls = std::collections::HashMap::new();
-    while urls.len() < services {
-        let line = received
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("penguin announced only {urls:?}"));
+    // Killed if it never announces, so that a failed start leaves no process behind.
+    let mut running = Running {
+        child,
+        urls: HashMap::new(),
+    };
+    while running.urls.len() < services {
+        let Ok(line) = received.recv_timeout(Duration::from_secs(30)) else {
+            panic!("penguin announced only {:?}", running.urls);
+        };
         if let Some((head, url)) = line.split_once("] listening on ") {
             let service = head.rsplit(' ').next().unwrap_or_default().to_string();
-            urls.insert(service, url.trim().to_string());
+            running.urls.insert(service, url.trim().to_string());
         }
     }
-    Running { child, urls }
+    running
 }
 
 /// A port nothing listens on now.

@@ -1,0 +1,129 @@
+//! `GET /metrics`: a service's counters, gauges and histograms in Prometheus' text
+//! format, answered without a token (they hold no shop data).
+//!
+//! Every service counts its requests by route, method and status and times them
+//! (`penguin_http_*`), and shows its database write queue (`db`) and the log lines
+//! dropped because the log writer fell behind (`logging`). Each service registers its
+//! own beside them (pedidos: orders, peer calls, circuits, compensations, recovery;
+//! inventario: reservations and units), and may sample its database at each scrape.
+//! Every series carries `service="<name>"`, so the four services of `serve all`,
+//! scraped on their four ports, never mix.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use rusqlite::Connection;
+
+use crate::db::{Pool, run_blocking};
+use crate::error::{ApiError, method_not_allowed};
+use crate::service::Service;
+
+/// Reads what a service shows from its database, at each scrape.
+pub type Sampler = Arc<dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync>;
+
+/// The route label of requests that matched no route: their paths are not labels,
+/// so that a scan of random paths cannot make series without bound.
+const UNMATCHED: &str = "unmatched";
+
+/// One service's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    log_lines_dropped: IntCounter,
+    sampler: Option<Sampler>,
+}
+
+impl Metrics {
+    pub fn new(service: Service) -> prometheus::Result<Self> {
+        let labels = [("service".to_string(), service.name().to_string())].into();
+        let registry = Registry::new_custom(Some("penguin".into()), Some(labels))?;
+        let metrics = Self {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "http_requests_total",
+                    "Requests answered, by route, method and status",
+                ),
+                &["route", "method", "status"],
+            )?,
+            latency: HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "Time from a request's arrival to its answer, by route and method",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["route", "method"],
+            )?,
+            log_lines_dropped: IntCounter::new(
+                "log_lines_dropped_total",
+                "Log lines dropped because the log writer was too far behind (process-wide)",
+            )?,
+            registry,
+            sampler: None,
+        };
+        metrics.register(metrics.requests.clone())?;
+        metrics.register(metrics.latency.clone())?;
+        metrics.register(metrics.log_lines_dropped.clone())?;
+        Ok(metrics)
+    }
+
+    /// Adds a service's own metric; returns it for its owner to update.
+    pub fn register<C: Collector + Clone + 'static>(&self, collector: C) -> prometheus::Result<C> {
+        self.registry.register(Box::new(collector.clone()))?;
+        Ok(collector)
+    }
+
+    /// Sets what is read from the database at each scrape.
+    pub fn sample_with(&mut self, sampler: Sampler) {
+        self.sampler = Some(sampler);
+    }
+
+    /// Counts and times one answered request. `route` is the pattern it matched.
+    pub fn observe(&self, route: Option<&str>, method: &str, status: u16, took: Duration) {
+        let route = route.unwrap_or(UNMATCHED);
+        let status = status.to_string();
+        self.requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        self.latency
+            .with_label_values(&[route, method])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Everything, in Prometheus' text format.
+    fn render(&self) -> String {
+        let dropped = crate::logging::dropped_lines();
+        self.log_lines_dropped
+            .inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
+        let mut text = Vec::new();
+        // Encoding what was gathered into memory cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        String::from_utf8(text).unwrap_or_default()
+    }
+}
+
+async fn metrics(metrics: web::Data<Metrics>, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
+    if let Some(sample) = metrics.sampler.clone() {
+        run_blocking(&pool, move |conn| Ok(sample(conn)?)).await?;
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(TextEncoder::new().format_type())
+        .body(metrics.render()))
+}
+
+/// The route table of `/metrics`; the app must hold a `web::Data<Metrics>` and a
+/// `web::Data<Pool>`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .default_service(web::to(method_not_allowed("GET"))),
+    );
+}
