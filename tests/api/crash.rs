@@ -75,19 +75,7 @@ impl Shop {
             .spawn()
             .expect("penguin starts");
         self.children.borrow_mut().insert(service, child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let health = format!("{}/health", self.url(service));
-        while self
-            .http
-            .call(Method::GET, &health)
-            .send()
-            .await
-            .map(|a| a.status)
-            != Ok(200)
-        {
-            assert!(Instant::now() < deadline, "{service} did not start");
-            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.http.wait_healthy(&self.url(service)).await;
     }
 
     /// SIGKILL: no shutdown, no flushing, as a crash.

@@ -91,6 +91,16 @@ impl Http {
             body: None,
         }
     }
+
+    /// Waits until the service at `url` answers `GET /health`; panics after 20 s.
+    pub async fn wait_healthy(&self, url: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let health = format!("{url}/health");
+        while self.call(Method::GET, &health).send().await.map(|a| a.status) != Ok(200) {
+            assert!(std::time::Instant::now() < deadline, "nothing answers {health}");
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl Call {

@@ -11,6 +11,7 @@ mod expiry;
 mod faults;
 mod fuzz;
 mod helpers;
+mod hosts;
 mod idempotencia;
 mod inventario;
 mod lotes;

@@ -45,17 +45,7 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
         .expect("pedidos starts");
     let url = format!("http://127.0.0.1:{port}");
     let http = Http::default();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .call(Method::GET, format!("{url}/health"))
-        .send()
-        .await
-        .map(|a| a.status)
-        != Ok(200)
-    {
-        assert!(Instant::now() < deadline, "pedidos did not start");
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    http.wait_healthy(&url).await;
 
     let body =
         json!({"items": [{"producto_id": hielo, "cantidad": 1}], "pago": {"medio": "t", "moneda": "PYG"}});
