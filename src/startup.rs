@@ -78,6 +78,11 @@ impl Started {
         // The servers' own futures carry out their commands (pause, stop): they are
         // polled beside the drain.
         let drained = async {
+            log::info!(
+                "draining: accepting no more connections, answering the requests in flight for up to {} s, \
+                 stopping recovery and expiry",
+                grace.as_secs_f64()
+            );
             loops.send();
             let started = Instant::now();
             let deadline = started + grace;

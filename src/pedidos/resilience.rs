@@ -4,8 +4,13 @@
 //!
 //! Each peer has one breaker shared by every worker ([`Breakers`]): it opens after
 //! `BREAKER_FAILURES` consecutive failed calls (a call fails when its last attempt
-//! fails), rejects calls at once while open, and lets calls through again after
-//! `BREAKER_OPEN_SECS`. Transitions and retries are logged.
+//! fails) and rejects calls at once while open. Its first open period is short (at
+//! most a second), and each time it opens again without having closed, twice as
+//! long, up to `BREAKER_OPEN_SECS`; a peer that never answered yet is taken to be
+//! starting and keeps the first period. So a peer that starts after pedidos costs
+//! users a second, and one that stops is tried ever less often. When a period is
+//! over, one trial call goes through (the others are still rejected): its success
+//! closes the circuit, its failure opens it again. Transitions and retries are logged.
 //!
 //! Every attempt carries the request id and a `traceparent` with a new span id of the
 //! work it is made for (`trace`).
@@ -18,7 +23,7 @@ use actix_web::web::Bytes;
 use awc::error::{ConnectError, SendRequestError};
 use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use failsafe::futures::CircuitBreaker;
-use failsafe::{Config, Instrument, StateMachine, backoff};
+use failsafe::{Config, Instrument, StateMachine};
 use serde::de::DeserializeOwned;
 
 use super::metrics::PedidosMetrics;
@@ -58,14 +63,52 @@ pub enum Circuit {
     Open,
 }
 
+/// How long a circuit stays open the `n`th time in a row it opens (from 0): the
+/// first time at most a second, then twice as long each time, up to `longest`.
+fn open_period(n: u32, longest: Duration) -> Duration {
+    let first = longest.min(Duration::from_secs(1));
+    first.saturating_mul(1 << n.min(16)).min(longest)
+}
+
+/// The open periods of a circuit, as failsafe asks for one each time it opens. A
+/// peer never reached yet is taken to be starting (its pods come up after pedidos'),
+/// so its period stays the first; one that answered before and stopped is tried less
+/// and less often. The period chosen is kept in [`Seen`] for the breaker's own view.
+#[derive(Clone)]
+struct Growing {
+    seen: Arc<Mutex<Seen>>,
+    longest: Duration,
+}
+
+impl Iterator for Growing {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = if seen.reached { seen.opened } else { 0 };
+        seen.period = open_period(n, self.longest);
+        Some(seen.period)
+    }
+}
+
 /// What a breaker's transitions told so far.
 #[derive(Debug)]
 struct Seen {
     circuit: Circuit,
-    opened_at: Option<Instant>,
+    /// Whether the peer ever answered.
+    reached: bool,
+    /// Times the circuit opened since it last closed.
+    opened: u32,
+    /// The open period failsafe was last given.
+    period: Duration,
+    /// While open: when it lets a trial call through.
+    open_until: Option<Instant>,
+    /// While half-open: since when the one trial call has been under way.
+    trial_since: Option<Instant>,
 }
 
-/// Follows a breaker's transitions: logs and counts them, and remembers the state.
+/// Follows a breaker's transitions: logs and counts them, remembers the state, and
+/// lets one trial call at a time through a half-open circuit.
 #[derive(Clone)]
 pub struct BreakerLog {
     peer: &'static str,
@@ -98,12 +141,22 @@ impl Instrument for BreakerLog {
     }
 
     fn on_open(&self) {
-        *self.seen() = Seen {
-            circuit: Circuit::Open,
-            opened_at: Some(Instant::now()),
+        let period = {
+            let mut seen = self.seen();
+            let period = seen.period;
+            seen.circuit = Circuit::Open;
+            seen.opened = seen.opened.saturating_add(1);
+            seen.open_until = Some(Instant::now() + period);
+            seen.trial_since = None;
+            period
         };
         self.moved_to(Circuit::Open);
-        log::warn!(target: LOG_TARGET, "circuit of {} opened", self.peer);
+        log::warn!(
+            target: LOG_TARGET,
+            "circuit of {} opened for {} ms",
+            self.peer,
+            period.as_millis()
+        );
     }
 
     fn on_half_open(&self) {
@@ -113,13 +166,7 @@ impl Instrument for BreakerLog {
     }
 
     fn on_closed(&self) {
-        let was = std::mem::replace(
-            &mut *self.seen(),
-            Seen {
-                circuit: Circuit::Closed,
-                opened_at: None,
-            },
-        );
+        let was = std::mem::replace(&mut *self.seen(), Seen::closed(true));
         if was.circuit != Circuit::Closed {
             self.moved_to(Circuit::Closed);
             log::info!(target: LOG_TARGET, "circuit of {} closed", self.peer);
@@ -127,35 +174,80 @@ impl Instrument for BreakerLog {
     }
 }
 
-type Machine = StateMachine<ConsecutiveFailures<backoff::Constant>, BreakerLog>;
+impl Seen {
+    fn closed(reached: bool) -> Self {
+        Self {
+            circuit: Circuit::Closed,
+            reached,
+            opened: 0,
+            period: Duration::ZERO,
+            open_until: None,
+            trial_since: None,
+        }
+    }
+}
+
+type Machine = StateMachine<ConsecutiveFailures<Growing>, BreakerLog>;
 
 /// One peer's circuit breaker; clones share the same state.
 #[derive(Clone)]
 pub struct Breaker {
     machine: Machine,
     log: BreakerLog,
-    open_for: Duration,
+    /// How long a trial call may take before another may be tried in its place (it
+    /// was cut off before it could tell the breaker how it went).
+    trial_timeout: Duration,
 }
 
 impl Breaker {
-    pub fn new(peer: &'static str, failures: u32, open_for: Duration, metrics: &Arc<PedidosMetrics>) -> Self {
+    pub fn new(peer: &'static str, settings: &PeerSettings, metrics: &Arc<PedidosMetrics>) -> Self {
+        let seen = Arc::new(Mutex::new(Seen::closed(false)));
         let log = BreakerLog {
             peer,
-            seen: Arc::new(Mutex::new(Seen {
-                circuit: Circuit::Closed,
-                opened_at: None,
-            })),
+            seen: seen.clone(),
             metrics: metrics.clone(),
         };
         metrics.circuit.with_label_values(&[peer]).set(0);
+        let periods = Growing {
+            seen,
+            longest: settings.breaker_open,
+        };
         let machine = Config::new()
-            .failure_policy(consecutive_failures(failures, backoff::constant(open_for)))
+            .failure_policy(consecutive_failures(settings.breaker_failures, periods))
             .instrument(log.clone())
             .build();
+        let attempt = settings.timeout + settings.retry_backoff * 2;
         Self {
             machine,
             log,
-            open_for,
+            trial_timeout: attempt * settings.retry_attempts + Duration::from_secs(1),
+        }
+    }
+
+    /// Whether a call may go to the peer now: always while closed; while open, once
+    /// its open period is over, as the one trial call (claimed by it when `claim`).
+    fn admits(&self, claim: bool) -> bool {
+        let mut seen = self.log.seen();
+        let now = Instant::now();
+        let trial_free = seen
+            .trial_since
+            .is_none_or(|since| now.duration_since(since) >= self.trial_timeout);
+        let admitted = match seen.circuit {
+            Circuit::Closed => return true,
+            Circuit::Open => seen.open_until.is_none_or(|until| now >= until) && trial_free,
+            Circuit::HalfOpen => trial_free,
+        };
+        if admitted && claim {
+            seen.trial_since = Some(now);
+        }
+        admitted
+    }
+
+    /// Notes that the peer answered: from now on, an outage is not a start.
+    fn reached(&self) {
+        let mut seen = self.log.seen();
+        if !seen.reached {
+            seen.reached = true;
         }
     }
 
@@ -164,14 +256,14 @@ impl Breaker {
     pub fn status(&self) -> (Circuit, Option<Duration>) {
         let seen = self.log.seen();
         let left = seen
-            .opened_at
-            .map(|at| self.open_for.saturating_sub(at.elapsed()));
+            .open_until
+            .map(|until| until.saturating_duration_since(Instant::now()));
         (seen.circuit, left.filter(|_| seen.circuit == Circuit::Open))
     }
 
     /// How long until the open circuit lets a call through, at least one second.
     fn retry_after(&self) -> Duration {
-        let left = self.status().1.unwrap_or(self.open_for);
+        let left = self.status().1.unwrap_or(Duration::ZERO);
         Duration::from_secs(left.as_secs_f64().ceil().max(1.0) as u64)
     }
 }
@@ -186,7 +278,7 @@ pub struct Breakers {
 
 impl Breakers {
     pub fn new(settings: &PeerSettings, metrics: &Arc<PedidosMetrics>) -> Self {
-        let breaker = |peer| Breaker::new(peer, settings.breaker_failures, settings.breaker_open, metrics);
+        let breaker = |peer| Breaker::new(peer, settings, metrics);
         Self {
             productos: breaker("productos"),
             inventario: breaker("inventario"),
@@ -254,9 +346,10 @@ impl Peer {
         self.name
     }
 
-    /// Fails at once while this peer's circuit is open.
+    /// Fails at once while this peer's circuit is open (and its trial call, if it
+    /// is time for one, is under way).
     pub fn ensure_available(&self) -> Result<(), CallError> {
-        if self.breaker.machine.is_call_permitted() {
+        if self.breaker.admits(false) {
             return Ok(());
         }
         Err(self.circuit_open())
@@ -280,10 +373,21 @@ impl Peer {
         body: Option<Bytes>,
     ) -> Result<Result<T, Refusal>, CallError> {
         let started = Instant::now();
-        let attempts = self.retried(&method, path, body);
-        let (answer, outcome) = match self.breaker.machine.call(attempts).await {
-            Ok(Ok(answer)) => (Ok(Ok(answer)), "ok"),
-            Ok(Err(refusal)) => (Ok(Err(refusal)), "refused"),
+        let called = async {
+            if !self.breaker.admits(true) {
+                return Err(failsafe::Error::Rejected);
+            }
+            self.breaker.machine.call(self.retried(&method, path, body)).await
+        };
+        let (answer, outcome) = match called.await {
+            Ok(Ok(answer)) => {
+                self.breaker.reached();
+                (Ok(Ok(answer)), "ok")
+            }
+            Ok(Err(refusal)) => {
+                self.breaker.reached();
+                (Ok(Err(refusal)), "refused")
+            }
             Err(failsafe::Error::Inner(e)) => (Err(e), "failed"),
             Err(failsafe::Error::Rejected) => (Err(self.circuit_open()), "circuit_open"),
         };
