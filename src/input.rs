@@ -66,7 +66,8 @@ fn not_whole(field: &str, value: f64) -> ApiError {
     )
 }
 
-/// A trimmed, non-empty text of at most [`MAX_TEXT_CHARS`] characters.
+/// A text of 1 to [`MAX_TEXT_CHARS`] characters as sent, not blank, without control
+/// characters (Unicode Cc) anywhere; kept trimmed.
 pub fn text(field: &'static str, value: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
@@ -75,13 +76,14 @@ pub fn text(field: &'static str, value: &str) -> Result<String, ApiError> {
             format!("{field} must not be empty"),
         ));
     }
-    if trimmed.chars().count() > MAX_TEXT_CHARS {
+    // Counted and checked as sent, so that the limits are the ones the document states.
+    if value.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::new(
             ErrorCode::InvalidValue,
             format!("{field} must be at most {MAX_TEXT_CHARS} characters"),
         ));
     }
-    if trimmed.chars().any(char::is_control) {
+    if value.chars().any(char::is_control) {
         return Err(ApiError::new(
             ErrorCode::InvalidValue,
             format!("{field} must not contain control characters"),
@@ -140,10 +142,54 @@ pub fn id(field: &str, value: Entero, missing: ErrorCode) -> Result<i64, ApiErro
     }
 }
 
+/// A whole number written in a path or a query string, as JSON may write it: `7`,
+/// `-7`, `7.0`, `7e2`. Beyond what an `i128` holds it saturates; `None` if it is no
+/// whole number (`7.5`, `seven`, empty).
+pub fn whole_number(text: &str) -> Option<i128> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (units, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if units.is_empty() || !units.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // The digits, and how many places the point moves right past them.
+    let digits: Vec<u8> = units.bytes().chain(fraction.bytes()).collect();
+    let shift = exponent.saturating_sub(fraction.len() as i64);
+    let kept = if shift < 0 {
+        let cut = digits
+            .len()
+            .saturating_sub(shift.unsigned_abs().try_into().unwrap_or(usize::MAX));
+        if digits[cut..].iter().any(|d| *d != b'0') {
+            return None;
+        }
+        &digits[..cut]
+    } else {
+        &digits[..]
+    };
+    let mut value: i128 = 0;
+    for digit in kept {
+        value = value.saturating_mul(10).saturating_add(i128::from(digit - b'0'));
+    }
+    if shift > 0 && value != 0 {
+        for _ in 0..shift.min(40) {
+            value = value.saturating_mul(10);
+        }
+    }
+    Some(if negative { -value } else { value })
+}
+
 /// The id in a path. One that is no positive 64-bit integer names nothing that exists:
-/// a `404` with `missing`, the code of what it would name; one that is no number, `400`.
+/// a `404` with `missing`, the code of what it would name; one that is no whole number,
+/// `400`.
 pub fn path_id(text: &str, missing: ErrorCode, what: &str) -> Result<i64, ApiError> {
-    let number: i128 = text.parse().map_err(|_| {
+    let number = whole_number(text).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidId,
             format!("the id in the path must be a positive integer, not {text:?}"),
@@ -178,6 +224,8 @@ mod tests {
         assert!(text("nombre", &"ñ".repeat(MAX_TEXT_CHARS)).is_ok());
         assert!(text("nombre", &"ñ".repeat(MAX_TEXT_CHARS + 1)).is_err());
         assert!(text("nombre", "a\u{0}b").is_err());
+        assert!(text("nombre", "Hielo\n").is_err());
+        assert!(text("nombre", &format!(" {}", "ñ".repeat(MAX_TEXT_CHARS))).is_err());
     }
 
     #[test]
@@ -210,6 +258,24 @@ mod tests {
             code(cantidad("cantidad", Entero::Enorme, 1)),
             Err(ErrorCode::InvalidValue)
         );
+    }
+
+    #[test]
+    fn whole_numbers_in_text_are_read_however_written() {
+        assert_eq!(whole_number("7"), Some(7));
+        assert_eq!(whole_number("+7"), Some(7));
+        assert_eq!(whole_number("-7"), Some(-7));
+        assert_eq!(whole_number("4406.0"), Some(4406));
+        assert_eq!(whole_number("1e+16"), Some(10_000_000_000_000_000));
+        assert_eq!(whole_number("1500e-2"), Some(15));
+        assert_eq!(whole_number("0e999999"), Some(0));
+        assert_eq!(whole_number("9".repeat(60).as_str()), Some(i128::MAX));
+        assert_eq!(whole_number("-1e99"), Some(-i128::MAX));
+        for no in [
+            "", "-", "7.5", "1e-1", "seven", " 7", "7 ", ".5", "1e", "0x10", "1_000",
+        ] {
+            assert_eq!(whole_number(no), None, "{no:?}");
+        }
     }
 
     #[test]

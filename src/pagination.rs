@@ -1,6 +1,7 @@
 //! Pages of a list route: `?limit=` (default 100, at most 1000) and `?offset=` (0 or more).
 
 use crate::error::{ApiError, ErrorCode};
+use crate::input;
 
 /// `LIMIT`/`OFFSET` of a list route, as sent; [`Page::bounds`] checks them.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -19,7 +20,7 @@ impl Page {
         let number = |name: &str, text: &Option<String>| -> Result<Option<i128>, ApiError> {
             text.as_deref()
                 .map(|t| {
-                    t.trim().parse::<i128>().map_err(|_| {
+                    input::whole_number(t).ok_or_else(|| {
                         ApiError::new(
                             ErrorCode::InvalidQuery,
                             format!("`{name}` must be a whole number, not {t:?}"),

@@ -106,9 +106,15 @@ impl Lista {
                 "ids lists the products wanted; it does not take limit or offset",
             ));
         }
+        if ids.split(',').count() > Page::MAX_LIMIT as usize {
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
+                format!("ids names at most {} products", Page::MAX_LIMIT),
+            ));
+        }
         let mut parsed: Vec<i64> = Vec::new();
         for id in ids.split(',') {
-            let id: i128 = id.trim().parse().map_err(|_| {
+            let id = input::whole_number(id).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::InvalidQuery,
                     format!("ids must be product ids separated by commas, got {id:?}"),
@@ -126,12 +132,6 @@ impl Lista {
             {
                 parsed.push(id);
             }
-        }
-        if parsed.len() > Page::MAX_LIMIT as usize {
-            return Err(ApiError::new(
-                ErrorCode::InvalidValue,
-                format!("ids names at most {} products", Page::MAX_LIMIT),
-            ));
         }
         Ok(Self::Ids(parsed))
     }
