@@ -1,4 +1,4 @@
-//! The shared bearer token: every request but `GET /health` must carry
+//! The shared bearer token: every request but the public routes (`is_public`) must carry
 //! `Authorization: Bearer <SERVICE_TOKEN>`, known route or not. The check runs
 //! before routing and compares in constant time.
 
@@ -32,9 +32,9 @@ impl ServiceToken {
     }
 }
 
-/// The routes anyone may call: liveness only.
+/// The routes anyone may call: liveness and the service's own documentation.
 fn is_public(req: &ServiceRequest) -> bool {
-    req.method() == Method::GET && req.path() == "/health"
+    req.method() == Method::GET && matches!(req.path(), "/health" | "/openapi.json" | "/docs")
 }
 
 /// Middleware: refuses with `401` any request without the right token.

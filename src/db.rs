@@ -25,7 +25,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use rusqlite_migration::Migrations;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The most writes committed together.
 const MAX_BATCH: usize = 256;
@@ -168,6 +168,10 @@ fn write_loop(mut conn: Connection, writes: Receiver<Write>) {
 fn run_one(conn: &mut Connection, write: Write) -> Answer {
     catch_unwind(AssertUnwindSafe(|| write(conn))).unwrap_or_else(|_| Box::new(|_| {}))
 }
+
+/// What a route that reads its database ([`run_blocking`]) can answer when no connection
+/// is free, for the OpenAPI documents.
+pub const REFUSALS: &[ErrorCode] = &[ErrorCode::DatabaseUnavailable];
 
 /// Runs `f`, which only reads, with a pooled connection on the blocking thread pool.
 pub async fn run_blocking<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>

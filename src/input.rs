@@ -213,6 +213,131 @@ pub fn cantidad(field: &str, value: Entero, min: i64) -> Result<i64, ApiError> {
     }
 }
 
+/// The rules above as OpenAPI schemas, for the documents of the services.
+pub mod schema {
+    use utoipa::openapi::Required;
+    use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+
+    use super::{MAX_CANTIDAD, MAX_KEY_CHARS, MAX_TEXT_CHARS};
+
+    /// Some character that is neither a control character (Unicode Cc) nor white space,
+    /// and no control character anywhere: what [`super::text`] accepts.
+    pub const TEXT_PATTERN: &str = concat!(
+        r"^[^\x00-\x1F\x7F-\x9F]*",
+        r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+        r"[^\x00-\x1F\x7F-\x9F]*$"
+    );
+    /// Visible ASCII only: what [`super::key`] accepts.
+    pub const KEY_PATTERN: &str = r"^[\x21-\x7E]+$";
+
+    /// An id: a positive 64-bit integer.
+    pub fn id() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(i64::MAX as isize))
+            .build()
+    }
+
+    /// A quantity from `min` (0 or 1) to [`MAX_CANTIDAD`].
+    pub fn cantidad(min: i64) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(min as isize))
+            .maximum(Some(MAX_CANTIDAD as isize))
+            .build()
+    }
+
+    /// A name or other text: 1 to [`MAX_TEXT_CHARS`] characters, not blank, no control characters.
+    pub fn text() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_TEXT_CHARS))
+            .pattern(Some(TEXT_PATTERN))
+            .description(Some(format!(
+                "1 to {MAX_TEXT_CHARS} characters, not blank, without control characters; \
+                 surrounding spaces are trimmed"
+            )))
+            .build()
+    }
+
+    /// [`text`], or `null` for absent.
+    pub fn optional_text() -> Object {
+        crate::openapi::nullable(text())
+    }
+
+    /// A key: 1 to [`MAX_KEY_CHARS`] visible ASCII characters.
+    pub fn key() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_KEY_CHARS))
+            .pattern(Some(KEY_PATTERN))
+            .description(Some(format!("1 to {MAX_KEY_CHARS} visible ASCII characters")))
+            .build()
+    }
+
+    /// A parameter of the path, which is always required.
+    pub fn in_path(name: &str, schema: Object, description: &str) -> Parameter {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(schema))
+            .description(Some(description))
+            .build()
+    }
+
+    /// The optional `Idempotency-Key` header of a route, read by [`super::idempotency_key`].
+    pub struct IdempotencyKey;
+
+    impl utoipa::IntoParams for IdempotencyKey {
+        fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+            vec![
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .schema(Some(key()))
+                    .description(Some(
+                        "Sent again with the same request, answers what the first one did, as it \
+                         stands now, and does nothing twice; with another request, 422 \
+                         `idempotency_key_reused`. An empty or malformed key is 422 `invalid_key`.",
+                    ))
+                    .build(),
+            ]
+        }
+    }
+}
+
+/// The `{id}` of a path, as sent; [`path_id`] reads it.
+#[derive(Debug, serde::Deserialize)]
+pub struct IdPath {
+    pub id: String,
+}
+
+impl utoipa::IntoParams for IdPath {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![schema::in_path(
+            "id",
+            schema::id(),
+            "one that is no positive 64-bit integer names nothing (404); one that is no whole \
+             number, 400 `invalid_id`",
+        )]
+    }
+}
+
+impl IdPath {
+    /// What reading an id in a path can refuse, beside the `404` of what it names.
+    pub const REFUSALS: &[ErrorCode] = &[ErrorCode::InvalidId];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

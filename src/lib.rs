@@ -19,6 +19,8 @@
 //! - `auth`: the bearer-token middleware shared by the four apps; `middleware`: the
 //!   access log, request timeout and in-flight count every request goes through.
 //! - `health`: `GET /health`.
+//! - `openapi`: each service's OpenAPI 3.1 document (`GET /openapi.json`) and its page
+//!   (`GET /docs`), from the services' handlers and types and the parts they share.
 //! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, `run_write`.
 //! - `clock`: the wall clock for stored deadlines; `pagination`: `?limit=&offset=`.
 //! - `money`: exact amounts in integer hundredths.
@@ -40,6 +42,7 @@ pub mod json;
 pub mod logging;
 pub mod middleware;
 pub mod money;
+pub mod openapi;
 pub mod pagination;
 pub mod pagos;
 pub mod pedidos;

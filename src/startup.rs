@@ -21,7 +21,7 @@ use crate::config::{PeerSettings, ServiceSettings, Settings, Target};
 use crate::error::{not_found, path_config, query_config};
 use crate::service::Service;
 use crate::shutdown::{self, InFlight, Stop, StopSender};
-use crate::{db, health, inventario, middleware, pagos, pedidos, productos};
+use crate::{db, health, inventario, middleware, openapi, pagos, pedidos, productos};
 
 /// The services of one `penguin serve`, bound and ready to run.
 pub struct Started {
@@ -133,6 +133,17 @@ fn migrations(service: Service) -> Migrations<'static> {
         Service::Inventario => inventario::migrations(),
         Service::Pagos => pagos::migrations(),
         Service::Pedidos => pedidos::migrations(),
+    }
+}
+
+/// The OpenAPI document of a service's own routes.
+fn documento(service: Service) -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    match service {
+        Service::Productos => productos::Documento::openapi(),
+        Service::Inventario => inventario::Documento::openapi(),
+        Service::Pagos => pagos::Documento::openapi(),
+        Service::Pedidos => pedidos::Documento::openapi(),
     }
 }
 
@@ -272,6 +283,7 @@ fn build_server(
     let token = settings.token.clone();
     let pool = web::Data::new(pool);
     let service_token = web::Data::new(ServiceToken::new(&token));
+    let document = web::Data::new(openapi::Document::new(service, documento(service)));
     let context = web::Data::new(middleware::Context {
         service,
         request_timeout: settings.request_timeout,
@@ -283,10 +295,12 @@ fn build_server(
             .app_data(pool.clone())
             .app_data(service_token.clone())
             .app_data(context.clone())
+            .app_data(document.clone())
             .app_data(web::Data::new(service))
             .app_data(path_config())
             .app_data(query_config())
             .configure(health::configure)
+            .configure(openapi::configure)
             .configure(|cfg| state.configure(&token, cfg))
             .default_service(web::to(not_found))
             .wrap(from_fn(require_token))

@@ -1,13 +1,16 @@
 //! Products as stored and shown, and the bodies that create or change them.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
+use utoipa::openapi::schema::ArrayBuilder;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::input;
-use crate::money::{Money, MoneyInput};
+use crate::money::{self, Money, MoneyInput};
 use crate::pagination::Page;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Producto {
     pub id: i64,
     pub nombre: String,
@@ -15,20 +18,26 @@ pub struct Producto {
 }
 
 /// The body of `POST /productos`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NuevoProducto)]
 pub struct NuevoProductoBody {
+    #[schema(schema_with = input::schema::text)]
     nombre: String,
+    #[schema(schema_with = money::schema)]
     precio: MoneyInput,
 }
 
-/// The body of `PUT /productos/{id}`: any of the fields, none of them `null`.
-#[derive(Debug, Deserialize)]
+/// The body of `PUT /productos/{id}`: any of the fields; `null` keeps the current value.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CambioProducto)]
 pub struct CambioProductoBody {
     #[serde(default)]
+    #[schema(schema_with = input::schema::optional_text)]
     nombre: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = money::optional_schema)]
     precio: Option<MoneyInput>,
 }
 
@@ -81,6 +90,32 @@ pub struct ListaQuery {
     limit: Option<String>,
     offset: Option<String>,
     ids: Option<String>,
+}
+
+/// `?limit=&offset=` or `?ids=`, in the OpenAPI document.
+impl IntoParams for ListaQuery {
+    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let ids = ArrayBuilder::new()
+            .items(input::schema::id())
+            .min_items(Some(1))
+            .max_items(Some(Page::MAX_LIMIT as usize));
+        let mut params = Page::into_params(parameter_in);
+        params.push(
+            ParameterBuilder::new()
+                .name("ids")
+                .parameter_in(ParameterIn::Query)
+                .style(Some(ParameterStyle::Form))
+                .explode(Some(false))
+                .schema(Some(ids))
+                .description(Some(format!(
+                    "instead of a page, the products with these ids that exist, in the order \
+                     asked: 1 to {} ids, separated by commas; not with `limit` or `offset`",
+                    Page::MAX_LIMIT
+                )))
+                .build(),
+        );
+        params
+    }
 }
 
 /// What `GET /productos` asks for.
