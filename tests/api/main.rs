@@ -14,6 +14,7 @@ mod helpers;
 mod idempotencia;
 mod inventario;
 mod lotes;
+mod openapi;
 mod original;
 mod pagos;
 mod pedidos;
