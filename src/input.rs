@@ -412,6 +412,7 @@ mod tests {
         assert_eq!(read("18446744073709551615"), Entero::Enorme);
         assert_eq!(read("1e22"), Entero::Enorme);
         assert_eq!(read("1.5"), Entero::Fraccion(1.5));
+        assert_eq!(read("2251799813685247.0"), Entero::Valor(2_251_799_813_685_247));
         assert!(serde_json::from_str::<Entero>("\"7\"").is_err());
     }
 }
