@@ -74,8 +74,12 @@ refusals!(LiberarLoteRefusals: json::REFUSALS, &[ErrorCode::InvalidKey, ErrorCod
     request_body = StockBody,
     responses(
         (status = 200, description = "the stock row", body = Stock,
-            links(("consultar" = (operation_id = "consultar_stock",
-                parameters(("producto_id" = "$response.body#/producto_id")))))),
+            links(
+                ("consultar" = (operation_id = "consultar_stock",
+                    parameters(("producto_id" = "$response.body#/producto_id")))),
+                ("reservar" = (operation_id = "reservar",
+                    request_body = json!({"producto_id": "$response.body#/producto_id", "cantidad": 1}))),
+            )),
         CargarStockRefusals,
     )
 )]
