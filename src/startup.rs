@@ -137,13 +137,13 @@ fn migrations(service: Service) -> Migrations<'static> {
 }
 
 /// The OpenAPI document of a service's own routes.
-fn documento(service: Service) -> utoipa::openapi::OpenApi {
+fn api(service: Service) -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     match service {
-        Service::Productos => productos::Documento::openapi(),
-        Service::Inventario => inventario::Documento::openapi(),
-        Service::Pagos => pagos::Documento::openapi(),
-        Service::Pedidos => pedidos::Documento::openapi(),
+        Service::Productos => productos::Api::openapi(),
+        Service::Inventario => inventario::Api::openapi(),
+        Service::Pagos => pagos::Api::openapi(),
+        Service::Pedidos => pedidos::Api::openapi(),
     }
 }
 
@@ -283,7 +283,7 @@ fn build_server(
     let token = settings.token.clone();
     let pool = web::Data::new(pool);
     let service_token = web::Data::new(ServiceToken::new(&token));
-    let document = web::Data::new(openapi::Document::new(service, documento(service)));
+    let document = web::Data::new(openapi::Document::new(service, api(service)));
     let context = web::Data::new(middleware::Context {
         service,
         request_timeout: settings.request_timeout,

@@ -116,7 +116,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::liberar_lote,
     )
 )]
-pub struct Documento;
+pub struct Api;
 
 /// Releases expired reservations every so often (a quarter of the TTL, between
 /// 50 ms and 5 s), until `stop` is asked. Confirming checks the deadline itself, so a

@@ -2,7 +2,7 @@
 //! to a person, `GET /docs`; both answer without a token and work offline (the page is
 //! embedded in the binary and loads nothing from anywhere else).
 //!
-//! A service's document is its own `Documento` (built by utoipa from its handlers and
+//! A service's document is its own `Api` (built by utoipa from its handlers and
 //! types) and what every service shares, added here by [`document`]: the bearer token,
 //! stated on each of the service's own routes with the `401` and `408` every one of
 //! them can answer; the public routes; and the error body. A route's refusals are
@@ -45,7 +45,7 @@ impl Document {
 /// public ones every service has.
 fn document(service: Service, mut own: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     guard(&mut own);
-    own.merge(Publico::openapi());
+    own.merge(PublicRoutes::openapi());
     own.info.title = format!("penguin {service}");
     own.info.version = env!("CARGO_PKG_VERSION").to_string();
     let components = own.components.get_or_insert_with(Default::default);
@@ -85,7 +85,7 @@ fn guard(api: &mut utoipa::openapi::OpenApi) {
     paths(health::health, openapi_json, docs),
     components(schemas(ErrorBody, ErrorCode))
 )]
-struct Publico;
+struct PublicRoutes;
 
 /// What a route can refuse, as OpenAPI responses: for each status, an error whose
 /// `error` is one of `codes` with that status. The codes of `beside.0` may also come with

@@ -86,4 +86,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::por_referencia,
     )
 )]
-pub struct Documento;
+pub struct Api;

@@ -68,4 +68,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     paths(routes::crear, routes::listar, routes::obtener),
     components(schemas(routes::PedidoFallido))
 )]
-pub struct Documento;
+pub struct Api;

@@ -58,4 +58,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::borrar
     )
 )]
-pub struct Documento;
+pub struct Api;
