@@ -1,4 +1,4 @@
-//! The shared bearer token: every request but `GET /health`, `/ready` and `/metrics` must carry
+//! The shared bearer token: every request but the public routes (`is_public`) must carry
 //! `Authorization: Bearer <SERVICE_TOKEN>`, known route or not. The check runs
 //! before routing and compares in constant time.
 
@@ -32,9 +32,14 @@ impl ServiceToken {
     }
 }
 
-/// The routes anyone may call: the probes and the metrics, which hold no shop data.
+/// The routes anyone may call: the probes, the metrics and the service's own
+/// documentation, none of which holds shop data.
 fn is_public(req: &ServiceRequest) -> bool {
-    req.method() == Method::GET && matches!(req.path(), "/health" | "/ready" | "/metrics")
+    req.method() == Method::GET
+        && matches!(
+            req.path(),
+            "/health" | "/ready" | "/metrics" | "/openapi.json" | "/docs"
+        )
 }
 
 /// Middleware: refuses with `401` any request without the right token.

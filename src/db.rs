@@ -28,7 +28,7 @@ use rusqlite_migration::{M, Migrations};
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::service::Service;
 
@@ -369,6 +369,14 @@ fn write_loop(mut conn: Connection, writes: Receiver<Write>, queue: &Queue) {
 fn run_one(conn: &mut Connection, write: Write) -> Answer {
     catch_unwind(AssertUnwindSafe(|| write(conn))).unwrap_or_else(|_| Box::new(|_| {}))
 }
+
+/// What a route that reads its database ([`run_blocking`]) can answer when no connection
+/// is free, for the OpenAPI documents.
+pub const REFUSALS: &[ErrorCode] = &[ErrorCode::DatabaseUnavailable];
+
+/// What a route that writes ([`run_write`]) can answer when its database cannot take
+/// the write now (`WRITE_QUEUE` writes already wait) or its disk is full.
+pub const WRITE_REFUSALS: &[ErrorCode] = &[ErrorCode::DatabaseUnavailable, ErrorCode::StorageFull];
 
 /// Runs `f`, which only reads, with a pooled connection on the blocking thread pool.
 pub async fn run_blocking<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>

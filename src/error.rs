@@ -113,6 +113,19 @@ impl ErrorCode {
     }
 }
 
+/// In the OpenAPI documents: a string, one of the codes.
+impl utoipa::PartialSchema for ErrorCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use strum::IntoEnumIterator;
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .enum_values(Some(Self::iter().map(Self::as_str)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ErrorCode {}
+
 /// What a client can be told went wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -135,9 +148,13 @@ pub enum ApiError {
 }
 
 /// The body of every error response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody<'a> {
+    /// What went wrong, as a stable code.
+    #[schema(value_type = ErrorCode)]
     pub error: &'a str,
+    /// What went wrong, in a sentence for a person.
     pub detail: String,
 }
 

@@ -3,35 +3,86 @@
 //! `/health` is liveness: the process is up and answering. `/ready` is readiness: the
 //! service can do its work now — its database file is still there, answers a query
 //! with the owner and schema version the service expects, and commits a write —
-//! and answers `503` `not_ready` naming what is wrong otherwise. A service may add
-//! what it knows about its state (pedidos: its peers' circuits) as information only.
+//! and answers `503` `not_ready` naming what is wrong otherwise. pedidos adds its
+//! peers' circuits, as information only.
 
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::db::Pool;
 use crate::error::{ApiError, ErrorCode, method_not_allowed};
 use crate::service::Service;
 
+const HEALTH: &str = "/health";
+const READY: &str = "/ready";
 /// How long a client should wait before asking `/ready` again.
 const READY_RETRY_SECS: u64 = 5;
 
-/// What a service adds to its readiness answer, as `(field, value)`.
+/// pedidos' peers' circuits as its readiness answer shows them, read at each call.
 #[derive(Clone)]
-pub struct Detail(pub Arc<dyn Fn() -> (&'static str, Value) + Send + Sync>);
+pub struct Circuits(pub Arc<dyn Fn() -> Value + Send + Sync>);
 
-async fn health(service: web::Data<Service>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok", "service": service.name()}))
+/// The answer of `GET /health`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    status: &'static str,
+    /// The service that answered: `productos`, `inventario`, `pagos` or `pedidos`.
+    service: &'static str,
 }
 
-async fn ready(
+/// The answer of `GET /ready`.
+#[derive(Serialize, utoipa::ToSchema)]
+struct Ready {
+    /// Always `ready`.
+    #[schema(pattern = "^ready$")]
+    status: &'static str,
+    /// The service that answered.
+    service: &'static str,
+    /// penguin's version.
+    version: &'static str,
+    /// The schema version of the service's database.
+    schema_version: usize,
+    /// pedidos only: each peer's circuit, `{"circuit": "closed" | "half_open" | "open"}`,
+    /// with `retry_in_ms` while open. Information only: a peer down does not make
+    /// pedidos unready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    peers: Option<Value>,
+}
+
+/// Whether the process is up; no token needed.
+#[utoipa::path(get, path = HEALTH, tag = "public", responses((status = 200, description = "up", body = Health)))]
+pub(crate) async fn health(service: web::Data<Service>) -> HttpResponse {
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        service: service.name(),
+    })
+}
+
+/// Whether the service can do its work now: its database is the one it opened,
+/// answers and commits; no token needed.
+#[utoipa::path(
+    get,
+    path = READY,
+    tag = "public",
+    responses(
+        (status = 200, description = "ready", body = Ready),
+        (status = 503, description = "`not_ready`: the detail names what is wrong",
+         body = crate::error::ErrorBody,
+         headers(("Retry-After" = u64, description = "seconds to wait before asking again"))),
+    )
+)]
+pub(crate) async fn ready(
     service: web::Data<Service>,
     pool: web::Data<Pool>,
-    detail: Option<web::Data<Detail>>,
+    circuits: Option<web::Data<Circuits>>,
 ) -> Result<HttpResponse, ApiError> {
-    let version = pool.ready().await.map_err(|why| {
+    let schema_version = pool.ready().await.map_err(|why| {
         log::warn!(target: service.name(), "not ready: {why}");
         ApiError::Unavailable {
             code: ErrorCode::NotReady,
@@ -39,29 +90,26 @@ async fn ready(
             retry_after: READY_RETRY_SECS,
         }
     })?;
-    let mut body = json!({
-        "status": "ready",
-        "service": service.name(),
-        "version": env!("CARGO_PKG_VERSION"),
-        "schema_version": version,
-    });
-    if let Some(detail) = detail {
-        let (field, value) = (detail.0)();
-        body[field] = value;
-    }
-    Ok(HttpResponse::Ok().json(body))
+    let peers = circuits.map(|circuits| (circuits.0)());
+    Ok(HttpResponse::Ok().json(Ready {
+        status: "ready",
+        service: service.name(),
+        version: env!("CARGO_PKG_VERSION"),
+        schema_version,
+        peers,
+    }))
 }
 
 /// The route table of the operational routes; the app must hold a `web::Data<Service>`
-/// and a `web::Data<Pool>`, and may hold a `web::Data<Detail>`.
+/// and a `web::Data<Pool>`, and pedidos' a `web::Data<Circuits>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/health")
+        web::resource(HEALTH)
             .route(web::get().to(health))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/ready")
+        web::resource(READY)
             .route(web::get().to(ready))
             .default_service(web::to(method_not_allowed("GET"))),
     );

@@ -66,7 +66,8 @@ fn not_whole(field: &str, value: f64) -> ApiError {
     )
 }
 
-/// A trimmed, non-empty text of at most [`MAX_TEXT_CHARS`] characters.
+/// A text of 1 to [`MAX_TEXT_CHARS`] characters as sent, not blank, without control
+/// characters (Unicode Cc) anywhere; kept trimmed.
 pub fn text(field: &'static str, value: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
@@ -75,13 +76,14 @@ pub fn text(field: &'static str, value: &str) -> Result<String, ApiError> {
             format!("{field} must not be empty"),
         ));
     }
-    if trimmed.chars().count() > MAX_TEXT_CHARS {
+    // Counted and checked as sent, so that the limits are the ones the document states.
+    if value.chars().count() > MAX_TEXT_CHARS {
         return Err(ApiError::new(
             ErrorCode::InvalidValue,
             format!("{field} must be at most {MAX_TEXT_CHARS} characters"),
         ));
     }
-    if trimmed.chars().any(char::is_control) {
+    if value.chars().any(char::is_control) {
         return Err(ApiError::new(
             ErrorCode::InvalidValue,
             format!("{field} must not contain control characters"),
@@ -140,10 +142,54 @@ pub fn id(field: &str, value: Entero, missing: ErrorCode) -> Result<i64, ApiErro
     }
 }
 
+/// A whole number written in a path or a query string, as JSON may write it: `7`,
+/// `-7`, `7.0`, `7e2`. Beyond what an `i128` holds it saturates; `None` if it is no
+/// whole number (`7.5`, `seven`, empty).
+pub fn whole_number(text: &str) -> Option<i128> {
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()?),
+        None => (unsigned, 0),
+    };
+    let (units, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if units.is_empty() || !units.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // The digits, and how many places the point moves right past them.
+    let digits: Vec<u8> = units.bytes().chain(fraction.bytes()).collect();
+    let shift = exponent.saturating_sub(fraction.len() as i64);
+    let kept = if shift < 0 {
+        let cut = digits
+            .len()
+            .saturating_sub(shift.unsigned_abs().try_into().unwrap_or(usize::MAX));
+        if digits[cut..].iter().any(|d| *d != b'0') {
+            return None;
+        }
+        &digits[..cut]
+    } else {
+        &digits[..]
+    };
+    let mut value: i128 = 0;
+    for digit in kept {
+        value = value.saturating_mul(10).saturating_add(i128::from(digit - b'0'));
+    }
+    if shift > 0 && value != 0 {
+        for _ in 0..shift.min(40) {
+            value = value.saturating_mul(10);
+        }
+    }
+    Some(if negative { -value } else { value })
+}
+
 /// The id in a path. One that is no positive 64-bit integer names nothing that exists:
-/// a `404` with `missing`, the code of what it would name; one that is no number, `400`.
+/// a `404` with `missing`, the code of what it would name; one that is no whole number,
+/// `400`.
 pub fn path_id(text: &str, missing: ErrorCode, what: &str) -> Result<i64, ApiError> {
-    let number: i128 = text.parse().map_err(|_| {
+    let number = whole_number(text).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidId,
             format!("the id in the path must be a positive integer, not {text:?}"),
@@ -167,6 +213,131 @@ pub fn cantidad(field: &str, value: Entero, min: i64) -> Result<i64, ApiError> {
     }
 }
 
+/// The rules above as OpenAPI schemas, for the documents of the services.
+pub mod schema {
+    use utoipa::openapi::Required;
+    use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+
+    use super::{MAX_CANTIDAD, MAX_KEY_CHARS, MAX_TEXT_CHARS};
+
+    /// Some character that is neither a control character (Unicode Cc) nor white space,
+    /// and no control character anywhere: what [`super::text`] accepts.
+    pub const TEXT_PATTERN: &str = concat!(
+        r"^[^\x00-\x1F\x7F-\x9F]*",
+        r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+        r"[^\x00-\x1F\x7F-\x9F]*$"
+    );
+    /// Visible ASCII only: what [`super::key`] accepts.
+    pub const KEY_PATTERN: &str = r"^[\x21-\x7E]+$";
+
+    /// An id: a positive 64-bit integer.
+    pub fn id() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(1))
+            .maximum(Some(i64::MAX as isize))
+            .build()
+    }
+
+    /// A quantity from `min` (0 or 1) to [`MAX_CANTIDAD`].
+    pub fn cantidad(min: i64) -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(min as isize))
+            .maximum(Some(MAX_CANTIDAD as isize))
+            .build()
+    }
+
+    /// A name or other text: 1 to [`MAX_TEXT_CHARS`] characters, not blank, no control characters.
+    pub fn text() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_TEXT_CHARS))
+            .pattern(Some(TEXT_PATTERN))
+            .description(Some(format!(
+                "1 to {MAX_TEXT_CHARS} characters, not blank, without control characters; \
+                 surrounding spaces are trimmed"
+            )))
+            .build()
+    }
+
+    /// [`text`], or `null` for absent.
+    pub fn optional_text() -> Object {
+        crate::openapi::nullable(text())
+    }
+
+    /// A key: 1 to [`MAX_KEY_CHARS`] visible ASCII characters.
+    pub fn key() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_KEY_CHARS))
+            .pattern(Some(KEY_PATTERN))
+            .description(Some(format!("1 to {MAX_KEY_CHARS} visible ASCII characters")))
+            .build()
+    }
+
+    /// A parameter of the path, which is always required.
+    pub fn in_path(name: &str, schema: Object, description: &str) -> Parameter {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Path)
+            .required(Required::True)
+            .schema(Some(schema))
+            .description(Some(description))
+            .build()
+    }
+
+    /// The optional `Idempotency-Key` header of a route, read by [`super::idempotency_key`].
+    pub struct IdempotencyKey;
+
+    impl utoipa::IntoParams for IdempotencyKey {
+        fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+            vec![
+                ParameterBuilder::new()
+                    .name("Idempotency-Key")
+                    .parameter_in(ParameterIn::Header)
+                    .required(Required::False)
+                    .schema(Some(key()))
+                    .description(Some(
+                        "Sent again with the same request, answers what the first one did, as it \
+                         stands now, and does nothing twice; with another request, 422 \
+                         `idempotency_key_reused`. An empty or malformed key is 422 `invalid_key`.",
+                    ))
+                    .build(),
+            ]
+        }
+    }
+}
+
+/// The `{id}` of a path, as sent; [`path_id`] reads it.
+#[derive(Debug, serde::Deserialize)]
+pub struct IdPath {
+    pub id: String,
+}
+
+impl utoipa::IntoParams for IdPath {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![schema::in_path(
+            "id",
+            schema::id(),
+            "one that is no positive 64-bit integer names nothing (404); one that is no whole \
+             number, 400 `invalid_id`",
+        )]
+    }
+}
+
+impl IdPath {
+    /// What reading an id in a path can refuse, beside the `404` of what it names.
+    pub const REFUSALS: &[ErrorCode] = &[ErrorCode::InvalidId];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +349,8 @@ mod tests {
         assert!(text("nombre", &"ñ".repeat(MAX_TEXT_CHARS)).is_ok());
         assert!(text("nombre", &"ñ".repeat(MAX_TEXT_CHARS + 1)).is_err());
         assert!(text("nombre", "a\u{0}b").is_err());
+        assert!(text("nombre", "Hielo\n").is_err());
+        assert!(text("nombre", &format!(" {}", "ñ".repeat(MAX_TEXT_CHARS))).is_err());
     }
 
     #[test]
@@ -213,6 +386,24 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_in_text_are_read_however_written() {
+        assert_eq!(whole_number("7"), Some(7));
+        assert_eq!(whole_number("+7"), Some(7));
+        assert_eq!(whole_number("-7"), Some(-7));
+        assert_eq!(whole_number("4406.0"), Some(4406));
+        assert_eq!(whole_number("1e+16"), Some(10_000_000_000_000_000));
+        assert_eq!(whole_number("1500e-2"), Some(15));
+        assert_eq!(whole_number("0e999999"), Some(0));
+        assert_eq!(whole_number("9".repeat(60).as_str()), Some(i128::MAX));
+        assert_eq!(whole_number("-1e99"), Some(-i128::MAX));
+        for no in [
+            "", "-", "7.5", "1e-1", "seven", " 7", "7 ", ".5", "1e", "0x10", "1_000",
+        ] {
+            assert_eq!(whole_number(no), None, "{no:?}");
+        }
+    }
+
+    #[test]
     fn whole_numbers_are_read_as_sent() {
         let read = |json: &str| serde_json::from_str::<Entero>(json).expect(json);
         assert_eq!(read("7"), Entero::Valor(7));
@@ -221,6 +412,7 @@ mod tests {
         assert_eq!(read("18446744073709551615"), Entero::Enorme);
         assert_eq!(read("1e22"), Entero::Enorme);
         assert_eq!(read("1.5"), Entero::Fraccion(1.5));
+        assert_eq!(read("2251799813685247.0"), Entero::Valor(2_251_799_813_685_247));
         assert!(serde_json::from_str::<Entero>("\"7\"").is_err());
     }
 }

@@ -19,6 +19,15 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ErrorCode, MAX_BODY_BYTES};
 
+/// What reading a body with [`Json`] can refuse, for the OpenAPI documents.
+pub const REFUSALS: &[ErrorCode] = &[
+    ErrorCode::MalformedJson,
+    ErrorCode::InvalidBody,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::UnsupportedMediaType,
+    ErrorCode::InvalidValue,
+];
+
 /// A request body parsed into `T`.
 #[derive(Debug)]
 pub struct Json<T>(pub T);

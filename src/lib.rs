@@ -21,6 +21,8 @@
 //!   access log, request timeout and in-flight count every request goes through.
 //! - `health`: `GET /health` (liveness) and `GET /ready` (readiness).
 //! - `metrics`: `GET /metrics`, each service's metrics in Prometheus' text format.
+//! - `openapi`: each service's OpenAPI 3.1 document (`GET /openapi.json`) and its page
+//!   (`GET /docs`), from the services' handlers and types and the parts they share.
 //! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, `run_write`.
 //! - `clock`: the wall clock for stored deadlines; `pagination`: `?limit=&offset=`.
 //! - `money`: exact amounts in integer hundredths.
@@ -43,6 +45,7 @@ pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod money;
+pub mod openapi;
 pub mod pagination;
 pub mod pagos;
 pub mod pedidos;

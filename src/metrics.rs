@@ -26,6 +26,8 @@ use crate::service::Service;
 /// Reads what a service shows from its database, at each scrape.
 pub type Sampler = Arc<dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync>;
 
+const METRICS: &str = "/metrics";
+
 /// The route label of requests that matched no route: their paths are not labels,
 /// so that a scan of random paths cannot make series without bound.
 const UNMATCHED: &str = "unmatched";
@@ -109,7 +111,21 @@ impl Metrics {
     }
 }
 
-async fn metrics(metrics: web::Data<Metrics>, pool: web::Data<Pool>) -> Result<HttpResponse, ApiError> {
+/// The service's metrics in Prometheus' text format (version 0.0.4); no token needed.
+#[utoipa::path(
+    get,
+    path = METRICS,
+    tag = "public",
+    responses(
+        (status = 200, description = "every series carries `service`", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 503, description = "`database_unavailable`: the database could not be sampled",
+         body = crate::error::ErrorBody),
+    )
+)]
+pub(crate) async fn metrics(
+    metrics: web::Data<Metrics>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, ApiError> {
     if let Some(sample) = metrics.sampler.clone() {
         run_blocking(&pool, move |conn| Ok(sample(conn)?)).await?;
     }
@@ -122,7 +138,7 @@ async fn metrics(metrics: web::Data<Metrics>, pool: web::Data<Pool>) -> Result<H
 /// `web::Data<Pool>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/metrics")
+        web::resource(METRICS)
             .route(web::get().to(metrics))
             .default_service(web::to(method_not_allowed("GET"))),
     );

@@ -173,6 +173,51 @@ impl Visitor<'_> for MoneyVisitor {
     }
 }
 
+/// An amount as the OpenAPI documents state it: a JSON number from `minimum` to
+/// 999,999,999,999.99, with at most two decimals.
+fn schema_from(minimum: f64, exclusive: bool) -> utoipa::openapi::schema::Object {
+    let max = MAX_HUNDREDTHS as f64 / 100.0;
+    let builder = utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Number)
+        .multiple_of(Some(0.01))
+        .maximum(Some(max));
+    let builder = if exclusive {
+        builder.exclusive_minimum(Some(minimum))
+    } else {
+        builder.minimum(Some(minimum))
+    };
+    builder
+        .description(Some(format!(
+            "exact to the hundredth: at most two decimals, at most {}",
+            Money(MAX_HUNDREDTHS)
+        )))
+        .build()
+}
+
+/// An amount of 0 or more.
+pub fn schema() -> utoipa::openapi::schema::Object {
+    schema_from(0.0, false)
+}
+
+/// An amount of 0 or more, or `null` for absent.
+pub fn optional_schema() -> utoipa::openapi::schema::Object {
+    crate::openapi::nullable(schema())
+}
+
+/// An amount of more than 0.
+pub fn positive_schema() -> utoipa::openapi::schema::Object {
+    schema_from(0.0, true)
+}
+
+/// Every amount penguin answers with is 0 or more.
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        schema().into()
+    }
+}
+
+impl utoipa::ToSchema for Money {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ use crate::error::{not_found, path_config, query_config};
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::shutdown::{self, InFlight, Stop, StopSender};
-use crate::{db, health, inventario, metrics, middleware, pagos, pedidos, productos};
+use crate::{db, health, inventario, metrics, middleware, openapi, pagos, pedidos, productos};
 
 /// The services of one `penguin serve`, bound and ready to run.
 pub struct Started {
@@ -138,6 +138,17 @@ fn schema(service: Service) -> db::Schema {
         Service::Inventario => inventario::schema(),
         Service::Pagos => pagos::schema(),
         Service::Pedidos => pedidos::schema(),
+    }
+}
+
+/// The OpenAPI document of a service's own routes.
+fn api(service: Service) -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    match service {
+        Service::Productos => productos::Api::openapi(),
+        Service::Inventario => inventario::Api::openapi(),
+        Service::Pagos => pagos::Api::openapi(),
+        Service::Pedidos => pedidos::Api::openapi(),
     }
 }
 
@@ -281,10 +292,10 @@ impl State {
                 // awc clients are not Send: each worker builds its own around the shared breakers.
                 let peers = pedidos::Peers::new(peers, token, breakers, &instancia.metrics);
                 let circuits = breakers.clone();
-                let detail = health::Detail(Arc::new(move || ("peers", circuits.status())));
+                let circuits = health::Circuits(Arc::new(move || circuits.status()));
                 cfg.app_data(web::Data::new(peers))
                     .app_data(web::Data::from(instancia.clone()))
-                    .app_data(web::Data::new(detail));
+                    .app_data(web::Data::new(circuits));
                 pedidos::configure(cfg);
             }
         }
@@ -303,6 +314,7 @@ fn build_server(
     let token = settings.token.clone();
     let pool = web::Data::new(pool);
     let service_token = web::Data::new(ServiceToken::new(&token));
+    let document = web::Data::new(openapi::Document::new(service, api(service)));
     let context = web::Data::new(middleware::Context {
         service,
         request_timeout: settings.request_timeout,
@@ -317,11 +329,13 @@ fn build_server(
             .app_data(service_token.clone())
             .app_data(context.clone())
             .app_data(metrics.clone())
+            .app_data(document.clone())
             .app_data(web::Data::new(service))
             .app_data(path_config())
             .app_data(query_config())
             .configure(health::configure)
             .configure(metrics::configure)
+            .configure(openapi::configure)
             .configure(|cfg| state.configure(&token, cfg))
             .default_service(web::to(not_found))
             .wrap(from_fn(require_token))

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use actix_web::web;
 use rusqlite_migration::M;
+use utoipa::OpenApi;
 
 pub use metrics::register as register_metrics;
 pub use routes::ReservationTtl;
@@ -49,51 +50,80 @@ pub fn schema() -> Schema {
     )
 }
 
+const RESERVAS: &str = "/reservas";
+const RESERVAS_CONFIRMAR: &str = "/reservas/confirmar";
+const RESERVAS_LIBERAR: &str = "/reservas/liberar";
+const STOCK: &str = "/stock";
+const RESERVAR: &str = "/reservar";
+const LIBERAR: &str = "/liberar";
+const CONFIRMAR: &str = "/confirmar";
+const STOCK_DE: &str = "/stock/{producto_id}";
+
 /// The route table of inventario.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The routes pedidos calls for every order come first, and the one with a path
     // parameter last: the router tries each in turn, and a parameter costs a regex.
     cfg.service(
-        web::resource("/reservas")
+        web::resource(RESERVAS)
             .route(web::post().to(routes::reservar_lote))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/reservas/confirmar")
+        web::resource(RESERVAS_CONFIRMAR)
             .route(web::post().to(routes::confirmar_lote))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/reservas/liberar")
+        web::resource(RESERVAS_LIBERAR)
             .route(web::post().to(routes::liberar_lote))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/stock")
+        web::resource(STOCK)
             .route(web::post().to(routes::cargar_stock))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/reservar")
+        web::resource(RESERVAR)
             .route(web::post().to(routes::reservar))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/liberar")
+        web::resource(LIBERAR)
             .route(web::post().to(routes::liberar))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/confirmar")
+        web::resource(CONFIRMAR)
             .route(web::post().to(routes::confirmar))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/stock/{producto_id}")
+        web::resource(STOCK_DE)
             .route(web::get().to(routes::consultar_stock))
             .default_service(web::to(method_not_allowed("GET"))),
     );
 }
+
+/// The OpenAPI document of inventario's own routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        description = "Stock per product, and reservations that take units out of it: one at a \
+        time (`/reservar`) or a whole order's lines at once (a lote, `/reservas`)."
+    ),
+    paths(
+        routes::cargar_stock,
+        routes::consultar_stock,
+        routes::reservar,
+        routes::liberar,
+        routes::confirmar,
+        routes::reservar_lote,
+        routes::confirmar_lote,
+        routes::liberar_lote,
+    )
+)]
+pub struct Api;
 
 /// Releases expired reservations every so often (a quarter of the TTL, between
 /// 50 ms and 5 s), until `stop` is asked. Confirming checks the deadline itself, so a

@@ -1,13 +1,19 @@
 //! Stock rows, reservations, and the bodies that change them.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, Type,
+};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, Entero};
 
 /// A product's stock: `cantidad` can still be reserved, `reservado` is held by active
 /// reservations, `confirmado` has left for good with confirmed ones.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Stock {
     pub producto_id: i64,
     pub cantidad: i64,
@@ -15,7 +21,7 @@ pub struct Stock {
     pub confirmado: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::EnumString, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum EstadoReserva {
@@ -84,10 +90,10 @@ impl From<Rechazo> for ApiError {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Reserva {
     pub reserva_id: i64,
-    /// `None` only for a key released before any reservation was made with it.
+    /// `null` only for a key released before any reservation was made with it.
     pub producto_id: Option<i64>,
     pub cantidad: i64,
     pub estado: EstadoReserva,
@@ -95,12 +101,51 @@ pub struct Reserva {
     pub clave: Option<String>,
 }
 
-/// The body of `POST /stock` and of `POST /reservar`: a product and a number of units.
-#[derive(Debug, Deserialize)]
+/// The body of `POST /stock`: a product and the units it has, none or more.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct UnidadesBody {
+#[schema(as = CargaStock)]
+pub struct StockBody {
+    #[schema(schema_with = input::schema::id)]
     producto_id: Entero,
+    #[schema(schema_with = stock_cantidad)]
     cantidad: Entero,
+}
+
+/// The body of `POST /reservar`, and a line of a lote: a product and units to reserve.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Unidades)]
+pub struct UnidadesBody {
+    #[schema(schema_with = input::schema::id)]
+    producto_id: Entero,
+    #[schema(schema_with = reserva_cantidad)]
+    cantidad: Entero,
+}
+
+fn stock_cantidad() -> Object {
+    input::schema::cantidad(0)
+}
+
+fn reserva_cantidad() -> Object {
+    input::schema::cantidad(1)
+}
+
+/// The `{producto_id}` of `GET /stock/{producto_id}`, as sent.
+#[derive(Debug, Deserialize)]
+pub struct StockPath {
+    pub producto_id: String,
+}
+
+impl IntoParams for StockPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![input::schema::in_path(
+            "producto_id",
+            input::schema::id(),
+            "one that is no positive 64-bit integer has no stock row (404); one that is no \
+             whole number, 400 `invalid_id`",
+        )]
+    }
 }
 
 /// The body of `POST /liberar` and `POST /confirmar`: a reservation by id or by key.
@@ -113,6 +158,33 @@ pub struct ReservaRefBody {
     clave: Option<String>,
 }
 
+/// Exactly one of `reserva_id` and `clave`; the other absent or `null`.
+impl PartialSchema for ReservaRefBody {
+    fn schema() -> RefOr<Schema> {
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let by = |field: &str, schema: Object, other: &str| {
+            ObjectBuilder::new()
+                .property(field, schema)
+                .property(other, null())
+                .required(field)
+                .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        };
+        OneOfBuilder::new()
+            .item(by("reserva_id", input::schema::id(), "clave"))
+            .item(by("clave", input::schema::key(), "reserva_id"))
+            .description(Some(
+                "a reservation by its id, or by the Idempotency-Key it was made with",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ReservaRefBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ReservaRef".into()
+    }
+}
+
 /// A valid number of units of one product.
 #[derive(Debug, Clone, Copy)]
 pub struct Unidades {
@@ -122,19 +194,19 @@ pub struct Unidades {
 
 impl Unidades {
     /// Stock to set: zero units allowed.
-    pub fn stock(body: UnidadesBody) -> Result<Self, ApiError> {
-        Self::parse(body, 0)
+    pub fn stock(body: StockBody) -> Result<Self, ApiError> {
+        Self::parse(body.producto_id, body.cantidad, 0)
     }
 
     /// Units to reserve: at least one.
     pub fn reserva(body: UnidadesBody) -> Result<Self, ApiError> {
-        Self::parse(body, 1)
+        Self::parse(body.producto_id, body.cantidad, 1)
     }
 
-    fn parse(body: UnidadesBody, min: i64) -> Result<Self, ApiError> {
+    fn parse(producto_id: Entero, cantidad: Entero, min: i64) -> Result<Self, ApiError> {
         Ok(Self {
-            producto_id: input::id("producto_id", body.producto_id, ErrorCode::StockNotFound)?,
-            cantidad: input::cantidad("cantidad", body.cantidad, min)?,
+            producto_id: input::id("producto_id", producto_id, ErrorCode::StockNotFound)?,
+            cantidad: input::cantidad("cantidad", cantidad, min)?,
         })
     }
 }
@@ -143,17 +215,29 @@ impl Unidades {
 pub const MAX_LINEAS: usize = 100;
 
 /// The body of `POST /reservas`: every line of one order, under the order's key.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NuevoLote)]
 pub struct LoteBody {
+    #[schema(schema_with = input::schema::key)]
     clave: String,
+    #[schema(schema_with = lineas)]
     lineas: Vec<UnidadesBody>,
 }
 
+fn lineas() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .items(UnidadesBody::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_LINEAS))
+}
+
 /// The body of `POST /reservas/confirmar` and `POST /reservas/liberar`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Clave)]
 pub struct ClaveBody {
+    #[schema(schema_with = input::schema::key)]
     clave: String,
 }
 
@@ -190,7 +274,7 @@ impl NuevoLote {
 }
 
 /// The reservations of one order, named by its key, which move together.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Lote {
     pub clave: String,
     pub estado: EstadoReserva,

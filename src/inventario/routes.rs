@@ -4,28 +4,109 @@ use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::model::{ClaveBody, LoteBody, NuevoLote, ReservaRef, ReservaRefBody, Unidades, UnidadesBody};
+use super::model::{
+    ClaveBody, Lote, LoteBody, NuevoLote, Reserva, ReservaRef, ReservaRefBody, Stock, StockBody, StockPath,
+    Unidades, UnidadesBody,
+};
 use super::repo;
-use crate::db::{Pool, run_blocking, run_write};
+use crate::db::{self, Pool, run_blocking, run_write};
 use crate::error::{ApiError, ErrorCode};
-use crate::input;
-use crate::json::Json;
+use crate::input::{self, IdPath, schema::IdempotencyKey};
+use crate::json::{self, Json};
+use crate::openapi::refusals;
 
 /// How long a reservation holds its units unless confirmed or released.
 #[derive(Debug, Clone, Copy)]
 pub struct ReservationTtl(pub Duration);
 
-pub async fn cargar_stock(pool: web::Data<Pool>, body: Json<UnidadesBody>) -> Result<HttpResponse, ApiError> {
+refusals!(CargarStockRefusals: json::REFUSALS, db::WRITE_REFUSALS, &[ErrorCode::StockNotFound]);
+refusals!(ConsultarStockRefusals: IdPath::REFUSALS, &[ErrorCode::StockNotFound], db::REFUSALS);
+refusals!(
+    ReservarRefusals: json::REFUSALS, db::WRITE_REFUSALS,
+    &[
+        ErrorCode::StockNotFound,
+        ErrorCode::InsufficientStock,
+        ErrorCode::ReservaReleased,
+        ErrorCode::InvalidKey,
+        ErrorCode::IdempotencyKeyReused,
+    ]
+);
+refusals!(
+    LiberarRefusals: json::REFUSALS, db::WRITE_REFUSALS,
+    &[
+        ErrorCode::InvalidKey,
+        ErrorCode::ReservaNotFound,
+        ErrorCode::ReservaInLote,
+        ErrorCode::ReservaConfirmed,
+    ]
+);
+refusals!(
+    ConfirmarRefusals: json::REFUSALS, db::WRITE_REFUSALS,
+    &[
+        ErrorCode::InvalidKey,
+        ErrorCode::ReservaNotFound,
+        ErrorCode::ReservaInLote,
+        ErrorCode::ReservaNotActive,
+        ErrorCode::ReservaExpired,
+    ]
+);
+refusals!(
+    ReservarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS,
+    &[
+        ErrorCode::InvalidKey,
+        ErrorCode::StockNotFound,
+        ErrorCode::InsufficientStock,
+        ErrorCode::ReservaReleased,
+        ErrorCode::IdempotencyKeyReused,
+    ]
+);
+refusals!(
+    ConfirmarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS,
+    &[ErrorCode::InvalidKey, ErrorCode::ReservaNotFound, ErrorCode::ReservaNotActive]
+);
+refusals!(LiberarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS, &[ErrorCode::InvalidKey, ErrorCode::ReservaConfirmed]);
+
+/// Sets (not adds) the units of a product that can be reserved.
+#[utoipa::path(
+    post,
+    path = super::STOCK,
+    tag = "inventario",
+    request_body = StockBody,
+    responses(
+        (status = 200, description = "the stock row", body = Stock,
+            links(
+                ("consultar" = (operation_id = "consultar_stock",
+                    parameters(("producto_id" = "$response.body#/producto_id")))),
+                ("reservar" = (operation_id = "reservar",
+                    request_body = json!({"producto_id": "$response.body#/producto_id", "cantidad": 1}))),
+            )),
+        CargarStockRefusals,
+    )
+)]
+pub async fn cargar_stock(pool: web::Data<Pool>, body: Json<StockBody>) -> Result<HttpResponse, ApiError> {
     let unidades = Unidades::stock(body.into_inner())?;
     let stock = run_write(&pool, move |conn| Ok(repo::set_stock(conn, unidades)?)).await?;
     Ok(HttpResponse::Ok().json(stock))
 }
 
+/// A product's stock: `cantidad` can still be reserved, `reservado` is held by active
+/// reservations, `confirmado` has left for good.
+#[utoipa::path(
+    get,
+    path = super::STOCK_DE,
+    tag = "inventario",
+    params(StockPath),
+    responses((status = 200, description = "the stock row", body = Stock), ConsultarStockRefusals)
+)]
 pub async fn consultar_stock(
     pool: web::Data<Pool>,
-    producto_id: web::Path<String>,
+    path: web::Path<StockPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let producto_id = input::path_id(&producto_id, ErrorCode::StockNotFound, "stock row for producto")?;
+    let producto_id = input::path_id(
+        &path.producto_id,
+        ErrorCode::StockNotFound,
+        "stock row for producto",
+    )?;
     let stock = run_blocking(&pool, move |conn| Ok(repo::get_stock(conn, producto_id)?)).await?;
     stock.map(|s| HttpResponse::Ok().json(s)).ok_or_else(|| {
         ApiError::new(
@@ -35,6 +116,25 @@ pub async fn consultar_stock(
     })
 }
 
+/// Takes units out of the stock at once, for `RESERVATION_TTL` unless confirmed or released.
+#[utoipa::path(
+    post,
+    path = super::RESERVAR,
+    tag = "inventario",
+    params(IdempotencyKey),
+    request_body = UnidadesBody,
+    responses(
+        (status = 201, description = "the reservation, `activa`; with a key used before, that \
+            reservation as it stands", body = Reserva,
+            links(
+                ("liberar" = (operation_id = "liberar",
+                    request_body = json!({"reserva_id": "$response.body#/reserva_id"}))),
+                ("confirmar" = (operation_id = "confirmar",
+                    request_body = json!({"reserva_id": "$response.body#/reserva_id"}))),
+            )),
+        ReservarRefusals,
+    )
+)]
 pub async fn reservar(
     req: HttpRequest,
     pool: web::Data<Pool>,
@@ -51,30 +151,82 @@ pub async fn reservar(
     Ok(HttpResponse::Created().json(reserva))
 }
 
+/// Gives a reservation's units back, once however often it is asked. An unknown `clave`
+/// is recorded released, so that a reservation asked for with it later takes nothing.
+#[utoipa::path(
+    post,
+    path = super::LIBERAR,
+    tag = "inventario",
+    request_body = ReservaRefBody,
+    responses((status = 200, description = "the reservation, `liberada` (or `expirada`)", body = Reserva), LiberarRefusals)
+)]
 pub async fn liberar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Result<HttpResponse, ApiError> {
     let referencia = ReservaRef::parse(body.into_inner())?;
     let reserva = run_write(&pool, move |conn| Ok(repo::release(conn, &referencia)?)).await?;
     Ok(HttpResponse::Ok().json(reserva))
 }
 
+/// Confirms a reservation: its units leave for good. Twice is harmless.
+#[utoipa::path(
+    post,
+    path = super::CONFIRMAR,
+    tag = "inventario",
+    request_body = ReservaRefBody,
+    responses((status = 200, description = "the reservation, `confirmada`", body = Reserva), ConfirmarRefusals)
+)]
 pub async fn confirmar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Result<HttpResponse, ApiError> {
     let referencia = ReservaRef::parse(body.into_inner())?;
     let reserva = run_write(&pool, move |conn| Ok(repo::confirm(conn, &referencia)?)).await?;
     Ok(HttpResponse::Ok().json(reserva))
 }
 
+/// Reserves every line of an order under its key, all or none. The same key with the same
+/// lines answers the lote as it stands and takes nothing again.
+#[utoipa::path(
+    post,
+    path = super::RESERVAS,
+    tag = "inventario",
+    request_body = LoteBody,
+    responses(
+        (status = 201, description = "the lote, `activa`", body = Lote,
+            links(
+                ("confirmar" = (operation_id = "confirmar_lote",
+                    request_body = json!({"clave": "$response.body#/clave"}))),
+                ("liberar" = (operation_id = "liberar_lote",
+                    request_body = json!({"clave": "$response.body#/clave"}))),
+            )),
+        ReservarLoteRefusals,
+    )
+)]
 pub async fn reservar_lote(pool: web::Data<Pool>, body: Json<LoteBody>) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoLote::parse(body.into_inner())?;
     let lote = run_write(&pool, move |conn| Ok(repo::reserve_lote(conn, &nuevo)?)).await?;
     Ok(HttpResponse::Created().json(lote))
 }
 
+/// Confirms every reservation of a lote. Twice is harmless.
+#[utoipa::path(
+    post,
+    path = super::RESERVAS_CONFIRMAR,
+    tag = "inventario",
+    request_body = ClaveBody,
+    responses((status = 200, description = "the lote, `confirmada`", body = Lote), ConfirmarLoteRefusals)
+)]
 pub async fn confirmar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Result<HttpResponse, ApiError> {
     let clave = body.into_inner().parse()?;
     let lote = run_write(&pool, move |conn| Ok(repo::confirm_lote(conn, &clave)?)).await?;
     Ok(HttpResponse::Ok().json(lote))
 }
 
+/// Releases every reservation of a lote. An unknown `clave` is recorded released, so that
+/// a lote asked for with it later takes nothing.
+#[utoipa::path(
+    post,
+    path = super::RESERVAS_LIBERAR,
+    tag = "inventario",
+    request_body = ClaveBody,
+    responses((status = 200, description = "the lote, `liberada`", body = Lote), LiberarLoteRefusals)
+)]
 pub async fn liberar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Result<HttpResponse, ApiError> {
     let clave = body.into_inner().parse()?;
     let lote = run_write(&pool, move |conn| Ok(repo::release_lote(conn, &clave)?)).await?;

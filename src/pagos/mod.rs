@@ -16,6 +16,7 @@ mod routes;
 
 use actix_web::web;
 use rusqlite_migration::M;
+use utoipa::OpenApi;
 
 use crate::db::Schema;
 use crate::error::method_not_allowed;
@@ -34,36 +35,61 @@ pub fn schema() -> Schema {
     )
 }
 
+const PAGAR: &str = "/pagar";
+const ANULAR: &str = "/anular";
+const REEMBOLSAR: &str = "/reembolsar";
+const PAGOS: &str = "/pagos";
+const PAGO_POR_REFERENCIA: &str = "/pagos/referencia/{referencia}";
+const PAGO: &str = "/pagos/{id}";
+
 /// The route table of pagos.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/pagar")
+        web::resource(PAGAR)
             .route(web::post().to(routes::pagar))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/anular")
+        web::resource(ANULAR)
             .route(web::post().to(routes::anular))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/reembolsar")
+        web::resource(REEMBOLSAR)
             .route(web::post().to(routes::reembolsar))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/pagos")
+        web::resource(PAGOS)
             .route(web::get().to(routes::listar))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/pagos/referencia/{referencia}")
+        web::resource(PAGO_POR_REFERENCIA)
             .route(web::get().to(routes::por_referencia))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/pagos/{id}")
+        web::resource(PAGO)
             .route(web::get().to(routes::obtener))
             .default_service(web::to(method_not_allowed("GET"))),
     );
 }
+
+/// The OpenAPI document of pagos' own routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        description = "Simulated charges, approved or (with `fail: true`) rejected; a \
+        `referencia` is charged at most once."
+    ),
+    paths(
+        routes::pagar,
+        routes::anular,
+        routes::reembolsar,
+        routes::listar,
+        routes::obtener,
+        routes::por_referencia,
+    )
+)]
+pub struct Api;

@@ -1,12 +1,14 @@
 //! Payments as recorded and shown, and the body that asks for one.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::input;
-use crate::money::{Money, MoneyInput};
+use crate::money::{self, Money, MoneyInput};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::EnumString, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::EnumString, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum EstadoPago {
@@ -45,7 +47,7 @@ impl From<Rechazo> for ApiError {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Pago {
     pub pago_id: i64,
     pub estado: EstadoPago,
@@ -56,23 +58,57 @@ pub struct Pago {
 }
 
 /// The body of `POST /pagar`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Cobro)]
 pub struct PagarBody {
+    #[schema(schema_with = money::positive_schema)]
     monto: MoneyInput,
+    #[schema(schema_with = input::schema::text)]
     moneda: String,
+    #[schema(schema_with = input::schema::text)]
     medio: String,
     #[serde(default)]
+    #[schema(schema_with = referencia)]
     referencia: Option<String>,
+    /// `true` has the payment recorded as `rechazado` (the controlled failure).
     #[serde(default)]
     fail: Option<bool>,
 }
 
+fn referencia() -> utoipa::openapi::schema::Object {
+    let mut schema = input::schema::optional_text();
+    schema.description = Some(
+        "charged at most once: the same charge again answers the first payment; another \
+         charge with it is 409 `referencia_in_use`, and one voided, 409 `referencia_void`"
+            .into(),
+    );
+    schema
+}
+
 /// The body of `POST /anular` and `POST /reembolsar`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Referencia)]
 pub struct ReferenciaBody {
+    #[schema(schema_with = input::schema::text)]
     pub referencia: String,
+}
+
+/// The `{referencia}` of `GET /pagos/referencia/{referencia}`, as sent.
+#[derive(Debug, Deserialize)]
+pub struct ReferenciaPath {
+    pub referencia: String,
+}
+
+impl IntoParams for ReferenciaPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![input::schema::in_path(
+            "referencia",
+            input::schema::text(),
+            "the referencia a payment was made with; if none was, 404 `pago_not_found`",
+        )]
+    }
 }
 
 /// A valid charge to make.

@@ -21,6 +21,7 @@ mod saga;
 
 use actix_web::web;
 use rusqlite_migration::M;
+use utoipa::OpenApi;
 
 pub use clients::Peers;
 pub use instancia::Instancia;
@@ -46,18 +47,34 @@ pub fn schema() -> Schema {
     )
 }
 
+const PEDIDOS: &str = "/pedidos";
+const PEDIDO: &str = "/pedidos/{id}";
+
 /// The route table of pedidos. The app must also hold a `web::Data<Peers>` and a
 /// `web::Data<Instancia>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/pedidos")
+        web::resource(PEDIDOS)
             .route(web::post().to(routes::crear))
             .route(web::get().to(routes::listar))
             .default_service(web::to(method_not_allowed("GET, POST"))),
     )
     .service(
-        web::resource("/pedidos/{id}")
+        web::resource(PEDIDO)
             .route(web::get().to(routes::obtener))
             .default_service(web::to(method_not_allowed("GET"))),
     );
 }
+
+/// The OpenAPI document of pedidos' own routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        description = "Orders, placed by pricing their lines at productos, reserving them at \
+        inventario and charging the total at pagos; an order that cannot be completed holds \
+        no stock and is kept as `rechazado` or `fallido`."
+    ),
+    paths(routes::crear, routes::listar, routes::obtener),
+    components(schemas(routes::PedidoFallido))
+)]
+pub struct Api;

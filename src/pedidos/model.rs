@@ -3,6 +3,8 @@
 //! ([`PedidoVista`]), built from the state.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::ArrayBuilder;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::clock::now_millis;
 use crate::error::{ApiError, ErrorCode};
@@ -13,25 +15,53 @@ use crate::money::Money;
 pub const MAX_ITEMS: usize = 100;
 
 /// The body of `POST /pedidos`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NuevoPedido)]
 pub struct PedidoBody {
+    #[schema(schema_with = items)]
     items: Vec<ItemBody>,
     pago: PagoBody,
 }
 
-#[derive(Debug, Deserialize)]
+/// One line of an order: a product and how many units.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NuevoItem)]
 struct ItemBody {
+    #[schema(schema_with = input::schema::id)]
     producto_id: Entero,
+    #[schema(schema_with = item_cantidad)]
     cantidad: Entero,
 }
 
-#[derive(Debug, Deserialize)]
+fn items() -> ArrayBuilder {
+    ArrayBuilder::new()
+        .items(ItemBody::schema())
+        .min_items(Some(1))
+        .max_items(Some(MAX_ITEMS))
+        .description(Some(format!(
+            "lines for the same product are merged into one, whose `cantidad` is their sum \
+             and must be at most {} too",
+            input::MAX_CANTIDAD
+        )))
+}
+
+fn item_cantidad() -> utoipa::openapi::schema::Object {
+    input::schema::cantidad(1)
+}
+
+/// How the order is paid.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NuevoPago)]
 struct PagoBody {
+    #[schema(schema_with = input::schema::text)]
     medio: String,
+    #[schema(schema_with = input::schema::text)]
     moneda: String,
+    /// `true` has pagos reject the charge (the controlled failure): the order is
+    /// `rechazado`, `402`.
     #[serde(default)]
     fail: Option<bool>,
 }
@@ -243,7 +273,7 @@ pub enum Causa {
 crate::db::stored_as_text!(Causa);
 
 /// What a client sees of an order's stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum EstadoPedido {
@@ -255,7 +285,8 @@ pub enum EstadoPedido {
 }
 
 /// The JSON of an order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Pedido)]
 pub struct PedidoVista<'a> {
     id: i64,
     estado: EstadoPedido,
@@ -272,7 +303,9 @@ pub struct PedidoVista<'a> {
     motivo: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One line of an order, with the price productos gave when it was placed.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ItemPedido)]
 struct ItemVista {
     producto_id: i64,
     cantidad: i64,

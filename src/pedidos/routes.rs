@@ -1,34 +1,78 @@
 //! Handlers of pedidos. How an order is answered — status, error code, headers — is
 //! decided here, from its stage, in one place: [`respond`].
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
+use utoipa::openapi::{RefOr, Response};
+use utoipa::{IntoResponses, ToSchema};
 
 use super::clients::Peers;
 use super::instancia::Instancia;
 use super::model::{Causa, Desenlace, Etapa, NuevoPedido, Pedido, PedidoBody, PedidoVista};
 use super::repo;
 use super::saga::{self, Colocado, Contexto};
-use crate::db::{Pool, run_blocking};
+use crate::db::{self, Pool, run_blocking};
 use crate::error::{ApiError, ErrorCode};
-use crate::input;
-use crate::json::Json;
+use crate::input::{self, IdPath, schema::IdempotencyKey};
+use crate::json::{self, Json};
+use crate::openapi::{self, refusals};
 use crate::pagination::Page;
 
 /// How long a retried request waits for the driver of its order to let go of it.
 const REPLAY_WAIT: Duration = Duration::from_secs(30);
 
 /// A failed order: the error's code and sentence beside the order as recorded.
-#[derive(Serialize)]
-struct PedidoFallido<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct PedidoFallido<'a> {
+    #[schema(value_type = ErrorCode)]
     error: &'static str,
     detail: String,
     #[serde(flatten)]
     pedido: PedidoVista<'a>,
 }
+
+/// The codes an order that was recorded and did not succeed is answered with, beside
+/// the order ([`answer_of`]).
+const ORDER_FAILURES: &[ErrorCode] = &[
+    ErrorCode::PaymentRejected,
+    ErrorCode::ProductoNotFound,
+    ErrorCode::TotalTooLarge,
+    ErrorCode::InsufficientStock,
+    ErrorCode::ReservaReleased,
+    ErrorCode::PeerError,
+    ErrorCode::PeerUnavailable,
+    ErrorCode::Interrupted,
+];
+
+/// The refusals of `POST /pedidos`: an order refused before it was recorded answers with
+/// an error; one recorded that did not succeed, with the order beside its error.
+pub struct CrearRefusals;
+
+impl IntoResponses for CrearRefusals {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let refused = [
+            json::REFUSALS,
+            db::REFUSALS,
+            db::WRITE_REFUSALS,
+            &[
+                // An id too large for any product, in the body.
+                ErrorCode::ProductoNotFound,
+                ErrorCode::InvalidKey,
+                ErrorCode::IdempotencyKeyReused,
+                ErrorCode::IdempotencyInProgress,
+            ],
+        ]
+        .concat();
+        openapi::responses_for(&refused, Some((ORDER_FAILURES, "PedidoFallido")))
+    }
+}
+
+refusals!(ListarRefusals: Page::REFUSALS, db::REFUSALS);
+refusals!(ObtenerRefusals: IdPath::REFUSALS, &[ErrorCode::PedidoNotFound], db::REFUSALS);
 
 /// The status an order is answered with, and its error code when it did not succeed.
 fn answer_of(etapa: &Etapa) -> (StatusCode, Option<ErrorCode>) {
@@ -73,6 +117,25 @@ fn respond(pedido: &Pedido, peers: &Peers) -> HttpResponse {
     }
 }
 
+/// Places an order: prices its lines at productos, reserves them at inventario, charges
+/// the total at pagos and confirms the units; or releases what it reserved and keeps the
+/// order as `rechazado` or `fallido`.
+#[utoipa::path(
+    post,
+    path = super::PEDIDOS,
+    tag = "pedidos",
+    params(IdempotencyKey),
+    request_body = PedidoBody,
+    responses(
+        (status = 201, description = "the order, `confirmado`", body = PedidoVista,
+            headers(("Location" = String, description = "`/pedidos/{id}`")),
+            links(("obtener" = (operation_id = "obtener", parameters(("id" = "$response.body#/id")))))),
+        (status = 202, description = "the order, `pendiente`: charged, its units not yet \
+            confirmed; poll its `Location`", body = PedidoVista,
+            headers(("Location" = String, description = "`/pedidos/{id}`"))),
+        CrearRefusals,
+    )
+)]
 pub async fn crear(
     req: HttpRequest,
     pool: web::Data<Pool>,
@@ -123,14 +186,30 @@ async fn replay(ctx: &Contexto<'_>, id: i64) -> Result<HttpResponse, ApiError> {
     }
 }
 
+/// A page of the orders, by id.
+#[utoipa::path(
+    get,
+    path = super::PEDIDOS,
+    tag = "pedidos",
+    params(Page),
+    responses((status = 200, description = "the orders", body = Vec<PedidoVista>), ListarRefusals)
+)]
 pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
     let (limit, offset) = page.bounds()?;
     let pedidos = run_blocking(&pool, move |conn| Ok(repo::list(conn, limit, offset)?)).await?;
     Ok(HttpResponse::Ok().json(pedidos.iter().map(PedidoVista::from).collect::<Vec<_>>()))
 }
 
-pub async fn obtener(pool: web::Data<Pool>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&id, ErrorCode::PedidoNotFound, "pedido")?;
+/// One order, as it stands.
+#[utoipa::path(
+    get,
+    path = super::PEDIDO,
+    tag = "pedidos",
+    params(IdPath),
+    responses((status = 200, description = "the order", body = PedidoVista), ObtenerRefusals)
+)]
+pub async fn obtener(pool: web::Data<Pool>, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
+    let id = input::path_id(&path.id, ErrorCode::PedidoNotFound, "pedido")?;
     let pedido = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pedido
         .map(|p| HttpResponse::Ok().json(PedidoVista::from(&p)))

@@ -13,6 +13,7 @@ mod routes;
 
 use actix_web::web;
 use rusqlite_migration::M;
+use utoipa::OpenApi;
 
 pub use catalogo::Catalogo;
 
@@ -31,19 +32,36 @@ pub fn schema() -> Schema {
     )
 }
 
+const PRODUCTOS: &str = "/productos";
+const PRODUCTO: &str = "/productos/{id}";
+
 /// The route table of productos.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/productos")
+        web::resource(PRODUCTOS)
             .route(web::post().to(routes::crear))
             .route(web::get().to(routes::listar))
             .default_service(web::to(method_not_allowed("GET, POST"))),
     )
     .service(
-        web::resource("/productos/{id}")
+        web::resource(PRODUCTO)
             .route(web::get().to(routes::obtener))
             .route(web::put().to(routes::actualizar))
             .route(web::delete().to(routes::borrar))
             .default_service(web::to(method_not_allowed("GET, PUT, DELETE"))),
     );
 }
+
+/// The OpenAPI document of productos' own routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(description = "The catalog of products and their prices."),
+    paths(
+        routes::crear,
+        routes::listar,
+        routes::obtener,
+        routes::actualizar,
+        routes::borrar
+    )
+)]
+pub struct Api;

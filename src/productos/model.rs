@@ -1,13 +1,16 @@
 //! Products as stored and shown, and the bodies that create or change them.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn, ParameterStyle};
+use utoipa::openapi::schema::ArrayBuilder;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::input;
-use crate::money::{Money, MoneyInput};
+use crate::money::{self, Money, MoneyInput};
 use crate::pagination::Page;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Producto {
     pub id: i64,
     pub nombre: String,
@@ -15,20 +18,26 @@ pub struct Producto {
 }
 
 /// The body of `POST /productos`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NuevoProducto)]
 pub struct NuevoProductoBody {
+    #[schema(schema_with = input::schema::text)]
     nombre: String,
+    #[schema(schema_with = money::schema)]
     precio: MoneyInput,
 }
 
-/// The body of `PUT /productos/{id}`: any of the fields, none of them `null`.
-#[derive(Debug, Deserialize)]
+/// The body of `PUT /productos/{id}`: any of the fields; `null` keeps the current value.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CambioProducto)]
 pub struct CambioProductoBody {
     #[serde(default)]
+    #[schema(schema_with = input::schema::optional_text)]
     nombre: Option<String>,
     #[serde(default)]
+    #[schema(schema_with = money::optional_schema)]
     precio: Option<MoneyInput>,
 }
 
@@ -83,6 +92,32 @@ pub struct ListaQuery {
     ids: Option<String>,
 }
 
+/// `?limit=&offset=` or `?ids=`, in the OpenAPI document.
+impl IntoParams for ListaQuery {
+    fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let ids = ArrayBuilder::new()
+            .items(input::schema::id())
+            .min_items(Some(1))
+            .max_items(Some(Page::MAX_LIMIT as usize));
+        let mut params = Page::into_params(parameter_in);
+        params.push(
+            ParameterBuilder::new()
+                .name("ids")
+                .parameter_in(ParameterIn::Query)
+                .style(Some(ParameterStyle::Form))
+                .explode(Some(false))
+                .schema(Some(ids))
+                .description(Some(format!(
+                    "instead of a page, the products with these ids that exist, in the order \
+                     asked: 1 to {} ids, separated by commas; not with `limit` or `offset`",
+                    Page::MAX_LIMIT
+                )))
+                .build(),
+        );
+        params
+    }
+}
+
 /// What `GET /productos` asks for.
 #[derive(Debug)]
 pub enum Lista {
@@ -106,9 +141,15 @@ impl Lista {
                 "ids lists the products wanted; it does not take limit or offset",
             ));
         }
+        if ids.split(',').count() > Page::MAX_LIMIT as usize {
+            return Err(ApiError::new(
+                ErrorCode::InvalidValue,
+                format!("ids names at most {} products", Page::MAX_LIMIT),
+            ));
+        }
         let mut parsed: Vec<i64> = Vec::new();
         for id in ids.split(',') {
-            let id: i128 = id.trim().parse().map_err(|_| {
+            let id = input::whole_number(id).ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::InvalidQuery,
                     format!("ids must be product ids separated by commas, got {id:?}"),
@@ -126,12 +167,6 @@ impl Lista {
             {
                 parsed.push(id);
             }
-        }
-        if parsed.len() > Page::MAX_LIMIT as usize {
-            return Err(ApiError::new(
-                ErrorCode::InvalidValue,
-                format!("ids names at most {} products", Page::MAX_LIMIT),
-            ));
         }
         Ok(Self::Ids(parsed))
     }

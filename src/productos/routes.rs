@@ -5,17 +5,44 @@ use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
 use super::catalogo::Catalogo;
-use super::model::{CambioProducto, CambioProductoBody, Lista, ListaQuery, NuevoProducto, NuevoProductoBody};
+use super::model::{
+    CambioProducto, CambioProductoBody, Lista, ListaQuery, NuevoProducto, NuevoProductoBody, Producto,
+};
 use super::repo;
-use crate::db::{Pool, run_write_then};
+use crate::db::{self, Pool, run_write_then};
 use crate::error::{ApiError, ErrorCode};
-use crate::input;
-use crate::json::Json;
+use crate::input::{self, IdPath};
+use crate::json::{self, Json};
+use crate::openapi::refusals;
+use crate::pagination::Page;
 
 fn not_found(id: i64) -> ApiError {
     ApiError::new(ErrorCode::ProductoNotFound, format!("there is no producto {id}"))
 }
 
+refusals!(CrearRefusals: json::REFUSALS, db::WRITE_REFUSALS);
+refusals!(ListarRefusals: Page::REFUSALS);
+refusals!(ObtenerRefusals: IdPath::REFUSALS, &[ErrorCode::ProductoNotFound]);
+refusals!(ActualizarRefusals: IdPath::REFUSALS, &[ErrorCode::ProductoNotFound], json::REFUSALS, db::WRITE_REFUSALS);
+refusals!(BorrarRefusals: IdPath::REFUSALS, &[ErrorCode::ProductoNotFound], db::WRITE_REFUSALS);
+
+/// Adds a product to the catalog.
+#[utoipa::path(
+    post,
+    path = super::PRODUCTOS,
+    tag = "productos",
+    request_body = NuevoProductoBody,
+    responses(
+        (status = 201, description = "the product", body = Producto,
+            headers(("Location" = String, description = "`/productos/{id}`")),
+            links(
+                ("obtener" = (operation_id = "obtener", parameters(("id" = "$response.body#/id")))),
+                ("actualizar" = (operation_id = "actualizar", parameters(("id" = "$response.body#/id")))),
+                ("borrar" = (operation_id = "borrar", parameters(("id" = "$response.body#/id")))),
+            )),
+        CrearRefusals,
+    )
+)]
 pub async fn crear(
     pool: web::Data<Pool>,
     catalogo: web::Data<Catalogo>,
@@ -34,6 +61,14 @@ pub async fn crear(
         .json(producto))
 }
 
+/// A page of the catalog, by id; or the products named by `ids`.
+#[utoipa::path(
+    get,
+    path = super::PRODUCTOS,
+    tag = "productos",
+    params(ListaQuery),
+    responses((status = 200, description = "the products", body = Vec<Producto>), ListarRefusals)
+)]
 pub async fn listar(
     catalogo: web::Data<Catalogo>,
     query: web::Query<ListaQuery>,
@@ -48,21 +83,41 @@ pub async fn listar(
     Ok(HttpResponse::Ok().json(productos))
 }
 
-pub async fn obtener(catalogo: web::Data<Catalogo>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&id, ErrorCode::ProductoNotFound, "producto")?;
+/// One product.
+#[utoipa::path(
+    get,
+    path = super::PRODUCTO,
+    tag = "productos",
+    params(IdPath),
+    responses((status = 200, description = "the product", body = Producto), ObtenerRefusals)
+)]
+pub async fn obtener(
+    catalogo: web::Data<Catalogo>,
+    path: web::Path<IdPath>,
+) -> Result<HttpResponse, ApiError> {
+    let id = input::path_id(&path.id, ErrorCode::ProductoNotFound, "producto")?;
     catalogo
         .get(id)
         .map(|p| HttpResponse::Ok().json(p))
         .ok_or_else(|| not_found(id))
 }
 
+/// Changes a product's name, price or both.
+#[utoipa::path(
+    put,
+    path = super::PRODUCTO,
+    tag = "productos",
+    params(IdPath),
+    request_body = CambioProductoBody,
+    responses((status = 200, description = "the product as changed", body = Producto), ActualizarRefusals)
+)]
 pub async fn actualizar(
     pool: web::Data<Pool>,
     catalogo: web::Data<Catalogo>,
-    id: web::Path<String>,
+    path: web::Path<IdPath>,
     body: Json<CambioProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&id, ErrorCode::ProductoNotFound, "producto")?;
+    let id = input::path_id(&path.id, ErrorCode::ProductoNotFound, "producto")?;
     let cambio = CambioProducto::parse(body.into_inner())?;
     let catalogo = catalogo.into_inner();
     let producto = run_write_then(
@@ -80,12 +135,20 @@ pub async fn actualizar(
         .ok_or_else(|| not_found(id))
 }
 
+/// Removes a product from the catalog.
+#[utoipa::path(
+    delete,
+    path = super::PRODUCTO,
+    tag = "productos",
+    params(IdPath),
+    responses((status = 204, description = "removed"), BorrarRefusals)
+)]
 pub async fn borrar(
     pool: web::Data<Pool>,
     catalogo: web::Data<Catalogo>,
-    id: web::Path<String>,
+    path: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&id, ErrorCode::ProductoNotFound, "producto")?;
+    let id = input::path_id(&path.id, ErrorCode::ProductoNotFound, "producto")?;
     let catalogo = catalogo.into_inner();
     let deleted = run_write_then(
         &pool,

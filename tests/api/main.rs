@@ -15,6 +15,7 @@ mod hosts;
 mod idempotencia;
 mod inventario;
 mod lotes;
+mod openapi;
 mod operability;
 mod original;
 mod pagos;
