@@ -2,10 +2,13 @@
 //! and offers typed requests against them.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use actix_web::http::{Method, header};
@@ -515,4 +518,42 @@ impl FaultProxy {
     pub fn heal(&self) {
         self.rules.lock().unwrap().clear();
     }
+}
+
+/// A running penguin and the URL of each service it announced.
+pub struct Running {
+    pub child: Child,
+    pub urls: HashMap<String, String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the penguin binary (or what runs it) and waits until it has announced `services` listening.
+pub fn start(command: &mut Command, services: usize) -> Running {
+    let mut child = command.stderr(Stdio::piped()).spawn().expect("penguin starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut urls = HashMap::new();
+    while urls.len() < services {
+        let line = received
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("penguin announced only {urls:?}"));
+        if let Some((head, url)) = line.split_once("] listening on ") {
+            let service = head.rsplit(' ').next().unwrap_or_default().to_string();
+            urls.insert(service, url.trim().to_string());
+        }
+    }
+    Running { child, urls }
 }
