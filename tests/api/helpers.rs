@@ -557,3 +557,10 @@ pub fn start(command: &mut Command, services: usize) -> Running {
     }
     Running { child, urls }
 }
+
+/// Says that a test did not run, and why, on the real standard error: the test
+/// harness keeps what the print macros write to itself unless a test fails.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "test {test} skipped: {why}");
+}

@@ -12,6 +12,7 @@ mod faults;
 mod fuzz;
 mod helpers;
 mod idempotencia;
+mod image;
 mod inventario;
 mod lotes;
 mod original;
