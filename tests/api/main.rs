@@ -5,6 +5,7 @@ mod auth;
 mod chaos;
 mod cli;
 mod crash;
+mod deploy;
 mod docs;
 mod edges;
 mod expiry;
