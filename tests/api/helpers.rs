@@ -522,7 +522,7 @@ impl FaultProxy {
 
 /// A running penguin and the URL of each service it announced.
 pub struct Running {
-    pub child: Child,
+    child: Child,
     pub urls: HashMap<String, String>,
 }
 
