@@ -21,6 +21,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::invariantes::CheckArgs;
+use crate::probe::ProbeArgs;
 use crate::service::Service;
 
 /// The default shared token of the original design.
@@ -48,6 +49,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Check the shop's books over HTTP: every order final, every unit and payment accounted for.
     Check(Box<CheckArgs>),
+    /// GET a URL, such as a service's /health: exit 0 on a 2xx answer, 1 otherwise (a health check without a shell).
+    Probe(ProbeArgs),
 }
 
 /// What `penguin` was asked to do, with its settings resolved.
@@ -55,6 +58,7 @@ pub enum Command {
 pub enum Invocation {
     Serve(Settings),
     Check(CheckArgs),
+    Probe(ProbeArgs),
 }
 
 /// What `penguin serve` starts.
@@ -305,7 +309,7 @@ impl PeerSettings {
             .command
         {
             Command::Serve(args) => Self::from(args.as_ref()),
-            Command::Check(_) => unreachable!("the defaults of serve are parsed"),
+            Command::Check(_) | Command::Probe(_) => unreachable!("the defaults of serve are parsed"),
         }
     }
 }
@@ -428,6 +432,7 @@ pub fn parse_args(argv: &[OsString]) -> Result<Invocation, ConfigError> {
     match parse(layered(&dotenv, None, false), argv, &[&dotenv])? {
         Command::Serve(args) => Settings::resolve(*args, argv, &dotenv).map(Invocation::Serve),
         Command::Check(args) => Ok(Invocation::Check(*args)),
+        Command::Probe(args) => Ok(Invocation::Probe(args)),
     }
 }
 

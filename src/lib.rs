@@ -13,6 +13,7 @@
 //! - `startup`: binds, opens databases, builds one server per service, serves until shutdown.
 //! - `shutdown`: SIGTERM or Ctrl-C drains requests in flight and stops background loops.
 //! - `invariantes`: `penguin check`, the shop's books checked over HTTP.
+//! - `probe`: `penguin probe URL`, a health check for an image with no shell.
 //! - `logging`: console and `logs.log`, written off the request path.
 //! - `trace`: request ids and W3C `traceparent`, carried by log lines and peer calls.
 //! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
@@ -49,6 +50,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod pagos;
 pub mod pedidos;
+pub mod probe;
 pub mod productos;
 pub mod service;
 pub mod shutdown;

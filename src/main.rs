@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use penguin::config::{ConfigError, DEFAULT_TOKEN, Invocation, Settings};
-use penguin::{invariantes, logging, startup};
+use penguin::{invariantes, logging, probe, startup};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
@@ -16,6 +16,16 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("penguin check: {e}");
                 ExitCode::from(2)
+            }
+        },
+        Ok(Invocation::Probe(args)) => match probe::run(&args) {
+            Ok(answer) => {
+                println!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Err(why) => {
+                eprintln!("penguin probe: {why}");
+                ExitCode::FAILURE
             }
         },
         Err(ConfigError::Usage(e)) => {

@@ -1,12 +1,13 @@
 //! The `penguin` binary itself, as a user runs it: help, bad configuration,
-//! configuration layers, and `serve all` replaying the original walkthrough.
+//! configuration layers, `serve all` replaying the original walkthrough, and
+//! `penguin probe` as an image's health check runs it.
 
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Http, penguin, run_to_end, start};
+use crate::helpers::{Http, Script, ScriptedPeer, penguin, run_to_end, start};
 
 /// Arguments, environment, and a word the one error line must contain.
 type BadCase<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
@@ -288,4 +289,68 @@ fn log_level_host_names_and_data_dir_work_from_every_layer() {
         logs.contains("productos.db: created, schema version"),
         "the database names itself: {logs}"
     );
+}
+
+/// Runs `penguin probe` to its end, off the runtime so the peers it calls keep
+/// answering: its exit status, standard output and standard error.
+async fn probe(args: Vec<String>) -> (Option<i32>, String, String) {
+    let output = actix_web::rt::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_penguin"))
+            .env_clear()
+            .arg("probe")
+            .args(&args)
+            .output()
+            .expect("penguin probe runs")
+    })
+    .await
+    .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn probe_passes_on_a_live_health_and_fails_with_one_line_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = penguin(dir.path());
+    command
+        .args(["serve", "productos", "--port", "0"])
+        .env("SERVICE_TOKEN", "probe");
+    let running = start(&mut command, 1);
+    let health = format!("{}/health", running.urls["productos"]);
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/health", listener.local_addr().unwrap())
+    };
+    actix_web::rt::System::new().block_on(async {
+        let (code, stdout, stderr) = probe(vec![health]).await;
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(stdout.contains("200 OK"), "{stdout}");
+
+        let missing = ScriptedPeer::start(Script::Answer(
+            "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+        ))
+        .await;
+        let hung = ScriptedPeer::start(Script::Hang).await;
+        let failures = [
+            (vec![dead], "connection refused"),
+            (
+                vec![format!("{}/health", missing.url())],
+                "answered 404 Not Found",
+            ),
+            (
+                vec!["--timeout".into(), "0.5".into(), format!("{}/health", hung.url())],
+                "no answer within 0.5s",
+            ),
+        ];
+        for (args, why) in failures {
+            let (code, stdout, stderr) = probe(args.clone()).await;
+            assert_eq!(code, Some(1), "{args:?}: {stderr}");
+            assert!(stdout.is_empty(), "{args:?}: {stdout}");
+            assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+            assert!(stderr.contains(why), "{args:?}: {stderr}");
+        }
+    });
 }

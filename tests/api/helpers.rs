@@ -549,7 +549,7 @@ pub fn run_to_end(command: &mut Command) -> (Option<i32>, String) {
 
 /// A running penguin and the URL of each service it announced.
 pub struct Running {
-    pub child: Child,
+    child: Child,
     pub urls: HashMap<String, String>,
 }
 
@@ -560,7 +560,7 @@ impl Drop for Running {
     }
 }
 
-/// Starts penguin and waits until it has announced `services` listening.
+/// Starts the penguin binary (or what runs it) and waits until it has announced `services` listening.
 pub fn start(command: &mut Command, services: usize) -> Running {
     let mut child = command.stderr(Stdio::piped()).spawn().expect("penguin starts");
     let stderr = child.stderr.take().expect("stderr");
@@ -595,4 +595,11 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// Says that a test did not run, and why, on the real standard error: the test
+/// harness keeps what the print macros write to itself unless a test fails.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "test {test} skipped: {why}");
 }
