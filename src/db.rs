@@ -17,6 +17,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
@@ -67,7 +68,9 @@ impl From<CommitError> for ApiError {
 
 /// The writes waiting for a database's writer thread, and what became of them.
 struct Queue {
-    /// Writes sent and not yet taken by the writer.
+    /// Writes sent and not yet taken by the writer: counted here, so that admitting a
+    /// write is one atomic step, and shown by `depth`.
+    waiting: AtomicI64,
     depth: IntGauge,
     /// The most writes that may wait before new work is refused.
     limit: i64,
@@ -78,6 +81,7 @@ struct Queue {
 impl Queue {
     fn new(metrics: &Metrics, limit: usize) -> prometheus::Result<Self> {
         Ok(Self {
+            waiting: AtomicI64::new(0),
             depth: metrics.register(IntGauge::new(
                 "db_write_queue",
                 "Writes waiting for the database writer",
@@ -96,7 +100,27 @@ impl Queue {
             )?)?,
         })
     }
+
+    /// Counts one more waiting write; new work (`owed` false) only while fewer than
+    /// `limit` wait. Whether it was admitted.
+    fn admit(&self, owed: bool) -> bool {
+        let waiting = self.waiting.fetch_add(1, Ordering::AcqRel);
+        if !owed && waiting >= self.limit {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.refused.inc();
+            return false;
+        }
+        self.depth.inc();
+        true
+    }
+
+    /// Counts one waiting write taken by the writer (or never sent).
+    fn taken(&self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.depth.dec();
+    }
 }
+
 /// A write, run by the writer thread on the write connection.
 type Write = Box<dyn FnOnce(&mut Connection) -> Answer + Send>;
 
@@ -336,7 +360,7 @@ impl std::ops::Deref for Savepoint<'_> {
 /// The writer thread: batches of waiting writes, one transaction each.
 fn write_loop(mut conn: Connection, writes: Receiver<Write>, queue: &Queue) {
     while let Ok(first) = writes.recv() {
-        queue.depth.dec();
+        queue.taken();
         if let Err(e) = execute_cached(&conn, "BEGIN IMMEDIATE") {
             // Without a batch transaction each write's savepoint is its own transaction.
             log::warn!("database: cannot begin a batch ({e}); writing alone");
@@ -348,7 +372,7 @@ fn write_loop(mut conn: Connection, writes: Receiver<Write>, queue: &Queue) {
         while answers.len() < MAX_BATCH {
             match writes.try_recv() {
                 Ok(write) => {
-                    queue.depth.dec();
+                    queue.taken();
                     answers.push(run_one(&mut conn, write));
                 }
                 Err(_) => break,
@@ -413,7 +437,7 @@ where
     F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    queue_write(pool, f, |_| {}).await
+    queue_write(pool, true, f, |_| {}).await
 }
 
 /// [`run_write`], and `on_commit` with the result once the write is committed and
@@ -425,14 +449,12 @@ where
     C: FnOnce(&T) + Send + 'static,
     T: Send + 'static,
 {
-    if pool.queue.depth.get() >= pool.queue.limit {
-        pool.queue.refused.inc();
-        return Err(ApiError::write_queue_full());
-    }
-    queue_write(pool, f, on_commit).await
+    queue_write(pool, false, f, on_commit).await
 }
 
-async fn queue_write<T, F, C>(pool: &Pool, f: F, on_commit: C) -> Result<T, ApiError>
+/// Sends `f` to the writer thread; new work (`owed` false) is refused with `503` while
+/// the queue is full.
+async fn queue_write<T, F, C>(pool: &Pool, owed: bool, f: F, on_commit: C) -> Result<T, ApiError>
 where
     F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     C: FnOnce(&T) + Send + 'static,
@@ -449,9 +471,11 @@ where
             let _ = answer.send(result);
         })
     });
-    pool.queue.depth.inc();
+    if !pool.queue.admit(owed) {
+        return Err(ApiError::write_queue_full());
+    }
     pool.writer.send(write).map_err(|_| {
-        pool.queue.depth.dec();
+        pool.queue.taken();
         ApiError::internal(anyhow::anyhow!("the database writer has stopped"))
     })?;
     answered
