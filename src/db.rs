@@ -183,6 +183,30 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// Copies every committed write from the write-ahead log into the database file
+    /// and empties the log, once nothing writes any more (at a clean stop). A failure
+    /// is logged: the log keeps the writes, and the next start replays them.
+    pub async fn checkpoint(&self) {
+        let name = self.file.path.display().to_string();
+        let done = run_blocking(self, |conn| {
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+            Ok(busy == 0)
+        })
+        .await;
+        match done {
+            Ok(true) => log::debug!("{name}: checkpointed"),
+            Ok(false) => {
+                log::warn!("{name}: not checkpointed, the database was busy; its -wal file keeps the writes")
+            }
+            Err(e) => log::warn!(
+                "{name}: not checkpointed ({}); its -wal file keeps the writes",
+                e.cause()
+            ),
+        }
+    }
+}
+
 /// How long a writer waits for the write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections per service; SQLite serialises writers, so more would only wait.

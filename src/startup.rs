@@ -36,6 +36,7 @@ struct Bound {
     addr: SocketAddr,
     server: Server,
     in_flight: Arc<InFlight>,
+    pool: db::Pool,
 }
 
 impl Started {
@@ -68,6 +69,7 @@ impl Started {
             .iter()
             .map(|b| (b.service, b.server.handle(), b.in_flight.clone()))
             .collect();
+        let pools: Vec<_> = servers.iter().map(|b| b.pool.clone()).collect();
         let mut serving = std::pin::pin!(futures_util::future::try_join_all(
             servers.into_iter().map(|b| b.server)
         ));
@@ -118,6 +120,11 @@ impl Started {
             }
         };
         let (served, ()) = futures_util::future::join(&mut serving, drained).await;
+        // Everything committed moves into the database file itself, so a stopped
+        // service's file is whole without its `-wal` beside it (a copy is a backup).
+        for pool in pools {
+            pool.checkpoint().await;
+        }
         served.map(drop)
     }
 }
@@ -197,7 +204,7 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
         let server = build_server(
             service,
             listener,
-            pool,
+            pool.clone(),
             state,
             in_flight.clone(),
             Arc::new(metrics),
@@ -208,6 +215,7 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
             addr,
             server,
             in_flight,
+            pool,
         });
     }
     Ok(Started {

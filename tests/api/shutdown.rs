@@ -92,6 +92,19 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
         (80, 0, 20),
         "every order confirmed its units"
     );
+    // Its database file alone, read before anything opens it and copied without the
+    // write-ahead log, holds every order: the stop checkpointed it.
+    let wal = app.dir.path().join("pedidos.db-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(wal_len, 0, "everything was checkpointed into pedidos.db");
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(app.dir.path().join("pedidos.db"), copy.path().join("pedidos.db")).unwrap();
+    let copied: i64 = rusqlite::Connection::open(copy.path().join("pedidos.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM pedidos", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(copied, 20, "a copy of the stopped service's file is a backup");
+
     let registrados: i64 = rusqlite::Connection::open(app.dir.path().join("pedidos.db"))
         .unwrap()
         .query_row(
