@@ -1,4 +1,5 @@
-//! The README documents what the code does: its table of error codes lists every
+//! The README documents what the code does: its tables of error codes, settings and
+//! metrics match the code. Its table of error codes lists every
 //! code penguin answers, each with the status the code gives it, and no other.
 
 use std::collections::HashMap;
@@ -76,5 +77,70 @@ fn the_readme_lists_every_setting_with_its_default() {
                 "{variable}: the README says {documented:?}, the code {default:?}"
             );
         }
+    }
+}
+
+/// The metrics table of "Operating penguin": every metric a service serves is in it,
+/// and every metric in it is one that penguin registers.
+#[actix_web::test]
+async fn the_readme_lists_every_metric() {
+    use crate::helpers::{Http, TestApp};
+    use actix_web::http::Method;
+    use penguin::service::Service;
+
+    let readme = readme();
+    let documented: Vec<String> = readme
+        .split("## Operating penguin")
+        .nth(1)
+        .expect("an Operating penguin section")
+        .lines()
+        .skip_while(|l| !l.starts_with("| metric"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            row.split('|')
+                .nth(1)
+                .unwrap_or("")
+                .trim()
+                .trim_matches('`')
+                .to_string()
+        })
+        .collect();
+    assert!(!documented.is_empty(), "a metrics table");
+
+    let app = TestApp::spawn_all().await;
+    let producto = app.crear_producto("Hielo", serde_json::json!(5)).await;
+    app.cargar_stock(producto, 3).await;
+    assert_eq!(app.pedir(producto, 1, false).await.status, 201);
+    for service in Service::ALL {
+        let scrape = Http::default()
+            .call(Method::GET, format!("{}/metrics", app.url(service)))
+            .send()
+            .await
+            .expect("metrics");
+        for name in scrape.text.lines().filter_map(|l| l.strip_prefix("# HELP ")) {
+            let name = name.split(' ').next().unwrap_or_default();
+            assert!(
+                documented.iter().any(|d| d == name),
+                "{service:?} serves {name}, which the README's metrics table lacks"
+            );
+        }
+    }
+    let sources: String = [
+        "src/metrics.rs",
+        "src/db.rs",
+        "src/logging.rs",
+        "src/pedidos/metrics.rs",
+        "src/inventario/metrics.rs",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(format!("{}/{f}", env!("CARGO_MANIFEST_DIR"))).expect(f))
+    .collect();
+    for name in &documented {
+        let registered = name.strip_prefix("penguin_").expect("the penguin_ prefix");
+        assert!(
+            sources.contains(&format!("\"{registered}\"")),
+            "the README lists {name}, which penguin does not register"
+        );
     }
 }
