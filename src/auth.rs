@@ -32,13 +32,13 @@ impl ServiceToken {
     }
 }
 
-/// The routes anyone may call: the probes, the metrics and the service's own
-/// documentation, none of which holds shop data.
+/// The routes anyone may call: the probes, the metrics, the service's own
+/// documentation and pedidos' status page, none of which holds shop data.
 fn is_public(req: &ServiceRequest) -> bool {
     req.method() == Method::GET
         && matches!(
             req.path(),
-            "/health" | "/ready" | "/metrics" | "/openapi.json" | "/docs"
+            "/health" | "/ready" | "/metrics" | "/openapi.json" | "/docs" | "/panel"
         )
 }
 

@@ -30,7 +30,8 @@
 //! - `input`: edge validation of names, ids and quantities.
 //! - `productos`, `inventario`, `pagos`, `pedidos`: one module per service, each with
 //!   its route table (`configure`), handlers, SQL and models; pedidos adds its peer
-//!   clients, resilience (retries, timeouts, breakers) and the order flow (`saga`).
+//!   clients, resilience (retries, timeouts, breakers), the order flow (`saga`) and
+//!   the status page (`panel`).
 
 pub mod auth;
 pub mod clock;

@@ -302,6 +302,7 @@ impl State {
                 let circuits = breakers.clone();
                 let circuits = health::Circuits(Arc::new(move || circuits.status()));
                 cfg.app_data(web::Data::new(peers))
+                    .app_data(web::Data::new(breakers.clone()))
                     .app_data(web::Data::from(instancia.clone()))
                     .app_data(web::Data::new(circuits));
                 pedidos::configure(cfg);

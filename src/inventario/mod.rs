@@ -1,8 +1,9 @@
 //! inventario: stock per product, and reservations that take units out of it.
 //!
-//! Routes: `POST /stock`, `GET /stock/{producto_id}`, `POST /reservar`, `POST /liberar`,
-//! `POST /confirmar`, and for a whole order at once `POST /reservas`,
-//! `POST /reservas/confirmar`, `POST /reservas/liberar`.
+//! Routes: `POST /stock`, `GET /stock` (a page of every product's),
+//! `GET /stock/{producto_id}`, `POST /reservar`, `POST /liberar`, `POST /confirmar`,
+//! and for a whole order at once `POST /reservas`, `POST /reservas/confirmar`,
+//! `POST /reservas/liberar`.
 //!
 //! A reservation takes its units in one `BEGIN IMMEDIATE` transaction, so no two
 //! concurrent reservations can take the same unit. It then either is confirmed (its
@@ -81,7 +82,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(STOCK)
             .route(web::post().to(routes::cargar_stock))
-            .default_service(web::to(method_not_allowed("POST"))),
+            .route(web::get().to(routes::listar_stock))
+            .default_service(web::to(method_not_allowed("GET, POST"))),
     )
     .service(
         web::resource(RESERVAR)
@@ -114,6 +116,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     ),
     paths(
         routes::cargar_stock,
+        routes::listar_stock,
         routes::consultar_stock,
         routes::reservar,
         routes::liberar,

@@ -66,6 +66,17 @@ pub fn set_stock(conn: &Connection, unidades: Unidades) -> rusqlite::Result<Stoc
     .query_row(params![unidades.producto_id, unidades.cantidad], stock)
 }
 
+/// A page of the stock rows, by product id.
+pub fn list_stock(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Stock>> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        stock_columns!(),
+        " FROM stock ORDER BY producto_id LIMIT ?1 OFFSET ?2"
+    ))?
+    .query_map([limit, offset], stock)?
+    .collect()
+}
+
 pub fn get_stock(conn: &Connection, producto_id: i64) -> rusqlite::Result<Option<Stock>> {
     conn.prepare_cached(concat!(
         "SELECT ",

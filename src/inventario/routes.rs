@@ -14,12 +14,14 @@ use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, IdPath, schema::IdempotencyKey};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
+use crate::pagination::Page;
 
 /// How long a reservation holds its units unless confirmed or released.
 #[derive(Debug, Clone, Copy)]
 pub struct ReservationTtl(pub Duration);
 
 refusals!(CargarStockRefusals: json::REFUSALS, db::WRITE_REFUSALS, &[ErrorCode::StockNotFound]);
+refusals!(ListarStockRefusals: Page::REFUSALS, db::REFUSALS);
 refusals!(ConsultarStockRefusals: IdPath::REFUSALS, &[ErrorCode::StockNotFound], db::REFUSALS);
 refusals!(
     ReservarRefusals: json::REFUSALS, db::WRITE_REFUSALS,
@@ -86,6 +88,21 @@ refusals!(LiberarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS, &[ErrorCode::
 pub async fn cargar_stock(pool: web::Data<Pool>, body: Json<StockBody>) -> Result<HttpResponse, ApiError> {
     let unidades = Unidades::stock(body.into_inner())?;
     let stock = run_write(&pool, move |conn| Ok(repo::set_stock(conn, unidades)?)).await?;
+    Ok(HttpResponse::Ok().json(stock))
+}
+
+/// A page of every product's stock, by product id: `cantidad` can still be reserved,
+/// `reservado` is held by active reservations, `confirmado` has left for good.
+#[utoipa::path(
+    get,
+    path = super::STOCK,
+    tag = "inventario",
+    params(Page),
+    responses((status = 200, description = "the stock rows", body = Vec<Stock>), ListarStockRefusals)
+)]
+pub async fn listar_stock(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
+    let (limit, offset) = page.bounds()?;
+    let stock = run_blocking(&pool, move |conn| Ok(repo::list_stock(conn, limit, offset)?)).await?;
     Ok(HttpResponse::Ok().json(stock))
 }
 

@@ -179,6 +179,11 @@ impl Peers {
         }
     }
 
+    /// productos, inventario and pagos, for reads outside the order path (the panel).
+    pub fn each(&self) -> [&Peer; 3] {
+        [&self.productos, &self.inventario, &self.pagos]
+    }
+
     /// Fails at once if any peer's circuit is open: an order needs all three.
     pub fn ensure_available(&self) -> Result<(), PeerError> {
         for peer in [&self.productos, &self.inventario, &self.pagos] {

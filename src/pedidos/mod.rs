@@ -1,7 +1,7 @@
 //! pedidos: orders, placed by orchestrating productos, inventario and pagos over HTTP.
 //!
 //! Routes: `POST /pedidos` (with an optional `Idempotency-Key`), `GET /pedidos`,
-//! `GET /pedidos/{id}`.
+//! `GET /pedidos/{id}`; the status page `GET /panel` and its data, `GET /panel/estado`.
 //!
 //! An order is one state machine (`saga`): its stages are `model::Etapa`, and
 //! `saga::avanzar` is the one function that moves an order on, called by the request
@@ -13,6 +13,7 @@ mod clients;
 mod instancia;
 mod metrics;
 mod model;
+mod panel;
 mod recovery;
 mod repo;
 mod resilience;
@@ -49,9 +50,11 @@ pub fn schema() -> Schema {
 
 const PEDIDOS: &str = "/pedidos";
 const PEDIDO: &str = "/pedidos/{id}";
+const PANEL: &str = "/panel";
+const PANEL_ESTADO: &str = "/panel/estado";
 
-/// The route table of pedidos. The app must also hold a `web::Data<Peers>` and a
-/// `web::Data<Instancia>`.
+/// The route table of pedidos. The app must also hold a `web::Data<Peers>`, a
+/// `web::Data<Instancia>` and a `web::Data<Breakers>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(PEDIDOS)
@@ -62,6 +65,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(PEDIDO)
             .route(web::get().to(routes::obtener))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(PANEL)
+            .route(web::get().to(panel::pagina))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(PANEL_ESTADO)
+            .route(web::get().to(panel::estado))
             .default_service(web::to(method_not_allowed("GET"))),
     );
 }
@@ -74,7 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         inventario and charging the total at pagos; an order that cannot be completed holds \
         no stock and is kept as `rechazado` or `fallido`."
     ),
-    paths(routes::crear, routes::listar, routes::obtener),
+    paths(routes::crear, routes::listar, routes::obtener, panel::pagina, panel::estado),
     components(schemas(routes::PedidoFallido))
 )]
 pub struct Api;

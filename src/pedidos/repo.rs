@@ -308,6 +308,45 @@ pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<
     Ok(pedidos)
 }
 
+/// The last `limit` orders, newest first.
+pub fn latest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Pedido>> {
+    let mut pedidos: Vec<Pedido> = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            pedido_columns!(),
+            " FROM pedidos ORDER BY id DESC LIMIT ?1"
+        ))?
+        .query_map([limit], pedido)?
+        .collect::<rusqlite::Result<_>>()?;
+    if let (Some(newest), Some(oldest)) = (pedidos.first(), pedidos.last()) {
+        let mut items = items_between(conn, oldest.id, newest.id)?;
+        for pedido in &mut pedidos {
+            pedido.items = items.remove(&pedido.id).unwrap_or_default();
+        }
+    }
+    Ok(pedidos)
+}
+
+/// How many orders were placed at `since` (as `creado_en` writes it) or later, by
+/// estado. Orders are read newest first and the reading stops at the first older
+/// one, so its cost is that of the recent orders, not of all.
+pub fn placed_since(conn: &Connection, since: &str) -> rusqlite::Result<HashMap<String, u64>> {
+    let mut counts = HashMap::new();
+    let mut statement = conn.prepare_cached(
+        "SELECT CASE WHEN etapa = 'cerrado' THEN desenlace ELSE 'pendiente' END, creado_en
+         FROM pedidos ORDER BY id DESC",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let creado_en: String = row.get(1)?;
+        if creado_en.as_str() < since {
+            break;
+        }
+        *counts.entry(row.get(0)?).or_default() += 1;
+    }
+    Ok(counts)
+}
+
 /// The ids of orders that are not over or still owe work to a peer, oldest first.
 pub fn unfinished(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<i64>> {
     conn.prepare_cached(

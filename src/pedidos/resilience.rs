@@ -286,15 +286,20 @@ impl Breakers {
         }
     }
 
+    /// Each peer's name and breaker.
+    pub fn each(&self) -> [(&'static str, &Breaker); 3] {
+        [
+            ("productos", &self.productos),
+            ("inventario", &self.inventario),
+            ("pagos", &self.pagos),
+        ]
+    }
+
     /// Each peer's circuit, for `/ready`: `{"productos": {"circuit": "closed"}, …}`,
     /// with `retry_in_ms` while open.
     pub fn status(&self) -> serde_json::Value {
         let mut peers = serde_json::Map::new();
-        for (peer, breaker) in [
-            ("productos", &self.productos),
-            ("inventario", &self.inventario),
-            ("pagos", &self.pagos),
-        ] {
+        for (peer, breaker) in self.each() {
             let (circuit, left) = breaker.status();
             let mut status = serde_json::json!({"circuit": <&str>::from(circuit)});
             if let Some(left) = left {
@@ -442,13 +447,8 @@ impl Peer {
         }
     }
 
-    /// One attempt: a readable answer or a refusal, or why it counts as a failure.
-    async fn attempt<T: DeserializeOwned>(
-        &self,
-        method: &Method,
-        url: &str,
-        body: Option<Bytes>,
-    ) -> Result<Result<T, Refusal>, Failure> {
+    /// A request to the peer with the token and the current request's trace headers.
+    fn request(&self, method: &Method, url: &str) -> awc::ClientRequest {
         let mut request = self
             .client
             .request(method.clone(), url)
@@ -458,6 +458,47 @@ impl Peer {
                 request = request.insert_header(pair);
             }
         }
+        request
+    }
+
+    /// The peer's base URL.
+    pub fn url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// One `GET` outside any order: a single attempt within `PEER_TIMEOUT_MS` (and
+    /// at most `limit`), never retried and neither counted by the breaker nor by the
+    /// peer call metrics, since reading a peer's state is not using it (the panel).
+    /// The status and body, or why there are none.
+    pub async fn peek(&self, path: &str, limit: Duration) -> Result<(StatusCode, Bytes), String> {
+        let url = format!("{}{path}", self.base_url);
+        let exchange = async {
+            let mut response = self
+                .request(&Method::GET, &url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let body = response
+                .body()
+                .limit(MAX_PEER_BODY)
+                .await
+                .map_err(|e| format!("the answer could not be read: {e}"))?;
+            Ok((response.status(), body))
+        };
+        let limit = limit.min(self.timeout);
+        actix_web::rt::time::timeout(limit, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} ms", limit.as_millis())))
+    }
+
+    /// One attempt: a readable answer or a refusal, or why it counts as a failure.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<Bytes>,
+    ) -> Result<Result<T, Refusal>, Failure> {
+        let request = self.request(method, url);
         let exchange = async {
             let mut response = match body {
                 Some(body) => {

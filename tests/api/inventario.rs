@@ -34,6 +34,39 @@ async fn consultar_returns_404_without_a_stock_row() {
 }
 
 #[actix_web::test]
+async fn listar_stock_returns_every_row_by_product_in_pages() {
+    let app = TestApp::spawn_all().await;
+    assert_eq!(app.get(Inventario, "/stock").await.body, json!([]));
+    for producto_id in [3, 1, 2] {
+        app.cargar_stock(producto_id, producto_id * 10).await;
+    }
+    let reserva = app
+        .post(Inventario, "/reservar", json!({"producto_id": 2, "cantidad": 5}))
+        .await;
+    assert_eq!(reserva.status, 201);
+    let all = app.get(Inventario, "/stock").await;
+    assert_eq!(all.status, 200);
+    assert_eq!(
+        all.body,
+        json!([
+            {"producto_id": 1, "cantidad": 10, "reservado": 0, "confirmado": 0},
+            {"producto_id": 2, "cantidad": 15, "reservado": 5, "confirmado": 0},
+            {"producto_id": 3, "cantidad": 30, "reservado": 0, "confirmado": 0},
+        ])
+    );
+    let page = app.get(Inventario, "/stock?limit=1&offset=1").await;
+    assert_eq!(
+        page.body.as_array().map(|p| p[0]["producto_id"].clone()),
+        Some(json!(2))
+    );
+    assert_eq!(app.get(Inventario, "/stock?offset=9").await.body, json!([]));
+    let refused = app.get(Inventario, "/stock?limit=0").await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(refused.body["error"], "invalid_limit");
+    assert_eq!(app.get(Inventario, "/stock?limit=x").await.status, 400);
+}
+
+#[actix_web::test]
 async fn reservar_takes_units_out_at_once() {
     let app = TestApp::spawn_all().await;
     app.cargar_stock(1, 10).await;

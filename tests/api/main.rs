@@ -21,6 +21,7 @@ mod openapi;
 mod operability;
 mod original;
 mod pagos;
+mod panel;
 mod pedidos;
 mod productos;
 mod resilience;

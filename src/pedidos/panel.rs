@@ -1,0 +1,328 @@
+//! The status page. `GET /panel` is one page for a person (no token: it holds no data)
+//! that asks for the token once and then shows, every few seconds, what
+//! `GET /panel/estado` answers (token): each service's readiness, each peer's circuit
+//! and its next trial, the last orders, the orders of the last minute by estado and
+//! every product's units. Scripts can read `GET /panel/estado` too.
+//!
+//! Reading a peer's state is not using it: those calls are made once, with a short
+//! timeout, outside the breakers and the peer call metrics.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::clients::Peers;
+use super::model::PedidoVista;
+use super::repo;
+use super::resilience::{Breakers, Circuit};
+use crate::db::{self, Pool, run_blocking};
+use crate::error::ApiError;
+use crate::money::Money;
+use crate::openapi::refusals;
+use crate::service::Service;
+
+const PAGE: &str = include_str!("panel.html");
+
+/// How many of the last orders the panel shows.
+const LAST_ORDERS: i64 = 20;
+/// How many products the panel shows (the first, by id).
+const PRODUCTS: usize = 1000;
+/// How long the panel waits for a peer's answer: less than its refresh.
+const PEEK_LIMIT: Duration = Duration::from_millis(1500);
+
+refusals!(EstadoRefusals: db::REFUSALS);
+
+/// What the panel shows, as of `generado_en`.
+#[derive(Serialize, ToSchema)]
+pub struct Panel<'a> {
+    /// When this answer was made (UTC).
+    generado_en: String,
+    /// pedidos, then its peers as pedidos reaches them.
+    servicios: Vec<Servicio>,
+    /// Each peer's circuit breaker at pedidos.
+    circuitos: Vec<Circuito>,
+    /// The last 20 orders, newest first.
+    pedidos: Vec<PedidoVista<'a>>,
+    /// Orders placed in the last minute, by their estado now.
+    ultimo_minuto: UltimoMinuto,
+    /// The first 1000 products by id, with their units at inventario; `null` when
+    /// productos did not answer (`productos_detalle` says why).
+    productos: Option<Vec<ProductoPanel>>,
+    /// Why `productos` or their units are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    productos_detalle: Option<String>,
+}
+
+/// One service's readiness, as its `GET /ready` answered.
+#[derive(Serialize, ToSchema)]
+struct Servicio {
+    /// `productos`, `inventario`, `pagos` or `pedidos`.
+    service: &'static str,
+    /// Where pedidos reaches it (peers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    /// Whether it answered `200` to `GET /ready`.
+    ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_version: Option<u64>,
+    /// Why it is not ready: its own `not_ready` detail, or why it did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detalle: Option<String>,
+}
+
+/// One peer's circuit breaker.
+#[derive(Serialize, ToSchema)]
+struct Circuito {
+    peer: &'static str,
+    /// `closed`, `half_open` (a trial call is under way) or `open`.
+    #[schema(pattern = "^(closed|half_open|open)$")]
+    circuit: &'static str,
+    /// While open: milliseconds until the next call goes through as a trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_in_ms: Option<u64>,
+    /// While open: when that trial may go (UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxima_prueba: Option<String>,
+}
+
+/// Orders placed in the last minute, by estado.
+#[derive(Serialize, ToSchema, Default)]
+struct UltimoMinuto {
+    pendiente: u64,
+    confirmado: u64,
+    rechazado: u64,
+    fallido: u64,
+}
+
+/// A product and its units: `disponible` can still be reserved, `reservado` is held,
+/// `confirmado` has been sold. The units are `null` for a product without stock, or
+/// when inventario did not answer.
+#[derive(Serialize, ToSchema)]
+struct ProductoPanel {
+    id: i64,
+    nombre: String,
+    precio: Money,
+    disponible: Option<i64>,
+    reservado: Option<i64>,
+    confirmado: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct ProductoAnswer {
+    id: i64,
+    nombre: String,
+    precio: Money,
+}
+
+#[derive(Deserialize)]
+struct StockAnswer {
+    producto_id: i64,
+    cantidad: i64,
+    reservado: i64,
+    confirmado: i64,
+}
+
+#[derive(Deserialize)]
+struct ReadyAnswer {
+    version: Option<String>,
+    schema_version: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    detail: String,
+}
+
+/// The status page: HTML, CSS and a small script, with no data in it and nothing
+/// loaded from elsewhere. It asks for the token and keeps it in the tab's session
+/// storage.
+#[utoipa::path(
+    get,
+    path = super::PANEL,
+    tag = "public",
+    responses((status = 200, description = "an HTML page", content_type = "text/html", body = String))
+)]
+pub async fn pagina() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        // The page may talk to this service only, and loads no code or style from anywhere.
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; \
+             style-src 'unsafe-inline'; img-src data:",
+        ))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .body(PAGE)
+}
+
+/// What the status page shows: each service's readiness and version, each peer's
+/// circuit and its next trial, the last 20 orders (with `motivo` and `request_id`),
+/// the orders of the last minute by estado, and every product's units.
+#[utoipa::path(
+    get,
+    path = super::PANEL_ESTADO,
+    tag = "pedidos",
+    responses((status = 200, description = "the shop as of `generado_en`", body = Panel), EstadoRefusals)
+)]
+pub async fn estado(
+    pool: web::Data<Pool>,
+    peers: web::Data<Peers>,
+    breakers: web::Data<Breakers>,
+) -> Result<HttpResponse, ApiError> {
+    let now = jiff::Timestamp::now();
+    let since = timestamp(now - jiff::SignedDuration::from_secs(60));
+    let circuitos = circuitos(&breakers, now);
+    let [productos, inventario, _] = peers.each();
+    let (catalogo_path, stock_path) = (
+        format!("/productos?limit={PRODUCTS}"),
+        format!("/stock?limit={PRODUCTS}"),
+    );
+    let (propio, peers_ready, catalogo, stock) = tokio::join!(
+        pool.ready(),
+        futures_util::future::join_all(peers.each().map(|peer| async move {
+            ready(peer.name(), peer.url(), peer.peek("/ready", PEEK_LIMIT).await)
+        })),
+        productos.peek(&catalogo_path, PEEK_LIMIT),
+        inventario.peek(&stock_path, PEEK_LIMIT),
+    );
+    let mut servicios = vec![Servicio {
+        service: Service::Pedidos.name(),
+        url: None,
+        ready: propio.is_ok(),
+        version: Some(env!("CARGO_PKG_VERSION").into()),
+        schema_version: propio.as_ref().ok().map(|v| *v as u64),
+        detalle: propio.err(),
+    }];
+    servicios.extend(peers_ready);
+    let (productos, productos_detalle) = match productos_panel(catalogo, stock) {
+        Ok((productos, detalle)) => (Some(productos), detalle),
+        Err(detalle) => (None, Some(detalle)),
+    };
+    let (pedidos, por_estado) = run_blocking(&pool, move |conn| {
+        Ok((
+            repo::latest(conn, LAST_ORDERS)?,
+            repo::placed_since(conn, &since)?,
+        ))
+    })
+    .await?;
+    let mut ultimo_minuto = UltimoMinuto::default();
+    for (estado, n) in por_estado {
+        match estado.as_str() {
+            "pendiente" => ultimo_minuto.pendiente += n,
+            "confirmado" => ultimo_minuto.confirmado += n,
+            "rechazado" => ultimo_minuto.rechazado += n,
+            _ => ultimo_minuto.fallido += n,
+        }
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Panel {
+            generado_en: timestamp(now),
+            servicios,
+            circuitos,
+            pedidos: pedidos.iter().map(PedidoVista::from).collect(),
+            ultimo_minuto,
+            productos,
+            productos_detalle,
+        }))
+}
+
+/// A time as `creado_en` is written: UTC, to the millisecond.
+fn timestamp(t: jiff::Timestamp) -> String {
+    format!("{:.3}", t.round(jiff::Unit::Millisecond).unwrap_or(t))
+}
+
+fn circuitos(breakers: &Breakers, now: jiff::Timestamp) -> Vec<Circuito> {
+    breakers
+        .each()
+        .into_iter()
+        .map(|(peer, breaker)| {
+            let (circuit, left) = breaker.status();
+            let left = left.filter(|_| circuit == Circuit::Open);
+            Circuito {
+                peer,
+                circuit: circuit.into(),
+                retry_in_ms: left.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
+                proxima_prueba: left
+                    .and_then(|l| jiff::SignedDuration::try_from(l).ok())
+                    .and_then(|l| now.checked_add(l).ok())
+                    .map(timestamp),
+            }
+        })
+        .collect()
+}
+
+/// A peer's readiness from its `GET /ready` answer.
+fn ready(service: &'static str, url: &str, answer: Result<(StatusCode, web::Bytes), String>) -> Servicio {
+    let mut servicio = Servicio {
+        service,
+        url: Some(url.to_string()),
+        ready: false,
+        version: None,
+        schema_version: None,
+        detalle: None,
+    };
+    match answer {
+        Ok((status, body)) if status == StatusCode::OK => {
+            servicio.ready = true;
+            if let Ok(ready) = serde_json::from_slice::<ReadyAnswer>(&body) {
+                servicio.version = ready.version;
+                servicio.schema_version = ready.schema_version;
+            }
+        }
+        Ok((status, body)) => {
+            let detail = serde_json::from_slice::<ErrorAnswer>(&body)
+                .map(|e| e.detail)
+                .unwrap_or_default();
+            servicio.detalle = Some(format!("answered {status} {detail}").trim_end().to_string());
+        }
+        Err(why) => servicio.detalle = Some(why),
+    }
+    servicio
+}
+
+/// The products joined with their units, and why the units are missing if they are;
+/// `Err` when the products themselves are.
+fn productos_panel(
+    catalogo: Result<(StatusCode, web::Bytes), String>,
+    stock: Result<(StatusCode, web::Bytes), String>,
+) -> Result<(Vec<ProductoPanel>, Option<String>), String> {
+    fn read<T: serde::de::DeserializeOwned>(
+        peer: &str,
+        answer: Result<(StatusCode, web::Bytes), String>,
+    ) -> Result<T, String> {
+        let (status, body) = answer.map_err(|why| format!("{peer}: {why}"))?;
+        if !status.is_success() {
+            return Err(format!("{peer} answered {status}"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("{peer}: the answer could not be read: {e}"))
+    }
+    let catalogo: Vec<ProductoAnswer> = read("productos", catalogo)?;
+    let (stock, detalle) = match read::<Vec<StockAnswer>>("inventario", stock) {
+        Ok(stock) => (stock, None),
+        Err(why) => (Vec::new(), Some(why)),
+    };
+    let mut stock: HashMap<i64, StockAnswer> = stock.into_iter().map(|s| (s.producto_id, s)).collect();
+    let productos = catalogo
+        .into_iter()
+        .map(|p| {
+            let units = stock.remove(&p.id);
+            ProductoPanel {
+                id: p.id,
+                nombre: p.nombre,
+                precio: p.precio,
+                disponible: units.as_ref().map(|s| s.cantidad),
+                reservado: units.as_ref().map(|s| s.reservado),
+                confirmado: units.as_ref().map(|s| s.confirmado),
+            }
+        })
+        .collect();
+    Ok((productos, detalle))
+}

@@ -1,0 +1,593 @@
+//! pedidos' status page: `GET /panel` (a page without data, no token) and
+//! `GET /panel/estado` (its JSON, token). The services run as four processes of the
+//! real binary, so that inventario can be stopped and started again on its port.
+//!
+//! The browser test drives the page in headless Chromium through chromedriver
+//! (WebDriver over HTTP): it is skipped, saying why, where they are not installed,
+//! unless `PENGUIN_REQUIRE_BROWSER` is set (`.ci/run` installs them and sets it). It
+//! saves its screenshots under `target/tmp/panel/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix_web::http::Method;
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::helpers::{Answer, Http, Running, free_port, penguin, skip, start};
+
+const TOKEN: &str = "panel-test-token";
+
+/// The four services as processes, each on its own port, sharing one data folder.
+struct Shop {
+    dir: tempfile::TempDir,
+    http: Http,
+    ports: [u16; 4],
+    /// productos, pagos and pedidos, killed when the shop is dropped.
+    _running: Vec<Running>,
+    inventario: Option<Running>,
+}
+
+impl Shop {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let ports = [free_port(), free_port(), free_port(), free_port()];
+        let productos = Self::serve(dir.path(), "productos", ports[0], &[]);
+        let inventario = Self::serve(dir.path(), "inventario", ports[1], &[]);
+        let pagos = Self::serve(dir.path(), "pagos", ports[2], &[]);
+        let urls = ports.map(|p| format!("http://127.0.0.1:{p}"));
+        let pedidos = Self::serve(
+            dir.path(),
+            "pedidos",
+            ports[3],
+            &[
+                ("PRODUCTS_URL", &urls[0]),
+                ("INVENTORY_URL", &urls[1]),
+                ("PAYMENTS_URL", &urls[2]),
+                // One failed call opens a circuit; it lets a trial through a second later.
+                ("BREAKER_FAILURES", "1"),
+                ("BREAKER_OPEN_SECS", "2"),
+                ("RETRY_ATTEMPTS", "1"),
+                ("PEER_TIMEOUT_MS", "1000"),
+                ("RECOVERY_INTERVAL", "1"),
+            ],
+        );
+        Self {
+            dir,
+            http: Http::default(),
+            ports,
+            _running: vec![productos, pagos, pedidos],
+            inventario: Some(inventario),
+        }
+    }
+
+    fn serve(dir: &Path, service: &str, port: u16, extra: &[(&str, &str)]) -> Running {
+        let mut command = penguin(dir);
+        command
+            .args(["serve", service])
+            .env("PORT", port.to_string())
+            .env("SERVICE_TOKEN", TOKEN)
+            .env("WORKERS", "1");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        start(&mut command, 1)
+    }
+
+    fn url(&self, service: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[service])
+    }
+
+    fn pedidos_url(&self) -> String {
+        self.url(3)
+    }
+
+    fn stop_inventario(&mut self) {
+        self.inventario = None;
+    }
+
+    fn start_inventario(&mut self) {
+        self.inventario = Some(Self::serve(self.dir.path(), "inventario", self.ports[1], &[]));
+    }
+
+    async fn send(&self, method: Method, url: String, body: Option<Value>) -> Answer {
+        let mut call = self.http.call(method, url).token(TOKEN);
+        if let Some(body) = &body {
+            call = call.json(body);
+        }
+        call.send().await.expect("an answer")
+    }
+
+    /// A product with `stock` units; its id.
+    async fn producto(&self, nombre: &str, stock: i64) -> i64 {
+        let producto = self
+            .send(
+                Method::POST,
+                format!("{}/productos", self.url(0)),
+                Some(json!({"nombre": nombre, "precio": 12.5})),
+            )
+            .await;
+        assert_eq!(producto.status, 201, "{producto:?}");
+        let id = producto.body["id"].as_i64().expect("an id");
+        let stock = self
+            .send(
+                Method::POST,
+                format!("{}/stock", self.url(1)),
+                Some(json!({"producto_id": id, "cantidad": stock})),
+            )
+            .await;
+        assert_eq!(stock.status, 200, "{stock:?}");
+        id
+    }
+
+    async fn pedir(&self, producto: i64, fail: bool) -> Answer {
+        self.send(
+            Method::POST,
+            format!("{}/pedidos", self.pedidos_url()),
+            Some(json!({
+                "items": [{"producto_id": producto, "cantidad": 1}],
+                "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": fail},
+            })),
+        )
+        .await
+    }
+
+    async fn estado(&self) -> Value {
+        let answer = self
+            .send(Method::GET, format!("{}/panel/estado", self.pedidos_url()), None)
+            .await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        answer.body
+    }
+}
+
+fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|items| items.iter().find(|item| item[key] == value))
+        .unwrap_or_else(|| panic!("no {key} = {value} in {list}"))
+}
+
+#[actix_web::test]
+async fn the_page_holds_no_data_and_its_json_needs_the_token() {
+    let shop = Shop::start();
+    let page = shop
+        .http
+        .call(Method::GET, format!("{}/panel", shop.pedidos_url()))
+        .send()
+        .await
+        .expect("the page");
+    assert_eq!(page.status, 200);
+    let content_type = page.headers.get("content-type").and_then(|v| v.to_str().ok());
+    assert_eq!(content_type, Some("text/html; charset=utf-8"));
+    let policy = page
+        .headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(
+        policy.contains("default-src 'none'") && policy.contains("connect-src 'self'"),
+        "{policy}"
+    );
+    for outside in ["http://", "https://", "//cdn", "src=\""] {
+        assert!(!page.text.contains(outside), "the page loads {outside}…");
+    }
+    assert!(page.text.contains("sessionStorage") && page.text.contains("/panel/estado"));
+
+    let refused = shop
+        .http
+        .call(Method::GET, format!("{}/panel/estado", shop.pedidos_url()))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.body["error"], "unauthorized");
+
+    let hielo = shop.producto("Hielo <b>frío</b>", 10).await;
+    assert_eq!(shop.pedir(hielo, false).await.status, 201);
+    assert_eq!(shop.pedir(hielo, true).await.status, 402);
+    let estado = shop.estado().await;
+    for service in ["pedidos", "productos", "inventario", "pagos"] {
+        let servicio = find(&estado["servicios"], "service", service);
+        assert_eq!(servicio["ready"], true, "{servicio}");
+        assert_eq!(servicio["version"], env!("CARGO_PKG_VERSION"));
+    }
+    for peer in ["productos", "inventario", "pagos"] {
+        assert_eq!(find(&estado["circuitos"], "peer", peer)["circuit"], "closed");
+    }
+    let pedidos = estado["pedidos"].as_array().expect("orders");
+    assert_eq!(pedidos.len(), 2);
+    assert_eq!(pedidos[0]["estado"], "rechazado", "newest first");
+    assert!(pedidos[0]["motivo"].as_str().unwrap().contains("rejected"));
+    assert_eq!(pedidos[1]["estado"], "confirmado");
+    assert_eq!(pedidos[1]["request_id"].as_str().map(str::len), Some(32));
+    assert_eq!(
+        estado["ultimo_minuto"],
+        json!({"pendiente": 0, "confirmado": 1, "rechazado": 1, "fallido": 0})
+    );
+    let producto = find(&estado["productos"], "nombre", "Hielo <b>frío</b>");
+    assert_eq!(
+        (
+            &producto["disponible"],
+            &producto["reservado"],
+            &producto["confirmado"]
+        ),
+        (&json!(9), &json!(0), &json!(1))
+    );
+
+    // inventario stopped: it is shown not ready, the stock as unknown, and an order fails.
+    let mut shop = shop;
+    shop.stop_inventario();
+    let failed = shop.pedir(hielo, false).await;
+    assert_eq!(failed.status, 503, "{failed:?}");
+    let estado = shop.estado().await;
+    let inventario = find(&estado["servicios"], "service", "inventario");
+    assert_eq!(inventario["ready"], false);
+    assert!(
+        inventario["detalle"].as_str().is_some_and(|d| !d.is_empty()),
+        "{inventario}"
+    );
+    assert_eq!(
+        find(&estado["circuitos"], "peer", "inventario")["circuit"],
+        "open"
+    );
+    assert!(find(&estado["circuitos"], "peer", "inventario")["proxima_prueba"].is_string());
+    assert!(
+        estado["productos_detalle"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("inventario")
+    );
+    assert_eq!(
+        find(&estado["productos"], "nombre", "Hielo <b>frío</b>")["disponible"],
+        Value::Null
+    );
+    assert_eq!(estado["pedidos"][0]["estado"], "fallido");
+    assert_eq!(estado["ultimo_minuto"]["fallido"], 1);
+}
+
+/// chromedriver, started on a free port, and one browser session in it.
+struct Browser {
+    driver: Child,
+    http: Http,
+    session: String,
+    base: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// `Err` says what is missing.
+    async fn start() -> Result<Self, String> {
+        let chromium = [
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+            "/usr/bin/google-chrome",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or("chromium is not installed (apt-get install chromium chromium-driver)")?;
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("chromedriver cannot be run ({e}): apt-get install chromium-driver"))?;
+        let base = format!("http://127.0.0.1:{port}");
+        let http = Http::default();
+        let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut browser = Self {
+            driver,
+            http,
+            session: String::new(),
+            base,
+            _profile: profile,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let status = browser
+                .http
+                .call(Method::GET, format!("{}/status", browser.base))
+                .send()
+                .await;
+            if status.is_ok_and(|s| s.body["value"]["ready"] == true) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err("chromedriver did not start".into());
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = browser._profile.path().display().to_string();
+        let session = browser
+            .http
+            .call(Method::POST, format!("{}/session", browser.base))
+            .json(&json!({"capabilities": {"alwaysMatch": {
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": chromium,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--window-size=1280,1100", format!("--user-data-dir={profile}")],
+                },
+            }}}))
+            .send()
+            .await?;
+        browser.session = session.body["value"]["sessionId"]
+            .as_str()
+            .ok_or_else(|| format!("no browser session: {}", session.text))?
+            .to_string();
+        Ok(browser)
+    }
+
+    async fn command(&self, method: Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut call = self.http.call(method.clone(), url);
+        if method == Method::POST {
+            call = call.json(&body);
+        }
+        let answer = call.send().await.expect("chromedriver answers");
+        assert_eq!(answer.status, 200, "WebDriver {path}: {}", answer.text);
+        answer.body["value"].clone()
+    }
+
+    async fn open(&self, url: &str) {
+        self.command(Method::POST, "/url", json!({"url": url})).await;
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let found = self
+            .command(
+                Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        found["element-6066-11e4-a52e-4f735466cecf"]
+            .as_str()
+            .expect("an element")
+            .to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let element = self.element(css).await;
+        self.command(
+            Method::POST,
+            &format!("/element/{element}/value"),
+            json!({"text": text}),
+        )
+        .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let element = self.element(css).await;
+        self.command(Method::POST, &format!("/element/{element}/click"), json!({}))
+            .await;
+    }
+
+    /// Runs `script` in the page and returns what it returns.
+    async fn run(&self, script: &str) -> Value {
+        self.command(
+            Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// What the page shows a person: each part's visible text, and its state attributes.
+    async fn shown(&self) -> Value {
+        self.run(
+            "const rows = (sel) => [...document.querySelectorAll(sel)].map((r) => ({
+               text: r.innerText, estado: r.dataset.estado, circuit: r.dataset.circuit,
+               ready: r.dataset.ready,
+               id: r.dataset.pedido || r.dataset.peer || r.dataset.service || r.dataset.producto,
+               color: getComputedStyle(r.querySelector('.badge') || r).color }));
+             return {
+               login: !document.getElementById('login').hidden,
+               panel: !document.getElementById('panel').hidden,
+               problem: document.getElementById('problem').innerText,
+               servicios: rows('#servicios .card'), circuitos: rows('#circuitos tr'),
+               pedidos: rows('#pedidos tr[data-pedido]'), productos: rows('#productos tr'),
+               minuto: document.getElementById('minuto').innerText,
+               token_in_url: location.href.includes('token'),
+             };",
+        )
+        .await
+    }
+
+    /// Waits until what the page shows passes `check`; panics with it after 20 s.
+    async fn wait_for(&self, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let shown = self.shown().await;
+            if check(&shown) {
+                return shown;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {what}: {shown:#}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.command(Method::GET, "/screenshot", Value::Null).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().expect("base64"))
+            .expect("a PNG");
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("panel");
+        std::fs::create_dir_all(&dir).expect("the screenshot folder");
+        let path = dir.join(name);
+        std::fs::write(&path, png).expect("the screenshot written");
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn row<'a>(shown: &'a Value, part: &str, id: &str) -> Option<&'a Value> {
+    shown[part].as_array()?.iter().find(|r| r["id"] == id)
+}
+
+fn text(shown: &Value, part: &str, id: &str) -> String {
+    row(shown, part, id)
+        .and_then(|r| r["text"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[actix_web::test]
+async fn a_person_sees_orders_circuits_and_stock_in_a_real_browser() {
+    let browser = match Browser::start().await {
+        Ok(browser) => browser,
+        Err(why) if std::env::var_os("PENGUIN_REQUIRE_BROWSER").is_some() => panic!("{why}"),
+        Err(why) => {
+            skip("a_person_sees_orders_circuits_and_stock_in_a_real_browser", &why);
+            return;
+        }
+    };
+    let mut shop = Shop::start();
+    let hielo = shop.producto("Hielo", 10).await;
+
+    // Before the token: the form, and nothing else.
+    browser.open(&format!("{}/panel", shop.pedidos_url())).await;
+    let shown = browser.wait_for("the token form", |s| s["login"] == true).await;
+    assert_eq!(shown["panel"], false);
+    browser.type_into("#token", "not-the-token").await;
+    browser.click("#entrar").await;
+    let shown = browser.wait_for("a refused token", |s| s["login"] == true).await;
+    assert_eq!(shown["panel"], false);
+    let refused = browser
+        .run("return document.getElementById('login-error').innerText")
+        .await;
+    assert!(
+        refused.as_str().unwrap_or_default().contains("refused"),
+        "{refused}"
+    );
+
+    browser.type_into("#token", TOKEN).await;
+    browser.click("#entrar").await;
+    browser.wait_for("the panel", |s| s["panel"] == true).await;
+    let stored = browser
+        .run("return sessionStorage.getItem('penguin-token')")
+        .await;
+    assert_eq!(stored, TOKEN, "the token is kept in the tab's session storage");
+
+    let confirmado = shop.pedir(hielo, false).await;
+    assert_eq!(confirmado.status, 201, "{confirmado:?}");
+    let rechazado = shop.pedir(hielo, true).await;
+    assert_eq!(rechazado.status, 402, "{rechazado:?}");
+    shop.stop_inventario();
+    let fallido = shop.pedir(hielo, false).await;
+    assert_eq!(fallido.status, 503, "{fallido:?}");
+    let ids = [&confirmado, &rechazado, &fallido].map(|a| a.body["id"].to_string());
+
+    let shown = browser
+        .wait_for("three orders and inventario's circuit open", |s| {
+            row(s, "pedidos", &ids[2]).is_some()
+                && row(s, "circuitos", "inventario").is_some_and(|r| r["circuit"] == "open")
+        })
+        .await;
+    for (id, estado) in ids.iter().zip(["confirmado", "rechazado", "fallido"]) {
+        let shown_row = row(&shown, "pedidos", id).expect("the order's row");
+        assert_eq!(shown_row["estado"], estado);
+        let text = shown_row["text"].as_str().unwrap_or_default();
+        assert!(text.contains(estado), "the estado in words: {text}");
+        assert!(text.contains("12.5 PYG"), "the total: {text}");
+    }
+    let order = |n: usize| [&confirmado, &rechazado, &fallido][n].body.clone();
+    assert!(
+        text(&shown, "pedidos", &ids[0]).contains(order(0)["request_id"].as_str().unwrap()),
+        "the request id to grep for"
+    );
+    assert!(
+        text(&shown, "pedidos", &ids[1]).contains("rejected"),
+        "why it was rejected"
+    );
+    let motivo = order(2)["motivo"].as_str().unwrap().to_string();
+    assert!(
+        text(&shown, "pedidos", &ids[2]).contains(&motivo),
+        "why it failed: {motivo}"
+    );
+    // Failed states differ by colour as well as by text.
+    let color = |id: &str| row(&shown, "pedidos", id).unwrap()["color"].clone();
+    assert_ne!(color(&ids[0]), color(&ids[2]));
+    assert_ne!(color(&ids[0]), color(&ids[1]));
+
+    let circuit = text(&shown, "circuitos", "inventario");
+    assert!(circuit.contains("OPEN"), "{circuit}");
+    assert!(
+        circuit.contains("in ") || circuit.contains("the trial"),
+        "the next trial: {circuit}"
+    );
+    assert!(text(&shown, "circuitos", "pagos").contains("closed"));
+    let inventario = row(&shown, "servicios", "inventario").expect("inventario's card");
+    assert_eq!(inventario["ready"], "false");
+    assert!(inventario["text"].as_str().unwrap().contains("NOT READY"));
+    assert!(shown["minuto"].as_str().unwrap_or_default().contains('1'));
+    assert_eq!(shown["token_in_url"], false);
+    let open = browser.screenshot("panel-circuit-open.png").await;
+
+    // inventario back: an order goes through, the circuit closes, the stock shows again.
+    shop.start_inventario();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let repuesto = loop {
+        let answer = shop.pedir(hielo, false).await;
+        if answer.status == 201 {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "inventario never came back: {answer:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    };
+    let id = repuesto.body["id"].to_string();
+    let shown = browser
+        .wait_for("inventario's circuit closed again", |s| {
+            row(s, "circuitos", "inventario").is_some_and(|r| r["circuit"] == "closed")
+                && row(s, "servicios", "inventario").is_some_and(|r| r["ready"] == "true")
+                && row(s, "pedidos", &id).is_some_and(|r| r["estado"] == "confirmado")
+        })
+        .await;
+    assert!(text(&shown, "circuitos", "inventario").contains("closed"));
+    let stock = shop.estado().await["productos"][0].clone();
+    let units = text(&shown, "productos", &hielo.to_string());
+    assert!(
+        units.contains(&format!(
+            "{}\t{}\t{}",
+            stock["disponible"], stock["reservado"], stock["confirmado"]
+        )),
+        "available, reserved and sold: {units:?} for {stock}"
+    );
+    let closed = browser.screenshot("panel.png").await;
+
+    // On a phone's width the page does not scroll sideways; wide tables scroll in place.
+    browser
+        .command(Method::POST, "/window/rect", json!({"width": 390, "height": 844}))
+        .await;
+    let fits = browser
+        .run("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        .await;
+    assert_eq!(fits, true, "the page is as wide as a phone");
+    browser.screenshot("panel-phone.png").await;
+    let _ = browser.command(Method::DELETE, "", Value::Null).await;
+    say(&format!(
+        "panel screenshots: {} and {}",
+        open.display(),
+        closed.display()
+    ));
+}
+
+/// Prints on the real standard error, past the test harness' capture.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
