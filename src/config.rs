@@ -125,7 +125,7 @@ pub struct ServeArgs {
 
     /// Shared bearer token that every request must carry
     #[arg(long = "token", env = "SERVICE_TOKEN", value_name = "TOKEN", default_value = DEFAULT_TOKEN,
-          hide_env_values = true, value_parser = non_blank)]
+          hide_env_values = true, value_parser = token)]
     pub service_token: String,
 
     /// SQLite file of the service, in --data-dir unless absolute (one service only) [default: <service>.db]
@@ -226,6 +226,19 @@ fn non_blank(text: &str) -> Result<String, String> {
         return Err("it is empty".into());
     }
     Ok(text.to_string())
+}
+
+/// Checks a token: what an `Authorization` header carries as sent and as compared,
+/// visible ASCII and inner spaces (the presented token is compared trimmed).
+fn token(text: &str) -> Result<String, String> {
+    let text = non_blank(text)?;
+    if text.trim() != text {
+        return Err("it starts or ends with a space".into());
+    }
+    if !text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return Err("it has a character other than visible ASCII and spaces".into());
+    }
+    Ok(text)
 }
 
 /// Checks a peer URL: `http://host[:port]`, kept without a trailing slash.

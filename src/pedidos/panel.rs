@@ -8,7 +8,7 @@
 //! timeout, outside the breakers and the peer call metrics.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::clients::Peers;
-use super::model::PedidoVista;
+use super::model::{EstadoPedido, PedidoVista};
 use super::repo;
 use super::resilience::{Breakers, Circuit};
 use crate::db::{self, Pool, run_blocking};
@@ -29,10 +29,16 @@ const PAGE: &str = include_str!("panel.html");
 
 /// How many of the last orders the panel shows.
 const LAST_ORDERS: i64 = 20;
-/// How many products the panel shows (the first, by id).
+/// How many products the panel shows (the first, by id), and the rows of one page of stock.
 const PRODUCTS: usize = 1000;
-/// How long the panel waits for a peer's answer: less than its refresh.
+/// The most pages of stock rows read to reach the last product shown.
+const STOCK_PAGES: usize = 5;
+/// How long the panel waits for its peers' answers: less than its refresh.
 const PEEK_LIMIT: Duration = Duration::from_millis(1500);
+/// The largest `/ready` answer read.
+const MAX_READY_BODY: usize = 16 * 1024;
+/// The largest list read: 1000 products with the longest names fit.
+const MAX_LIST_BODY: usize = 4 * 1024 * 1024;
 
 refusals!(EstadoRefusals: db::REFUSALS);
 
@@ -50,9 +56,10 @@ pub struct Panel<'a> {
     /// Orders placed in the last minute, by their estado now.
     ultimo_minuto: UltimoMinuto,
     /// The first 1000 products by id, with their units at inventario; `null` when
-    /// productos did not answer (`productos_detalle` says why).
+    /// productos gave no readable list (no answer, not `2xx`, unreadable or beyond
+    /// 4 MiB): `productos_detalle` says why.
     productos: Option<Vec<ProductoPanel>>,
-    /// Why `productos` or their units are missing.
+    /// Why `productos`, or some or all of their units, are missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     productos_detalle: Option<String>,
 }
@@ -130,6 +137,7 @@ struct StockAnswer {
 
 #[derive(Deserialize)]
 struct ReadyAnswer {
+    status: String,
     version: Option<String>,
     schema_version: Option<u64>,
 }
@@ -156,7 +164,7 @@ pub async fn pagina() -> HttpResponse {
         .insert_header((
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; connect-src 'self'; script-src 'unsafe-inline'; \
-             style-src 'unsafe-inline'; img-src data:",
+             style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
         ))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .body(PAGE)
@@ -179,18 +187,17 @@ pub async fn estado(
     let now = jiff::Timestamp::now();
     let since = timestamp(now - jiff::SignedDuration::from_secs(60));
     let circuitos = circuitos(&breakers, now);
-    let [productos, inventario, _] = peers.each();
-    let (catalogo_path, stock_path) = (
-        format!("/productos?limit={PRODUCTS}"),
-        format!("/stock?limit={PRODUCTS}"),
-    );
-    let (propio, peers_ready, catalogo, stock) = tokio::join!(
+    let deadline = Instant::now() + PEEK_LIMIT;
+    let (propio, peers_ready, productos) = tokio::join!(
         pool.ready(),
         futures_util::future::join_all(peers.each().map(|peer| async move {
-            ready(peer.name(), peer.url(), peer.peek("/ready", PEEK_LIMIT).await)
+            ready(
+                peer.name(),
+                peer.url(),
+                peer.peek("/ready", PEEK_LIMIT, MAX_READY_BODY).await,
+            )
         })),
-        productos.peek(&catalogo_path, PEEK_LIMIT),
-        inventario.peek(&stock_path, PEEK_LIMIT),
+        productos_panel(&peers, deadline),
     );
     let mut servicios = vec![Servicio {
         service: Service::Pedidos.name(),
@@ -201,25 +208,25 @@ pub async fn estado(
         detalle: propio.err(),
     }];
     servicios.extend(peers_ready);
-    let (productos, productos_detalle) = match productos_panel(catalogo, stock) {
+    let (productos, productos_detalle) = match productos {
         Ok((productos, detalle)) => (Some(productos), detalle),
         Err(detalle) => (None, Some(detalle)),
     };
-    let (pedidos, por_estado) = run_blocking(&pool, move |conn| {
+    let (pedidos, recientes) = run_blocking(&pool, move |conn| {
         Ok((
             repo::latest(conn, LAST_ORDERS)?,
-            repo::placed_since(conn, &since)?,
+            repo::estados_since(conn, &since)?,
         ))
     })
     .await?;
     let mut ultimo_minuto = UltimoMinuto::default();
-    for (estado, n) in por_estado {
-        match estado.as_str() {
-            "pendiente" => ultimo_minuto.pendiente += n,
-            "confirmado" => ultimo_minuto.confirmado += n,
-            "rechazado" => ultimo_minuto.rechazado += n,
-            _ => ultimo_minuto.fallido += n,
-        }
+    for estado in recientes {
+        *match estado {
+            EstadoPedido::Pendiente => &mut ultimo_minuto.pendiente,
+            EstadoPedido::Confirmado => &mut ultimo_minuto.confirmado,
+            EstadoPedido::Rechazado => &mut ultimo_minuto.rechazado,
+            EstadoPedido::Fallido => &mut ultimo_minuto.fallido,
+        } += 1;
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -259,7 +266,8 @@ fn circuitos(breakers: &Breakers, now: jiff::Timestamp) -> Vec<Circuito> {
         .collect()
 }
 
-/// A peer's readiness from its `GET /ready` answer.
+/// A peer's readiness from its `GET /ready` answer: ready only when it answered `200`
+/// with `"status": "ready"`.
 fn ready(service: &'static str, url: &str, answer: Result<(StatusCode, web::Bytes), String>) -> Servicio {
     let mut servicio = Servicio {
         service,
@@ -271,10 +279,13 @@ fn ready(service: &'static str, url: &str, answer: Result<(StatusCode, web::Byte
     };
     match answer {
         Ok((status, body)) if status == StatusCode::OK => {
-            servicio.ready = true;
-            if let Ok(ready) = serde_json::from_slice::<ReadyAnswer>(&body) {
-                servicio.version = ready.version;
-                servicio.schema_version = ready.schema_version;
+            match serde_json::from_slice::<ReadyAnswer>(&body) {
+                Ok(ready) if ready.status == "ready" => {
+                    servicio.ready = true;
+                    servicio.version = ready.version;
+                    servicio.schema_version = ready.schema_version;
+                }
+                _ => servicio.detalle = Some("answered 200 without saying it is ready".into()),
             }
         }
         Ok((status, body)) => {
@@ -288,28 +299,58 @@ fn ready(service: &'static str, url: &str, answer: Result<(StatusCode, web::Byte
     servicio
 }
 
-/// The products joined with their units, and why the units are missing if they are;
-/// `Err` when the products themselves are.
-fn productos_panel(
-    catalogo: Result<(StatusCode, web::Bytes), String>,
-    stock: Result<(StatusCode, web::Bytes), String>,
-) -> Result<(Vec<ProductoPanel>, Option<String>), String> {
-    fn read<T: serde::de::DeserializeOwned>(
-        peer: &str,
-        answer: Result<(StatusCode, web::Bytes), String>,
-    ) -> Result<T, String> {
-        let (status, body) = answer.map_err(|why| format!("{peer}: {why}"))?;
-        if !status.is_success() {
-            return Err(format!("{peer} answered {status}"));
-        }
-        serde_json::from_slice(&body).map_err(|e| format!("{peer}: the answer could not be read: {e}"))
+/// Reads a peer's `2xx` JSON answer, or says why there is none.
+fn read<T: serde::de::DeserializeOwned>(
+    peer: &str,
+    answer: Result<(StatusCode, web::Bytes), String>,
+) -> Result<T, String> {
+    let (status, body) = answer.map_err(|why| format!("{peer}: {why}"))?;
+    if !status.is_success() {
+        return Err(format!("{peer} answered {status}"));
     }
+    serde_json::from_slice(&body).map_err(|e| format!("{peer}: the answer could not be read: {e}"))
+}
+
+/// The first products of the catalog joined with their units, and why some units are
+/// missing if they are; `Err` when the products themselves are. inventario's stock rows
+/// are read page by page (they may include products since deleted) until they reach
+/// the last product shown, or `deadline` passes.
+async fn productos_panel(
+    peers: &Peers,
+    deadline: Instant,
+) -> Result<(Vec<ProductoPanel>, Option<String>), String> {
+    let [productos, inventario, _] = peers.each();
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let catalogo = productos
+        .peek(&format!("/productos?limit={PRODUCTS}"), left(), MAX_LIST_BODY)
+        .await;
     let catalogo: Vec<ProductoAnswer> = read("productos", catalogo)?;
-    let (stock, detalle) = match read::<Vec<StockAnswer>>("inventario", stock) {
-        Ok(stock) => (stock, None),
-        Err(why) => (Vec::new(), Some(why)),
-    };
-    let mut stock: HashMap<i64, StockAnswer> = stock.into_iter().map(|s| (s.producto_id, s)).collect();
+    let last = catalogo.iter().map(|p| p.id).max().unwrap_or(0);
+    let mut stock: HashMap<i64, StockAnswer> = HashMap::new();
+    let mut detalle = None;
+    for page in 0..STOCK_PAGES {
+        let path = format!("/stock?limit={PRODUCTS}&offset={}", page * PRODUCTS);
+        let rows: Vec<StockAnswer> =
+            match read("inventario", inventario.peek(&path, left(), MAX_LIST_BODY).await) {
+                Ok(rows) => rows,
+                Err(why) => {
+                    detalle = Some(why);
+                    break;
+                }
+            };
+        let full = rows.len() == PRODUCTS;
+        let reached = rows.last().is_some_and(|row| row.producto_id >= last);
+        stock.extend(rows.into_iter().map(|s| (s.producto_id, s)));
+        if !full || reached {
+            break;
+        }
+        if page + 1 == STOCK_PAGES {
+            detalle = Some(format!(
+                "inventario: units read for the first {} stock rows only",
+                STOCK_PAGES * PRODUCTS
+            ));
+        }
+    }
     let productos = catalogo
         .into_iter()
         .map(|p| {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido};
+use super::model::{Causa, Desenlace, Deuda, EstadoPedido, Etapa, Item, NuevoPedido, Pedido};
 use crate::db::Savepoint;
 use crate::money::Money;
 
@@ -327,24 +327,25 @@ pub fn latest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Pedido>> {
     Ok(pedidos)
 }
 
-/// How many orders were placed at `since` (as `creado_en` writes it) or later, by
-/// estado. Orders are read newest first and the reading stops at the first older
-/// one, so its cost is that of the recent orders, not of all.
-pub fn placed_since(conn: &Connection, since: &str) -> rusqlite::Result<HashMap<String, u64>> {
-    let mut counts = HashMap::new();
-    let mut statement = conn.prepare_cached(
-        "SELECT CASE WHEN etapa = 'cerrado' THEN desenlace ELSE 'pendiente' END, creado_en
-         FROM pedidos ORDER BY id DESC",
-    )?;
+/// The estado of each order placed at `since` (as `creado_en` writes it) or later.
+/// Orders are read newest first and the reading stops at the first older one, so its
+/// cost is that of the recent orders, not of all.
+pub fn estados_since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<EstadoPedido>> {
+    let mut estados = Vec::new();
+    let mut statement = conn.prepare_cached(concat!(
+        "SELECT ",
+        pedido_columns!(),
+        " FROM pedidos ORDER BY id DESC"
+    ))?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let creado_en: String = row.get(1)?;
-        if creado_en.as_str() < since {
+        let pedido = pedido(row)?;
+        if pedido.creado_en.as_str() < since {
             break;
         }
-        *counts.entry(row.get(0)?).or_default() += 1;
+        estados.push(pedido.etapa.estado());
     }
-    Ok(counts)
+    Ok(estados)
 }
 
 /// The ids of orders that are not over or still owe work to a peer, oldest first.

@@ -467,28 +467,20 @@ impl Peer {
     }
 
     /// One `GET` outside any order: a single attempt within `PEER_TIMEOUT_MS` (and
-    /// at most `limit`), never retried and neither counted by the breaker nor by the
-    /// peer call metrics, since reading a peer's state is not using it (the panel).
-    /// The status and body, or why there are none.
-    pub async fn peek(&self, path: &str, limit: Duration) -> Result<(StatusCode, Bytes), String> {
+    /// at most `within`), reading at most `max_body` bytes, never retried and neither
+    /// counted by the breaker nor by the peer call metrics, since reading a peer's
+    /// state is not using it (the panel). The status and whole body, whatever the
+    /// status, or why there are none.
+    pub async fn peek(
+        &self,
+        path: &str,
+        within: Duration,
+        max_body: usize,
+    ) -> Result<(StatusCode, Bytes), String> {
         let url = format!("{}{path}", self.base_url);
-        let exchange = async {
-            let mut response = self
-                .request(&Method::GET, &url)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            let body = response
-                .body()
-                .limit(MAX_PEER_BODY)
-                .await
-                .map_err(|e| format!("the answer could not be read: {e}"))?;
-            Ok((response.status(), body))
-        };
-        let limit = limit.min(self.timeout);
-        actix_web::rt::time::timeout(limit, exchange)
+        self.exchange(&Method::GET, &url, None, within.min(self.timeout), max_body)
             .await
-            .unwrap_or_else(|_| Err(format!("no answer within {} ms", limit.as_millis())))
+            .map_err(|failure| failure.cause)
     }
 
     /// One attempt: a readable answer or a refusal, or why it counts as a failure.
@@ -498,6 +490,31 @@ impl Peer {
         url: &str,
         body: Option<Bytes>,
     ) -> Result<Result<T, Refusal>, Failure> {
+        let (status, bytes) = self
+            .exchange(method, url, body, self.timeout, MAX_PEER_BODY)
+            .await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map(Ok)
+                .map_err(|e| Failure::sent(format!("the answer could not be read: {e}")));
+        }
+        if status.is_client_error() {
+            return Ok(Err(Refusal::read(status, &bytes)));
+        }
+        Err(Failure::sent(format!("answered {status}")))
+    }
+
+    /// Sends one request and reads its whole answer within `timeout`: the status and
+    /// the body, or a failure, which an answer shorter than its `Content-Length`, or
+    /// longer than `max_body`, is too.
+    async fn exchange(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<Bytes>,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<(StatusCode, Bytes), Failure> {
         let request = self.request(method, url);
         let exchange = async {
             let mut response = match body {
@@ -514,16 +531,13 @@ impl Peer {
                 cause: e.to_string(),
             })?;
             let status = response.status();
-            if status.is_server_error() {
-                return Err(Failure::sent(format!("answered {status}")));
-            }
             let declared = response
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
             let bytes = response
                 .body()
-                .limit(MAX_PEER_BODY)
+                .limit(max_body)
                 .await
                 .map_err(|e| Failure::sent(format!("the answer could not be read: {e}")))?;
             if let Some(declared) = declared.filter(|d| *d != bytes.len()) {
@@ -534,24 +548,14 @@ impl Peer {
             }
             Ok((status, bytes))
         };
-        let (status, bytes) = match actix_web::rt::time::timeout(self.timeout, exchange).await {
-            Err(_) => {
-                return Err(Failure::sent(format!(
+        actix_web::rt::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::sent(format!(
                     "no answer within {} ms",
-                    self.timeout.as_millis()
-                )));
-            }
-            Ok(exchange) => exchange?,
-        };
-        if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map(Ok)
-                .map_err(|e| Failure::sent(format!("the answer could not be read: {e}")));
-        }
-        if status.is_client_error() {
-            return Ok(Err(Refusal::read(status, &bytes)));
-        }
-        Err(Failure::sent(format!("answered {status}")))
+                    timeout.as_millis()
+                )))
+            })
     }
 }
 

@@ -86,6 +86,11 @@ fn bad_configuration_ends_with_one_clear_line_and_a_failure_status() {
             vec![("SERVICE_TOKEN", "  ")],
             "SERVICE_TOKEN",
         ),
+        (
+            vec!["serve", "inventario"],
+            vec![("SERVICE_TOKEN", "s\u{e9}cret\u{201d}")],
+            "visible ASCII",
+        ),
         (vec!["serve", "all", "--port", "5001"], vec![], "--base-port"),
     ];
     for (args, env, expected) in cases {
