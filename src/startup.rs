@@ -122,9 +122,7 @@ impl Started {
         let (served, ()) = futures_util::future::join(&mut serving, drained).await;
         // Everything committed moves into the database file itself, so a stopped
         // service's file is whole without its `-wal` beside it (a copy is a backup).
-        for pool in pools {
-            pool.checkpoint().await;
-        }
+        futures_util::future::join_all(pools.iter().map(db::Pool::checkpoint)).await;
         served.map(drop)
     }
 }
