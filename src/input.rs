@@ -185,20 +185,24 @@ pub fn whole_number(text: &str) -> Option<i128> {
     Some(if negative { -value } else { value })
 }
 
-/// The id in a path. One that is no positive 64-bit integer names nothing that exists:
-/// a `404` with `missing`, the code of what it would name; one that is no whole number,
-/// `400`.
-pub fn path_id(text: &str, missing: ErrorCode, what: &str) -> Result<i64, ApiError> {
+/// The id in a path, named `name`: one that is no whole number is a `400`; `0` or
+/// less breaks the rule that ids are positive, a `422`, as in a body; one beyond 64
+/// bits names nothing that exists: a `404` with `missing`, the code of what it would
+/// name.
+pub fn path_id(text: &str, name: &str, missing: ErrorCode, what: &str) -> Result<i64, ApiError> {
     let number = whole_number(text).ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidId,
-            format!("the id in the path must be a positive integer, not {text:?}"),
+            format!("`{name}` in the path must be a positive integer, not {text:?}"),
         )
     })?;
-    i64::try_from(number)
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::new(missing, format!("there is no {what} {text}")))
+    if number <= 0 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            format!("`{name}` in the path must be a positive integer, not {text}"),
+        ));
+    }
+    i64::try_from(number).map_err(|_| ApiError::new(missing, format!("there is no {what} {text}")))
 }
 
 /// A quantity: at least `min` (0 or 1) and at most [`MAX_CANTIDAD`].
@@ -327,15 +331,15 @@ impl utoipa::IntoParams for IdPath {
         vec![schema::in_path(
             "id",
             schema::id(),
-            "one that is no positive 64-bit integer names nothing (404); one that is no whole \
-             number, 400 `invalid_id`",
+            "0 or less: 422 `invalid_value`; beyond 64 bits it names nothing (404); one that \
+             is no whole number, 400 `invalid_id`",
         )]
     }
 }
 
 impl IdPath {
     /// What reading an id in a path can refuse, beside the `404` of what it names.
-    pub const REFUSALS: &[ErrorCode] = &[ErrorCode::InvalidId];
+    pub const REFUSALS: &[ErrorCode] = &[ErrorCode::InvalidId, ErrorCode::InvalidValue];
 }
 
 #[cfg(test)]

@@ -142,8 +142,8 @@ impl IntoParams for StockPath {
         vec![input::schema::in_path(
             "producto_id",
             input::schema::id(),
-            "one that is no positive 64-bit integer has no stock row (404); one that is no \
-             whole number, 400 `invalid_id`",
+            "0 or less: 422 `invalid_value`; beyond 64 bits there is no stock row (404); one \
+             that is no whole number, 400 `invalid_id`",
         )]
     }
 }

@@ -121,6 +121,7 @@ pub async fn consultar_stock(
 ) -> Result<HttpResponse, ApiError> {
     let producto_id = input::path_id(
         &path.producto_id,
+        "producto_id",
         ErrorCode::StockNotFound,
         "stock row for producto",
     )?;

@@ -94,7 +94,7 @@ pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<Htt
     responses((status = 200, description = "the payment", body = Pago), ObtenerRefusals)
 )]
 pub async fn obtener(pool: web::Data<Pool>, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&path.id, ErrorCode::PagoNotFound, "pago")?;
+    let id = input::path_id(&path.id, "id", ErrorCode::PagoNotFound, "pago")?;
     let pago = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pago.map(|p| HttpResponse::Ok().json(p))
         .ok_or_else(|| ApiError::new(ErrorCode::PagoNotFound, format!("there is no pago {id}")))

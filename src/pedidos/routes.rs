@@ -209,7 +209,7 @@ pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<Htt
     responses((status = 200, description = "the order", body = PedidoVista), ObtenerRefusals)
 )]
 pub async fn obtener(pool: web::Data<Pool>, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&path.id, ErrorCode::PedidoNotFound, "pedido")?;
+    let id = input::path_id(&path.id, "id", ErrorCode::PedidoNotFound, "pedido")?;
     let pedido = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pedido
         .map(|p| HttpResponse::Ok().json(PedidoVista::from(&p)))

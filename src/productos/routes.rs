@@ -95,7 +95,7 @@ pub async fn obtener(
     catalogo: web::Data<Catalogo>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&path.id, ErrorCode::ProductoNotFound, "producto")?;
+    let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;
     catalogo
         .get(id)
         .map(|p| HttpResponse::Ok().json(p))
@@ -117,7 +117,7 @@ pub async fn actualizar(
     path: web::Path<IdPath>,
     body: Json<CambioProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&path.id, ErrorCode::ProductoNotFound, "producto")?;
+    let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;
     let cambio = CambioProducto::parse(body.into_inner())?;
     let catalogo = catalogo.into_inner();
     let producto = run_write_then(
@@ -148,7 +148,7 @@ pub async fn borrar(
     catalogo: web::Data<Catalogo>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = input::path_id(&path.id, ErrorCode::ProductoNotFound, "producto")?;
+    let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;
     let catalogo = catalogo.into_inner();
     let deleted = run_write_then(
         &pool,

@@ -145,16 +145,35 @@ async fn an_empty_idempotency_key_is_refused_like_any_malformed_key() {
 }
 
 #[actix_web::test]
-async fn an_id_beyond_64_bits_names_nothing() {
+async fn an_id_beyond_64_bits_names_nothing_and_one_below_1_is_refused() {
     let app = TestApp::spawn_all().await;
-    for path in ["/productos/99999999999999999999", "/productos/0", "/productos/-3"] {
-        let answer = app.get(Productos, path).await;
+    let answer = app.get(Productos, "/productos/99999999999999999999").await;
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (404, Some("producto_not_found"))
+    );
+    for (service, path) in [
+        (Productos, "/productos/0"),
+        (Productos, "/productos/-3"),
+        (Inventario, "/stock/0"),
+        (Pagos, "/pagos/-1"),
+        (Pedidos, "/pedidos/0"),
+    ] {
+        let answer = app.get(service, path).await;
         assert_eq!(
             (answer.status, answer.body["error"].as_str()),
-            (404, Some("producto_not_found")),
+            (422, Some("invalid_value")),
             "{path}"
         );
+        let detail = answer.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("positive integer") && detail.contains("id`"),
+            "{detail}"
+        );
     }
+    let refused = app.put(Productos, "/productos/0", json!({"precio": 1})).await;
+    assert_eq!(refused.status, 422);
+    assert_eq!(app.delete(Productos, "/productos/-1").await.status, 422);
     assert_eq!(app.get(Productos, "/productos/abc").await.status, 400);
     assert_eq!(
         app.get(Pedidos, "/pedidos/99999999999999999999").await.status,

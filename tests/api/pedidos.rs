@@ -63,7 +63,7 @@ async fn obtener_returns_404_for_an_unknown_order() {
     let answer = app.get(Pedidos, "/pedidos/42").await;
     assert_eq!(answer.status, 404);
     assert_eq!(answer.body["error"], "pedido_not_found");
-    assert_eq!(app.get(Pedidos, "/pedidos/-1").await.status, 404);
+    assert_eq!(app.get(Pedidos, "/pedidos/-1").await.status, 422);
     assert_eq!(app.get(Pedidos, "/pedidos/uno").await.status, 400);
 }
 
