@@ -172,7 +172,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BREAKER_FAILURES", value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub breaker_failures: u32,
 
-    /// pedidos: seconds a circuit stays open before a trial call
+    /// pedidos: seconds a circuit stays open before a trial call (at most 1 for a peer not yet reached)
     #[arg(long, env = "BREAKER_OPEN_SECS", value_name = "SECS", default_value_t = Secs(Duration::from_secs(30)))]
     pub breaker_open_secs: Secs,
 

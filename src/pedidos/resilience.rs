@@ -4,13 +4,13 @@
 //!
 //! Each peer has one breaker shared by every worker ([`Breakers`]): it opens after
 //! `BREAKER_FAILURES` consecutive failed calls (a call fails when its last attempt
-//! fails) and rejects calls at once while open. Its first open period is short (at
-//! most a second), and each time it opens again without having closed, twice as
-//! long, up to `BREAKER_OPEN_SECS`; a peer that never answered yet is taken to be
-//! starting and keeps the first period. So a peer that starts after pedidos costs
-//! users a second, and one that stops is tried ever less often. When a period is
-//! over, one trial call goes through (the others are still rejected): its success
-//! closes the circuit, its failure opens it again. Transitions and retries are logged.
+//! fails) and rejects calls at once while open, for `BREAKER_OPEN_SECS` (30 s, as the
+//! contract says) — except for a peer that has not answered once since pedidos
+//! started: it is taken to be starting, and its circuit opens for a second at most,
+//! so a peer that comes up after pedidos costs users a second, not thirty. When a
+//! period is over, one trial call goes through (the others are still rejected): its
+//! success closes the circuit, its failure opens it again. Transitions and retries
+//! are logged.
 //!
 //! Every attempt carries the request id and a `traceparent` with a new span id of the
 //! work it is made for (`trace`).
@@ -63,30 +63,32 @@ pub enum Circuit {
     Open,
 }
 
-/// How long a circuit stays open the `n`th time in a row it opens (from 0): the
-/// first time at most a second, then twice as long each time, up to `longest`.
-fn open_period(n: u32, longest: Duration) -> Duration {
-    let first = longest.min(Duration::from_secs(1));
-    first.saturating_mul(1 << n.min(16)).min(longest)
+/// How long a circuit stays open: `longest` (`BREAKER_OPEN_SECS`) for a peer that has
+/// answered since pedidos started, as the contract says; at most a second for one that
+/// never has, which is taken to be starting (on an orchestrator its pods may come up
+/// after pedidos'), so that it is used within a second of being up.
+fn open_period(reached: bool, longest: Duration) -> Duration {
+    if reached {
+        longest
+    } else {
+        longest.min(Duration::from_secs(1))
+    }
 }
 
-/// The open periods of a circuit, as failsafe asks for one each time it opens. A
-/// peer never reached yet is taken to be starting (its pods come up after pedidos'),
-/// so its period stays the first; one that answered before and stopped is tried less
-/// and less often. The period chosen is kept in [`Seen`] for the breaker's own view.
+/// The open periods of a circuit, as failsafe asks for one each time it opens
+/// ([`open_period`]). The period chosen is kept in [`Seen`] for the breaker's own view.
 #[derive(Clone)]
-struct Growing {
+struct Periods {
     seen: Arc<Mutex<Seen>>,
     longest: Duration,
 }
 
-impl Iterator for Growing {
+impl Iterator for Periods {
     type Item = Duration;
 
     fn next(&mut self) -> Option<Duration> {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = if seen.reached { seen.opened } else { 0 };
-        seen.period = open_period(n, self.longest);
+        seen.period = open_period(seen.reached, self.longest);
         Some(seen.period)
     }
 }
@@ -97,8 +99,6 @@ struct Seen {
     circuit: Circuit,
     /// Whether the peer ever answered.
     reached: bool,
-    /// Times the circuit opened since it last closed.
-    opened: u32,
     /// The open period failsafe was last given.
     period: Duration,
     /// While open: when it lets a trial call through.
@@ -145,7 +145,6 @@ impl Instrument for BreakerLog {
             let mut seen = self.seen();
             let period = seen.period;
             seen.circuit = Circuit::Open;
-            seen.opened = seen.opened.saturating_add(1);
             seen.open_until = Some(Instant::now() + period);
             seen.trial_since = None;
             period
@@ -166,7 +165,12 @@ impl Instrument for BreakerLog {
     }
 
     fn on_closed(&self) {
-        let was = std::mem::replace(&mut *self.seen(), Seen::closed(true));
+        // failsafe also calls this as it builds the machine: closing says nothing of
+        // whether the peer ever answered (`Breaker::reached` does).
+        let mut seen = self.seen();
+        let reached = seen.reached;
+        let was = std::mem::replace(&mut *seen, Seen::closed(reached));
+        drop(seen);
         if was.circuit != Circuit::Closed {
             self.moved_to(Circuit::Closed);
             log::info!(target: LOG_TARGET, "circuit of {} closed", self.peer);
@@ -179,7 +183,6 @@ impl Seen {
         Self {
             circuit: Circuit::Closed,
             reached,
-            opened: 0,
             period: Duration::ZERO,
             open_until: None,
             trial_since: None,
@@ -187,7 +190,7 @@ impl Seen {
     }
 }
 
-type Machine = StateMachine<ConsecutiveFailures<Growing>, BreakerLog>;
+type Machine = StateMachine<ConsecutiveFailures<Periods>, BreakerLog>;
 
 /// One peer's circuit breaker; clones share the same state.
 #[derive(Clone)]
@@ -208,7 +211,7 @@ impl Breaker {
             metrics: metrics.clone(),
         };
         metrics.circuit.with_label_values(&[peer]).set(0);
-        let periods = Growing {
+        let periods = Periods {
             seen,
             longest: settings.breaker_open,
         };

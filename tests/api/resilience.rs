@@ -184,7 +184,8 @@ async fn an_open_circuit_fails_orders_before_any_peer_is_called() {
         .unwrap()
         .parse()
         .unwrap();
-    // Its first open period is a second, however long BREAKER_OPEN_SECS is.
+    // pagos never answered: it is taken to be starting, and its circuit opens for a
+    // second, however long BREAKER_OPEN_SECS is.
     assert_eq!(retry_after, 1);
     let reservas_after = app
         .post(
@@ -348,5 +349,72 @@ async fn a_half_open_circuit_lets_one_trial_call_through_not_every_order() {
         app.get(Service::Pedidos, "/ready").await.body["peers"]["pagos"]["circuit"],
         "closed",
         "the trial closed it"
+    );
+}
+
+#[actix_web::test]
+async fn a_peer_that_answered_before_stays_behind_an_open_circuit_for_breaker_open_secs() {
+    let mut app = TestApp::empty();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    for service in [Service::Productos, Service::Inventario, Service::Pagos] {
+        app.start_service(service, any, fast_peers());
+    }
+    let pagos = FaultProxy::start(app.url(Service::Pagos));
+    let peers = PeerSettings {
+        products_url: app.url(Service::Productos).to_string(),
+        inventory_url: app.url(Service::Inventario).to_string(),
+        payments_url: pagos.url.clone(),
+        retry_attempts: 1,
+        breaker_failures: 1,
+        breaker_open: Duration::from_secs(4),
+        timeout: Duration::from_millis(500),
+        recovery_interval: Duration::from_secs(3600),
+        ..fast_peers()
+    };
+    app.start_service(Service::Pedidos, any, peers);
+    let hielo = app.crear_producto("Hielo", json!(10)).await;
+    app.cargar_stock(hielo, 100).await;
+    assert_eq!(
+        app.pedir(hielo, 1, false).await.status,
+        201,
+        "pagos answered once"
+    );
+
+    pagos.fault(Method::POST, "/pagar", Fault::Hang);
+    assert_eq!(app.pedir(hielo, 1, false).await.status, 503);
+    let opened = Instant::now();
+    pagos.heal();
+    // The contract's open period (BREAKER_OPEN_SECS, 4 s here), not the starting peer's second.
+    let answer = app.pedir(hielo, 1, false).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(
+        answer.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("4")
+    );
+    while opened.elapsed() < Duration::from_millis(2500) {
+        assert_eq!(app.pedir(hielo, 1, false).await.status, 503, "still open");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    let charges = app.get(Service::Pagos, "/pagos").await.body;
+    assert!(
+        charges.as_array().map_or(0, Vec::len) <= 2,
+        "nothing reached pagos while its circuit was open: {charges}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(6);
+    loop {
+        let answer = app.pedir(hielo, 1, false).await;
+        if answer.status == 201 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the circuit never let a trial through: {answer:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        opened.elapsed() >= Duration::from_millis(3500),
+        "{:?}",
+        opened.elapsed()
     );
 }
