@@ -71,6 +71,21 @@ async fn health_answers_without_a_token() {
 }
 
 #[actix_web::test]
+async fn only_pedidos_serves_its_status_page_without_a_token_elsewhere_it_is_401() {
+    let app = TestApp::spawn_all().await;
+    for service in Service::ALL {
+        let answer = app
+            .http
+            .call(Method::GET, format!("{}/panel", app.url(service)))
+            .send()
+            .await
+            .expect("an answer");
+        let expected = if service == Service::Pedidos { 200 } else { 401 };
+        assert_eq!(answer.status, expected, "{service:?}");
+    }
+}
+
+#[actix_web::test]
 async fn unknown_routes_and_methods_get_json_errors() {
     let app = TestApp::spawn_all().await;
     let answer = app.get(Service::Pagos, "/no-such-route").await;
