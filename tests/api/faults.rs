@@ -260,21 +260,15 @@ fn black_hole() -> (
 async fn a_charge_that_never_connected_is_not_voided_later() {
     let (pagos_addr, fill, hole) = black_hole();
     let mut app = TestApp::empty();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    app.start_service(Service::Productos, any, fast_peers());
-    app.start_service(Service::Inventario, any, fast_peers());
     // Connecting is given up before the attempt's own timeout, so the attempt is
     // known never to have left.
     let peers = PeerSettings {
-        products_url: app.url(Service::Productos).to_string(),
-        inventory_url: app.url(Service::Inventario).to_string(),
-        payments_url: format!("http://{pagos_addr}"),
         timeout: Duration::from_millis(400),
         ..fast_peers()
     };
-    app.start_service(Service::Pedidos, any, peers);
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app
+        .start_shop_with_pagos_at(format!("http://{pagos_addr}"), peers)
+        .await;
 
     let answer = app.pedir(hielo, 1, false).await;
     assert_eq!(

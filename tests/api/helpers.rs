@@ -205,6 +205,24 @@ impl TestApp {
         self.start_one(service, addr, peers, DEFAULT_RESERVATION_TTL);
     }
 
+    /// Starts productos and inventario on any port, and pedidos with `peers` pointed at
+    /// them and at `pagos_url`; creates a product "Hielo" with 10 units and returns its id.
+    pub async fn start_shop_with_pagos_at(&mut self, pagos_url: String, peers: PeerSettings) -> i64 {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+        self.start_service(Service::Productos, any, fast_peers());
+        self.start_service(Service::Inventario, any, fast_peers());
+        let peers = PeerSettings {
+            products_url: self.url(Service::Productos).to_string(),
+            inventory_url: self.url(Service::Inventario).to_string(),
+            payments_url: pagos_url,
+            ..peers
+        };
+        self.start_service(Service::Pedidos, any, peers);
+        let hielo = self.crear_producto("Hielo", serde_json::json!(10)).await;
+        self.cargar_stock(hielo, 10).await;
+        hielo
+    }
+
     /// Starts one service on any port, its reservations lasting `ttl`.
     pub fn start_service_with_ttl(&mut self, service: Service, ttl: Duration) {
         let any = "127.0.0.1:0".parse().expect("an address");

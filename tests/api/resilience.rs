@@ -11,19 +11,17 @@ use crate::helpers::{Fault, FaultProxy, Script, ScriptedPeer, TestApp, fast_peer
 /// productos and inventario for real, pedidos pointed at `pagos_url`.
 async fn shop_with_pagos_at(pagos_url: String, peers: PeerSettings) -> (TestApp, i64) {
     let mut app = TestApp::empty();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    app.start_service(Service::Productos, any, fast_peers());
-    app.start_service(Service::Inventario, any, fast_peers());
-    let peers = PeerSettings {
-        products_url: app.url(Service::Productos).to_string(),
-        inventory_url: app.url(Service::Inventario).to_string(),
-        payments_url: pagos_url,
-        ..peers
-    };
-    app.start_service(Service::Pedidos, any, peers);
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app.start_shop_with_pagos_at(pagos_url, peers).await;
     (app, hielo)
+}
+
+/// The shop with a real pagos behind a fault proxy, and pedidos with `peers`.
+async fn shop_with_pagos_behind_a_proxy(peers: PeerSettings) -> (TestApp, FaultProxy, i64) {
+    let mut app = TestApp::empty();
+    app.start_service(Service::Pagos, "127.0.0.1:0".parse().unwrap(), fast_peers());
+    let pagos = FaultProxy::start(app.url(Service::Pagos));
+    let hielo = app.start_shop_with_pagos_at(pagos.url.clone(), peers).await;
+    (app, pagos, hielo)
 }
 
 #[actix_web::test]
@@ -291,16 +289,7 @@ async fn pedidos_started_before_its_peers_takes_orders_within_a_second_or_two_of
 
 #[actix_web::test]
 async fn a_half_open_circuit_lets_one_trial_call_through_not_every_order() {
-    let mut app = TestApp::empty();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    for service in [Service::Productos, Service::Inventario, Service::Pagos] {
-        app.start_service(service, any, fast_peers());
-    }
-    let pagos = FaultProxy::start(app.url(Service::Pagos));
-    let peers = PeerSettings {
-        products_url: app.url(Service::Productos).to_string(),
-        inventory_url: app.url(Service::Inventario).to_string(),
-        payments_url: pagos.url.clone(),
+    let (app, pagos, hielo) = shop_with_pagos_behind_a_proxy(PeerSettings {
         retry_attempts: 1,
         breaker_failures: 1,
         breaker_open: Duration::from_secs(1),
@@ -308,10 +297,8 @@ async fn a_half_open_circuit_lets_one_trial_call_through_not_every_order() {
         // Recovery would spend the trial on the failed order's debt.
         recovery_interval: Duration::from_secs(3600),
         ..fast_peers()
-    };
-    app.start_service(Service::Pedidos, any, peers);
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 100).await;
+    })
+    .await;
 
     pagos.fault(Method::POST, "/pagar", Fault::Hang);
     assert_eq!(
@@ -354,26 +341,15 @@ async fn a_half_open_circuit_lets_one_trial_call_through_not_every_order() {
 
 #[actix_web::test]
 async fn a_peer_that_answered_before_stays_behind_an_open_circuit_for_breaker_open_secs() {
-    let mut app = TestApp::empty();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    for service in [Service::Productos, Service::Inventario, Service::Pagos] {
-        app.start_service(service, any, fast_peers());
-    }
-    let pagos = FaultProxy::start(app.url(Service::Pagos));
-    let peers = PeerSettings {
-        products_url: app.url(Service::Productos).to_string(),
-        inventory_url: app.url(Service::Inventario).to_string(),
-        payments_url: pagos.url.clone(),
+    let (app, pagos, hielo) = shop_with_pagos_behind_a_proxy(PeerSettings {
         retry_attempts: 1,
         breaker_failures: 1,
         breaker_open: Duration::from_secs(4),
         timeout: Duration::from_millis(500),
         recovery_interval: Duration::from_secs(3600),
         ..fast_peers()
-    };
-    app.start_service(Service::Pedidos, any, peers);
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 100).await;
+    })
+    .await;
     assert_eq!(
         app.pedir(hielo, 1, false).await.status,
         201,
