@@ -612,6 +612,23 @@ async fn pagar(http: &Http, url: &str, referencia: &str) -> crate::helpers::Answ
         .expect("pagos answers")
 }
 
+/// The referencias of the charges pagos recorded (at most 1000).
+async fn referencias(http: &Http, url: &str) -> Vec<String> {
+    let pagos = http
+        .call(Method::GET, format!("{url}/pagos?limit=1000"))
+        .token(TOKEN)
+        .send()
+        .await
+        .expect("pagos answers");
+    pagos
+        .body
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|p| p["referencia"].as_str().map(str::to_string))
+        .collect()
+}
+
 #[actix_web::test]
 async fn a_full_write_queue_refuses_new_work_with_503_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -653,23 +670,11 @@ async fn a_full_write_queue_refuses_new_work_with_503_and_changes_nothing() {
         assert_eq!(answer.body["error"], "database_unavailable", "{}", answer.body);
         assert_eq!(header(answer, "retry-after"), Some("1"));
     }
-    let pagos = http
-        .call(Method::GET, format!("{url}/pagos?limit=100"))
-        .token(TOKEN)
-        .send()
-        .await
-        .expect("pagos answers");
-    let recorded: Vec<&str> = pagos
-        .body
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|p| p["referencia"].as_str())
-        .collect();
+    let recorded = referencias(&http, &url).await;
     assert_eq!(recorded.len(), charged.len() + 1, "{recorded:?}");
     for (n, _) in &refused {
         assert!(
-            !recorded.contains(&format!("ref-{n}").as_str()),
+            !recorded.contains(&format!("ref-{n}")),
             "a refused charge was made: ref-{n}"
         );
     }
@@ -774,19 +779,7 @@ async fn a_full_disk_is_503_storage_full_changes_nothing_and_passes_when_room_re
     let after = pagar(&http, &url, "despues").await;
     assert_eq!(after.status, 201, "{}", after.body);
     let refused = format!("{n:04}-");
-    let pagos = http
-        .call(Method::GET, format!("{url}/pagos?limit=1000"))
-        .token(TOKEN)
-        .send()
-        .await
-        .expect("pagos answers");
-    let recorded: Vec<&str> = pagos
-        .body
-        .as_array()
-        .expect("a list")
-        .iter()
-        .filter_map(|p| p["referencia"].as_str())
-        .collect();
+    let recorded = referencias(&http, &url).await;
     assert_eq!(recorded.len(), answers.len() + 1, "every 201 and none of the 503");
     assert!(
         !recorded.iter().any(|r| r.starts_with(&refused)),
