@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use prometheus::core::Collector;
 use prometheus::{
@@ -88,9 +89,8 @@ impl Metrics {
     }
 
     /// Counts and times one answered request. `route` is the pattern it matched.
-    pub fn observe(&self, route: Option<&str>, method: &str, status: u16, took: Duration) {
+    pub fn observe(&self, route: Option<&str>, method: &str, status: StatusCode, took: Duration) {
         let route = route.unwrap_or(UNMATCHED);
-        let status = status.to_string();
         self.requests
             .with_label_values(&[route, method, status.as_str()])
             .inc();

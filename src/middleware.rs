@@ -112,7 +112,7 @@ async fn answer<B: MessageBody + 'static>(
     let took = started.elapsed();
     context
         .metrics
-        .observe(route.as_deref(), method.as_str(), status.as_u16(), took);
+        .observe(route.as_deref(), method.as_str(), status, took);
     let millis = took.as_secs_f64() * 1000.0;
     let level = if is_probe(&path) && status.as_u16() < 400 {
         log::Level::Debug

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::PedidosMetrics;
-use super::model::Item;
+use super::model::{Item, Linea};
 use super::resilience::{Breakers, CallError, Peer, Refusal};
 use crate::config::PeerSettings;
 use crate::money::Money;
@@ -60,15 +60,9 @@ struct ProductoAnswer {
 }
 
 #[derive(Debug, Serialize)]
-struct LineaRequest {
-    producto_id: i64,
-    cantidad: i64,
-}
-
-#[derive(Debug, Serialize)]
 struct LoteRequest<'a> {
     clave: &'a str,
-    lineas: Vec<LineaRequest>,
+    lineas: Vec<Linea>,
 }
 
 #[derive(Debug, Serialize)]
@@ -186,7 +180,7 @@ impl Peers {
 
     /// Fails at once if any peer's circuit is open: an order needs all three.
     pub fn ensure_available(&self) -> Result<(), PeerError> {
-        for peer in [&self.productos, &self.inventario, &self.pagos] {
+        for peer in self.each() {
             peer.ensure_available()?;
         }
         Ok(())
@@ -194,7 +188,7 @@ impl Peers {
 
     /// The longest any open circuit still stays open, if one is.
     pub fn retry_after(&self) -> Option<u64> {
-        [&self.productos, &self.inventario, &self.pagos]
+        self.each()
             .iter()
             .filter_map(|peer| peer.ensure_available().err())
             .filter_map(|e| match e {
@@ -214,7 +208,8 @@ impl Peers {
         let path = format!("/productos?ids={list}");
         let productos: Vec<ProductoAnswer> = answer(
             &self.productos,
-            "GET /productos",
+            &Method::GET,
+            "/productos",
             self.productos.call(Method::GET, &path, None).await,
         )?;
         Ok(productos.into_iter().map(|p| (p.id, p.precio)).collect())
@@ -226,7 +221,7 @@ impl Peers {
             clave,
             lineas: items
                 .iter()
-                .map(|i| LineaRequest {
+                .map(|i| Linea {
                     producto_id: i.producto_id,
                     cantidad: i.cantidad,
                 })
@@ -285,14 +280,17 @@ async fn post<B: Serialize, T: DeserializeOwned>(peer: &Peer, path: &str, body: 
     let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
     answer(
         peer,
-        &format!("POST {path}"),
+        &Method::POST,
+        path,
         peer.call(Method::POST, path, Some(body)).await,
     )
 }
 
+/// A peer's answer to `method path`, or why there is none.
 fn answer<T>(
     peer: &Peer,
-    route: &str,
+    method: &Method,
+    path: &str,
     result: Result<Result<T, Refusal>, CallError>,
 ) -> Result<T, PeerError> {
     result?.map_err(|refusal| {
@@ -306,7 +304,7 @@ fn answer<T>(
         if no_route {
             PeerError::Missing {
                 peer: peer.name(),
-                route: route.to_string(),
+                route: format!("{method} {path}"),
             }
         } else {
             PeerError::Refused {

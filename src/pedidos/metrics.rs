@@ -7,8 +7,7 @@ use rusqlite::Connection;
 
 use crate::metrics::Metrics;
 
-/// pedidos' own metrics; clones share the same series.
-#[derive(Clone)]
+/// pedidos' own metrics, shared behind an `Arc`.
 pub struct PedidosMetrics {
     /// Orders that reached a final estado (confirmado, rechazado, fallido).
     pub orders: IntCounterVec,

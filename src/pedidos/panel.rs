@@ -18,7 +18,7 @@ use utoipa::ToSchema;
 use super::clients::Peers;
 use super::model::{EstadoPedido, PedidoVista};
 use super::repo;
-use super::resilience::{Breakers, Circuit};
+use super::resilience::{Breakers, millis};
 use crate::db::{self, Pool, run_blocking};
 use crate::error::ApiError;
 use crate::money::Money;
@@ -252,11 +252,10 @@ fn circuitos(breakers: &Breakers, now: jiff::Timestamp) -> Vec<Circuito> {
         .into_iter()
         .map(|(peer, breaker)| {
             let (circuit, left) = breaker.status();
-            let left = left.filter(|_| circuit == Circuit::Open);
             Circuito {
                 peer,
                 circuit: circuit.into(),
-                retry_in_ms: left.map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
+                retry_in_ms: left.map(millis),
                 proxima_prueba: left
                     .and_then(|l| jiff::SignedDuration::try_from(l).ok())
                     .and_then(|l| now.checked_add(l).ok())

@@ -18,11 +18,19 @@ macro_rules! pedido_columns {
     };
 }
 
+/// Orders not over, or still owing work to a peer: the condition of the partial index
+/// `pedidos_sin_terminar` (migration 0003), written the same so that SQLite uses it.
+macro_rules! sin_terminar {
+    () => {
+        "etapa <> 'cerrado' OR debe_liberar = 1 OR debe_anular_cobro = 1"
+    };
+}
+
 fn conversion(column: usize, kind: Type, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(column, kind, what.into())
 }
 
-/// The columns that hold an order's stage, in the order of [`PEDIDO_COLUMNS`]
+/// The columns that hold an order's stage, in the order of `pedido_columns!`
 /// after the id: etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro.
 type StageColumns<'a> = (
     &'static str,
@@ -130,7 +138,8 @@ fn items_between(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<H
 /// The outcome of recording a new order.
 #[derive(Debug)]
 pub enum Alta {
-    /// A new order, recorded at its first stage with its lines.
+    /// A new order, recorded at its first stage with its lines (`saga::colocar`
+    /// answers it moved on as far as it goes).
     Nuevo(Pedido),
     /// The idempotency key was used before for the same order: this one.
     Repetido(i64),
@@ -289,8 +298,22 @@ pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pedido>> {
     Ok(Some(pedido))
 }
 
+/// `pedidos` with their lines: one query for every order whose id lies between the
+/// smallest and the largest of them.
+fn with_items(conn: &Connection, mut pedidos: Vec<Pedido>) -> rusqlite::Result<Vec<Pedido>> {
+    let ids = pedidos.iter().map(|p| p.id);
+    let (Some(first), Some(last)) = (ids.clone().min(), ids.max()) else {
+        return Ok(pedidos);
+    };
+    let mut items = items_between(conn, first, last)?;
+    for pedido in &mut pedidos {
+        pedido.items = items.remove(&pedido.id).unwrap_or_default();
+    }
+    Ok(pedidos)
+}
+
 pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Pedido>> {
-    let mut pedidos: Vec<Pedido> = conn
+    let pedidos = conn
         .prepare_cached(concat!(
             "SELECT ",
             pedido_columns!(),
@@ -298,19 +321,12 @@ pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<
         ))?
         .query_map([limit, offset], pedido)?
         .collect::<rusqlite::Result<_>>()?;
-    // The page holds every order whose id lies between its first and its last.
-    if let (Some(first), Some(last)) = (pedidos.first(), pedidos.last()) {
-        let mut items = items_between(conn, first.id, last.id)?;
-        for pedido in &mut pedidos {
-            pedido.items = items.remove(&pedido.id).unwrap_or_default();
-        }
-    }
-    Ok(pedidos)
+    with_items(conn, pedidos)
 }
 
 /// The last `limit` orders, newest first.
 pub fn latest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Pedido>> {
-    let mut pedidos: Vec<Pedido> = conn
+    let pedidos = conn
         .prepare_cached(concat!(
             "SELECT ",
             pedido_columns!(),
@@ -318,13 +334,7 @@ pub fn latest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Pedido>> {
         ))?
         .query_map([limit], pedido)?
         .collect::<rusqlite::Result<_>>()?;
-    if let (Some(newest), Some(oldest)) = (pedidos.first(), pedidos.last()) {
-        let mut items = items_between(conn, oldest.id, newest.id)?;
-        for pedido in &mut pedidos {
-            pedido.items = items.remove(&pedido.id).unwrap_or_default();
-        }
-    }
-    Ok(pedidos)
+    with_items(conn, pedidos)
 }
 
 /// The estado of each order placed at `since` (as `creado_en` writes it) or later.
@@ -332,38 +342,36 @@ pub fn latest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Pedido>> {
 /// cost is that of the recent orders, not of all.
 pub fn estados_since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<EstadoPedido>> {
     let mut estados = Vec::new();
-    let mut statement = conn.prepare_cached(concat!(
-        "SELECT ",
-        pedido_columns!(),
-        " FROM pedidos ORDER BY id DESC"
-    ))?;
+    // The stage's columns where `etapa` reads them, then `creado_en`.
+    let mut statement = conn.prepare_cached(
+        "SELECT id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro, creado_en
+         FROM pedidos ORDER BY id DESC",
+    )?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let pedido = pedido(row)?;
-        if pedido.creado_en.as_str() < since {
+        if row.get_ref(8)?.as_str()? < since {
             break;
         }
-        estados.push(pedido.etapa.estado());
+        estados.push(etapa(row)?.estado());
     }
     Ok(estados)
 }
 
 /// The ids of orders that are not over or still owe work to a peer, oldest first.
 pub fn unfinished(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<i64>> {
-    conn.prepare_cached(
-        "SELECT id FROM pedidos WHERE etapa <> 'cerrado' OR debe_liberar = 1 OR debe_anular_cobro = 1
-         ORDER BY id LIMIT ?1",
-    )?
+    conn.prepare_cached(concat!(
+        "SELECT id FROM pedidos WHERE ",
+        sin_terminar!(),
+        " ORDER BY id LIMIT ?1"
+    ))?
     .query_map([limit], |row| row.get(0))?
     .collect()
 }
 
 /// How many orders are not over or still owe work to a peer.
 pub fn count_unfinished(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "SELECT COUNT(*) FROM pedidos WHERE etapa <> 'cerrado' OR debe_liberar = 1 OR debe_anular_cobro = 1",
-    )?
-    .query_row([], |row| row.get(0))
+    conn.prepare_cached(concat!("SELECT COUNT(*) FROM pedidos WHERE ", sin_terminar!()))?
+        .query_row([], |row| row.get(0))
 }
 
 /// This database's prefix for peer keys.

@@ -248,10 +248,7 @@ impl Breaker {
 
     /// Notes that the peer answered: from now on, an outage is not a start.
     fn reached(&self) {
-        let mut seen = self.log.seen();
-        if !seen.reached {
-            seen.reached = true;
-        }
+        self.log.seen().reached = true;
     }
 
     /// The circuit's state, and while it is open, how long until it lets a trial
@@ -306,12 +303,17 @@ impl Breakers {
             let (circuit, left) = breaker.status();
             let mut status = serde_json::json!({"circuit": <&str>::from(circuit)});
             if let Some(left) = left {
-                status["retry_in_ms"] = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).into();
+                status["retry_in_ms"] = millis(left).into();
             }
             peers.insert(peer.into(), status);
         }
         peers.into()
     }
+}
+
+/// A duration in whole milliseconds, as `retry_in_ms` shows it.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A peer as one worker sees it: its URL, the worker's HTTP client and the shared breaker.

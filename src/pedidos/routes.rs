@@ -13,8 +13,8 @@ use utoipa::{IntoResponses, ToSchema};
 use super::clients::Peers;
 use super::instancia::Instancia;
 use super::model::{Causa, Desenlace, Etapa, NuevoPedido, Pedido, PedidoBody, PedidoVista};
-use super::repo;
-use super::saga::{self, Colocado, Contexto};
+use super::repo::{self, Alta};
+use super::saga::{self, Contexto};
 use crate::db::{self, Pool, run_blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, IdPath, schema::IdempotencyKey};
@@ -103,7 +103,7 @@ fn respond(pedido: &Pedido, peers: &Peers) -> HttpResponse {
     let mut response = HttpResponse::build(status);
     response.insert_header((header::LOCATION, format!("/pedidos/{}", pedido.id)));
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        let retry_after = peers.retry_after().unwrap_or(1).max(1);
+        let retry_after = peers.retry_after().unwrap_or(1);
         response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
     }
     let vista = PedidoVista::from(pedido);
@@ -151,9 +151,9 @@ pub async fn crear(
         instancia: &instancia,
     };
     match saga::colocar(&ctx, nuevo, clave).await? {
-        Colocado::Nuevo(pedido) => Ok(respond(&pedido, &peers)),
-        Colocado::Repetido(id) => replay(&ctx, id).await,
-        Colocado::ClaveEnUso => Err(ApiError::new(
+        Alta::Nuevo(pedido) => Ok(respond(&pedido, &peers)),
+        Alta::Repetido(id) => replay(&ctx, id).await,
+        Alta::ClaveEnUso => Err(ApiError::new(
             ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different order",
         )),
@@ -166,13 +166,13 @@ async fn replay(ctx: &Contexto<'_>, id: i64) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
-        let en_curso = ctx.instancia.en_curso.ocupado(id);
-        let pedido = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?))
-            .await?
-            .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
-            })?;
-        if !en_curso {
+        // Read once no one drives it: what is read then is its answer.
+        if !ctx.instancia.en_curso.ocupado(id) {
+            let pedido = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?))
+                .await?
+                .ok_or_else(|| {
+                    ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
+                })?;
             return Ok(respond(&pedido, ctx.peers));
         }
         if started.elapsed() >= REPLAY_WAIT {

@@ -39,17 +39,6 @@ pub struct Contexto<'a> {
     pub instancia: &'a Instancia,
 }
 
-/// The result of placing an order.
-#[derive(Debug)]
-pub enum Colocado {
-    /// A new order, moved on as far as it goes.
-    Nuevo(Pedido),
-    /// The idempotency key was used before for the same order: this one.
-    Repetido(i64),
-    /// The idempotency key was used before for a different order.
-    ClaveEnUso,
-}
-
 /// A stage an order moves to, and the reservation of each line once an answer named them.
 struct Paso {
     hacia: Etapa,
@@ -86,7 +75,7 @@ pub async fn colocar(
     ctx: &Contexto<'_>,
     nuevo: NuevoPedido,
     clave: Option<String>,
-) -> Result<Colocado, ApiError> {
+) -> Result<Alta, ApiError> {
     let (items, total, etapa) = cotizar(ctx.peers, &nuevo).await;
     let plazo = i64::try_from(ctx.instancia.plazo.as_millis()).unwrap_or(i64::MAX);
     let vence_en = now_millis().saturating_add(plazo);
@@ -109,10 +98,8 @@ pub async fn colocar(
         Ok((alta, turno))
     })
     .await?;
-    let pedido = match alta {
-        Alta::Nuevo(pedido) => pedido,
-        Alta::Repetido(id) => return Ok(Colocado::Repetido(id)),
-        Alta::ClaveEnUso => return Ok(Colocado::ClaveEnUso),
+    let Alta::Nuevo(pedido) = alta else {
+        return Ok(alta);
     };
     let pedido = match pedido.etapa {
         Etapa::Registrado => avanzar(ctx, pedido).await?,
@@ -122,7 +109,7 @@ pub async fn colocar(
         }
     };
     drop(turno);
-    Ok(Colocado::Nuevo(pedido))
+    Ok(Alta::Nuevo(pedido))
 }
 
 /// The order's lines priced by productos, in one call, its total, and the stage it is
@@ -217,28 +204,25 @@ async fn registrar(ctx: &Contexto<'_>, mut pedido: Pedido, paso: Paso) -> Result
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("pedido {id} disappeared")));
     }
-    match &paso.hacia {
-        Etapa::Cerrado {
-            desenlace: Desenlace::Fallido { causa, motivo, .. },
-            ..
-        } if !matches!(pedido.etapa, Etapa::Cerrado { .. }) => {
-            log::info!(target: LOG_TARGET, "pedido {id} fallido ({}): {motivo}", <&str>::from(causa));
+    // The step that closes the order is logged and counted once, by whoever takes it.
+    if !matches!(pedido.etapa, Etapa::Cerrado { .. })
+        && let Etapa::Cerrado { desenlace, .. } = &paso.hacia
+    {
+        match desenlace {
+            Desenlace::Fallido { causa, motivo, .. } => {
+                log::info!(target: LOG_TARGET, "pedido {id} fallido ({}): {motivo}", <&str>::from(causa));
+            }
+            Desenlace::Rechazado { pago_id } => {
+                log::info!(target: LOG_TARGET, "pedido {id} rechazado: pagos rejected {}", el_pago(*pago_id));
+            }
+            Desenlace::Confirmado { .. } => {}
         }
-        Etapa::Cerrado {
-            desenlace: Desenlace::Rechazado { pago_id },
-            ..
-        } if !matches!(pedido.etapa, Etapa::Cerrado { .. }) => {
-            log::info!(target: LOG_TARGET, "pedido {id} rechazado: pagos rejected {}", el_pago(*pago_id));
-        }
-        _ => {}
+        contar_final(ctx, &paso.hacia);
     }
     if let Some(reservas) = paso.reservas {
         for (item, reserva_id) in pedido.items.iter_mut().zip(reservas) {
             item.reserva_id = Some(reserva_id);
         }
-    }
-    if !matches!(pedido.etapa, Etapa::Cerrado { .. }) {
-        contar_final(ctx, &paso.hacia);
     }
     pedido.etapa = paso.hacia;
     Ok(pedido)
