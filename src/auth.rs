@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError, web};
 
 use crate::error::ApiError;
-use crate::service::Service;
+use crate::openapi::Document;
 
 /// The token this service expects, kept in the app's data.
 #[derive(Clone)]
@@ -33,19 +33,14 @@ impl ServiceToken {
     }
 }
 
-/// The routes anyone may call: the probes, the metrics, the service's own
-/// documentation and pedidos' status page, none of which holds shop data.
+/// The routes anyone may call: those the service's OpenAPI document states need no
+/// token (the probes, the metrics, the documents and pedidos' status page, none of
+/// which holds shop data).
 fn is_public(req: &ServiceRequest) -> bool {
-    let pedidos = || {
-        req.app_data::<web::Data<Service>>()
-            .is_some_and(|service| *service.get_ref() == Service::Pedidos)
-    };
     req.method() == Method::GET
-        && match req.path() {
-            "/health" | "/ready" | "/metrics" | "/openapi.json" | "/docs" => true,
-            "/panel" => pedidos(),
-            _ => false,
-        }
+        && req
+            .app_data::<web::Data<Document>>()
+            .is_some_and(|document| document.is_public(req.path()))
 }
 
 /// Middleware: refuses with `401` any request without the right token.

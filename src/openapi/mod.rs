@@ -10,6 +10,7 @@
 //! status gets one response whose `error` is one of those codes of that status.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
@@ -30,14 +31,34 @@ const DOCS: &str = "/docs";
 /// The name of the bearer scheme in the documents.
 const BEARER: &str = "bearer";
 
-/// A service's document, as the JSON `GET /openapi.json` answers.
+/// A service's document, as the JSON `GET /openapi.json` answers, and the paths whose
+/// `GET` it states needs no token (what the token check lets through).
 #[derive(Debug, Clone)]
-pub struct Document(web::Bytes);
+pub struct Document {
+    json: web::Bytes,
+    public: Arc<[String]>,
+}
 
 impl Document {
     pub fn new(service: Service, own: utoipa::openapi::OpenApi) -> Self {
-        let json = serde_json::to_vec(&document(service, own)).unwrap_or_default();
-        Self(json.into())
+        let document = document(service, own);
+        let public = document
+            .paths
+            .paths
+            .iter()
+            .filter(|(_, item)| item.get.as_ref().is_some_and(|get| get.security.is_none()))
+            .map(|(path, _)| path.clone())
+            .collect();
+        let json = serde_json::to_vec(&document).unwrap_or_default();
+        Self {
+            json: json.into(),
+            public,
+        }
+    }
+
+    /// Whether `GET path` is answered without a token.
+    pub fn is_public(&self, path: &str) -> bool {
+        self.public.iter().any(|p| p == path)
     }
 }
 
@@ -222,7 +243,7 @@ pub(crate) use refusals;
 async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(document.0.clone())
+        .body(document.json.clone())
 }
 
 /// This document as a page for a person: routes, parameters, bodies, statuses and error
