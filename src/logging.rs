@@ -8,14 +8,15 @@
 //! caller's thread and handed over a bounded channel to one writer thread, which
 //! writes them to both places in batches, at most a few milliseconds behind. When the
 //! writer is so far behind that the channel is full, a line is dropped rather than
-//! waited for, and counted ([`dropped_lines`], shown in `/metrics`).
+//! waited for, and counted ([`DROPPED`], which every service's `/metrics` shows).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{LazyLock, OnceLock};
+
+use prometheus::IntCounter;
 
 /// Lines waiting for the writer before new ones are dropped.
 const BACKLOG_LINES: usize = 64 * 1024;
@@ -28,12 +29,19 @@ enum Message {
 }
 
 static WRITER: OnceLock<SyncSender<Message>> = OnceLock::new();
-static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Log lines dropped since the process started because the writer was too far behind:
+/// one counter, which every service's `/metrics` registers (`metrics`).
+pub static DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    IntCounter::new(
+        "log_lines_dropped_total",
+        "Log lines dropped because the log writer was too far behind (process-wide)",
+    )
+    .expect("a valid counter name")
+});
 
-/// How many log lines were dropped since the process started because the writer was
-/// too far behind.
+/// How many log lines were dropped since the process started.
 pub fn dropped_lines() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
+    DROPPED.get()
 }
 
 /// `logs.log`, turned into `logs.log.1` when it reaches its size.
@@ -153,7 +161,7 @@ impl Write for ChannelWriter {
         match self.0.try_send(Message::Line(buf.to_vec())) {
             Ok(()) => Ok(buf.len()),
             Err(TrySendError::Full(_)) => {
-                DROPPED.fetch_add(1, Ordering::Relaxed);
+                DROPPED.inc();
                 Ok(buf.len())
             }
             Err(TrySendError::Disconnected(_)) => Err(io::Error::from(io::ErrorKind::BrokenPipe)),

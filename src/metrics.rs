@@ -15,9 +15,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use prometheus::core::Collector;
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use rusqlite::Connection;
 
 use crate::db::{Pool, run_blocking};
@@ -38,7 +36,6 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
-    log_lines_dropped: IntCounter,
     sampler: Option<Sampler>,
 }
 
@@ -64,16 +61,12 @@ impl Metrics {
                 ]),
                 &["route", "method"],
             )?,
-            log_lines_dropped: IntCounter::new(
-                "log_lines_dropped_total",
-                "Log lines dropped because the log writer was too far behind (process-wide)",
-            )?,
             registry,
             sampler: None,
         };
         metrics.register(metrics.requests.clone())?;
         metrics.register(metrics.latency.clone())?;
-        metrics.register(metrics.log_lines_dropped.clone())?;
+        metrics.register(crate::logging::DROPPED.clone())?;
         Ok(metrics)
     }
 
@@ -101,9 +94,6 @@ impl Metrics {
 
     /// Everything, in Prometheus' text format.
     fn render(&self) -> String {
-        let dropped = crate::logging::dropped_lines();
-        self.log_lines_dropped
-            .inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
         let mut text = Vec::new();
         // Encoding what was gathered into memory cannot fail.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
