@@ -615,9 +615,14 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Says that a test did not run, and why, on the real standard error: the test
-/// harness keeps what the print macros write to itself unless a test fails.
-pub fn skip(test: &str, why: &str) {
+/// A line on the real standard error: the test harness keeps what the print macros
+/// write to itself unless a test fails.
+pub fn say(line: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "test {test} skipped: {why}");
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// Says that a test did not run, and why, where it is seen ([`say`]).
+pub fn skip(test: &str, why: &str) {
+    say(&format!("test {test} skipped: {why}"));
 }

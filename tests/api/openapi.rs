@@ -6,7 +6,6 @@
 //! `PENGUIN_REQUIRE_SCHEMATHESIS` is set (`.ci/run` installs it and sets it).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use penguin::input::{MAX_CANTIDAD, MAX_KEY_CHARS, MAX_TEXT_CHARS};
 use penguin::service::Service;
 use serde_json::{Value, json};
 
-use crate::helpers::{TOKEN, TestApp};
+use crate::helpers::{TOKEN, TestApp, say, skip};
 
 /// The paths a service's document lists: its own and the public ones every service has.
 fn expected_paths(service: Service) -> BTreeSet<&'static str> {
@@ -345,11 +344,6 @@ fn schemathesis_version() -> Result<String, String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
-/// A line on the terminal even while the test harness captures output.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
 /// Runs schemathesis against one service's own document, in fresh servers with fresh
 /// databases: whether it passed, what it printed, and how long it took.
 async fn run_schemathesis(service: Service) -> (bool, String, Duration) {
@@ -437,9 +431,7 @@ async fn schemathesis_finds_nothing_wrong_in_any_service() {
         Ok(version) => version,
         Err(why) if std::env::var_os("PENGUIN_REQUIRE_SCHEMATHESIS").is_some() => panic!("{why}"),
         Err(why) => {
-            say(&format!(
-                "skipped schemathesis_finds_nothing_wrong_in_any_service: {why}"
-            ));
+            skip("schemathesis_finds_nothing_wrong_in_any_service", &why);
             return;
         }
     };

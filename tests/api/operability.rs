@@ -706,14 +706,14 @@ impl SmallDisk {
         match mounted {
             Ok(out) if out.status.success() => Some(Self(dir)),
             Ok(out) => {
-                eprintln!(
-                    "skipped: cannot mount a tmpfs (needs root): {}",
+                crate::helpers::say(&format!(
+                    "full-disk test skipped: cannot mount a tmpfs (needs root): {}",
                     String::from_utf8_lossy(&out.stderr).trim()
-                );
+                ));
                 None
             }
             Err(e) => {
-                eprintln!("skipped: cannot run mount: {e}");
+                crate::helpers::say(&format!("full-disk test skipped: cannot run mount: {e}"));
                 None
             }
         }

@@ -16,7 +16,7 @@ use actix_web::http::Method;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::helpers::{Answer, Http, Running, Script, ScriptedPeer, free_port, penguin, skip, start};
+use crate::helpers::{Answer, Http, Running, Script, ScriptedPeer, free_port, penguin, say, skip, start};
 
 const TOKEN: &str = "panel-test-token";
 
@@ -680,10 +680,4 @@ async fn a_person_sees_orders_circuits_and_stock_in_a_real_browser() {
         open.display(),
         closed.display()
     ));
-}
-
-/// Prints on the real standard error, past the test harness' capture.
-fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
