@@ -48,8 +48,7 @@ enum CommitError {
 
 impl From<rusqlite::Error> for CommitError {
     fn from(e: rusqlite::Error) -> Self {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            log::error!("database: {e}");
+        if crate::error::disk_full(&e) {
             Self::DiskFull
         } else {
             Self::Failed(e.to_string())

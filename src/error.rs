@@ -270,10 +270,19 @@ impl From<r2d2::Error> for ApiError {
     }
 }
 
+/// Whether SQLite failed for a full disk; says so in the log at error level, since
+/// no request can fix it.
+pub fn disk_full(e: &rusqlite::Error) -> bool {
+    let full = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull);
+    if full {
+        log::error!("database: {e}");
+    }
+    full
+}
+
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            log::error!("database: {e}");
+        if disk_full(&e) {
             return Self::storage_full();
         }
         Self::internal(anyhow::Error::new(e).context("database"))

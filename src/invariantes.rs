@@ -14,6 +14,7 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::config::DEFAULT_TOKEN;
+use crate::pagination::Page;
 
 /// The flags of `penguin check`.
 #[derive(Debug, Clone, Args)]
@@ -167,11 +168,11 @@ async fn every(client: &awc::Client, tienda: &Tienda, base: &str, path: &str) ->
         let page = get(
             client,
             tienda,
-            format!("{base}{path}?limit=1000&offset={}", rows.len()),
+            format!("{base}{path}?limit={}&offset={}", Page::MAX_LIMIT, rows.len()),
         )
         .await?;
         let page = page.as_array().cloned().unwrap_or_default();
-        let last = page.len() < 1000;
+        let last = page.len() < Page::MAX_LIMIT as usize;
         rows.extend(page);
         if last {
             return Ok(rows);

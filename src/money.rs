@@ -173,18 +173,18 @@ impl Visitor<'_> for MoneyVisitor {
     }
 }
 
-/// An amount as the OpenAPI documents state it: a JSON number from `minimum` to
-/// 999,999,999,999.99, with at most two decimals.
-fn schema_from(minimum: f64, exclusive: bool) -> utoipa::openapi::schema::Object {
+/// An amount as the OpenAPI documents state it: a JSON number from 0 (excluded when
+/// `positive`) to 999,999,999,999.99, with at most two decimals.
+fn schema_from(positive: bool) -> utoipa::openapi::schema::Object {
     let max = MAX_HUNDREDTHS as f64 / 100.0;
     let builder = utoipa::openapi::ObjectBuilder::new()
         .schema_type(utoipa::openapi::Type::Number)
         .multiple_of(Some(0.01))
         .maximum(Some(max));
-    let builder = if exclusive {
-        builder.exclusive_minimum(Some(minimum))
+    let builder = if positive {
+        builder.exclusive_minimum(Some(0.0))
     } else {
-        builder.minimum(Some(minimum))
+        builder.minimum(Some(0.0))
     };
     builder
         .description(Some(format!(
@@ -196,7 +196,7 @@ fn schema_from(minimum: f64, exclusive: bool) -> utoipa::openapi::schema::Object
 
 /// An amount of 0 or more.
 pub fn schema() -> utoipa::openapi::schema::Object {
-    schema_from(0.0, false)
+    schema_from(false)
 }
 
 /// An amount of 0 or more, or `null` for absent.
@@ -206,7 +206,7 @@ pub fn optional_schema() -> utoipa::openapi::schema::Object {
 
 /// An amount of more than 0.
 pub fn positive_schema() -> utoipa::openapi::schema::Object {
-    schema_from(0.0, true)
+    schema_from(true)
 }
 
 /// Every amount penguin answers with is 0 or more.

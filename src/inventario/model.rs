@@ -71,7 +71,9 @@ pub enum Rechazo {
 
 impl From<Rechazo> for ApiError {
     fn from(rechazo: Rechazo) -> Self {
-        let code = match &rechazo {
+        let detail = rechazo.to_string();
+        let code = match rechazo {
+            Rechazo::Db(e) => return ApiError::from(e),
             Rechazo::SinStock(_) => ErrorCode::StockNotFound,
             Rechazo::Insuficiente { .. } => ErrorCode::InsufficientStock,
             Rechazo::NoExiste(_) => ErrorCode::ReservaNotFound,
@@ -81,12 +83,8 @@ impl From<Rechazo> for ApiError {
             Rechazo::Confirmada(_) => ErrorCode::ReservaConfirmed,
             Rechazo::EnLote { .. } => ErrorCode::ReservaInLote,
             Rechazo::ClaveUsada(..) => ErrorCode::IdempotencyKeyReused,
-            Rechazo::Db(_) => ErrorCode::InternalError,
         };
-        match rechazo {
-            Rechazo::Db(e) => ApiError::from(e),
-            rechazo => ApiError::new(code, rechazo.to_string()),
-        }
+        ApiError::new(code, detail)
     }
 }
 

@@ -35,15 +35,13 @@ pub enum Rechazo {
 
 impl From<Rechazo> for ApiError {
     fn from(rechazo: Rechazo) -> Self {
-        let code = match &rechazo {
+        let detail = rechazo.to_string();
+        let code = match rechazo {
+            Rechazo::Db(e) => return ApiError::from(e),
             Rechazo::Anulada(_) => ErrorCode::ReferenciaVoid,
             Rechazo::EnUso { .. } => ErrorCode::ReferenciaInUse,
-            Rechazo::Db(_) => ErrorCode::InternalError,
         };
-        match rechazo {
-            Rechazo::Db(e) => ApiError::from(e),
-            rechazo => ApiError::new(code, rechazo.to_string()),
-        }
+        ApiError::new(code, detail)
     }
 }
 
