@@ -1,5 +1,5 @@
 //! Orders under faults that a proxy injects between pedidos and a real peer: a route
-//! that never answers, a peer that answers late. Whatever happens, an answer given is
+//! that never answers, a peer that answers late, a charge whose answer is lost. Whatever happens, an answer given is
 //! never contradicted later, and every unit and payment adds up once things settle.
 
 use std::collections::HashMap;
@@ -283,4 +283,52 @@ async fn a_charge_that_never_connected_is_not_voided_later() {
     actix_web::rt::time::sleep(Duration::from_millis(3000)).await;
     let pagos = app.get(Service::Pagos, "/pagos").await.body;
     assert_eq!(pagos, json!([]), "a charge that never left needs no voiding");
+}
+
+#[actix_web::test]
+async fn a_charge_whose_answer_is_lost_is_refunded_and_its_units_come_back() {
+    // pagos charges, and its answer never reaches pedidos.
+    let mut app = TestApp::empty();
+    app.start_service(Service::Pagos, "127.0.0.1:0".parse().unwrap(), fast_peers());
+    let pagos = FaultProxy::start(app.url(Service::Pagos));
+    let peers = PeerSettings {
+        timeout: Duration::from_millis(400),
+        recovery_interval: Duration::from_millis(200),
+        ..fast_peers()
+    };
+    let hielo = app.start_shop_with_pagos_at(pagos.url.clone(), peers).await;
+    pagos.fault(Method::POST, "/pagar", Fault::LoseAnswer);
+
+    let answer = app.pedir(hielo, 2, false).await;
+    assert_eq!(
+        (answer.status, answer.body["error"].as_str()),
+        (503, Some("peer_unavailable")),
+        "{answer:?}"
+    );
+    assert_eq!(answer.body["estado"], "fallido");
+    let id = answer.body["id"].as_i64().expect("the order's id");
+
+    // Recovery makes sure no money is kept for the failed order, through the same
+    // proxy (only /pagar loses its answers), and its units are back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pago = loop {
+        let cobros = all(&app, Service::Pagos, "/pagos").await;
+        if let Some(pago) = cobros.iter().find(|p| p["estado"] == "reembolsado") {
+            break pago.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lost charge was never refunded: {cobros:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(pago["monto"], json!(20), "{pago}");
+    assert_eq!(
+        all(&app, Service::Pagos, "/pagos").await.len(),
+        1,
+        "one charge, made once however often it was asked for"
+    );
+    assert_eq!(app.stock(hielo).await, (10, 0, 0), "the units are back");
+    let pedido = app.get(Service::Pedidos, &format!("/pedidos/{id}")).await;
+    assert_eq!(pedido.body["estado"], "fallido", "the answer given still holds");
 }

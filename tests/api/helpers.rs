@@ -471,10 +471,14 @@ pub enum Fault {
     Delay(Duration),
     /// Never answer, keeping the connection open: a black hole.
     Hang,
+    /// Pass the request on, so the peer acts on it, and never pass its answer back:
+    /// the answer is lost on the way.
+    LoseAnswer,
 }
 
 /// A real HTTP proxy on a real port in front of one service, passing every request
-/// through unless a rule (a method and a path prefix) says to delay it or never answer it.
+/// through unless a rule (a method and a path prefix) says to delay it, never answer it,
+/// or lose the peer's answer.
 /// Rules can change while it runs, so a test can switch a fault on and off.
 pub struct FaultProxy {
     pub url: String,
@@ -506,7 +510,7 @@ impl FaultProxy {
                             match fault {
                                 Some(Fault::Hang) => tokio::time::sleep(Duration::from_secs(3600)).await,
                                 Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-                                None => {}
+                                Some(Fault::LoseAnswer) | None => {}
                             }
                             let mut forward = client.request(req.method().clone(), url);
                             for (name, value) in req.headers() {
@@ -515,6 +519,9 @@ impl FaultProxy {
                                 }
                             }
                             let mut answer = forward.send_body(body).await.expect("the upstream answers");
+                            if matches!(fault, Some(Fault::LoseAnswer)) {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                            }
                             let bytes = answer.body().limit(16 * 1024 * 1024).await.expect("a body");
                             let mut response = actix_web::HttpResponse::build(answer.status());
                             for (name, value) in answer.headers() {
