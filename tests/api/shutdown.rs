@@ -8,38 +8,30 @@ use actix_web::http::Method;
 use penguin::service::Service;
 use serde_json::json;
 
-use crate::helpers::{Http, Script, ScriptedPeer, TOKEN, TestApp, fast_peers};
-
-const BIN: &str = env!("CARGO_BIN_EXE_penguin");
-const APPROVED: &str = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\r\n\
-                        {\"pago_id\": 9, \"estado\": \"aprobado\", \"monto\": 10, \"moneda\": \"PYG\", \"medio\": \"t\", \
-                        \"referencia\": \"r\"}";
+use crate::helpers::{Fault, FaultProxy, Http, TOKEN, TestApp, fast_peers, free_port, penguin};
 
 #[actix_web::test]
 async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
-    // productos and inventario in this process; pagos answers every charge after 700 ms.
-    let slow_pagos = ScriptedPeer::start(Script::Slow(Duration::from_millis(700), APPROVED)).await;
+    // productos, inventario and pagos in this process; pagos takes 700 ms to charge.
     let mut app = TestApp::empty();
     let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    app.start_service(Service::Productos, any, fast_peers());
-    app.start_service(Service::Inventario, any, fast_peers());
+    for service in [Service::Productos, Service::Inventario, Service::Pagos] {
+        app.start_service(service, any, fast_peers());
+    }
+    let pagos = FaultProxy::start(app.url(Service::Pagos));
+    pagos.fault(Method::POST, "/pagar", Fault::Delay(Duration::from_millis(700)));
     let hielo = app.crear_producto("Hielo", json!(10)).await;
     app.cargar_stock(hielo, 100).await;
 
     // pedidos as its own process.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let mut pedidos = Command::new(BIN)
+    let port = free_port();
+    let mut pedidos = penguin(app.dir.path())
         .args(["serve", "pedidos"])
-        .current_dir(app.dir.path())
-        .env_clear()
         .env("PORT", port.to_string())
         .env("SERVICE_TOKEN", TOKEN)
         .env("PRODUCTS_URL", app.url(Service::Productos))
         .env("INVENTORY_URL", app.url(Service::Inventario))
-        .env("PAYMENTS_URL", slow_pagos.url())
+        .env("PAYMENTS_URL", &pagos.url)
         .stderr(Stdio::null())
         .spawn()
         .expect("pedidos starts");
