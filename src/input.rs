@@ -15,14 +15,13 @@ pub const MAX_TEXT_CHARS: usize = 200;
 pub const MAX_CANTIDAD: i64 = 1_000_000;
 
 /// A JSON number meant as a whole number, kept as sent so that the rule it breaks can
-/// be named: `1e22` is simply too large, `1.5` is no whole number at all.
+/// be named: `1e22` is simply too large. A number with a fraction is no whole number
+/// at all, refused while reading, as a value of the wrong type.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Entero {
     Valor(i64),
     /// Beyond what a 64-bit integer holds, either way.
     Enorme,
-    /// A number with a fraction.
-    Fraccion(f64),
 }
 
 impl<'de> Deserialize<'de> for Entero {
@@ -44,26 +43,24 @@ impl<'de> Deserialize<'de> for Entero {
                 Ok(i64::try_from(v).map_or(Entero::Enorme, Entero::Valor))
             }
 
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Entero, E> {
+                Ok(i64::try_from(v).map_or(Entero::Enorme, Entero::Valor))
+            }
+
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Entero, E> {
-                Ok(if v.fract() != 0.0 {
-                    Entero::Fraccion(v)
+                if v.fract() != 0.0 || !v.is_finite() {
+                    Err(de::Error::invalid_type(de::Unexpected::Float(v), &self))
                 } else if v.abs() < 9.2e18 {
-                    Entero::Valor(v as i64)
+                    Ok(Entero::Valor(v as i64))
                 } else {
-                    Entero::Enorme
-                })
+                    Ok(Entero::Enorme)
+                }
             }
         }
 
-        deserializer.deserialize_any(EnteroVisitor)
+        // Asked for as an integer, so that [`crate::json`] refuses a fraction itself.
+        deserializer.deserialize_i64(EnteroVisitor)
     }
-}
-
-fn not_whole(field: &str, value: f64) -> ApiError {
-    ApiError::new(
-        ErrorCode::InvalidBody,
-        format!("`{field}` must be a whole number, not {value}"),
-    )
 }
 
 /// A text of 1 to [`MAX_TEXT_CHARS`] characters as sent, not blank, without control
@@ -138,7 +135,6 @@ pub fn id(field: &str, value: Entero, missing: ErrorCode) -> Result<i64, ApiErro
             missing,
             format!("`{field}` is larger than any id; there is no such thing"),
         )),
-        Entero::Fraccion(v) => Err(not_whole(field, v)),
     }
 }
 
@@ -213,7 +209,6 @@ pub fn cantidad(field: &str, value: Entero, min: i64) -> Result<i64, ApiError> {
             ErrorCode::InvalidValue,
             format!("`{field}` must be between {min} and {MAX_CANTIDAD}"),
         )),
-        Entero::Fraccion(v) => Err(not_whole(field, v)),
     }
 }
 
@@ -376,10 +371,6 @@ mod tests {
         );
         assert_eq!(code(id("producto_id", Entero::Valor(1), missing)), Ok(1));
         assert_eq!(code(id("producto_id", Entero::Enorme, missing)), Err(missing));
-        assert_eq!(
-            code(id("producto_id", Entero::Fraccion(1.5), missing)),
-            Err(ErrorCode::InvalidBody)
-        );
         assert!(cantidad("cantidad", Entero::Valor(0), 1).is_err());
         assert!(cantidad("cantidad", Entero::Valor(0), 0).is_ok());
         assert!(cantidad("cantidad", Entero::Valor(MAX_CANTIDAD + 1), 0).is_err());
@@ -415,7 +406,7 @@ mod tests {
         assert_eq!(read("7.0"), Entero::Valor(7));
         assert_eq!(read("18446744073709551615"), Entero::Enorme);
         assert_eq!(read("1e22"), Entero::Enorme);
-        assert_eq!(read("1.5"), Entero::Fraccion(1.5));
+        assert!(serde_json::from_str::<Entero>("1.5").is_err());
         assert_eq!(read("2251799813685247.0"), Entero::Valor(2_251_799_813_685_247));
         assert!(serde_json::from_str::<Entero>("\"7\"").is_err());
     }

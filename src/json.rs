@@ -1,10 +1,12 @@
 //! [`Json`], the body extractor of every route: `application/json` only, sent
 //! without a `Content-Encoding` (`415`), at most 64 KiB (`413`), valid JSON with no
 //! key twice in an object (`400`), objects where the body has fields — a JSON array
-//! is never read as a struct's fields in order (`400`) — and no number with more than
-//! two decimals anywhere (`422`), checked on the text itself, so that
-//! `1.999999999999999999` is refused rather than read as 2. A refusal names the
-//! field, by its path (`items[0].cantidad`), in plain words.
+//! is never read as a struct's fields in order (`400`). Every number is read from its
+//! literal, as written, never through a float: a whole-number field given a fraction
+//! (`1.5`, `2.589e-42`, `1.0000000000000000001`) is a wrong type (`400`), and an amount
+//! with more than two decimals a wrong value (`422`), so that `1.999999999999999999`
+//! is refused rather than read as 2; `1e400` is a number, only a large one. A refusal
+//! names the field, by its path (`items[0].cantidad`), in plain words.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,10 +16,12 @@ use actix_web::http::header;
 use actix_web::web::BytesMut;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use futures_util::StreamExt;
-use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 
 use crate::error::{ApiError, ErrorCode, MAX_BODY_BYTES};
+use crate::input;
 
 /// What reading a body with [`Json`] can refuse, for the OpenAPI documents.
 pub const REFUSALS: &[ErrorCode] = &[
@@ -88,31 +92,33 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
 /// Parses a JSON body into `T` with the rules above.
 pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
-    let mut reader = serde_json::Deserializer::from_slice(text);
-    let value = Unique
-        .deserialize(&mut reader)
-        .and_then(|value| reader.end().map(|()| value))
-        .map_err(|e| match e.classify() {
-            // A key twice in an object: well-formed JSON that means two things.
-            serde_json::error::Category::Data => ApiError::new(ErrorCode::InvalidBody, e.to_string()),
-            _ => ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("the body is not valid JSON: {e}"),
-            ),
-        })?;
-    let parsed = serde_path_to_error::deserialize(Strict(value)).map_err(|e| {
-        ApiError::new(
-            ErrorCode::InvalidBody,
-            plain(&e.path().to_string(), &e.inner().to_string()),
-        )
-    })?;
-    if let Some(number) = too_precise(text) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidValue,
-            format!("{number} has more than two decimals; amounts are exact to the hundredth"),
-        ));
+    let (stand_ins, literals) = numbers(text);
+    let mut literals = literals.into_iter();
+    let mut reader = serde_json::Deserializer::from_slice(&stand_ins);
+    let node = Unique {
+        literals: &mut literals,
     }
-    Ok(parsed)
+    .deserialize(&mut reader)
+    .and_then(|node| reader.end().map(|()| node))
+    .map_err(|e| match e.classify() {
+        // A key twice in an object: well-formed JSON that means two things.
+        serde_json::error::Category::Data => ApiError::new(ErrorCode::InvalidBody, e.to_string()),
+        _ => ApiError::new(
+            ErrorCode::MalformedJson,
+            format!("the body is not valid JSON: {e}"),
+        ),
+    })?;
+    serde_path_to_error::deserialize(Strict(node)).map_err(|e| {
+        let message = e.inner().to_string();
+        // serde's own split: a value of the wrong type is malformed (400), a value of
+        // the right type that breaks a rule is invalid (422).
+        let code = if message.starts_with("invalid value: ") {
+            ErrorCode::InvalidValue
+        } else {
+            ErrorCode::InvalidBody
+        };
+        ApiError::new(code, plain(&e.path().to_string(), &message))
+    })
 }
 
 /// serde's message about the field at `path`, in the words of a person.
@@ -143,7 +149,9 @@ fn plain(path: &str, message: &str) -> String {
         "." | "" => "the body".to_string(),
         path => format!("`{path}`"),
     };
-    if let Some(rest) = message.strip_prefix("invalid type: ")
+    if let Some(rest) = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
         && let Some((got, expected)) = rest.split_once(", expected ")
     {
         let expected = match expected {
@@ -159,77 +167,22 @@ fn plain(path: &str, message: &str) -> String {
     format!("{field}: {message}")
 }
 
-/// A JSON value whose objects have no key twice, at any depth.
-struct Unique;
-
-impl<'de> DeserializeSeed<'de> for Unique {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
+/// A JSON value as sent: numbers kept as their literals, object fields in order.
+enum Node {
+    Null,
+    Bool(bool),
+    Number(String),
+    Text(String),
+    List(Vec<Node>),
+    Object(Vec<(String, Node)>),
 }
 
-impl<'de> Visitor<'de> for Unique {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(v.into())
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Unique)? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut fields = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if fields.contains_key(&key) {
-                return Err(de::Error::custom(format_args!(
-                    "the key `{key}` appears twice in one object"
-                )));
-            }
-            let value = map.next_value_seed(Unique)?;
-            fields.insert(key, value);
-        }
-        Ok(Value::Object(fields))
-    }
-}
-
-/// The first number literal in a JSON text whose value has more than two decimals.
-fn too_precise(text: &[u8]) -> Option<String> {
+/// The text with every number literal replaced by `0` and spaces, the same length so
+/// that serde_json's positions stay true, and the literals in the order they appear.
+/// A run that is no JSON number is left for serde_json to refuse.
+fn numbers(text: &[u8]) -> (Vec<u8>, Vec<String>) {
+    let mut stand_ins = text.to_vec();
+    let mut literals = Vec::new();
     let mut i = 0;
     let mut in_string = false;
     while i < text.len() {
@@ -253,15 +206,46 @@ fn too_precise(text: &[u8]) -> Option<String> {
             while i < text.len() && matches!(text[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
                 i += 1;
             }
-            let literal = String::from_utf8_lossy(&text[start..i]).into_owned();
-            if decimals(&literal) > 2 {
-                return Some(literal);
+            let literal = &text[start..i];
+            if is_number(literal) {
+                literals.push(String::from_utf8_lossy(literal).into_owned());
+                stand_ins[start] = b'0';
+                stand_ins[start + 1..i].fill(b' ');
             }
             continue;
         }
         i += 1;
     }
-    None
+    (stand_ins, literals)
+}
+
+/// Whether `literal` is a number as JSON writes one: `-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_number(literal: &[u8]) -> bool {
+    fn digits(text: &[u8]) -> usize {
+        text.iter().take_while(|b| b.is_ascii_digit()).count()
+    }
+    let mut rest = literal.strip_prefix(b"-").unwrap_or(literal);
+    let units = digits(rest);
+    if units == 0 || (units > 1 && rest[0] == b'0') {
+        return false;
+    }
+    rest = &rest[units..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let n = digits(fraction);
+        if n == 0 {
+            return false;
+        }
+        rest = &fraction[n..];
+    }
+    if let Some(exponent) = rest.strip_prefix(b"e").or_else(|| rest.strip_prefix(b"E")) {
+        let exponent = exponent
+            .strip_prefix(b"+")
+            .or_else(|| exponent.strip_prefix(b"-"))
+            .unwrap_or(exponent);
+        let n = digits(exponent);
+        return n > 0 && n == exponent.len();
+    }
+    rest.is_empty()
 }
 
 /// The decimal places a JSON number literal really has: `1.50` has 1, `1e-3` has 3,
@@ -285,18 +269,150 @@ fn decimals(literal: &str) -> i64 {
     scale
 }
 
-/// A JSON value that gives a struct its fields only from an object.
-struct Strict(Value);
+/// A JSON value, read into a [`Node`], whose objects have no key twice, at any depth;
+/// its numbers are taken, in order, from `literals` (see [`numbers`]).
+struct Unique<'a> {
+    literals: &'a mut std::vec::IntoIter<String>,
+}
 
-fn unexpected(value: &Value) -> de::Unexpected<'_> {
-    match value {
-        Value::Null => de::Unexpected::Unit,
-        Value::Bool(b) => de::Unexpected::Bool(*b),
-        Value::Number(_) => de::Unexpected::Other("number"),
-        Value::String(s) => de::Unexpected::Str(s),
-        Value::Array(_) => de::Unexpected::Seq,
-        Value::Object(_) => de::Unexpected::Map,
+impl Unique<'_> {
+    fn number<E: de::Error>(self) -> Result<Node, E> {
+        self.literals
+            .next()
+            .map(Node::Number)
+            .ok_or_else(|| de::Error::custom("a number without its literal"))
     }
+}
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = Node;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Node, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+        Ok(Node::Bool(v))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Node, E> {
+        self.number()
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Node, E> {
+        self.number()
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
+        self.number()
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+        Ok(Node::Text(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Node, E> {
+        Ok(Node::Text(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Node, E> {
+        Ok(Node::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Unique {
+            literals: &mut *self.literals,
+        })? {
+            items.push(item);
+        }
+        Ok(Node::List(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut fields: Vec<(String, Node)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.iter().any(|(k, _)| *k == key) {
+                return Err(de::Error::custom(format_args!(
+                    "the key `{key}` appears twice in one object"
+                )));
+            }
+            let value = map.next_value_seed(Unique {
+                literals: &mut *self.literals,
+            })?;
+            fields.push((key, value));
+        }
+        Ok(Node::Object(fields))
+    }
+}
+
+/// A [`Node`] as serde reads it: a struct's fields only from an object, and each number
+/// from its literal, by what the field asks for: a whole number (`i64`, ...) refuses
+/// any fraction as a wrong type; an amount (`f64`, how [`crate::money`] asks) refuses
+/// more than two decimals as a wrong value.
+struct Strict(Node);
+
+fn unexpected(node: &Node) -> de::Unexpected<'_> {
+    match node {
+        Node::Null => de::Unexpected::Unit,
+        Node::Bool(b) => de::Unexpected::Bool(*b),
+        Node::Number(literal) => de::Unexpected::Other(literal),
+        Node::Text(s) => de::Unexpected::Str(s),
+        Node::List(_) => de::Unexpected::Seq,
+        Node::Object(_) => de::Unexpected::Map,
+    }
+}
+
+/// A number's literal handed to `visitor` as the smallest type that holds it exactly:
+/// a whole number as an integer (beyond 128 bits, the largest), any other as a float.
+fn visit_number<'de, V: Visitor<'de>>(literal: &str, visitor: V) -> Result<V::Value, serde_json::Error> {
+    match input::whole_number(literal) {
+        Some(n) => match (i64::try_from(n), u64::try_from(n)) {
+            (Ok(n), _) => visitor.visit_i64(n),
+            (_, Ok(n)) => visitor.visit_u64(n),
+            _ => visitor.visit_i128(n),
+        },
+        None => visitor.visit_f64(literal.parse().unwrap_or(f64::NAN)),
+    }
+}
+
+impl Strict {
+    /// What a whole-number field reads: a number with a fraction is of the wrong type.
+    fn whole<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, serde_json::Error> {
+        match &self.0 {
+            Node::Number(literal) if input::whole_number(literal).is_none() => {
+                Err(de::Error::invalid_type(unexpected(&self.0), &visitor))
+            }
+            _ => self.deserialize_any(visitor),
+        }
+    }
+
+    /// What an amount reads: a number with more than two decimals is an invalid value.
+    fn amount<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, serde_json::Error> {
+        match &self.0 {
+            Node::Number(literal) if decimals(literal) > 2 => Err(de::Error::invalid_value(
+                unexpected(&self.0),
+                &"exact to the hundredth, with at most two decimals",
+            )),
+            _ => self.deserialize_any(visitor),
+        }
+    }
+}
+
+macro_rules! whole {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            self.whole(visitor)
+        }
+    )*};
 }
 
 impl<'de> Deserializer<'de> for Strict {
@@ -304,13 +420,29 @@ impl<'de> Deserializer<'de> for Strict {
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Array(items) => visitor.visit_seq(StrictSeq(items.into_iter())),
-            Value::Object(fields) => visitor.visit_map(StrictMap {
+            Node::Null => visitor.visit_unit(),
+            Node::Bool(b) => visitor.visit_bool(b),
+            Node::Number(literal) => visit_number(&literal, visitor),
+            Node::Text(text) => visitor.visit_string(text),
+            Node::List(items) => visitor.visit_seq(StrictSeq(items.into_iter())),
+            Node::Object(fields) => visitor.visit_map(StrictMap {
                 fields: fields.into_iter(),
                 value: None,
             }),
-            other => other.deserialize_any(visitor),
         }
+    }
+
+    whole! {
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+    }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.amount(visitor)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        self.amount(visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -320,14 +452,14 @@ impl<'de> Deserializer<'de> for Strict {
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Object(_) => self.deserialize_any(visitor),
+            Node::Object(_) => self.deserialize_any(visitor),
             other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
         }
     }
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
-            Value::Null => visitor.visit_none(),
+            Node::Null => visitor.visit_none(),
             _ => visitor.visit_some(self),
         }
     }
@@ -340,22 +472,26 @@ impl<'de> Deserializer<'de> for Strict {
         visitor.visit_newtype_struct(self)
     }
 
+    /// A unit variant, by its name.
     fn deserialize_enum<V: Visitor<'de>>(
         self,
-        name: &'static str,
-        variants: &'static [&'static str],
+        _name: &'static str,
+        _variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
-        self.0.deserialize_enum(name, variants, visitor)
+        match self.0 {
+            Node::Text(name) => visitor.visit_enum(name.into_deserializer()),
+            other => Err(de::Error::invalid_type(unexpected(&other), &visitor)),
+        }
     }
 
     serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
-        unit_struct seq tuple tuple_struct map identifier ignored_any
+        bool char str string bytes byte_buf unit unit_struct seq tuple tuple_struct map
+        identifier ignored_any
     }
 }
 
-struct StrictSeq(std::vec::IntoIter<Value>);
+struct StrictSeq(std::vec::IntoIter<Node>);
 
 impl<'de> SeqAccess<'de> for StrictSeq {
     type Error = serde_json::Error;
@@ -369,8 +505,8 @@ impl<'de> SeqAccess<'de> for StrictSeq {
 }
 
 struct StrictMap {
-    fields: <Map<String, Value> as IntoIterator>::IntoIter,
-    value: Option<Value>,
+    fields: std::vec::IntoIter<(String, Node)>,
+    value: Option<Node>,
 }
 
 impl<'de> MapAccess<'de> for StrictMap {
@@ -381,7 +517,7 @@ impl<'de> MapAccess<'de> for StrictMap {
             return Ok(None);
         };
         self.value = Some(value);
-        seed.deserialize(Strict(Value::String(key))).map(Some)
+        seed.deserialize(Strict(Node::Text(key))).map(Some)
     }
 
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, Self::Error> {
@@ -472,16 +608,59 @@ mod tests {
         assert_eq!(decimals("2.5E+1"), 0);
     }
 
+    #[derive(Debug, Deserialize)]
+    struct Precio {
+        precio: crate::money::MoneyInput,
+        nombre: Option<String>,
+    }
+
     #[test]
-    fn numbers_in_strings_are_not_checked() {
-        assert_eq!(too_precise(br#"{"nombre": "pi 3.14159", "precio": 1.25}"#), None);
+    fn numbers_are_read_from_their_literals_and_strings_are_left_alone() {
+        let (stand_ins, literals) = numbers(br#"{"nombre": "a\"1.555", "precio": -1.255e2}"#);
+        assert_eq!(stand_ins, br#"{"nombre": "a\"1.555", "precio": 0       }"#);
+        assert_eq!(literals, ["-1.255e2"]);
+        let read: Precio = parse(br#"{"nombre": "pi 3.14159", "precio": 1.25}"#).unwrap();
+        assert_eq!(read.precio.0.map(|m| m.hundredths()), Ok(125));
+        assert_eq!(read.nombre.as_deref(), Some("pi 3.14159"));
+        for no in ["01", "1.", ".5", "-", "1e", "1e+", "+1", "1-2"] {
+            assert!(!is_number(no.as_bytes()), "{no}");
+            let (code, _) = refusal::<Linea>(&format!(r#"{{"producto_id": {no}, "cantidad": 1}}"#));
+            assert_eq!(code, ErrorCode::MalformedJson, "{no}");
+        }
+        for yes in ["0", "-0", "10", "1.5", "1e400", "2.589e-42", "1E+2"] {
+            assert!(is_number(yes.as_bytes()), "{yes}");
+        }
+    }
+
+    #[test]
+    fn a_fraction_is_no_whole_number_and_a_third_decimal_is_no_amount() {
+        for fraction in ["1.5", "1.123", "2.589e-42", "1.0000000000000000001", "1e-400"] {
+            let (code, detail) = refusal::<Pedido>(&format!(
+                r#"{{"items": [{{"producto_id": {fraction}, "cantidad": 2}}]}}"#
+            ));
+            assert_eq!(code, ErrorCode::InvalidBody, "{fraction}");
+            assert_eq!(
+                detail,
+                format!("`items[0].producto_id` must be a whole number, not {fraction}")
+            );
+        }
+        let whole: Linea = parse(br#"{"producto_id": 7.0, "cantidad": 200e-2}"#).expect("whole numbers");
         assert_eq!(
-            too_precise(br#"{"nombre": "a\"1.555", "precio": 1.255}"#),
-            Some("1.255".into())
+            whole,
+            Linea {
+                producto_id: 7,
+                cantidad: 2
+            }
         );
-        assert_eq!(
-            too_precise(br#"{"precio": 0.10000000000000000001}"#),
-            Some("0.10000000000000000001".into())
-        );
+        for precise in ["1.999", "1.999999999999999999999", "2.589e-42"] {
+            let (code, detail) = refusal::<Precio>(&format!(r#"{{"precio": {precise}}}"#));
+            assert_eq!(code, ErrorCode::InvalidValue, "{precise}");
+            assert!(
+                detail.starts_with("`precio` must be exact to the hundredth") && detail.ends_with(precise),
+                "{detail}"
+            );
+        }
+        let huge: Precio = parse(br#"{"precio": 1e400}"#).expect("a number");
+        assert_eq!(huge.precio.0, Err(crate::money::MoneyError::TooLarge));
     }
 }

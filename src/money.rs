@@ -129,7 +129,9 @@ pub struct MoneyInput(pub Result<Money, MoneyError>);
 
 impl<'de> Deserialize<'de> for MoneyInput {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(MoneyVisitor).map(MoneyInput)
+        // Asked for as a float, so that [`crate::json`] refuses a third decimal itself,
+        // from the literal, before any float rounds it away.
+        deserializer.deserialize_f64(MoneyVisitor).map(MoneyInput)
     }
 }
 
@@ -161,6 +163,13 @@ impl Visitor<'_> for MoneyVisitor {
             .map_err(|_| MoneyError::TooLarge)
             .and_then(|v| v.checked_mul(100).ok_or(MoneyError::TooLarge))
             .and_then(Money::from_hundredths))
+    }
+
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.visit_i64(v),
+            Err(_) => Ok(Err(MoneyError::TooLarge)),
+        }
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {

@@ -357,3 +357,112 @@ async fn every_json_answer_ends_with_a_newline() {
         assert_eq!(length, answer.text.len());
     }
 }
+
+#[actix_web::test]
+async fn a_fraction_in_any_whole_number_field_is_refused_as_a_wrong_type_naming_it() {
+    let app = TestApp::spawn_all().await;
+    app.cargar_stock(1, 10).await;
+    let places: [(Service, &str, &str, &str); 7] = [
+        (
+            Inventario,
+            "/stock",
+            r#"{"producto_id": N, "cantidad": 1}"#,
+            "`producto_id`",
+        ),
+        (
+            Inventario,
+            "/stock",
+            r#"{"producto_id": 1, "cantidad": N}"#,
+            "`cantidad`",
+        ),
+        (
+            Inventario,
+            "/reservar",
+            r#"{"producto_id": N, "cantidad": 1}"#,
+            "`producto_id`",
+        ),
+        (
+            Inventario,
+            "/reservas",
+            r#"{"clave": "k", "lineas": [{"producto_id": 1, "cantidad": N}]}"#,
+            "`lineas[0].cantidad`",
+        ),
+        (Inventario, "/liberar", r#"{"reserva_id": N}"#, "`reserva_id`"),
+        (Inventario, "/confirmar", r#"{"reserva_id": N}"#, "`reserva_id`"),
+        (
+            Pedidos,
+            "/pedidos",
+            r#"{"items": [{"producto_id": 1, "cantidad": N}], "pago": {"medio": "t", "moneda": "PYG"}}"#,
+            "`items[0].cantidad`",
+        ),
+    ];
+    for number in [
+        "1.5",
+        "1.123",
+        "2.589e-42",
+        "1.0000000000000000001",
+        "1e-400",
+        "-0.5",
+    ] {
+        for (service, path, body, field) in places {
+            let answer = raw(&app, service, path, &body.replace('N', number), &[]).await;
+            assert_eq!(
+                answer.body["error"].as_str(),
+                Some("invalid_body"),
+                "{path} {number}: {answer:?}"
+            );
+            refused(&answer, 400, &[field, "whole number", number]);
+        }
+    }
+    // A whole number too large for any id or quantity breaks a limit, however written.
+    let answer = raw(
+        &app,
+        Inventario,
+        "/reservar",
+        r#"{"producto_id": 1e400, "cantidad": 1}"#,
+        &[],
+    )
+    .await;
+    refused(&answer, 404, &["`producto_id`"]);
+    let answer = raw(
+        &app,
+        Inventario,
+        "/reservar",
+        r#"{"producto_id": 1, "cantidad": 1e400}"#,
+        &[],
+    )
+    .await;
+    refused(&answer, 422, &["`cantidad`", "between 1 and 1000000"]);
+    assert_eq!(app.stock(1).await, (10, 0, 0), "no refusal took a unit");
+    assert_eq!(app.get(Pedidos, "/pedidos").await.body, json!([]));
+}
+
+#[actix_web::test]
+async fn money_with_more_than_two_decimals_is_refused_naming_the_field() {
+    let app = TestApp::spawn_all().await;
+    for number in ["1.123", "1.999999999999999999999", "2.589e-42"] {
+        let answer = raw(
+            &app,
+            Productos,
+            "/productos",
+            &format!(r#"{{"nombre": "x", "precio": {number}}}"#),
+            &[],
+        )
+        .await;
+        refused(&answer, 422, &["`precio`", "two decimals", number]);
+        let body = format!(r#"{{"monto": {number}, "moneda": "PYG", "medio": "t"}}"#);
+        let answer = raw(&app, Pagos, "/pagar", &body, &[]).await;
+        refused(&answer, 422, &["`monto`", "two decimals"]);
+    }
+    let answer = raw(
+        &app,
+        Productos,
+        "/productos",
+        r#"{"nombre": "x", "precio": 1e400}"#,
+        &[],
+    )
+    .await;
+    refused(&answer, 422, &["precio"]);
+    assert_eq!(app.get(Productos, "/productos").await.body, json!([]));
+    assert_eq!(app.get(Pagos, "/pagos").await.body, json!([]));
+}
