@@ -49,7 +49,7 @@ pub enum Rechazo {
         pedidas: i64,
     },
     /// What was asked for (`reserva 3`, `the lote "k"`) does not exist.
-    #[error("there is no {0}")]
+    #[error("{0} does not exist")]
     NoExiste(String),
     /// A reservation asked for with a key that was released: nothing is taken.
     #[error("{0} was released; nothing was reserved")]

@@ -387,13 +387,14 @@ fn describe_lote(clave: &str) -> String {
 /// Reserves every line of a lote in one transaction, or none: the first line that
 /// cannot be reserved refuses the whole lote. A lote asked for again with the same
 /// key and lines is returned as it stands (its `estado` says whether it holds its
-/// units), and nothing is taken again.
+/// units: `liberada` holds none), and nothing is taken again.
 pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
     if let Some(previo) = find_lote(&tx, &nuevo.clave)? {
-        if previo.reservas.is_empty()
-            || !matches!(previo.estado, EstadoReserva::Activa | EstadoReserva::Confirmada)
-        {
+        // A key released before any lote was made with it takes nothing; a lote made
+        // with it is answered as it stands, released or not, as `reserve` answers one
+        // reservation.
+        if previo.reservas.is_empty() {
             return Err(Rechazo::Liberada(describe_lote(&nuevo.clave)));
         }
         let same_lines = previo.reservas.len() == nuevo.lineas.len()

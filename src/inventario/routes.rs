@@ -142,8 +142,10 @@ pub async fn consultar_stock(
     params(IdempotencyKey),
     request_body = UnidadesBody,
     responses(
-        (status = 201, description = "the reservation, `activa`; with a key used before, that \
-            reservation as it stands", body = Reserva,
+        (status = 201, description = "the reservation, `activa`. Replayed (the same key and \
+            request), the reservation the key made, as it stands (`liberada` or `expirada` hold \
+            nothing), with the same 201; only a key released before any reservation was made \
+            with it is 409 `reserva_released`", body = Reserva,
             links(
                 ("liberar" = (operation_id = "liberar",
                     request_body = json!({"reserva_id": "$response.body#/reserva_id"}))),
@@ -206,7 +208,10 @@ pub async fn confirmar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Res
     tag = "inventario",
     request_body = LoteBody,
     responses(
-        (status = 201, description = "the lote, `activa`", body = Lote,
+        (status = 201, description = "the lote, `activa`. Replayed (the same clave and lines), \
+            the lote the clave made, as it stands (`liberada` holds nothing), with the same 201; \
+            only a clave released before any lote was made with it is 409 `reserva_released`",
+            body = Lote,
             links(
                 ("confirmar" = (operation_id = "confirmar_lote",
                     request_body = json!({"clave": "$response.body#/clave"}))),

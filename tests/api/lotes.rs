@@ -237,3 +237,53 @@ async fn bad_lotes_are_refused_and_change_nothing() {
     }
     assert_eq!(app.stock(1).await, (10, 0, 0));
 }
+
+#[actix_web::test]
+async fn a_replay_answers_what_the_key_made_as_it_stands_on_both_routes() {
+    let app = TestApp::spawn_all().await;
+    app.cargar_stock(1, 10).await;
+    let unidades = json!({"producto_id": 1, "cantidad": 2});
+    let reserva = app.post_with_key(Inventario, "/reservar", &unidades, "r").await;
+    let lote_r = lote("l", &[(1, 3)]);
+    let first = app.post(Inventario, "/reservas", lote_r.clone()).await;
+    assert_eq!((reserva.status, first.status), (201, 201));
+    app.post(Inventario, "/liberar", json!({"clave": "r"})).await;
+    app.post(Inventario, "/reservas/liberar", json!({"clave": "l"}))
+        .await;
+
+    // Both replays: the first answer's status, the thing as it stands, nothing taken.
+    let again = app.post_with_key(Inventario, "/reservar", &unidades, "r").await;
+    assert_eq!(
+        (
+            again.status,
+            again.body["estado"].as_str(),
+            &again.body["reserva_id"]
+        ),
+        (201, Some("liberada"), &reserva.body["reserva_id"]),
+        "{again:?}"
+    );
+    let again = app.post(Inventario, "/reservas", lote_r).await;
+    assert_eq!(
+        (
+            again.status,
+            again.body["estado"].as_str(),
+            &again.body["reservas"][0]["reserva_id"]
+        ),
+        (201, Some("liberada"), &first.body["reservas"][0]["reserva_id"]),
+        "{again:?}"
+    );
+    assert_eq!(app.stock(1).await, (10, 0, 0), "a replay takes nothing again");
+
+    // The same key with another request is refused on both, released or not.
+    let other = app
+        .post_with_key(
+            Inventario,
+            "/reservar",
+            &json!({"producto_id": 1, "cantidad": 1}),
+            "r",
+        )
+        .await;
+    assert_eq!(other.body["error"], "idempotency_key_reused", "{other:?}");
+    let other = app.post(Inventario, "/reservas", lote("l", &[(1, 1)])).await;
+    assert_eq!(other.body["error"], "idempotency_key_reused", "{other:?}");
+}
