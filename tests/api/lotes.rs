@@ -173,7 +173,10 @@ async fn a_lote_is_confirmed_or_released_as_one() {
     let answer = app
         .post(Inventario, "/reservas/confirmar", json!({"clave": "nunca"}))
         .await;
-    assert_eq!(answer.status, 404);
+    assert_eq!(
+        (answer.status, answer.body["detail"].as_str()),
+        (404, Some(r#"the lote "nunca" does not exist"#))
+    );
     assert_eq!(app.stock(1).await, (9, 0, 1));
 
     // A line of a lote moves only with its lote.

@@ -24,6 +24,7 @@ mod pagos;
 mod panel;
 mod pedidos;
 mod productos;
+mod readme;
 mod resilience;
 mod saga;
 mod shutdown;
