@@ -107,10 +107,7 @@ fn compose_file_passes_docker_compose_config_and_demands_a_token() {
     let empty = empty.path().to_str().unwrap();
     let args = ["--env-file", empty, "-f", compose, "config"];
     let Some(output) = run("docker-compose", &args, &[("SERVICE_TOKEN", "compose-test")]) else {
-        return skip(
-            "compose_file_passes_docker_compose_config_and_demands_a_token",
-            "docker-compose is not installed (.ci/run installs it)",
-        );
+        return skip("docker-compose is not installed (.ci/run installs it)");
     };
     assert!(output.status.success(), "{}", said(&output));
     let config: Value = serde_norway::from_slice(&output.stdout).expect("config prints YAML");
@@ -132,19 +129,13 @@ fn kubernetes_manifests_pass_the_schemas_offline() {
     let mut args = vec!["--strict", "--quiet"];
     args.extend(files.iter().map(|f| f.to_str().unwrap()));
     let Some(output) = run("kubernetes-validate", &args, &[]) else {
-        return skip(
-            "kubernetes_manifests_pass_the_schemas_offline",
-            "kubernetes-validate is not installed (.ci/run installs it)",
-        );
+        return skip("kubernetes-validate is not installed (.ci/run installs it)");
     };
     assert!(output.status.success(), "{}", said(&output));
     // The kustomization itself, rendered as `kubectl apply -k` would send it.
     let k8s = deploy().join("k8s");
     let Some(rendered) = run("kubectl", &["kustomize", k8s.to_str().unwrap()], &[]) else {
-        return skip(
-            "kubernetes_manifests_pass_the_schemas_offline (the rendered kustomization)",
-            "kubectl is not installed",
-        );
+        return skip("kubectl is not installed (.ci/run installs it), to render the kustomization");
     };
     assert!(rendered.status.success(), "{}", said(&rendered));
     let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
@@ -326,4 +317,37 @@ fn image_is_the_static_binary_alone_run_by_a_user_with_its_own_health_check() {
     ] {
         assert!(dockerfile.contains(line), "the Dockerfile lacks {line:?}");
     }
+}
+
+/// The rule of `helpers::skip`, seen from outside: this binary runs one test that skips
+/// (docker-compose out of reach), once plainly and once under CI.
+#[test]
+fn a_skip_is_said_in_a_plain_run_and_fails_under_ci() {
+    let test = "deploy::compose_file_passes_docker_compose_config_and_demands_a_token";
+    let nothing = tempfile::tempdir().unwrap();
+    let run = |ci: bool| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args([test, "--exact", "--test-threads=1"])
+            .env("PATH", nothing.path())
+            .env_remove("CI");
+        if ci {
+            command.env("CI", "true");
+        }
+        command.output().unwrap()
+    };
+    let plain = run(false);
+    assert!(plain.status.success(), "{}", said(&plain));
+    assert!(
+        said(&plain).contains(&format!("test {test} skipped: docker-compose is not installed")),
+        "{}",
+        said(&plain)
+    );
+    let ci = run(true);
+    assert!(!ci.status.success(), "a skip passed under CI: {}", said(&ci));
+    assert!(
+        said(&ci).contains("docker-compose is not installed"),
+        "{}",
+        said(&ci)
+    );
 }

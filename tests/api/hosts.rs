@@ -699,13 +699,7 @@ async fn across_hosts(network: &Network) {
 fn orders_across_hosts_ride_out_a_cut_link_to_inventario_then_to_pagos() {
     let network = match Network::create() {
         Ok(network) => network,
-        Err(reason) => {
-            crate::helpers::skip(
-                "orders_across_hosts_ride_out_a_cut_link_to_inventario_then_to_pagos",
-                &reason,
-            );
-            return;
-        }
+        Err(reason) => return crate::helpers::skip(&reason),
     };
     let client = network.ns("cliente");
     let network = std::sync::Arc::new(network);

@@ -18,7 +18,6 @@ use serde_json::json;
 
 use crate::helpers::{Http, skip, start};
 
-const TEST: &str = "image::the_static_binary_alone_in_an_empty_root_serves_an_order_and_probes_itself";
 const TOKEN: &str = "chroot-secret";
 
 /// The `chroot` command, or why this machine cannot run the test.
@@ -139,7 +138,7 @@ fn listing(root: &Path) -> Vec<String> {
 fn the_static_binary_alone_in_an_empty_root_serves_an_order_and_probes_itself() {
     let chroot = match chroot() {
         Ok(chroot) => chroot,
-        Err(why) => return skip(TEST, &why),
+        Err(why) => return skip(&why),
     };
     let binary = static_binary();
     let root = tempfile::tempdir().unwrap();

@@ -696,26 +696,20 @@ async fn a_full_write_queue_refuses_new_work_with_503_and_changes_nothing() {
 struct SmallDisk(tempfile::TempDir);
 
 impl SmallDisk {
-    /// `None`, with the reason printed, where a tmpfs cannot be mounted (not root).
-    fn mount(size: &str) -> Option<Self> {
-        let dir = tempfile::tempdir().ok()?;
+    /// The disk, or why a tmpfs cannot be mounted here (not root).
+    fn mount(size: &str) -> Result<Self, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("no temporary folder: {e}"))?;
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
             .output();
         match mounted {
-            Ok(out) if out.status.success() => Some(Self(dir)),
-            Ok(out) => {
-                crate::helpers::say(&format!(
-                    "full-disk test skipped: cannot mount a tmpfs (needs root): {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-                None
-            }
-            Err(e) => {
-                crate::helpers::say(&format!("full-disk test skipped: cannot run mount: {e}"));
-                None
-            }
+            Ok(out) if out.status.success() => Ok(Self(dir)),
+            Ok(out) => Err(format!(
+                "cannot mount a tmpfs (needs root): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => Err(format!("cannot run mount: {e}")),
         }
     }
 
@@ -742,8 +736,9 @@ impl Drop for SmallDisk {
 
 #[actix_web::test]
 async fn a_full_disk_is_503_storage_full_changes_nothing_and_passes_when_room_returns() {
-    let Some(disk) = SmallDisk::mount("2m") else {
-        return;
+    let disk = match SmallDisk::mount("2m") {
+        Ok(disk) => disk,
+        Err(why) => return crate::helpers::skip(&why),
     };
     let running = serve_pagos(disk.0.path(), &[]);
     let url = running.urls["pagos"].clone();
