@@ -238,6 +238,27 @@ async fn an_order_that_cannot_be_confirmed_yet_is_answered_202_and_confirmed_lat
     assert_eq!(pagos.as_array().unwrap().len(), 1, "charged once: {pagos}");
 }
 
+/// Waits until pedidos' circuit to pagos is closed and, from then on, two recovery
+/// passes have begun: at least one whole pass had pagos within reach.
+async fn recovery_runs_twice_with_pagos_reachable(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let pagos = [("peer", "pagos")];
+    while app
+        .metric(Service::Pedidos, "penguin_circuit_state", &pagos)
+        .await
+        != 0.0
+    {
+        assert!(Instant::now() < deadline, "pagos' circuit never closed");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let passes = "penguin_recovery_passes_total";
+    let from = app.metric(Service::Pedidos, passes, &[]).await;
+    while app.metric(Service::Pedidos, passes, &[]).await < from + 2.0 {
+        assert!(Instant::now() < deadline, "recovery stopped running passes");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A listening port that never completes a connection: its accept queue is full, so
 /// the kernel drops every new SYN, as a host behind a black hole would.
 fn black_hole() -> (
@@ -277,10 +298,11 @@ async fn a_charge_that_never_connected_is_not_voided_later() {
     );
     assert_eq!(app.stock(hielo).await, (10, 0, 0));
 
-    // pagos comes up where it was expected; recovery passes run every 200 ms.
+    // pagos comes up where it was expected. Recovery is given its chance to void the
+    // charge: pagos' circuit closed, then two passes begun (so one whole pass ran).
     drop((fill, hole));
     app.start_service(Service::Pagos, pagos_addr, fast_peers());
-    actix_web::rt::time::sleep(Duration::from_millis(3000)).await;
+    recovery_runs_twice_with_pagos_reachable(&app).await;
     let pagos = app.get(Service::Pagos, "/pagos").await.body;
     assert_eq!(pagos, json!([]), "a charge that never left needs no voiding");
 }
