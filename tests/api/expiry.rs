@@ -75,7 +75,7 @@ async fn an_order_charged_after_the_reservation_ttl_still_keeps_its_units() {
     assert_eq!(answer.status, 201, "{answer:?}");
     assert_eq!(answer.body["estado"], "confirmado");
     assert_eq!(slow_pagos.requests(), 1);
-    actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+    app.wait_until_expiry_passes_now(hielo).await;
     assert_eq!(app.stock(hielo).await, (9, 0, 1), "an order's lote never expires");
 }
 
@@ -88,8 +88,10 @@ async fn a_lote_released_before_the_charge_answers_fails_the_order_and_refunds_i
         .unwrap();
     let order = app.pedir(hielo, 1, false);
     let release = async {
-        // While pagos takes its time, someone releases the order's lote by hand.
-        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        // While pagos has the charge in hand, someone releases the order's lote by hand.
+        while slow_pagos.requests() == 0 {
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
         let answer = app
             .post(
                 Service::Inventario,

@@ -205,7 +205,7 @@ async fn an_order_that_cannot_be_confirmed_yet_is_answered_202_and_confirmed_lat
         .to_string();
     assert_eq!(location, format!("/pedidos/{}", answer.body["id"]));
 
-    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    app.wait_until_expiry_passes_now(hielo).await;
     assert_eq!(
         app.get(Service::Pedidos, &location).await.body["estado"],
         "pendiente"

@@ -387,6 +387,22 @@ impl TestApp {
         assert_eq!(answer.status, 200, "{answer:?}");
     }
 
+    /// Waits until inventario's expiry has run past every reservation made so far: a
+    /// witness of one unit of `producto_id`, reserved now with the same time to live,
+    /// has expired and its unit is back. A test that says something did not expire
+    /// then knows that it could have.
+    pub async fn wait_until_expiry_passes_now(&self, producto_id: i64) {
+        let (_, reservado, _) = self.stock(producto_id).await;
+        let witness = serde_json::json!({"producto_id": producto_id, "cantidad": 1});
+        let answer = self.post(Service::Inventario, "/reservar", witness).await;
+        assert_eq!(answer.status, 201, "the witness: {answer:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while self.stock(producto_id).await.1 > reservado {
+            assert!(std::time::Instant::now() < deadline, "the witness never expired");
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `(cantidad, reservado, confirmado)` of a product.
     pub async fn stock(&self, producto_id: i64) -> (i64, i64, i64) {
         let answer = self
@@ -506,15 +522,19 @@ pub enum Fault {
 pub struct FaultProxy {
     pub url: String,
     rules: Arc<std::sync::Mutex<Vec<(Method, String, Fault)>>>,
+    received: Arc<AtomicUsize>,
 }
 
 impl FaultProxy {
     pub fn start(upstream: &str) -> Self {
         let rules: Arc<std::sync::Mutex<Vec<(Method, String, Fault)>>> = Arc::default();
+        let received: Arc<AtomicUsize> = Arc::default();
         let upstream = upstream.to_string();
         let shared = rules.clone();
+        let counter = received.clone();
         let server = actix_web::HttpServer::new(move || {
             let rules = shared.clone();
+            let counter = counter.clone();
             let upstream = upstream.clone();
             actix_web::App::new()
                 .app_data(actix_web::web::Data::new(awc::Client::default()))
@@ -522,6 +542,7 @@ impl FaultProxy {
                     move |req: actix_web::HttpRequest,
                           body: actix_web::web::Bytes,
                           client: actix_web::web::Data<awc::Client>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
                         let fault = rules
                             .lock()
                             .unwrap()
@@ -565,7 +586,13 @@ impl FaultProxy {
         Self {
             url: format!("http://{addr}"),
             rules,
+            received,
         }
+    }
+
+    /// How many requests it has received so far, answered or not.
+    pub fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
     }
 
     /// From now on, `method path` meets `fault`.

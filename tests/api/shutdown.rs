@@ -32,6 +32,8 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
         .env("PRODUCTS_URL", app.url(Service::Productos))
         .env("INVENTORY_URL", app.url(Service::Inventario))
         .env("PAYMENTS_URL", &pagos.url)
+        // Far longer than the orders take: an exit that waited it out is seen.
+        .env("SHUTDOWN_GRACE", "600")
         .stderr(Stdio::null())
         .spawn()
         .expect("pedidos starts");
@@ -52,7 +54,9 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
     });
     let signal = async {
         // Every order is waiting for pagos when the signal comes.
-        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        while pagos.received() < 20 {
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+        }
         let sent = Instant::now();
         let status = Command::new("kill")
             .args(["-TERM", &pedidos.id().to_string()])
@@ -62,7 +66,6 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
         sent
     };
     let (answers, sent) = futures_util::future::join(futures_util::future::join_all(orders), signal).await;
-    let answered = Instant::now();
     for answer in &answers {
         assert_eq!(answer, &Ok((201, Some("confirmado".to_string()))), "{answers:?}");
     }
@@ -70,15 +73,13 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
         if let Some(status) = pedidos.try_wait().unwrap() {
             break status;
         }
-        assert!(sent.elapsed() < Duration::from_secs(10), "pedidos did not exit");
+        assert!(
+            sent.elapsed() < Duration::from_secs(60),
+            "pedidos answered every order and still did not exit: it waits out its grace"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     assert!(exited.success(), "{exited:?}");
-    let after_last_answer = answered.elapsed();
-    assert!(
-        after_last_answer < Duration::from_millis(500),
-        "pedidos exited {after_last_answer:?} after its last order was answered"
-    );
     assert_eq!(
         app.stock(hielo).await,
         (80, 0, 20),
