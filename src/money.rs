@@ -3,7 +3,9 @@
 //! A JSON number is read through [`MoneyInput`], which never fails on a number: a value
 //! with more than two decimals, out of range or not finite is kept as a [`MoneyError`]
 //! so the handler can answer `422` (a well-formed body with an invalid value) rather
-//! than `400`.
+//! than `400`. A request body's reader ([`crate::json`]) sees the literal itself and
+//! refuses a third decimal first, naming the field, before a float could round it away
+//! (`1.999999999999999999` is not 2).
 
 use std::fmt;
 
