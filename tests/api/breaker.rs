@@ -7,6 +7,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
@@ -28,11 +30,14 @@ pub const ANSWERS_500: Script =
 pub enum Charges {
     /// penguin's pagos at this URL: its `GET /pagos`.
     Listed(String),
+    /// A stand-in that counts the charges it got.
+    Counted(Arc<AtomicUsize>),
 }
 
 impl Charges {
     async fn count(&self, app: &TestApp) -> usize {
         match self {
+            Self::Counted(charges) => charges.load(Ordering::SeqCst),
             Self::Listed(url) => {
                 let answer = app
                     .http
