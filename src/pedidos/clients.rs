@@ -415,19 +415,9 @@ impl Peers {
     /// Confirms an order's lote: its units leave for good. A `409` if it was released.
     pub async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
         let Some(ids) = self.line_by_line.take(clave) else {
-            if self.line_by_line.without_lotes() {
-                return Ok(LoteAnswer::line_by_line(EstadoLote::Confirmada, &[]));
-            }
-            return match self
-                .at_inventario("/reservas/confirmar", &ClaveRequest { clave })
-                .await
-            {
-                Err(PeerError::Missing { .. }) => {
-                    self.line_by_line.lacks_lotes();
-                    Ok(LoteAnswer::line_by_line(EstadoLote::Confirmada, &[]))
-                }
-                answer => answer,
-            };
+            return self
+                .lote_or_none("/reservas/confirmar", clave, EstadoLote::Confirmada)
+                .await;
         };
         // Reserved line by line. The original inventario has no confirmation (a
         // reservation there is final once the order is paid) and answers the first
@@ -459,19 +449,26 @@ impl Peers {
             let ids = self.release_lines(clave).await?;
             return Ok(LoteAnswer::line_by_line(EstadoLote::Liberada, &ids));
         }
-        if self.line_by_line.without_lotes() {
-            return Ok(LoteAnswer::line_by_line(EstadoLote::Liberada, &[]));
-        }
-        match self
-            .at_inventario("/reservas/liberar", &ClaveRequest { clave })
+        self.lote_or_none("/reservas/liberar", clave, EstadoLote::Liberada)
             .await
-        {
-            Err(PeerError::Missing { .. }) => {
-                self.line_by_line.lacks_lotes();
-                Ok(LoteAnswer::line_by_line(EstadoLote::Liberada, &[]))
+    }
+
+    /// POSTs the lote `clave` to `path`; at an inventario without lotes (known, or
+    /// learned by this call), a lote in `estado` with no reservation: none is held
+    /// there under the key.
+    async fn lote_or_none(
+        &self,
+        path: &str,
+        clave: &str,
+        estado: EstadoLote,
+    ) -> Result<LoteAnswer, PeerError> {
+        if !self.line_by_line.without_lotes() {
+            match self.at_inventario(path, &ClaveRequest { clave }).await {
+                Err(PeerError::Missing { .. }) => self.line_by_line.lacks_lotes(),
+                answer => return answer,
             }
-            answer => answer,
         }
+        Ok(LoteAnswer::line_by_line(estado, &[]))
     }
 
     /// POSTs to inventario; a call that could not connect makes its routes unknown again.

@@ -76,6 +76,14 @@ async fn until_it_lets_a_call_through(app: &TestApp, peer: &str) {
     }
 }
 
+/// An order, which the open circuit of one of its peers fails at once.
+async fn refused_by_an_open_circuit(app: &TestApp, producto_id: i64) -> crate::helpers::Answer {
+    let answer = app.pedir(producto_id, 3, false).await;
+    let detail = answer.body["detail"].as_str().unwrap_or_default();
+    assert!(answer.status == 503 && detail.contains("circuit"), "{answer:?}");
+    answer
+}
+
 fn retry_after(answer: &crate::helpers::Answer) -> u64 {
     answer
         .headers
@@ -113,15 +121,7 @@ where
 
     // 2) The circuit is open for BREAKER_OPEN_SECS, though pagos never answered:
     //    the next order fails at once, and pagos is not contacted.
-    let answer = app.pedir(hielo, 3, false).await;
-    assert_eq!(answer.status, 503, "{answer:?}");
-    assert!(
-        answer.body["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("circuit"),
-        "{answer:?}"
-    );
+    let answer = refused_by_an_open_circuit(app, hielo).await;
     let (state, left) = circuit(app, "pagos").await;
     assert_eq!(state, "open");
     assert!(
@@ -141,15 +141,7 @@ where
         state == "open" && left > Some(0),
         "still within the period: {state} {left:?}"
     );
-    let answer = app.pedir(hielo, 3, false).await;
-    assert_eq!(answer.status, 503, "{answer:?}");
-    assert!(
-        answer.body["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("circuit"),
-        "{answer:?}"
-    );
+    refused_by_an_open_circuit(app, hielo).await;
     assert_eq!(charges.count(app).await, 0, "nothing reached pagos while open");
 
     // 4) Once the period is over, the next order is the trial call: charged,
