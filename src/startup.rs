@@ -296,7 +296,13 @@ impl State {
                 peers,
             } => {
                 // awc clients are not Send: each worker builds its own around the shared breakers.
-                let peers = pedidos::Peers::new(peers, token, breakers, &instancia.metrics);
+                let peers = pedidos::Peers::new(
+                    peers,
+                    token,
+                    breakers,
+                    &instancia.line_by_line,
+                    &instancia.metrics,
+                );
                 let circuits = breakers.clone();
                 let circuits = health::Circuits(Arc::new(move || circuits.status()));
                 cfg.app_data(web::Data::new(peers))

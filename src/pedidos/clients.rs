@@ -4,13 +4,26 @@
 //! call that changes state names the order's key, so asking twice acts once.
 //!
 //! Answers are read tolerantly: only the fields the flow uses are required.
+//!
+//! An inventario without lotes (the original design's, which answers `POST
+//! /reservas` with a `404` or `405` and none of penguin's error codes) is reached line
+//! by line behind the same methods: one `POST /reservar` per line (the lines already
+//! reserved are released if a later one is refused), one `POST /liberar` per
+//! reservation, and no confirmation, since a reservation there is final once the order
+//! is paid (`POST /confirmar` is asked once per order, which the original answers
+//! `404`). Which lotes were reserved that way, and that this inventario lacks the lote
+//! routes, is kept in a [`LineByLine`] that every worker shares; the latter is
+//! forgotten after [`RECHECK`], or at once when a call to inventario cannot connect or
+//! it confirms a reservation (it restarted, perhaps as penguin's), so the lote routes
+//! are tried again.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::PedidosMetrics;
@@ -18,6 +31,8 @@ use super::model::{Item, Linea};
 use super::resilience::{Breakers, CallError, Peer, Refusal};
 use crate::config::PeerSettings;
 use crate::money::Money;
+
+const LOG_TARGET: &str = "pedidos";
 
 /// What went wrong with a peer call.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -62,7 +77,7 @@ struct ProductoAnswer {
 #[derive(Debug, Serialize)]
 struct LoteRequest<'a> {
     clave: &'a str,
-    lineas: Vec<Linea>,
+    lineas: &'a [Linea],
 }
 
 #[derive(Debug, Serialize)]
@@ -97,6 +112,88 @@ impl LoteAnswer {
     pub fn ids(&self) -> Vec<i64> {
         self.reservas.iter().map(|r| r.reserva_id).collect()
     }
+
+    /// A lote reserved line by line, as if inventario had answered it.
+    fn line_by_line(estado: EstadoLote, ids: &[i64]) -> Self {
+        Self {
+            estado,
+            reservas: ids
+                .iter()
+                .map(|&reserva_id| ReservaAnswer { reserva_id })
+                .collect(),
+        }
+    }
+}
+
+/// How long pedidos takes it that inventario lacks the lote routes before it tries
+/// them again.
+pub const RECHECK: Duration = Duration::from_secs(60);
+
+/// What every worker of one pedidos knows of an inventario without lotes: since when
+/// it is known to lack the lote routes, and the reservation of each line of the lotes
+/// reserved there line by line, by key, until they are confirmed or released. Kept in
+/// memory only: a pedidos that restarts knows none of them.
+#[derive(Debug, Default)]
+pub struct LineByLine(Mutex<Learned>);
+
+#[derive(Debug, Default)]
+struct Learned {
+    without_lotes_since: Option<Instant>,
+    lotes: HashMap<String, Vec<i64>>,
+}
+
+impl LineByLine {
+    fn learned(&self) -> MutexGuard<'_, Learned> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether inventario is known, since less than [`RECHECK`], to lack the lote routes.
+    fn without_lotes(&self) -> bool {
+        self.learned()
+            .without_lotes_since
+            .is_some_and(|since| since.elapsed() < RECHECK)
+    }
+
+    /// Notes that inventario lacks the lote routes; says so in the log when it is news.
+    fn lacks_lotes(&self) {
+        let news = self
+            .learned()
+            .without_lotes_since
+            .replace(Instant::now())
+            .is_none();
+        if news {
+            log::warn!(
+                target: LOG_TARGET,
+                "inventario offers no lotes (POST /reservas): reserving line by line, as with the \
+                 original design's inventario; reservations there never expire"
+            );
+        }
+    }
+
+    /// Forgets that inventario lacks the lote routes, `because` it may have restarted
+    /// as another implementation.
+    fn forget_routes(&self, because: &str) {
+        if self.learned().without_lotes_since.take().is_some() {
+            log::info!(target: LOG_TARGET, "inventario's lote routes are tried again: {because}");
+        }
+    }
+
+    fn held(&self, clave: &str) -> Option<Vec<i64>> {
+        self.learned().lotes.get(clave).cloned()
+    }
+
+    fn hold(&self, clave: &str, ids: Vec<i64>) {
+        self.learned().lotes.insert(clave.to_string(), ids);
+    }
+
+    fn take(&self, clave: &str) -> Option<Vec<i64>> {
+        self.learned().lotes.remove(clave)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ReservaRequest {
+    reserva_id: i64,
 }
 
 /// The charge pedidos asks pagos for.
@@ -139,15 +236,18 @@ pub struct Peers {
     productos: Peer,
     inventario: Peer,
     pagos: Peer,
+    line_by_line: Arc<LineByLine>,
     metrics: Arc<PedidosMetrics>,
 }
 
 impl Peers {
-    /// Builds the worker's HTTP client (bounded connections and timeouts) around the shared breakers.
+    /// Builds the worker's HTTP client (bounded connections and timeouts) around the
+    /// shared breakers and what is known of an inventario without lotes.
     pub fn new(
         settings: &PeerSettings,
         token: &str,
         breakers: &Breakers,
+        line_by_line: &Arc<LineByLine>,
         metrics: &Arc<PedidosMetrics>,
     ) -> Self {
         // Connecting gives up well within the attempt's own timeout, so a peer that
@@ -167,6 +267,7 @@ impl Peers {
         };
         Self {
             metrics: metrics.clone(),
+            line_by_line: line_by_line.clone(),
             productos: peer("productos", &settings.products_url, breakers.productos.clone()),
             inventario: peer("inventario", &settings.inventory_url, breakers.inventario.clone()),
             pagos: peer("pagos", &settings.payments_url, breakers.pagos.clone()),
@@ -215,19 +316,33 @@ impl Peers {
         Ok(productos.into_iter().map(|p| (p.id, p.precio)).collect())
     }
 
-    /// Reserves every line of an order, all or none, at most once for its key.
+    /// Reserves every line of an order, all or none, at most once for its key (line
+    /// by line at an inventario without lotes: at most once while this pedidos runs).
     pub async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError> {
-        let body = LoteRequest {
-            clave,
-            lineas: items
-                .iter()
-                .map(|i| Linea {
-                    producto_id: i.producto_id,
-                    cantidad: i.cantidad,
-                })
-                .collect(),
-        };
-        let lote: LoteAnswer = post(&self.inventario, "/reservas", &body).await?;
+        let lineas: Vec<Linea> = items
+            .iter()
+            .map(|i| Linea {
+                producto_id: i.producto_id,
+                cantidad: i.cantidad,
+            })
+            .collect();
+        if let Some(ids) = self.line_by_line.held(clave) {
+            return Ok(LoteAnswer::line_by_line(EstadoLote::Activa, &ids));
+        }
+        if !self.line_by_line.without_lotes() {
+            let body = LoteRequest {
+                clave,
+                lineas: &lineas,
+            };
+            match self.at_inventario::<LoteAnswer>("/reservas", &body).await {
+                Err(PeerError::Missing { .. }) => self.line_by_line.lacks_lotes(),
+                answer => return self.held_lote(clave, answer?),
+            }
+        }
+        self.reservar_line_by_line(clave, &lineas).await
+    }
+
+    fn held_lote(&self, clave: &str, lote: LoteAnswer) -> Result<LoteAnswer, PeerError> {
         if matches!(lote.estado, EstadoLote::Liberada | EstadoLote::Expirada) {
             // Asked again after it was released: it holds nothing, as if refused.
             return Err(PeerError::Refused {
@@ -242,16 +357,131 @@ impl Peers {
         Ok(lote)
     }
 
+    /// One `POST /reservar` per line. A line refused releases the lines reserved
+    /// before it, so the order holds nothing, as with a lote; if they cannot be
+    /// released now, the error says the call may have reached inventario, so the
+    /// order owes their release (`liberar`).
+    async fn reservar_line_by_line(&self, clave: &str, lineas: &[Linea]) -> Result<LoteAnswer, PeerError> {
+        let mut ids = Vec::with_capacity(lineas.len());
+        for linea in lineas {
+            let error = match self.at_inventario::<ReservaAnswer>("/reservar", linea).await {
+                Ok(reserva) => {
+                    ids.push(reserva.reserva_id);
+                    continue;
+                }
+                Err(e) => stock_refusal(e),
+            };
+            if ids.is_empty() {
+                return Err(error);
+            }
+            self.line_by_line.hold(clave, ids);
+            return match self.release_lines(clave).await {
+                Ok(_) => Err(error),
+                Err(release) => Err(PeerError::Call(CallError::Unavailable {
+                    peer: self.inventario.name(),
+                    cause: format!("{error}; the lines reserved before it are not released yet: {release}"),
+                    sent: true,
+                })),
+            };
+        }
+        self.line_by_line.hold(clave, ids.clone());
+        Ok(LoteAnswer::line_by_line(EstadoLote::Activa, &ids))
+    }
+
+    /// Releases the reservations of a lote reserved line by line, one `POST /liberar`
+    /// each. Those not released because inventario did not answer stay held, for the
+    /// next try; a reservation inventario refuses to release (unknown to it, released
+    /// already) has nothing left to release.
+    async fn release_lines(&self, clave: &str) -> Result<Vec<i64>, PeerError> {
+        let ids = self.line_by_line.take(clave).unwrap_or_default();
+        for (done, &reserva_id) in ids.iter().enumerate() {
+            match self
+                .at_inventario::<IgnoredAny>("/liberar", &ReservaRequest { reserva_id })
+                .await
+            {
+                Ok(_) => {}
+                Err(e @ (PeerError::Refused { .. } | PeerError::Missing { .. })) => {
+                    log::warn!(target: LOG_TARGET, "lote {clave}: reserva {reserva_id} not released: {e}");
+                }
+                Err(e) => {
+                    self.line_by_line.hold(clave, ids[done..].to_vec());
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Confirms an order's lote: its units leave for good. A `409` if it was released.
     pub async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
-        post(&self.inventario, "/reservas/confirmar", &ClaveRequest { clave }).await
+        let Some(ids) = self.line_by_line.take(clave) else {
+            return self
+                .lote_or_none("/reservas/confirmar", clave, EstadoLote::Confirmada)
+                .await;
+        };
+        // Reserved line by line. The original inventario has no confirmation (a
+        // reservation there is final once the order is paid) and answers the first
+        // line 404; penguin's, which may have taken its place since, confirms each line
+        // (its reservations expire otherwise), and offers lotes again.
+        for &reserva_id in &ids {
+            match self
+                .at_inventario::<IgnoredAny>("/confirmar", &ReservaRequest { reserva_id })
+                .await
+            {
+                Ok(_) => self.line_by_line.forget_routes("it confirms reservations"),
+                Err(PeerError::Missing { .. }) => break,
+                Err(e) => {
+                    self.line_by_line.hold(clave, ids);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(LoteAnswer::line_by_line(EstadoLote::Confirmada, &ids))
     }
 
     /// Releases an order's lote; releasing one already released is not an error, and
-    /// releasing a key no lote was made with makes sure none will be.
+    /// releasing a key no lote was made with makes sure none will be (at an inventario
+    /// without lotes: there is nothing to release for a key this pedidos made no
+    /// reservation with since it started).
     pub async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
         self.compensating("release");
-        post(&self.inventario, "/reservas/liberar", &ClaveRequest { clave }).await
+        if self.line_by_line.held(clave).is_some() {
+            let ids = self.release_lines(clave).await?;
+            return Ok(LoteAnswer::line_by_line(EstadoLote::Liberada, &ids));
+        }
+        self.lote_or_none("/reservas/liberar", clave, EstadoLote::Liberada)
+            .await
+    }
+
+    /// POSTs the lote `clave` to `path`; at an inventario without lotes (known, or
+    /// learned by this call), a lote in `estado` with no reservation: none is held
+    /// there under the key.
+    async fn lote_or_none(
+        &self,
+        path: &str,
+        clave: &str,
+        estado: EstadoLote,
+    ) -> Result<LoteAnswer, PeerError> {
+        if !self.line_by_line.without_lotes() {
+            match self.at_inventario(path, &ClaveRequest { clave }).await {
+                Err(PeerError::Missing { .. }) => self.line_by_line.lacks_lotes(),
+                answer => return answer,
+            }
+        }
+        Ok(LoteAnswer::line_by_line(estado, &[]))
+    }
+
+    /// POSTs to inventario; a call that could not connect makes its routes unknown again.
+    async fn at_inventario<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, PeerError> {
+        let answer = post(&self.inventario, path, body).await;
+        if let Err(PeerError::Call(CallError::Unavailable { sent: false, .. })) = &answer {
+            self.line_by_line.forget_routes("it could not be reached");
+        }
+        answer
     }
 
     /// Charges an order, at most once for its `referencia`.
@@ -313,6 +543,23 @@ fn answer<T>(
             }
         }
     })
+}
+
+/// A refusal of `POST /reservar` under the codes penguin's lotes use, so that an
+/// order refused by an inventario without lotes fails as it would with lotes: `409`
+/// not enough stock, `404` no stock for the product.
+fn stock_refusal(error: PeerError) -> PeerError {
+    match error {
+        PeerError::Refused { peer, mut refusal } => {
+            match refusal.status {
+                StatusCode::CONFLICT => refusal.code = "insufficient_stock".into(),
+                StatusCode::NOT_FOUND => refusal.code = "stock_not_found".into(),
+                _ => {}
+            }
+            PeerError::Refused { peer, refusal }
+        }
+        other => other,
+    }
 }
 
 /// Whether a refusal is inventario saying an order's lote was released.

@@ -1,5 +1,6 @@
 //! What every worker of one pedidos shares: its database's key prefix, the order
-//! deadline, which orders are being driven right now, and its metrics.
+//! deadline, which orders are being driven right now, what it learned of an
+//! inventario without lotes, and its metrics.
 //!
 //! An order is moved on by one driver at a time: the request that placed it, or a
 //! recovery pass. The request claims its order before the order is committed, so no
@@ -9,6 +10,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use super::clients::LineByLine;
 use super::metrics::PedidosMetrics;
 use super::repo;
 use crate::db::Pool;
@@ -19,6 +21,8 @@ pub struct Instancia {
     /// How long after it is placed an order may still be charged.
     pub plazo: Duration,
     pub en_curso: Arc<EnCurso>,
+    /// The lotes reserved line by line at an inventario without lotes.
+    pub line_by_line: Arc<LineByLine>,
     pub metrics: Arc<PedidosMetrics>,
 }
 
@@ -29,6 +33,7 @@ impl Instancia {
             prefijo: repo::prefijo(&*pool.get()?)?,
             plazo,
             en_curso: Arc::default(),
+            line_by_line: Arc::default(),
             metrics,
         })
     }

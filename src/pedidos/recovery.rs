@@ -46,7 +46,13 @@ pub fn spawn(
     mut stop: Stop,
 ) {
     actix_web::rt::spawn(async move {
-        let peers = Peers::new(&settings, &token, &breakers, &instancia.metrics);
+        let peers = Peers::new(
+            &settings,
+            &token,
+            &breakers,
+            &instancia.line_by_line,
+            &instancia.metrics,
+        );
         let ctx = Contexto {
             peers: &peers,
             pool: &pool,

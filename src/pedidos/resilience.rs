@@ -5,10 +5,13 @@
 //! Each peer has one breaker shared by every worker ([`Breakers`]): it opens after
 //! `BREAKER_FAILURES` consecutive failed calls (a call fails when its last attempt
 //! fails) and rejects calls at once while open, for `BREAKER_OPEN_SECS` (30 s, as the
-//! contract says) — except for a peer that has not answered once since pedidos
-//! started: it is taken to be starting, and its circuit opens for a second at most,
-//! so a peer that comes up after pedidos costs users a second, not thirty. When a
-//! period is over, one trial call goes through (the others are still rejected): its
+//! contract says) — except for a peer that is not listening yet: one that has not
+//! answered once since pedidos started and whose every failure since was a request
+//! that never left (connection refused, unreachable, connect timeout). It is taken to
+//! be starting, and its circuit opens for a second at most, so a peer that comes up
+//! after pedidos costs users a second, not thirty. A peer that accepts the connection
+//! and then fails (a reset, a timeout, a `5xx`, an answer cut short) is failing, not
+//! starting, whether or not it ever answered. When a period is over, one trial call goes through (the others are still rejected): its
 //! success closes the circuit, its failure opens it again. Transitions and retries
 //! are logged.
 //!
@@ -63,12 +66,13 @@ pub enum Circuit {
     Open,
 }
 
-/// How long a circuit stays open: `longest` (`BREAKER_OPEN_SECS`) for a peer that has
-/// answered since pedidos started, as the contract says; at most a second for one that
-/// never has, which is taken to be starting (on an orchestrator its pods may come up
-/// after pedidos'), so that it is used within a second of being up.
-fn open_period(reached: bool, longest: Duration) -> Duration {
-    if reached {
+/// How long a circuit stays open: at most a second for a peer that is not listening
+/// yet (it never answered, and no failed request of the run that opens the circuit
+/// ever left pedidos), which is taken to be starting (on an orchestrator its pods may
+/// come up after pedidos'), so that it is used within a second of being up;
+/// `longest` (`BREAKER_OPEN_SECS`) for every other, as the contract says.
+fn open_period(seen: &Seen, longest: Duration) -> Duration {
+    if seen.reached || !seen.only_unsent {
         longest
     } else {
         longest.min(Duration::from_secs(1))
@@ -88,7 +92,7 @@ impl Iterator for Periods {
 
     fn next(&mut self) -> Option<Duration> {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.period = open_period(seen.reached, self.longest);
+        seen.period = open_period(&seen, self.longest);
         Some(seen.period)
     }
 }
@@ -99,6 +103,9 @@ struct Seen {
     circuit: Circuit,
     /// Whether the peer ever answered.
     reached: bool,
+    /// Whether every failed call since the peer last answered (or since pedidos
+    /// started) never left pedidos: the peer is not listening, rather than failing.
+    only_unsent: bool,
     /// The open period failsafe was last given.
     period: Duration,
     /// While open: when it lets a trial call through.
@@ -183,6 +190,7 @@ impl Seen {
         Self {
             circuit: Circuit::Closed,
             reached,
+            only_unsent: true,
             period: Duration::ZERO,
             open_until: None,
             trial_since: None,
@@ -248,7 +256,17 @@ impl Breaker {
 
     /// Notes that the peer answered: from now on, an outage is not a start.
     fn reached(&self) {
-        self.log.seen().reached = true;
+        let mut seen = self.log.seen();
+        seen.reached = true;
+        seen.only_unsent = true;
+    }
+
+    /// Notes how a call failed, before the breaker counts it: one that may have
+    /// reached the peer shows a peer that is failing, not one that is starting.
+    fn failed(&self, error: &CallError) {
+        if matches!(error, CallError::Unavailable { sent: true, .. }) {
+            self.log.seen().only_unsent = false;
+        }
     }
 
     /// The circuit's state, and while it is open, how long until it lets a trial
@@ -387,7 +405,14 @@ impl Peer {
             if !self.breaker.admits(true) {
                 return Err(failsafe::Error::Rejected);
             }
-            self.breaker.machine.call(self.retried(&method, path, body)).await
+            let retried = async {
+                let answer = self.retried(&method, path, body).await;
+                if let Err(e) = &answer {
+                    self.breaker.failed(e);
+                }
+                answer
+            };
+            self.breaker.machine.call(retried).await
         };
         let (answer, outcome) = match called.await {
             Ok(Ok(answer)) => {

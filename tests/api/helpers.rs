@@ -435,6 +435,8 @@ impl TestApp {
 pub enum Script {
     /// Close the connection without answering: a peer that crashes mid-request.
     Close,
+    /// Reset the connection without answering (an RST, not a FIN).
+    Reset,
     /// Answer with these raw HTTP bytes.
     Answer(&'static str),
     /// Keep the connection open and never answer: a hung peer.
@@ -454,9 +456,12 @@ pub struct ScriptedPeer {
 
 impl ScriptedPeer {
     pub async fn start(script: Script) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
+        Self::start_at("127.0.0.1:0".parse().expect("an address"), script).await
+    }
+
+    /// The same, listening on `addr`: where a service was expected.
+    pub async fn start_at(addr: SocketAddr, script: Script) -> Self {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("a port");
         let addr = listener.local_addr().expect("an address");
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
@@ -472,6 +477,10 @@ impl ScriptedPeer {
                     counter.fetch_add(1, Ordering::SeqCst);
                     match script {
                         Script::Close => {}
+                        Script::Reset => {
+                            let _ = socket.set_zero_linger();
+                            return;
+                        }
                         Script::Answer(answer) => {
                             let _ = socket.write_all(answer.as_bytes()).await;
                         }
@@ -611,6 +620,20 @@ pub fn penguin(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_penguin"));
     command.current_dir(dir).env_clear().env("RUST_LOG", "info");
     command
+}
+
+/// `penguin serve <service>` as a process of its own on `port` (0 for any), with the
+/// tests' token and its database and logs in `dir/<service>`, and more `env`.
+pub fn serve_alone(dir: &Path, service: Service, port: u16, env: &[(&str, String)]) -> Running {
+    let mut command = penguin(dir);
+    command
+        .args(["serve", service.name(), "--port", &port.to_string(), "--data-dir"])
+        .arg(dir.join(service.name()))
+        .env("SERVICE_TOKEN", TOKEN);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    start(&mut command, 1)
 }
 
 /// Runs penguin to its end and returns its exit status and standard error.

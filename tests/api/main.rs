@@ -2,6 +2,7 @@
 //! temporary databases, so tests share nothing and run in parallel.
 
 mod auth;
+mod breaker;
 mod chaos;
 mod cli;
 mod crash;

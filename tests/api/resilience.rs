@@ -182,9 +182,9 @@ async fn an_open_circuit_fails_orders_before_any_peer_is_called() {
         .unwrap()
         .parse()
         .unwrap();
-    // pagos never answered: it is taken to be starting, and its circuit opens for a
-    // second, however long BREAKER_OPEN_SECS is.
-    assert_eq!(retry_after, 1);
+    // pagos never answered, but it accepts connections: it is failing, not starting,
+    // and its circuit opens for BREAKER_OPEN_SECS.
+    assert!((59..=60).contains(&retry_after), "{retry_after}");
     let reservas_after = app
         .post(
             Service::Inventario,
