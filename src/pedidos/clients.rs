@@ -178,14 +178,6 @@ impl Peers {
         [&self.productos, &self.inventario, &self.pagos]
     }
 
-    /// Fails at once if any peer's circuit is open: an order needs all three.
-    pub fn ensure_available(&self) -> Result<(), PeerError> {
-        for peer in self.each() {
-            peer.ensure_available()?;
-        }
-        Ok(())
-    }
-
     /// The longest any open circuit still stays open, if one is.
     pub fn retry_after(&self) -> Option<u64> {
         self.each()
@@ -201,9 +193,43 @@ impl Peers {
     fn compensating(&self, kind: &str) {
         self.metrics.compensations.with_label_values(&[kind]).inc();
     }
+}
 
+/// What the order flow asks of its peers. The real one is [`Peers`], over HTTP; the
+/// simulation's is a shop in memory whose peers may lose, cut, duplicate or delay any call.
+// The order flow runs on one worker's thread: no Send bound is wanted on these futures.
+#[allow(async_fn_in_trait)]
+pub trait PeerApi {
+    /// Fails at once if a peer's circuit is open: an order needs all three.
+    fn ensure_available(&self) -> Result<(), PeerError>;
     /// The current price of each product that exists, by id: one call for a whole order.
-    pub async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError> {
+    async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError>;
+    /// Reserves every line of an order, all or none, at most once for its key.
+    async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError>;
+    /// Confirms an order's lote: its units leave for good. A `409` if it was released.
+    async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError>;
+    /// Releases an order's lote; releasing one already released is not an error, and
+    /// releasing a key no lote was made with makes sure none will be.
+    async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError>;
+    /// Charges an order, at most once for its `referencia`.
+    async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError>;
+    /// The payment made with a `referencia`; if there is none, pagos voids the
+    /// referencia so that no charge can be made with it any more (estado `anulado`).
+    async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError>;
+    /// Makes sure no money is kept for a `referencia`: an approved payment is
+    /// refunded (estado `reembolsado`), a referencia never charged is voided.
+    async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError>;
+}
+
+impl PeerApi for Peers {
+    fn ensure_available(&self) -> Result<(), PeerError> {
+        for peer in self.each() {
+            peer.ensure_available()?;
+        }
+        Ok(())
+    }
+
+    async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError> {
         let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
         let path = format!("/productos?ids={list}");
         let productos: Vec<ProductoAnswer> = answer(
@@ -215,8 +241,7 @@ impl Peers {
         Ok(productos.into_iter().map(|p| (p.id, p.precio)).collect())
     }
 
-    /// Reserves every line of an order, all or none, at most once for its key.
-    pub async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError> {
+    async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError> {
         let body = LoteRequest {
             clave,
             lineas: items
@@ -242,33 +267,25 @@ impl Peers {
         Ok(lote)
     }
 
-    /// Confirms an order's lote: its units leave for good. A `409` if it was released.
-    pub async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+    async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
         post(&self.inventario, "/reservas/confirmar", &ClaveRequest { clave }).await
     }
 
-    /// Releases an order's lote; releasing one already released is not an error, and
-    /// releasing a key no lote was made with makes sure none will be.
-    pub async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+    async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
         self.compensating("release");
         post(&self.inventario, "/reservas/liberar", &ClaveRequest { clave }).await
     }
 
-    /// Charges an order, at most once for its `referencia`.
-    pub async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
+    async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
         post(&self.pagos, "/pagar", request).await
     }
 
-    /// The payment made with a `referencia`; if there is none, pagos voids the
-    /// referencia so that no charge can be made with it any more (estado `anulado`).
-    pub async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+    async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
         self.compensating("void");
         post(&self.pagos, "/anular", &ReferenciaRequest { referencia }).await
     }
 
-    /// Makes sure no money is kept for a `referencia`: an approved payment is
-    /// refunded (estado `reembolsado`), a referencia never charged is voided.
-    pub async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+    async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
         self.compensating("refund");
         post(&self.pagos, "/reembolsar", &ReferenciaRequest { referencia }).await
     }

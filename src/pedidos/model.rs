@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::ArrayBuilder;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::clock::now_millis;
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, Entero};
 use crate::money::Money;
@@ -162,19 +161,25 @@ pub struct Pedido {
     pub vence_en: i64,
     /// The id of the request that placed it, which its log lines carry.
     pub request_id: Option<String>,
+    /// The random part of its key at its peers; `None` for orders recorded before keys had one.
+    pub nonce: Option<i64>,
     pub etapa: Etapa,
 }
 
 impl Pedido {
     /// The key this order is known by at its peers: its lote at inventario and its
-    /// `referencia` at pagos.
+    /// `referencia` at pagos. Its random part makes it one no other order ever had,
+    /// even in a database restored from an older copy that hands out the same ids.
     pub fn clave(&self, prefijo: &str) -> String {
-        format!("{prefijo}-{}", self.id)
+        match self.nonce {
+            Some(nonce) => format!("{prefijo}-{}-{nonce:x}", self.id),
+            None => format!("{prefijo}-{}", self.id),
+        }
     }
 
-    /// Whether its deadline has passed.
-    pub fn vencido(&self) -> bool {
-        now_millis() >= self.vence_en
+    /// Whether its deadline has passed at `now` (Unix milliseconds).
+    pub fn overdue(&self, now: i64) -> bool {
+        now >= self.vence_en
     }
 
     /// Whether it costs nothing: then pagos is never asked.

@@ -14,7 +14,7 @@ use super::clients::Peers;
 use super::instancia::Instancia;
 use super::model::{Causa, Desenlace, Etapa, NuevoPedido, Pedido, PedidoBody, PedidoVista};
 use super::repo::{self, Alta};
-use super::saga::{self, Contexto};
+use super::saga::{self, Contexto, Store};
 use crate::db::{self, Pool, run_blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, IdPath, schema::IdempotencyKey};
@@ -146,8 +146,8 @@ pub async fn crear(
     let nuevo = NuevoPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
     let ctx = Contexto {
-        peers: &peers,
-        pool: &pool,
+        peers: &**peers,
+        store: &**pool,
         instancia: &instancia,
     };
     match saga::colocar(&ctx, nuevo, clave).await? {
@@ -168,11 +168,9 @@ async fn replay(ctx: &Contexto<'_>, id: i64) -> Result<HttpResponse, ApiError> {
     loop {
         // Read once no one drives it: what is read then is its answer.
         if !ctx.instancia.en_curso.ocupado(id) {
-            let pedido = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?))
-                .await?
-                .ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
-                })?;
+            let pedido = ctx.store.load(id).await?.ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
+            })?;
             return Ok(respond(&pedido, ctx.peers));
         }
         if started.elapsed() >= REPLAY_WAIT {
