@@ -253,18 +253,7 @@ impl PeerApi for Peers {
                 .collect(),
         };
         let lote: LoteAnswer = post(&self.inventario, "/reservas", &body).await?;
-        if matches!(lote.estado, EstadoLote::Liberada | EstadoLote::Expirada) {
-            // Asked again after it was released: it holds nothing, as if refused.
-            return Err(PeerError::Refused {
-                peer: self.inventario.name(),
-                refusal: Refusal {
-                    status: StatusCode::CONFLICT,
-                    code: "reserva_released".into(),
-                    detail: format!("the lote {clave:?} was released"),
-                },
-            });
-        }
-        Ok(lote)
+        lote_held(self.inventario.name(), clave, lote)
     }
 
     async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
@@ -330,6 +319,22 @@ fn answer<T>(
             }
         }
     })
+}
+
+/// A lote inventario answered for a reservation: one asked again after it was
+/// released holds nothing, and is read as if inventario had refused it.
+pub fn lote_held(peer: &'static str, clave: &str, lote: LoteAnswer) -> Result<LoteAnswer, PeerError> {
+    if matches!(lote.estado, EstadoLote::Liberada | EstadoLote::Expirada) {
+        return Err(PeerError::Refused {
+            peer,
+            refusal: Refusal {
+                status: StatusCode::CONFLICT,
+                code: "reserva_released".into(),
+                detail: format!("the lote {clave:?} was released"),
+            },
+        });
+    }
+    Ok(lote)
 }
 
 /// Whether a refusal is inventario saying an order's lote was released.

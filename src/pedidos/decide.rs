@@ -23,6 +23,9 @@ pub enum Call {
     /// Past its deadline and not known to be charged: void its referencia, or learn
     /// the charge already made with it (`POST /anular`).
     VoidOverdue,
+    /// Past its deadline, for the request's own driver, which knows it never charged
+    /// the order: it fails, with no call to make.
+    Expire,
     /// Pay what the closed order owes: release its lote, refund or void its charge.
     Settle,
 }
@@ -156,6 +159,7 @@ pub fn fallido_por(error: &PeerError) -> Desenlace {
 /// `overdue`: its deadline has passed.
 pub fn next_call(pedido: &Pedido, progress: &Progress, overdue: bool) -> Option<Call> {
     match &progress.etapa {
+        Etapa::Registrado if overdue && !pedido.gratis() && progress.fresh => Some(Call::Expire),
         Etapa::Registrado if overdue && !pedido.gratis() => Some(Call::VoidOverdue),
         Etapa::Registrado if !progress.reserved => Some(Call::Reserve),
         // Nothing to charge for a free order: no payment, and no deadline to meet.
@@ -319,6 +323,17 @@ pub fn voided(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Deci
     }
 }
 
+/// [`Call::Expire`]: the order ran out of time before its driver charged it, so it
+/// never is; the lote this driver reserved is owed a release.
+pub fn expired(progress: Progress) -> Decision {
+    let motivo = "the order was not completed within its deadline; nothing was charged";
+    let deuda = Deuda {
+        liberar: progress.reserved,
+        anular_cobro: false,
+    };
+    go_on(progress.closed(fallido(Causa::Interrupted, motivo), deuda))
+}
+
 /// What [`Call::Settle`] heard: the answer to the release of the lote and to the
 /// refund of the charge, for each of the two that was owed.
 #[derive(Debug, Clone)]
@@ -475,8 +490,13 @@ mod tests {
         };
         assert_eq!(next_call(&paid, &start, false), Some(Call::Reserve));
         assert_eq!(next_call(&paid, &reserved, false), Some(Call::Charge));
-        assert_eq!(next_call(&paid, &start, true), Some(Call::VoidOverdue));
-        assert_eq!(next_call(&paid, &reserved, true), Some(Call::VoidOverdue));
+        assert_eq!(next_call(&paid, &start, true), Some(Call::Expire));
+        assert_eq!(next_call(&paid, &reserved, true), Some(Call::Expire));
+        let recovering = Progress {
+            fresh: false,
+            ..reserved.clone()
+        };
+        assert_eq!(next_call(&paid, &recovering, true), Some(Call::VoidOverdue));
         assert_eq!(next_call(&free, &reserved, true), Some(Call::Confirm));
         assert_eq!(next_call(&free, &start, true), Some(Call::Reserve));
         let cobrado = start.clone().to(Etapa::Cobrado { pago_id: Some(1) });

@@ -10,17 +10,17 @@
 //! peer calls are in `clients`; retries, timeouts and the per-peer circuit breakers
 //! in `resilience`; who is driving which order, in `instancia`.
 
-mod clients;
-mod decide;
-mod instancia;
+pub(crate) mod clients;
+pub(crate) mod decide;
+pub(crate) mod instancia;
 mod metrics;
-mod model;
+pub(crate) mod model;
 mod panel;
-mod recovery;
-mod repo;
-mod resilience;
+pub(crate) mod recovery;
+pub(crate) mod repo;
+pub(crate) mod resilience;
 mod routes;
-mod saga;
+pub(crate) mod saga;
 
 use actix_web::web;
 use rusqlite_migration::M;

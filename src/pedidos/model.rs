@@ -2,6 +2,7 @@
 //! state machine knows it ([`Pedido`] and its [`Etapa`]), and the JSON a client sees
 //! ([`PedidoVista`]), built from the state.
 
+use actix_web::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::ArrayBuilder;
 use utoipa::{PartialSchema, ToSchema};
@@ -236,6 +237,29 @@ pub struct Deuda {
 }
 
 impl Etapa {
+    /// The status an order is answered with, and its error code when it did not succeed.
+    pub fn answer(&self) -> (StatusCode, Option<ErrorCode>) {
+        let desenlace = match self {
+            // Not final yet: the client polls the order's Location.
+            Etapa::Registrado | Etapa::Cobrado { .. } => return (StatusCode::ACCEPTED, None),
+            Etapa::Cerrado { desenlace, .. } => desenlace,
+        };
+        let code = match desenlace {
+            Desenlace::Confirmado { .. } => return (StatusCode::CREATED, None),
+            Desenlace::Rechazado { .. } => ErrorCode::PaymentRejected,
+            Desenlace::Fallido { causa, .. } => match causa {
+                Causa::ProductoNotFound => ErrorCode::ProductoNotFound,
+                Causa::TotalTooLarge => ErrorCode::TotalTooLarge,
+                Causa::InsufficientStock => ErrorCode::InsufficientStock,
+                Causa::ReservaReleased => ErrorCode::ReservaReleased,
+                Causa::PeerError => ErrorCode::PeerError,
+                Causa::PeerUnavailable => ErrorCode::PeerUnavailable,
+                Causa::Interrupted => ErrorCode::Interrupted,
+            },
+        };
+        (code.status(), Some(code))
+    }
+
     /// What a client sees of this stage.
     pub fn estado(&self) -> EstadoPedido {
         match self {

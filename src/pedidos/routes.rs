@@ -12,7 +12,7 @@ use utoipa::{IntoResponses, ToSchema};
 
 use super::clients::Peers;
 use super::instancia::Instancia;
-use super::model::{Causa, Desenlace, Etapa, NuevoPedido, Pedido, PedidoBody, PedidoVista};
+use super::model::{NuevoPedido, Pedido, PedidoBody, PedidoVista};
 use super::repo::{self, Alta};
 use super::saga::{self, Contexto, Store};
 use crate::db::{self, Pool, run_blocking};
@@ -74,32 +74,9 @@ impl IntoResponses for CrearRefusals {
 refusals!(ListarRefusals: Page::REFUSALS, db::REFUSALS);
 refusals!(ObtenerRefusals: IdPath::REFUSALS, &[ErrorCode::PedidoNotFound], db::REFUSALS);
 
-/// The status an order is answered with, and its error code when it did not succeed.
-fn answer_of(etapa: &Etapa) -> (StatusCode, Option<ErrorCode>) {
-    let desenlace = match etapa {
-        // Not final yet: the client polls the order's Location.
-        Etapa::Registrado | Etapa::Cobrado { .. } => return (StatusCode::ACCEPTED, None),
-        Etapa::Cerrado { desenlace, .. } => desenlace,
-    };
-    let code = match desenlace {
-        Desenlace::Confirmado { .. } => return (StatusCode::CREATED, None),
-        Desenlace::Rechazado { .. } => ErrorCode::PaymentRejected,
-        Desenlace::Fallido { causa, .. } => match causa {
-            Causa::ProductoNotFound => ErrorCode::ProductoNotFound,
-            Causa::TotalTooLarge => ErrorCode::TotalTooLarge,
-            Causa::InsufficientStock => ErrorCode::InsufficientStock,
-            Causa::ReservaReleased => ErrorCode::ReservaReleased,
-            Causa::PeerError => ErrorCode::PeerError,
-            Causa::PeerUnavailable => ErrorCode::PeerUnavailable,
-            Causa::Interrupted => ErrorCode::Interrupted,
-        },
-    };
-    (code.status(), Some(code))
-}
-
 /// The answer an order gets, whether to the request that placed it or to a retry.
 fn respond(pedido: &Pedido, peers: &Peers) -> HttpResponse {
-    let (status, error) = answer_of(&pedido.etapa);
+    let (status, error) = pedido.etapa.answer();
     let mut response = HttpResponse::build(status);
     response.insert_header((header::LOCATION, format!("/pedidos/{}", pedido.id)));
     if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -14,7 +14,8 @@
 //!                     │            │      Cerrado: rechazado, owing the release
 //!                     │            ▼ refused or no answer
 //!                     │         Cerrado: fallido, owing what may have been done
-//!                     └─ past its deadline: VoidOverdue (pagos tells the charge, or voids it) and settle by it
+//!                     └─ past its deadline: fallido if this driver never charged it (Expire); else
+//!                        VoidOverdue (pagos tells the charge made, or voids the referencia) and settle by it
 //!  Cerrado owing anything: Settle (release the lote, refund or void the referencia) until paid.
 //! ```
 //!
@@ -281,6 +282,7 @@ async fn make<P: PeerApi, S: Store>(
             }
             decide::voided(progress, answer)
         }
+        Call::Expire => decide::expired(progress),
         Call::Settle => {
             let deuda = progress.payable();
             let settlement = Settlement {
