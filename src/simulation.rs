@@ -80,6 +80,8 @@ pub struct Shop {
     precios: HashMap<i64, Money>,
     stock: BTreeMap<i64, i64>,
     faults: Cell<Faults>,
+    /// pedidos' writes waiting for its writer, in order.
+    writes: RefCell<std::collections::VecDeque<Box<dyn FnOnce(&Shop)>>>,
     /// Effects sent by callers that gave up on them, still to arrive.
     late: RefCell<Vec<LateCall>>,
     /// Copies of a database taken during the run, to roll back to.
@@ -171,6 +173,7 @@ impl Shop {
             stock,
             faults: Cell::new(faults),
             late: RefCell::default(),
+            writes: RefCell::default(),
             copies: RefCell::default(),
             trace: RefCell::default(),
         }
@@ -311,6 +314,14 @@ impl Shop {
         .unwrap_or("answered");
         self.log(format!("pedidos -> {name} {what}: {fault_name} => {answer:?}"));
         answer
+    }
+
+    /// pedidos' writer commits the next write waiting for it, if any.
+    fn write_next(&self) {
+        let next = self.writes.borrow_mut().pop_front();
+        if let Some(write) = next {
+            write(self);
+        }
     }
 
     /// Delivers one call a caller gave up on, if any is on its way.
@@ -465,19 +476,31 @@ impl Store for SimStore<'_> {
         hacia: Etapa,
         reservas: Option<Vec<i64>>,
     ) -> Result<bool, ApiError> {
-        Yield::default().await;
-        let written = repo::transition(
-            &mut self.0.pedidos.borrow_mut(),
-            id,
-            &desde,
-            &hacia,
-            reservas.as_deref(),
-        )?;
-        self.0.log(format!(
-            "pedidos records pedido {id}: {desde:?} -> {hacia:?}{}",
-            if written { "" } else { " (stale: not written)" }
-        ));
-        Ok(written)
+        // Queued for the writer, as the real one is: it is written even if the request
+        // that asked for it is gone by then (its client hung up, its turn released).
+        let written: Rc<Cell<Option<bool>>> = Rc::default();
+        let slot = written.clone();
+        self.0.writes.borrow_mut().push_back(Box::new(move |shop: &Shop| {
+            let done = repo::transition(
+                &mut shop.pedidos.borrow_mut(),
+                id,
+                &desde,
+                &hacia,
+                reservas.as_deref(),
+            )
+            .expect("written");
+            shop.log(format!(
+                "pedidos records pedido {id}: {desde:?} -> {hacia:?}{}",
+                if done { "" } else { " (stale: not written)" }
+            ));
+            slot.set(Some(done));
+        }));
+        loop {
+            if let Some(done) = written.get() {
+                return Ok(done);
+            }
+            Yield::default().await;
+        }
     }
 
     async fn load(&self, id: i64) -> Result<Option<Pedido>, ApiError> {
@@ -581,13 +604,26 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
         if shop.chance(0.02) {
             shop.deliver_late();
         }
+        if shop.chance(0.5) {
+            shop.write_next();
+        }
         let faults = shop.faults.get();
+        // A client hangs up: its request is dropped where it stands, its turn released,
+        // while a write it queued may still be on its way.
+        if shop.chance(faults.crash) {
+            let n = shop.below(requests.len());
+            if requests[n].take().is_some() {
+                shop.log(format!("*** the client of request {n} hangs up"));
+            }
+        }
         let mut crash = shop.chance(faults.crash);
         if faults.rollback && shop.chance(0.01) && shop.backup_or_restore() == Some(Service::Pedidos) {
             crash = true;
         }
         if crash {
             shop.log("*** pedidos crashes: every driver and turn is gone, its database stays");
+            // Its writer dies too: what it had not committed is lost.
+            shop.writes.borrow_mut().clear();
             for request in requests.iter_mut() {
                 *request = None;
             }
@@ -619,6 +655,9 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
     while !shop.late.borrow().is_empty() {
         shop.deliver_late();
     }
+    while !shop.writes.borrow().is_empty() {
+        shop.write_next();
+    }
     shop.clock.set(shop.now() + 2 * DEADLINE_MS);
     shop.log("*** faults stop; recovery finishes the rest");
     let current = instancia(&shop);
@@ -629,7 +668,9 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
             instancia: &current,
         };
         let mut pass = std::pin::pin!(recovery::pass(&ctx));
-        while pass.as_mut().poll(&mut cx).is_pending() {}
+        while pass.as_mut().poll(&mut cx).is_pending() {
+            shop.write_next();
+        }
     }
     let answered = answers.borrow().clone();
     shop.check(&answered).map_err(|problem| {
