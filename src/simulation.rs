@@ -67,7 +67,10 @@ enum Peer {
 }
 
 /// A call whose caller gave up on it, still on its way: what it is, and its effect.
-type LateCall = (String, Box<dyn FnOnce(&Shop)>);
+type LateCall = (String, Effect);
+
+/// Something that happens to the shop later.
+type Effect = Box<dyn FnOnce(&Shop)>;
 
 /// The shop's state: each service's database, the clock, the seed's choices, and a
 /// record of what happened.
@@ -81,7 +84,7 @@ pub struct Shop {
     stock: BTreeMap<i64, i64>,
     faults: Cell<Faults>,
     /// pedidos' writes waiting for its writer, in order.
-    writes: RefCell<std::collections::VecDeque<Box<dyn FnOnce(&Shop)>>>,
+    writes: RefCell<std::collections::VecDeque<Effect>>,
     /// Effects sent by callers that gave up on them, still to arrive.
     late: RefCell<Vec<LateCall>>,
     /// Copies of a database taken during the run, to roll back to.
