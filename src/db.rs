@@ -134,6 +134,8 @@ pub struct Pool {
 
 /// The file a pool was opened on, and what it must still be.
 struct File {
+    /// Held while the pool lives: see [`lock`].
+    _lock: std::fs::File,
     path: PathBuf,
     identity: Option<(u64, u64)>,
     application_id: i32,
@@ -249,6 +251,7 @@ pub fn open(path: &Path, schema: &Schema, metrics: &Metrics, queue_limit: usize)
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(context)?;
     }
+    let lock = lock(path).with_context(context)?;
     // One plain connection first, so a bad path fails at once with its own reason.
     let mut conn = Connection::open(path).with_context(context)?;
     configure(&mut conn).with_context(context)?;
@@ -287,12 +290,35 @@ pub fn open(path: &Path, schema: &Schema, metrics: &Metrics, queue_limit: usize)
         writer,
         queue,
         file: Arc::new(File {
+            _lock: lock,
             path: path.to_path_buf(),
             identity: identity(path),
             application_id: id,
             version: schema.version,
         }),
     })
+}
+
+/// Takes the lock that makes this process the only one serving the database at `path`
+/// (a file beside it, `<name>.lock`, locked until the process ends, however it ends).
+/// A second process on the same database would drive the same orders with turns it
+/// cannot see, and its writes would race this one's: it is refused at start.
+fn lock(path: &Path) -> anyhow::Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another process is serving this database (it holds {}); one database, one process",
+            std::path::Path::new(&name).display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 /// Whether the database may be opened as `schema`'s: `Ok(Err(why not))` if it belongs

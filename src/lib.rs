@@ -55,5 +55,7 @@ pub mod probe;
 pub mod productos;
 pub mod service;
 pub mod shutdown;
+#[cfg(test)]
+mod simulation;
 pub mod startup;
 pub mod trace;

@@ -17,8 +17,8 @@
 //! order can always confirm its units.
 
 mod metrics;
-mod model;
-mod repo;
+pub(crate) mod model;
+pub(crate) mod repo;
 mod routes;
 
 use std::time::Duration;

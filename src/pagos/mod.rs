@@ -10,8 +10,8 @@
 //! voids it so that no charge can be made with it any more; `POST /reembolsar` does
 //! the same and also refunds an approved payment.
 
-mod model;
-mod repo;
+pub(crate) mod model;
+pub(crate) mod repo;
 mod routes;
 
 use actix_web::web;

@@ -279,14 +279,6 @@ impl Peers {
         [&self.productos, &self.inventario, &self.pagos]
     }
 
-    /// Fails at once if any peer's circuit is open: an order needs all three.
-    pub fn ensure_available(&self) -> Result<(), PeerError> {
-        for peer in self.each() {
-            peer.ensure_available()?;
-        }
-        Ok(())
-    }
-
     /// The longest any open circuit still stays open, if one is.
     pub fn retry_after(&self) -> Option<u64> {
         self.each()
@@ -301,60 +293,6 @@ impl Peers {
 
     fn compensating(&self, kind: &str) {
         self.metrics.compensations.with_label_values(&[kind]).inc();
-    }
-
-    /// The current price of each product that exists, by id: one call for a whole order.
-    pub async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError> {
-        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
-        let path = format!("/productos?ids={list}");
-        let productos: Vec<ProductoAnswer> = answer(
-            &self.productos,
-            &Method::GET,
-            "/productos",
-            self.productos.call(Method::GET, &path, None).await,
-        )?;
-        Ok(productos.into_iter().map(|p| (p.id, p.precio)).collect())
-    }
-
-    /// Reserves every line of an order, all or none, at most once for its key (line
-    /// by line at an inventario without lotes: at most once while this pedidos runs).
-    pub async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError> {
-        let lineas: Vec<Linea> = items
-            .iter()
-            .map(|i| Linea {
-                producto_id: i.producto_id,
-                cantidad: i.cantidad,
-            })
-            .collect();
-        if let Some(ids) = self.line_by_line.held(clave) {
-            return Ok(LoteAnswer::line_by_line(EstadoLote::Activa, &ids));
-        }
-        if !self.line_by_line.without_lotes() {
-            let body = LoteRequest {
-                clave,
-                lineas: &lineas,
-            };
-            match self.at_inventario::<LoteAnswer>("/reservas", &body).await {
-                Err(PeerError::Missing { .. }) => self.line_by_line.lacks_lotes(),
-                answer => return self.held_lote(clave, answer?),
-            }
-        }
-        self.reservar_line_by_line(clave, &lineas).await
-    }
-
-    fn held_lote(&self, clave: &str, lote: LoteAnswer) -> Result<LoteAnswer, PeerError> {
-        if matches!(lote.estado, EstadoLote::Liberada | EstadoLote::Expirada) {
-            // Asked again after it was released: it holds nothing, as if refused.
-            return Err(PeerError::Refused {
-                peer: self.inventario.name(),
-                refusal: Refusal {
-                    status: StatusCode::CONFLICT,
-                    code: "reserva_released".into(),
-                    detail: format!("the lote {clave:?} was released"),
-                },
-            });
-        }
-        Ok(lote)
     }
 
     /// One `POST /reservar` per line. A line refused releases the lines reserved
@@ -412,47 +350,6 @@ impl Peers {
         Ok(ids)
     }
 
-    /// Confirms an order's lote: its units leave for good. A `409` if it was released.
-    pub async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
-        let Some(ids) = self.line_by_line.take(clave) else {
-            return self
-                .lote_or_none("/reservas/confirmar", clave, EstadoLote::Confirmada)
-                .await;
-        };
-        // Reserved line by line. The original inventario has no confirmation (a
-        // reservation there is final once the order is paid) and answers the first
-        // line 404; penguin's, which may have taken its place since, confirms each line
-        // (its reservations expire otherwise), and offers lotes again.
-        for &reserva_id in &ids {
-            match self
-                .at_inventario::<IgnoredAny>("/confirmar", &ReservaRequest { reserva_id })
-                .await
-            {
-                Ok(_) => self.line_by_line.forget_routes("it confirms reservations"),
-                Err(PeerError::Missing { .. }) => break,
-                Err(e) => {
-                    self.line_by_line.hold(clave, ids);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(LoteAnswer::line_by_line(EstadoLote::Confirmada, &ids))
-    }
-
-    /// Releases an order's lote; releasing one already released is not an error, and
-    /// releasing a key no lote was made with makes sure none will be (at an inventario
-    /// without lotes: there is nothing to release for a key this pedidos made no
-    /// reservation with since it started).
-    pub async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
-        self.compensating("release");
-        if self.line_by_line.held(clave).is_some() {
-            let ids = self.release_lines(clave).await?;
-            return Ok(LoteAnswer::line_by_line(EstadoLote::Liberada, &ids));
-        }
-        self.lote_or_none("/reservas/liberar", clave, EstadoLote::Liberada)
-            .await
-    }
-
     /// POSTs the lote `clave` to `path`; at an inventario without lotes (known, or
     /// learned by this call), a lote in `estado` with no reservation: none is held
     /// there under the key.
@@ -483,22 +380,124 @@ impl Peers {
         }
         answer
     }
+}
 
+/// What the order flow asks of its peers. The real one is [`Peers`], over HTTP; the
+/// simulation's is a shop in memory whose peers may lose, cut, duplicate or delay any call.
+// The order flow runs on one worker's thread: no Send bound is wanted on these futures.
+#[allow(async_fn_in_trait)]
+pub trait PeerApi {
+    /// Fails at once if a peer's circuit is open: an order needs all three.
+    fn ensure_available(&self) -> Result<(), PeerError>;
+    /// The current price of each product that exists, by id: one call for a whole order.
+    async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError>;
+    /// Reserves every line of an order, all or none, at most once for its key.
+    async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError>;
+    /// Confirms an order's lote: its units leave for good. A `409` if it was released.
+    async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError>;
+    /// Releases an order's lote; releasing one already released is not an error, and
+    /// releasing a key no lote was made with makes sure none will be.
+    async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError>;
     /// Charges an order, at most once for its `referencia`.
-    pub async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
+    async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError>;
+    /// The payment made with a `referencia`; if there is none, pagos voids the
+    /// referencia so that no charge can be made with it any more (estado `anulado`).
+    async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError>;
+    /// Makes sure no money is kept for a `referencia`: an approved payment is
+    /// refunded (estado `reembolsado`), a referencia never charged is voided.
+    async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError>;
+}
+
+impl PeerApi for Peers {
+    fn ensure_available(&self) -> Result<(), PeerError> {
+        for peer in self.each() {
+            peer.ensure_available()?;
+        }
+        Ok(())
+    }
+
+    async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError> {
+        let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        let path = format!("/productos?ids={list}");
+        let productos: Vec<ProductoAnswer> = answer(
+            &self.productos,
+            &Method::GET,
+            "/productos",
+            self.productos.call(Method::GET, &path, None).await,
+        )?;
+        Ok(productos.into_iter().map(|p| (p.id, p.precio)).collect())
+    }
+
+    async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError> {
+        let lineas: Vec<Linea> = items
+            .iter()
+            .map(|i| Linea {
+                producto_id: i.producto_id,
+                cantidad: i.cantidad,
+            })
+            .collect();
+        if let Some(ids) = self.line_by_line.held(clave) {
+            return Ok(LoteAnswer::line_by_line(EstadoLote::Activa, &ids));
+        }
+        if !self.line_by_line.without_lotes() {
+            let body = LoteRequest {
+                clave,
+                lineas: &lineas,
+            };
+            match self.at_inventario::<LoteAnswer>("/reservas", &body).await {
+                Err(PeerError::Missing { .. }) => self.line_by_line.lacks_lotes(),
+                answer => return lote_held(self.inventario.name(), clave, answer?),
+            }
+        }
+        self.reservar_line_by_line(clave, &lineas).await
+    }
+
+    async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+        let Some(ids) = self.line_by_line.take(clave) else {
+            return self
+                .lote_or_none("/reservas/confirmar", clave, EstadoLote::Confirmada)
+                .await;
+        };
+        // Reserved line by line. The original inventario has no confirmation (a
+        // reservation there is final once the order is paid) and answers the first
+        // line 404; penguin's, which may have taken its place since, confirms each line
+        // (its reservations expire otherwise), and offers lotes again.
+        for &reserva_id in &ids {
+            match self
+                .at_inventario::<IgnoredAny>("/confirmar", &ReservaRequest { reserva_id })
+                .await
+            {
+                Ok(_) => self.line_by_line.forget_routes("it confirms reservations"),
+                Err(PeerError::Missing { .. }) => break,
+                Err(e) => {
+                    self.line_by_line.hold(clave, ids);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(LoteAnswer::line_by_line(EstadoLote::Confirmada, &ids))
+    }
+
+    async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+        self.compensating("release");
+        if self.line_by_line.held(clave).is_some() {
+            let ids = self.release_lines(clave).await?;
+            return Ok(LoteAnswer::line_by_line(EstadoLote::Liberada, &ids));
+        }
+        self.lote_or_none("/reservas/liberar", clave, EstadoLote::Liberada)
+            .await
+    }
+
+    async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
         post(&self.pagos, "/pagar", request).await
     }
 
-    /// The payment made with a `referencia`; if there is none, pagos voids the
-    /// referencia so that no charge can be made with it any more (estado `anulado`).
-    pub async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+    async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
         self.compensating("void");
         post(&self.pagos, "/anular", &ReferenciaRequest { referencia }).await
     }
 
-    /// Makes sure no money is kept for a `referencia`: an approved payment is
-    /// refunded (estado `reembolsado`), a referencia never charged is voided.
-    pub async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+    async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
         self.compensating("refund");
         post(&self.pagos, "/reembolsar", &ReferenciaRequest { referencia }).await
     }
@@ -560,6 +559,22 @@ fn stock_refusal(error: PeerError) -> PeerError {
         }
         other => other,
     }
+}
+
+/// A lote inventario answered for a reservation: one asked again after it was
+/// released holds nothing, and is read as if inventario had refused it.
+pub fn lote_held(peer: &'static str, clave: &str, lote: LoteAnswer) -> Result<LoteAnswer, PeerError> {
+    if matches!(lote.estado, EstadoLote::Liberada | EstadoLote::Expirada) {
+        return Err(PeerError::Refused {
+            peer,
+            refusal: Refusal {
+                status: StatusCode::CONFLICT,
+                code: "reserva_released".into(),
+                detail: format!("the lote {clave:?} was released"),
+            },
+        });
+    }
+    Ok(lote)
 }
 
 /// Whether a refusal is inventario saying an order's lote was released.

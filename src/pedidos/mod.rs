@@ -3,22 +3,24 @@
 //! Routes: `POST /pedidos` (with an optional `Idempotency-Key`), `GET /pedidos`,
 //! `GET /pedidos/{id}`; the status page `GET /panel` and its data, `GET /panel/estado`.
 //!
-//! An order is one state machine (`saga`): its stages are `model::Etapa`, and
-//! `saga::avanzar` is the one function that moves an order on, called by the request
+//! An order is one state machine: its stages are `model::Etapa`, its decisions
+//! (stage + a peer's answer → next stage, no I/O) are in `decide`, and
+//! `saga::advance` is the one function that moves an order on, called by the request
 //! that places it and by `recovery` for every order no request is driving. The typed
 //! peer calls are in `clients`; retries, timeouts and the per-peer circuit breakers
 //! in `resilience`; who is driving which order, in `instancia`.
 
-mod clients;
-mod instancia;
+pub(crate) mod clients;
+pub(crate) mod decide;
+pub(crate) mod instancia;
 mod metrics;
-mod model;
+pub(crate) mod model;
 mod panel;
-mod recovery;
-mod repo;
-mod resilience;
+pub(crate) mod recovery;
+pub(crate) mod repo;
+pub(crate) mod resilience;
 mod routes;
-mod saga;
+pub(crate) mod saga;
 
 use actix_web::web;
 use rusqlite_migration::M;
@@ -44,6 +46,7 @@ pub fn schema() -> Schema {
             M::up(include_str!("../../migrations/pedidos/0002_pasos_y_claves.sql")),
             M::up(include_str!("../../migrations/pedidos/0003_etapas.sql")),
             M::up(include_str!("../../migrations/pedidos/0004_request_id.sql")),
+            M::up(include_str!("../../migrations/pedidos/0005_clave_nonce.sql")),
         ],
     )
 }

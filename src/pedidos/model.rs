@@ -2,11 +2,11 @@
 //! state machine knows it ([`Pedido`] and its [`Etapa`]), and the JSON a client sees
 //! ([`PedidoVista`]), built from the state.
 
+use actix_web::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::ArrayBuilder;
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::clock::now_millis;
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, Entero};
 use crate::money::Money;
@@ -162,19 +162,25 @@ pub struct Pedido {
     pub vence_en: i64,
     /// The id of the request that placed it, which its log lines carry.
     pub request_id: Option<String>,
+    /// The random part of its key at its peers; `None` for orders recorded before keys had one.
+    pub nonce: Option<i64>,
     pub etapa: Etapa,
 }
 
 impl Pedido {
     /// The key this order is known by at its peers: its lote at inventario and its
-    /// `referencia` at pagos.
+    /// `referencia` at pagos. Its random part makes it one no other order ever had,
+    /// even in a database restored from an older copy that hands out the same ids.
     pub fn clave(&self, prefijo: &str) -> String {
-        format!("{prefijo}-{}", self.id)
+        match self.nonce {
+            Some(nonce) => format!("{prefijo}-{}-{nonce:x}", self.id),
+            None => format!("{prefijo}-{}", self.id),
+        }
     }
 
-    /// Whether its deadline has passed.
-    pub fn vencido(&self) -> bool {
-        now_millis() >= self.vence_en
+    /// Whether its deadline has passed at `now` (Unix milliseconds).
+    pub fn overdue(&self, now: i64) -> bool {
+        now >= self.vence_en
     }
 
     /// Whether it costs nothing: then pagos is never asked.
@@ -231,6 +237,29 @@ pub struct Deuda {
 }
 
 impl Etapa {
+    /// The status an order is answered with, and its error code when it did not succeed.
+    pub fn answer(&self) -> (StatusCode, Option<ErrorCode>) {
+        let desenlace = match self {
+            // Not final yet: the client polls the order's Location.
+            Etapa::Registrado | Etapa::Cobrado { .. } => return (StatusCode::ACCEPTED, None),
+            Etapa::Cerrado { desenlace, .. } => desenlace,
+        };
+        let code = match desenlace {
+            Desenlace::Confirmado { .. } => return (StatusCode::CREATED, None),
+            Desenlace::Rechazado { .. } => ErrorCode::PaymentRejected,
+            Desenlace::Fallido { causa, .. } => match causa {
+                Causa::ProductoNotFound => ErrorCode::ProductoNotFound,
+                Causa::TotalTooLarge => ErrorCode::TotalTooLarge,
+                Causa::InsufficientStock => ErrorCode::InsufficientStock,
+                Causa::ReservaReleased => ErrorCode::ReservaReleased,
+                Causa::PeerError => ErrorCode::PeerError,
+                Causa::PeerUnavailable => ErrorCode::PeerUnavailable,
+                Causa::Interrupted => ErrorCode::Interrupted,
+            },
+        };
+        (code.status(), Some(code))
+    }
+
     /// What a client sees of this stage.
     pub fn estado(&self) -> EstadoPedido {
         match self {

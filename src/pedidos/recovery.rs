@@ -1,7 +1,7 @@
 //! Moves on every order that no request is driving and that is not yet over or still
 //! owes work to a peer, once at start and then every `RECOVERY_INTERVAL`: a crash, an
 //! outage or a request cut short leaves it at some stage, and recovery calls the same
-//! [`saga::avanzar`] that the request would have called next.
+//! [`saga::advance`] that the request would have called next.
 //!
 //! Each order is moved on under a trace of its own, whose id its log lines and peer
 //! calls carry; its first line names the request that placed the order.
@@ -15,14 +15,13 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::clients::Peers;
+use super::clients::{PeerApi, Peers};
 use super::instancia::Instancia;
 use super::model::Pedido;
-use super::repo;
 use super::resilience::Breakers;
-use super::saga::{self, Contexto};
+use super::saga::{self, Contexto, Store};
 use crate::config::PeerSettings;
-use crate::db::{Pool, run_blocking};
+use crate::db::Pool;
 use crate::error::ApiError;
 use crate::shutdown::Stop;
 use crate::trace::Trace;
@@ -32,8 +31,6 @@ const LOG_TARGET: &str = "pedidos";
 const BATCH: i64 = 500;
 /// How many orders one pass moves on at once.
 const AT_ONCE: usize = 16;
-/// The most stages one pass moves an order through.
-const MAX_STEPS: usize = 4;
 
 /// Runs recovery passes until `stop` is asked; a pass cut short by it leaves each
 /// order at a recorded stage, to be moved on at the next start.
@@ -55,7 +52,7 @@ pub fn spawn(
         );
         let ctx = Contexto {
             peers: &peers,
-            pool: &pool,
+            store: &pool,
             instancia: &instancia,
         };
         loop {
@@ -78,9 +75,9 @@ pub fn spawn(
 }
 
 /// One pass over the unfinished orders; returns how many it finished.
-pub async fn pass(ctx: &Contexto<'_>) -> Result<usize, ApiError> {
+pub async fn pass<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>) -> Result<usize, ApiError> {
     ctx.instancia.metrics.recovery_passes.inc();
-    let ids = run_blocking(ctx.pool, |conn| Ok(repo::unfinished(conn, BATCH)?)).await?;
+    let ids = ctx.store.unfinished(BATCH).await?;
     let finished = Cell::new(0);
     futures_util::stream::iter(ids)
         .for_each_concurrent(AT_ONCE, |id| {
@@ -99,17 +96,20 @@ pub async fn pass(ctx: &Contexto<'_>) -> Result<usize, ApiError> {
 
 /// Moves one order on as far as it goes now, under a trace of its own; returns
 /// whether it is finished.
-async fn settle(ctx: &Contexto<'_>, id: i64) -> Result<bool, ApiError> {
+async fn settle<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, id: i64) -> Result<bool, ApiError> {
     let Some(_turno) = ctx.instancia.en_curso.tomar(id) else {
         return Ok(false);
     };
-    let Some(pedido) = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?)).await? else {
+    let Some(pedido) = ctx.store.load(id).await? else {
         return Ok(false);
     };
     Trace::new().scope(settle_held(ctx, pedido)).await
 }
 
-async fn settle_held(ctx: &Contexto<'_>, mut pedido: Pedido) -> Result<bool, ApiError> {
+async fn settle_held<P: PeerApi, S: Store>(
+    ctx: &Contexto<'_, P, S>,
+    pedido: Pedido,
+) -> Result<bool, ApiError> {
     let id = pedido.id;
     log::info!(
         target: LOG_TARGET,
@@ -117,16 +117,7 @@ async fn settle_held(ctx: &Contexto<'_>, mut pedido: Pedido) -> Result<bool, Api
         <&str>::from(&pedido.etapa),
         pedido.request_id.as_deref().unwrap_or("unknown")
     );
-    for _ in 0..MAX_STEPS {
-        if pedido.terminado() {
-            break;
-        }
-        let antes = pedido.etapa.clone();
-        pedido = saga::avanzar(ctx, pedido).await?;
-        if pedido.etapa == antes {
-            break;
-        }
-    }
+    let pedido = saga::advance(ctx, pedido, false).await?;
     if pedido.terminado() {
         let estado: &str = pedido.etapa.estado().into();
         ctx.instancia.metrics.recovered.with_label_values(&[estado]).inc();

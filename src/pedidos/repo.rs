@@ -14,7 +14,7 @@ use crate::money::Money;
 macro_rules! pedido_columns {
     () => {
         "id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro, \
-     total, moneda, medio, fail, creado_en, vence_en, request_id"
+     total, moneda, medio, fail, creado_en, vence_en, request_id, nonce"
     };
 }
 
@@ -112,6 +112,7 @@ fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
         creado_en: row.get(12)?,
         vence_en: row.get(13)?,
         request_id: row.get(14)?,
+        nonce: row.get(15)?,
         items: Vec::new(),
     })
 }
@@ -140,7 +141,7 @@ fn items_between(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<H
 pub enum Alta {
     /// A new order, recorded at its first stage with its lines (`saga::colocar`
     /// answers it moved on as far as it goes).
-    Nuevo(Pedido),
+    Nuevo(Box<Pedido>),
     /// The idempotency key was used before for the same order: this one.
     Repetido(i64),
     /// The idempotency key was used before for a different order.
@@ -150,8 +151,10 @@ pub enum Alta {
 /// A new order as it is first recorded: its lines as priced, its total, its first
 /// stage and its deadline.
 #[derive(Debug)]
-pub struct Registro<'a> {
-    pub nuevo: &'a NuevoPedido,
+pub struct Registro {
+    pub nuevo: NuevoPedido,
+    /// The random part of the order's key at its peers.
+    pub nonce: i64,
     pub items: Vec<Item>,
     pub total: Money,
     pub etapa: Etapa,
@@ -160,7 +163,7 @@ pub struct Registro<'a> {
 }
 
 /// Records a new order with its lines (and its idempotency key), in one write.
-pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>) -> rusqlite::Result<Alta> {
+pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) -> rusqlite::Result<Alta> {
     let tx = Savepoint::begin(conn)?;
     let huella = clave.map(|_| registro.nuevo.huella());
     if let Some(clave) = clave {
@@ -180,8 +183,8 @@ pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>
     let id = tx
         .prepare_cached(
             "INSERT INTO pedidos (etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro,
-                                  total, moneda, medio, fail, vence_en, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                                  total, moneda, medio, fail, vence_en, request_id, nonce)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?
         .insert(params![
             etapa,
@@ -196,7 +199,8 @@ pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>
             registro.nuevo.medio,
             registro.nuevo.fail,
             registro.vence_en,
-            registro.request_id
+            registro.request_id,
+            registro.nonce
         ])?;
     // A read by rowid: cheaper than RETURNING, which builds a temporary table.
     let creado_en: String = tx
@@ -222,18 +226,19 @@ pub fn create(conn: &mut Connection, registro: Registro<'_>, clave: Option<&str>
             .execute(params![clave, huella, id])?;
     }
     tx.commit()?;
-    Ok(Alta::Nuevo(Pedido {
+    Ok(Alta::Nuevo(Box::new(Pedido {
         id,
         items: registro.items,
         total: registro.total,
-        moneda: registro.nuevo.moneda.clone(),
-        medio: registro.nuevo.medio.clone(),
+        moneda: registro.nuevo.moneda,
+        medio: registro.nuevo.medio,
         fail: registro.nuevo.fail,
         creado_en,
         vence_en: registro.vence_en,
         request_id: registro.request_id,
+        nonce: Some(registro.nonce),
         etapa: registro.etapa,
-    }))
+    })))
 }
 
 /// Records that an order moved from stage `desde` to `hacia`, and the reservation of
@@ -404,7 +409,7 @@ mod tests {
             fail: false,
         };
         let registro = Registro {
-            nuevo: &nuevo,
+            nuevo,
             items: vec![Item {
                 producto_id: 1,
                 cantidad: 2,
@@ -415,9 +420,10 @@ mod tests {
             etapa: Etapa::Registrado,
             vence_en: 0,
             request_id: Some("the-request".into()),
+            nonce: 42,
         };
         match create(conn, registro, None).expect("created") {
-            Alta::Nuevo(pedido) => pedido,
+            Alta::Nuevo(pedido) => *pedido,
             other => panic!("{other:?}"),
         }
     }

@@ -12,9 +12,9 @@ use utoipa::{IntoResponses, ToSchema};
 
 use super::clients::Peers;
 use super::instancia::Instancia;
-use super::model::{Causa, Desenlace, Etapa, NuevoPedido, Pedido, PedidoBody, PedidoVista};
+use super::model::{NuevoPedido, Pedido, PedidoBody, PedidoVista};
 use super::repo::{self, Alta};
-use super::saga::{self, Contexto};
+use super::saga::{self, Contexto, Store};
 use crate::db::{self, Pool, run_blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, IdPath, schema::IdempotencyKey};
@@ -74,32 +74,9 @@ impl IntoResponses for CrearRefusals {
 refusals!(ListarRefusals: Page::REFUSALS, db::REFUSALS);
 refusals!(ObtenerRefusals: IdPath::REFUSALS, &[ErrorCode::PedidoNotFound], db::REFUSALS);
 
-/// The status an order is answered with, and its error code when it did not succeed.
-fn answer_of(etapa: &Etapa) -> (StatusCode, Option<ErrorCode>) {
-    let desenlace = match etapa {
-        // Not final yet: the client polls the order's Location.
-        Etapa::Registrado | Etapa::Cobrado { .. } => return (StatusCode::ACCEPTED, None),
-        Etapa::Cerrado { desenlace, .. } => desenlace,
-    };
-    let code = match desenlace {
-        Desenlace::Confirmado { .. } => return (StatusCode::CREATED, None),
-        Desenlace::Rechazado { .. } => ErrorCode::PaymentRejected,
-        Desenlace::Fallido { causa, .. } => match causa {
-            Causa::ProductoNotFound => ErrorCode::ProductoNotFound,
-            Causa::TotalTooLarge => ErrorCode::TotalTooLarge,
-            Causa::InsufficientStock => ErrorCode::InsufficientStock,
-            Causa::ReservaReleased => ErrorCode::ReservaReleased,
-            Causa::PeerError => ErrorCode::PeerError,
-            Causa::PeerUnavailable => ErrorCode::PeerUnavailable,
-            Causa::Interrupted => ErrorCode::Interrupted,
-        },
-    };
-    (code.status(), Some(code))
-}
-
 /// The answer an order gets, whether to the request that placed it or to a retry.
 fn respond(pedido: &Pedido, peers: &Peers) -> HttpResponse {
-    let (status, error) = answer_of(&pedido.etapa);
+    let (status, error) = pedido.etapa.answer();
     let mut response = HttpResponse::build(status);
     response.insert_header((header::LOCATION, format!("/pedidos/{}", pedido.id)));
     if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -146,8 +123,8 @@ pub async fn crear(
     let nuevo = NuevoPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
     let ctx = Contexto {
-        peers: &peers,
-        pool: &pool,
+        peers: &**peers,
+        store: &**pool,
         instancia: &instancia,
     };
     match saga::colocar(&ctx, nuevo, clave).await? {
@@ -168,11 +145,9 @@ async fn replay(ctx: &Contexto<'_>, id: i64) -> Result<HttpResponse, ApiError> {
     loop {
         // Read once no one drives it: what is read then is its answer.
         if !ctx.instancia.en_curso.ocupado(id) {
-            let pedido = run_blocking(ctx.pool, move |conn| Ok(repo::get(conn, id)?))
-                .await?
-                .ok_or_else(|| {
-                    ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
-                })?;
+            let pedido = ctx.store.load(id).await?.ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
+            })?;
             return Ok(respond(&pedido, ctx.peers));
         }
         if started.elapsed() >= REPLAY_WAIT {

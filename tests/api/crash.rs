@@ -271,3 +271,30 @@ async fn kill_9_of_inventario_mid_batch_leaves_every_order_final() {
 async fn kill_9_of_pagos_mid_batch_leaves_every_order_final() {
     crash_mid_batch(Service::Pagos).await;
 }
+
+#[test]
+fn a_second_pedidos_on_the_same_database_is_refused_at_start() {
+    use crate::helpers::{free_port, penguin, run_to_end, start};
+    let dir = tempfile::tempdir().unwrap();
+    let first_port = free_port().to_string();
+    let _first = start(
+        penguin(dir.path())
+            .args(["serve", "pedidos"])
+            .env("PORT", &first_port),
+        1,
+    );
+    // Two processes would drive the same orders, each blind to the other's turns.
+    let second_port = free_port().to_string();
+    let (code, stderr) = run_to_end(
+        penguin(dir.path())
+            .args(["serve", "pedidos"])
+            .env("PORT", &second_port),
+    );
+    assert_ne!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("another process is serving this database"),
+        "{stderr}"
+    );
+    let listening = std::net::TcpStream::connect(("127.0.0.1", second_port.parse::<u16>().unwrap()));
+    assert!(listening.is_err(), "the second pedidos must not listen");
+}

@@ -82,22 +82,23 @@ async fn an_order_charged_after_the_reservation_ttl_still_keeps_its_units() {
 #[actix_web::test]
 async fn a_lote_released_before_the_charge_answers_fails_the_order_and_refunds_it() {
     let (app, slow_pagos, hielo) = shop_with_slow_pagos(Duration::from_secs(600)).await;
-    let prefijo: String = rusqlite::Connection::open(app.dir.path().join("pedidos.db"))
-        .unwrap()
-        .query_row("SELECT prefijo FROM instancia", [], |row| row.get(0))
-        .unwrap();
     let order = app.pedir(hielo, 1, false);
     let release = async {
         // While pagos has the charge in hand, someone releases the order's lote by hand.
         while slow_pagos.requests() == 0 {
             actix_web::rt::time::sleep(Duration::from_millis(5)).await;
         }
-        let answer = app
-            .post(
-                Service::Inventario,
-                "/reservas/liberar",
-                json!({"clave": format!("{prefijo}-1")}),
+        // The order's key at its peers: its database's prefix, its id and its nonce.
+        let clave: String = rusqlite::Connection::open(app.dir.path().join("pedidos.db"))
+            .unwrap()
+            .query_row(
+                "SELECT prefijo || '-' || p.id || '-' || printf('%x', p.nonce) FROM instancia, pedidos p WHERE p.id = 1",
+                [],
+                |row| row.get(0),
             )
+            .unwrap();
+        let answer = app
+            .post(Service::Inventario, "/reservas/liberar", json!({"clave": clave}))
             .await;
         assert_eq!(answer.status, 200, "{answer:?}");
     };
