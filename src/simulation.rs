@@ -8,7 +8,8 @@
 //! delayed (while the clock runs past deadlines), or delivered late after the caller
 //! gave up. pedidos may crash between any two steps (its drivers and turns gone, its
 //! database kept); any one service may be rolled back to an earlier copy of its
-//! database, as a restore from a backup would. When the faults stop, recovery runs
+//! database, as a restore from a backup would (`PENGUIN_SIM_RESTORES=1`: pedidos does
+//! not heal such a restore by itself yet, so `cargo test` leaves it out). When the faults stop, recovery runs
 //! until nothing is left to do and the books are checked (see [`Shop::check`]).
 //!
 //! It lives in the library, under `cfg(test)`, because it reaches into the services'
@@ -908,6 +909,13 @@ mod tests {
         (n * size).min(count)..((n + 1) * size).min(count)
     }
 
+    /// Whether services are also rolled back to older copies of their databases:
+    /// `PENGUIN_SIM_RESTORES=1`. Off in `cargo test` until pedidos heals a restored
+    /// peer by itself; with it on, the first seeds show what is still broken.
+    fn restores() -> bool {
+        std::env::var_os("PENGUIN_SIM_RESTORES").is_some()
+    }
+
     /// The faults a seed tries: from none to many, with crashes, and with restores.
     fn faults_of(seed: u64, rollback: bool) -> Faults {
         Faults {
@@ -934,21 +942,21 @@ mod tests {
     // Ten thousand seeds, in four tests that run side by side.
     #[test]
     fn the_saga_keeps_the_books_through_lost_duplicated_late_calls_and_crashes_seeds_0() {
-        explore(quarter(0), false);
+        explore(quarter(0), restores());
     }
 
     #[test]
     fn the_saga_keeps_the_books_through_lost_duplicated_late_calls_and_crashes_seeds_1() {
-        explore(quarter(1), false);
+        explore(quarter(1), restores());
     }
 
     #[test]
     fn the_saga_keeps_the_books_through_lost_duplicated_late_calls_and_crashes_seeds_2() {
-        explore(quarter(2), false);
+        explore(quarter(2), restores());
     }
 
     #[test]
     fn the_saga_keeps_the_books_through_lost_duplicated_late_calls_and_crashes_seeds_3() {
-        explore(quarter(3), false);
+        explore(quarter(3), restores());
     }
 }
