@@ -23,6 +23,7 @@ mod original;
 mod pagos;
 mod panel;
 mod pedidos;
+mod podman;
 mod productos;
 mod resilience;
 mod saga;
