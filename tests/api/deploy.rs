@@ -23,7 +23,7 @@ const PEERS: [(&str, &str); 3] = [
     ("PAYMENTS_URL", "pagos"),
 ];
 
-fn deploy() -> PathBuf {
+pub fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
 }
 
@@ -69,7 +69,7 @@ fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Output> {
     }
 }
 
-fn said(output: &Output) -> String {
+pub fn said(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

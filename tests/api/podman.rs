@@ -10,7 +10,6 @@
 //! Needs root and the tools; skipped, saying why, without them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use penguin::service::Service;
 use serde_json::{Value as Json, json};
 use serde_norway::Value;
 
-use crate::deploy::{kustomized, text, yaml_documents};
+use crate::deploy::{deploy, kustomized, said, text, yaml_documents};
 use crate::helpers::{free_port, on_path, penguin, skip};
 use crate::image::static_binary;
 
@@ -38,18 +37,6 @@ default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 "#;
-
-fn deploy() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
-}
-
-fn said(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// A name no other test or run uses at the same time.
 fn unique(what: &str) -> String {
@@ -255,6 +242,10 @@ fn curl(token: Option<&str>, method: &str, url: &str, body: Option<Json>) -> (u1
     )
 }
 
+fn get(url: String) -> (u16, Json) {
+    curl(Some(TOKEN), "GET", &url, None)
+}
+
 /// The original design's quick tests ("Pruebas rápidas" in design-es.md), its four curl
 /// commands as written there, against the shop whose services `url` names: a product,
 /// 50 units, an order of 3 paid, an order of 2 whose payment fails and whose units come
@@ -300,12 +291,7 @@ fn walkthrough(url: &dyn Fn(Service) -> String) {
         (402, Some("rechazado")),
         "{pedido}"
     );
-    let (_, stock) = curl(
-        Some(TOKEN),
-        "GET",
-        &format!("{}/stock/1", url(Service::Inventario)),
-        None,
-    );
+    let (_, stock) = get(format!("{}/stock/1", url(Service::Inventario)));
     assert_eq!(
         stock,
         json!({"producto_id": 1, "cantidad": 47, "reservado": 0, "confirmado": 3})
@@ -483,12 +469,7 @@ fn compose_runs_the_shop_restarts_a_crashed_service_stops_cleanly_and_keeps_its_
     assert_eq!(compose.containers(), "", "down leaves no container");
     compose.run(&["up", "--detach"]);
     compose.wait_healthy();
-    let (status, pedidos) = curl(
-        Some(TOKEN),
-        "GET",
-        &format!("{}/pedidos", url(Service::Pedidos)),
-        None,
-    );
+    let (status, pedidos) = get(format!("{}/pedidos", url(Service::Pedidos)));
     assert_eq!(
         (status, pedidos.as_array().map(Vec::len)),
         (200, Some(3)),
