@@ -279,6 +279,12 @@ fn compose_runs_each_service_in_its_container_with_its_volume_and_peers_by_name(
             "{volume} is not declared"
         );
         volumes.insert(volume);
+        // On loopback, at the walkthrough's port unless the environment moves it.
+        let port = 5001 + Service::ALL.iter().position(|s| *s == service).unwrap();
+        assert_eq!(
+            text(&container["ports"][0]),
+            format!("127.0.0.1:${{{}_PORT:-{port}}}:8080", name.to_uppercase())
+        );
         assert!(
             text(&container["environment"]["SERVICE_TOKEN"]).starts_with("${SERVICE_TOKEN:?"),
             "{name}: the token comes from deploy/.env or the environment, or compose refuses"
