@@ -28,14 +28,18 @@ const TOKEN: &str = "podman-secret";
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// What this kind of machine needs: runc (crun refuses its hybrid cgroups), cgroupfs
-/// (no systemd) and limits it allows. The test's own file, named by CONTAINERS_CONF:
-/// the machine's own configuration is left alone.
+/// (no systemd), limits it allows, and netavark, whose aardvark-dns answers names on
+/// a network. The test's own file, named by CONTAINERS_CONF: the machine's own
+/// configuration is left alone.
 const CONTAINERS_CONF: &str = r#"[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
 
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
+
+[network]
+network_backend = "netavark"
 "#;
 
 /// A name no other test or run uses at the same time.
