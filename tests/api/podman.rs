@@ -10,6 +10,8 @@
 //! Needs root and the tools; skipped, saying why, without them.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -166,6 +168,23 @@ impl Podman {
             json!(["CMD", "/penguin", "probe", "http://127.0.0.1:8080/health"]),
             "the image keeps its health check: {config}"
         );
+        // The binary and a /data its user owns, which a new volume copies (Docker
+        // does; podman hands an empty volume to the user itself): nothing else.
+        let root = PathBuf::from(self.run(&["image", "mount", &tag]));
+        let listing: Vec<(String, u32)> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    e.metadata().unwrap().uid(),
+                )
+            })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.run(&["image", "unmount", &tag]);
+        assert_eq!(listing, [("data".to_string(), 10001), ("penguin".to_string(), 0)]);
         tag
     }
 }
