@@ -58,8 +58,9 @@ fn serve(settings: &Settings) -> ExitCode {
     let outcome = actix_web::rt::System::new().block_on(async {
         let started = startup::start(settings)?;
         for service in &settings.services {
-            if let Some(url) = started.url(service.service) {
-                log::info!(target: service.service.name(), "listening on {url}");
+            // The address actually bound (0.0.0.0 in a container), not the one to dial.
+            if let Some(addr) = started.addr(service.service) {
+                log::info!(target: service.service.name(), "listening on http://{addr}");
             }
         }
         started.run().await?;

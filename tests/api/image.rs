@@ -16,7 +16,7 @@ use std::time::Duration;
 use actix_web::http::Method;
 use serde_json::json;
 
-use crate::helpers::{Http, skip, start};
+use crate::helpers::{Http, on_path, skip, start};
 
 const TOKEN: &str = "chroot-secret";
 
@@ -28,17 +28,13 @@ fn chroot() -> Result<PathBuf, String> {
     if std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(1) != 0 {
         return Err("chroot needs root".into());
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("chroot"))
-        .find(|program| program.is_file())
-        .ok_or_else(|| "there is no chroot command".into())
+    on_path("chroot").ok_or_else(|| "there is no chroot command".into())
 }
 
 /// Builds the binary as the README documents it, linked statically, in the debug
 /// profile beside the tests' own build (the release build takes minutes longer and
 /// links the same way). `.ci/run` builds it before the tests, so here it is fresh.
-fn static_binary() -> PathBuf {
+pub fn static_binary() -> PathBuf {
     let target = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let target_dir = Path::new(env!("CARGO_BIN_EXE_penguin"))
         .ancestors()

@@ -24,6 +24,7 @@ mod original;
 mod pagos;
 mod panel;
 mod pedidos;
+mod podman;
 mod productos;
 mod readme;
 mod resilience;
