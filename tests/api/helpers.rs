@@ -451,6 +451,8 @@ pub enum Script {
 pub struct ScriptedPeer {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicUsize>,
+    /// Of those, the charges (`POST /pagar`): recovery's voids and refunds are not.
+    charges: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -464,10 +466,11 @@ impl ScriptedPeer {
         let listener = tokio::net::TcpListener::bind(addr).await.expect("a port");
         let addr = listener.local_addr().expect("an address");
         let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
+        let charges = Arc::new(AtomicUsize::new(0));
+        let (counter, charge_counter) = (requests.clone(), charges.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let counter = counter.clone();
+                let (counter, charge_counter) = (counter.clone(), charge_counter.clone());
                 tokio::spawn(async move {
                     let mut buffer = vec![0u8; 64 * 1024];
                     // One request per connection: read its head (bodies here are small).
@@ -475,6 +478,9 @@ impl ScriptedPeer {
                         return;
                     }
                     counter.fetch_add(1, Ordering::SeqCst);
+                    if buffer.starts_with(b"POST /pagar ") {
+                        charge_counter.fetch_add(1, Ordering::SeqCst);
+                    }
                     match script {
                         Script::Close => {}
                         Script::Reset => {
@@ -494,7 +500,12 @@ impl ScriptedPeer {
                 });
             }
         });
-        Self { addr, requests, task }
+        Self {
+            addr,
+            requests,
+            charges,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -503,6 +514,12 @@ impl ScriptedPeer {
 
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// The charges it got: what an order's own attempts sent, whatever recovery
+    /// asks of the same peer meanwhile (it voids the charges whose answers were lost).
+    pub fn charges(&self) -> usize {
+        self.charges.load(Ordering::SeqCst)
     }
 
     /// Stops listening, freeing the port.

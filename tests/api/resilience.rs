@@ -24,27 +24,44 @@ async fn shop_with_pagos_behind_a_proxy(peers: PeerSettings) -> (TestApp, FaultP
     (app, pagos, hielo)
 }
 
-#[actix_web::test]
-async fn a_dead_peer_is_retried_then_its_circuit_opens_and_later_closes() {
-    let dead = ScriptedPeer::start(Script::Close).await;
-    let (mut app, hielo) = shop_with_pagos_at(dead.url(), fast_peers()).await;
-
-    for failed in 1..=3 {
+/// Places orders against a failing pagos until its circuit opens: each one that
+/// reaches pagos charges it twice (one retry), fails `503` and holds no unit; the
+/// circuit opens within three orders. Returns the first answer of the open circuit.
+async fn orders_until_the_circuit_opens(
+    app: &TestApp,
+    hielo: i64,
+    pagos: &ScriptedPeer,
+) -> crate::helpers::Answer {
+    for _ in 0..4 {
+        let charges = pagos.charges();
         let answer = app.pedir(hielo, 1, false).await;
         assert_eq!(answer.status, 503, "{answer:?}");
         assert_eq!(answer.body["error"], "peer_unavailable");
         assert_eq!(answer.body["estado"], "fallido");
         assert!(answer.headers.contains_key("retry-after"));
-        assert_eq!(dead.requests(), 2 * failed, "each order tries pagos twice");
         assert_eq!(app.stock(hielo).await, (10, 0, 0), "the reservation is released");
+        if answer.body["detail"].as_str().unwrap().contains("circuit") {
+            assert_eq!(
+                pagos.charges(),
+                charges,
+                "an open circuit does not touch the peer"
+            );
+            assert!(charges >= 2, "at least one order reached pagos first");
+            return answer;
+        }
+        assert_eq!(pagos.charges(), charges + 2, "each order tries pagos twice");
     }
+    panic!("the circuit never opened after three failed orders");
+}
 
-    let answer = app.pedir(hielo, 1, false).await;
-    assert_eq!(answer.status, 503);
-    assert!(
-        answer.body["detail"].as_str().unwrap().contains("circuit"),
-        "{answer:?}"
-    );
+#[actix_web::test]
+async fn a_dead_peer_is_retried_then_its_circuit_opens_and_later_closes() {
+    let dead = ScriptedPeer::start(Script::Close).await;
+    let (mut app, hielo) = shop_with_pagos_at(dead.url(), fast_peers()).await;
+
+    // Recovery voids each lost charge meanwhile, and its failed calls count toward the
+    // same circuit: it opens after the third consecutive failed call, whoever made it.
+    let answer = orders_until_the_circuit_opens(&app, hielo, &dead).await;
     let retry_after: u64 = answer
         .headers
         .get("retry-after")
@@ -57,7 +74,9 @@ async fn a_dead_peer_is_retried_then_its_circuit_opens_and_later_closes() {
         (1..=1).contains(&retry_after),
         "the circuit opens for 1 s here, got {retry_after}"
     );
-    assert_eq!(dead.requests(), 6, "an open circuit does not touch the peer");
+    let charges = dead.charges();
+    assert_eq!(app.pedir(hielo, 1, false).await.status, 503);
+    assert_eq!(dead.charges(), charges, "an open circuit does not touch the peer");
     assert_eq!(app.stock(hielo).await, (10, 0, 0));
 
     // pagos comes back on the same port; once the open period is over, orders succeed.
@@ -117,7 +136,7 @@ async fn a_peer_answering_5xx_is_retried_and_one_answering_4xx_is_not() {
     let (app, hielo) = shop_with_pagos_at(failing.url(), fast_peers()).await;
     let answer = app.pedir(hielo, 1, false).await;
     assert_eq!(answer.status, 503, "{answer:?}");
-    assert_eq!(failing.requests(), 2);
+    assert_eq!(failing.charges(), 2);
     assert_eq!(app.stock(hielo).await, (10, 0, 0));
 
     let refusing = ScriptedPeer::start(Script::Answer(
@@ -129,7 +148,7 @@ async fn a_peer_answering_5xx_is_retried_and_one_answering_4xx_is_not() {
     assert_eq!(answer.status, 502, "{answer:?}");
     assert_eq!(answer.body["error"], "peer_error");
     assert_eq!(
-        refusing.requests(),
+        refusing.charges(),
         1,
         "a 4xx is an answer, not a failure to retry"
     );
@@ -148,7 +167,7 @@ async fn a_peer_that_never_answers_fails_the_order_within_its_timeout() {
     let answer = app.pedir(hielo, 1, false).await;
     let took = started.elapsed();
     assert_eq!(answer.status, 503, "{answer:?}");
-    assert_eq!(hung.requests(), 2);
+    assert_eq!(hung.charges(), 2);
     // Two attempts of 300 ms and a short backoff; far below the 30 s client timeout.
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(app.stock(hielo).await, (10, 0, 0));
@@ -212,22 +231,13 @@ async fn an_answer_cut_short_is_retried_counted_by_the_breaker_and_answered_503(
         ..fast_peers()
     };
     let (app, hielo) = shop_with_pagos_at(cut.url(), peers).await;
-    for failed in 1..=3 {
-        let answer = app.pedir(hielo, 1, false).await;
-        assert_eq!(answer.status, 503, "{answer:?}");
-        assert_eq!(answer.body["error"], "peer_unavailable");
-        assert!(answer.headers.contains_key("retry-after"));
-        assert_eq!(cut.requests(), 2 * failed, "each cut answer is retried once");
-    }
+    orders_until_the_circuit_opens(&app, hielo, &cut).await;
+    let charges = cut.charges();
     let answer = app.pedir(hielo, 1, false).await;
     assert_eq!(answer.status, 503);
-    assert!(
-        answer.body["detail"].as_str().unwrap().contains("circuit"),
-        "{answer:?}"
-    );
     assert_eq!(
-        cut.requests(),
-        6,
+        cut.charges(),
+        charges,
         "the breaker counted them: an open circuit fails fast"
     );
     assert_eq!(app.stock(hielo).await, (10, 0, 0));
