@@ -25,5 +25,6 @@ mod panel;
 mod pedidos;
 mod productos;
 mod resilience;
+mod restore;
 mod saga;
 mod shutdown;
