@@ -634,3 +634,13 @@ pub fn say(line: &str) {
 pub fn skip(test: &str, why: &str) {
     say(&format!("test {test} skipped: {why}"));
 }
+
+/// A test that cannot run because a tool is missing: a failure when the variable
+/// `require` is set (`.ci/run` sets it once it has installed the tool), else a [`skip`].
+pub fn skip_unless_required(test: &str, why: &str, require: &str) {
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{test}: {why}, and {require} is set"
+    );
+    skip(test, why);
+}

@@ -19,7 +19,7 @@ use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{Http, Running, free_port, penguin, skip, start};
+use crate::helpers::{Http, Running, free_port, penguin, skip_unless_required, start};
 
 const TOKEN: &str = "restore-token";
 
@@ -433,10 +433,11 @@ async fn each_service_restored_by_litestream_after_kill_9_keeps_every_order() {
     const TEST: &str = "each_service_restored_by_litestream_after_kill_9_keeps_every_order";
     let mut shop = Shop::start().await;
     let Some(mut litestream) = Litestream::start(&shop) else {
-        if std::env::var_os("PENGUIN_REQUIRE_LITESTREAM").is_some() {
-            panic!("litestream is not on PATH");
-        }
-        return skip(TEST, "litestream is not on PATH (.ci/run installs it)");
+        return skip_unless_required(
+            TEST,
+            "litestream is not on PATH (.ci/run installs it)",
+            "PENGUIN_REQUIRE_LITESTREAM",
+        );
     };
     let productos = shop.stock_up().await;
     let answered = RefCell::new(Vec::new());
