@@ -9,7 +9,7 @@
 //! (`WAL_AUTOCHECKPOINT`): penguin itself (SQLite's automatic checkpoint, and a
 //! `TRUNCATE` at a clean stop), or, at 0, a Litestream process that replicates the
 //! database and must see every page before it reaches the database file, so penguin
-//! never checkpoints at all. Every connection waits up to [`BUSY_TIMEOUT`] for a lock,
+//! never checkpoints at all, not even as its last connection closes. Every connection waits up to [`BUSY_TIMEOUT`] for a lock,
 //! as Litestream's own short write locks ask.
 //!
 //! Writes go to one writer thread per database, which owns the write connection. It
@@ -235,6 +235,10 @@ fn configure(conn: &mut Connection, autocheckpoint: u32) -> rusqlite::Result<()>
     conn.pragma_update_and_check(None, "wal_autocheckpoint", autocheckpoint, |row| {
         row.get::<_, i64>(0)
     })?;
+    if autocheckpoint == 0 {
+        // Nor the checkpoint SQLite makes when the last connection closes.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    }
     Ok(())
 }
 

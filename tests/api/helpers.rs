@@ -579,6 +579,17 @@ pub struct Running {
     pub urls: HashMap<String, String>,
 }
 
+impl Running {
+    /// SIGTERM, as an orchestrator stops it, and its exit once it has drained.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM to penguin");
+        self.child.wait().expect("penguin exits")
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();

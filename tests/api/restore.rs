@@ -19,7 +19,7 @@ use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{Http, Running, free_port, penguin, skip_unless_required, start};
+use crate::helpers::{Http, Running, free_port, penguin, run_to_end, skip_unless_required, start};
 
 const TOKEN: &str = "restore-token";
 
@@ -313,6 +313,62 @@ async fn a_backup_taken_while_orders_flow_holds_every_order_answered_before_it()
     assert!(said(&again).contains("already exists"), "{}", said(&again));
 }
 
+#[test]
+fn backup_is_documented_and_refuses_what_it_cannot_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = |args: &[&str]| {
+        let output = penguin(dir.path()).args(args).output().expect("penguin runs");
+        assert!(output.status.success(), "{}", said(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(help(&["--help"]).contains("backup"));
+    let usage = help(&["backup", "--help"]);
+    for flag in [
+        "--to <DIR>",
+        "[env: DB_PATH",
+        "[env: DATA_DIR",
+        "[env: CONFIG_DIR",
+    ] {
+        assert!(usage.contains(flag), "{flag} missing from:\n{usage}");
+    }
+
+    let out = dir.path().join("out");
+    let (code, said) = run_to_end(penguin(dir.path()).args(["backup", "--to", "out", "pagos"]));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("no database at ./pagos.db"), "{said}");
+    let (code, said) = run_to_end(penguin(dir.path()).args(["backup", "--to", "out", "--db-path", "x.db"]));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("--db-path names one service"), "{said}");
+
+    // A pagos database named as pedidos' is refused, and nothing is left behind.
+    let metrics = penguin::metrics::Metrics::new(Service::Pagos).unwrap();
+    let schema = penguin::pagos::schema();
+    actix_web::rt::System::new()
+        .block_on(async {
+            penguin::db::open(
+                &dir.path().join("pagos.db"),
+                &schema,
+                &metrics,
+                16,
+                penguin::db::DEFAULT_AUTOCHECKPOINT,
+            )
+            .map(drop)
+        })
+        .expect("a pagos database");
+    let (code, said) = run_to_end(
+        penguin(dir.path())
+            .args(["backup", "--to", "out", "pedidos"])
+            .env("DB_PATH", "pagos.db"),
+    );
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("is not the database of pedidos: it is the database of pagos"),
+        "{said}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&out).map_or_else(|_| Vec::new(), |d| d.collect());
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[actix_web::test]
 async fn each_service_restored_from_a_backup_taken_when_quiet_keeps_every_order() {
     let mut shop = Shop::start().await;
@@ -331,6 +387,26 @@ async fn each_service_restored_from_a_backup_taken_when_quiet_keeps_every_order(
         let so_far = answered.borrow().clone();
         shop.assert_intact(&productos, &so_far, &after).await;
     }
+}
+
+#[actix_web::test]
+async fn with_wal_autocheckpoint_0_penguin_leaves_every_checkpoint_to_litestream_even_at_a_stop() {
+    let mut shop = Shop::start().await;
+    let productos = shop.stock_up().await;
+    let answered = RefCell::new(Vec::new());
+    shop.place(&productos, 16, &answered).await;
+    let stopped = shop.running.as_mut().expect("penguin runs").terminate();
+    assert!(stopped.success(), "{stopped:?}");
+    shop.running = None;
+    for service in [Service::Inventario, Service::Pagos, Service::Pedidos] {
+        let wal = shop.data().join(format!("{service}.db-wal"));
+        let kept = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        assert!(kept > 0, "{service}: the stop checkpointed {}", wal.display());
+    }
+    shop.restart().await;
+    let so_far = answered.borrow().clone();
+    shop.assert_intact(&productos, &so_far, "a stop without a checkpoint")
+        .await;
 }
 
 /// The real `litestream replicate`, replicating the shop's four databases to
