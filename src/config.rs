@@ -529,13 +529,13 @@ fn per_service(
                 .iter()
                 .any(|a| a.to_string_lossy().split('=').next() == Some(flag))
             {
+                let instead = if subcommand == "serve" {
+                    "--base-port and --data-dir"
+                } else {
+                    "--data-dir"
+                };
                 return Err(ConfigError::Invalid(format!(
-                    "{flag} names one service; {subcommand} all takes --data-dir{}",
-                    if subcommand == "serve" {
-                        " and --base-port"
-                    } else {
-                        ""
-                    }
+                    "{flag} names one service; {subcommand} all takes {instead}"
                 )));
             }
         }

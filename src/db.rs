@@ -577,6 +577,8 @@ pub fn copy(source: &Path, service: Service, copy: &Path) -> anyhow::Result<usiz
     )
     .with_context(|| format!("cannot open {}", source.display()))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Closing it must not checkpoint the source either: that is its server's, or Litestream's.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
     let owner: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
     if owner != service.application_id() {
         let whose = Service::ALL
