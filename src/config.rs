@@ -20,6 +20,8 @@ use std::time::Duration;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
+use crate::backup::{BackupArgs, BackupPlan};
+use crate::db::DEFAULT_AUTOCHECKPOINT;
 use crate::invariantes::CheckArgs;
 use crate::probe::ProbeArgs;
 use crate::service::Service;
@@ -51,6 +53,8 @@ pub enum Command {
     Check(Box<CheckArgs>),
     /// GET a URL, such as a service's /health: exit 0 on a 2xx answer, 1 otherwise (a health check without a shell).
     Probe(ProbeArgs),
+    /// Copy one service's database, or all four, into a folder while they serve: each copy consistent, checked and complete.
+    Backup(Box<BackupArgs>),
 }
 
 /// What `penguin` was asked to do, with its settings resolved.
@@ -59,6 +63,7 @@ pub enum Invocation {
     Serve(Settings),
     Check(CheckArgs),
     Probe(ProbeArgs),
+    Backup(BackupPlan),
 }
 
 /// What `penguin serve` starts.
@@ -107,6 +112,31 @@ impl fmt::Display for Secs {
     }
 }
 
+/// Where each service's database is: read alike by `serve` and `backup`.
+#[derive(Debug, Clone, Args)]
+pub struct Storage {
+    /// SQLite file of the service, in --data-dir unless absolute (one service only) [default: <service>.db]
+    #[arg(long, env = "DB_PATH", value_name = "FILE")]
+    pub db_path: Option<PathBuf>,
+
+    /// Folder of the databases and logs.log (serve all: the four databases)
+    #[arg(long, env = "DATA_DIR", value_name = "DIR", default_value = ".")]
+    pub data_dir: PathBuf,
+
+    /// Folder of the per-service files <service>.env
+    #[arg(long, env = "CONFIG_DIR", value_name = "DIR", default_value = "config")]
+    pub config_dir: PathBuf,
+}
+
+impl Storage {
+    /// The database file of `service`: `file` (its own `DB_PATH`, from its layers) or
+    /// `<service>.db`, in the data folder unless absolute.
+    pub fn database(&self, service: Service, file: Option<&Path>) -> PathBuf {
+        self.data_dir
+            .join(file.map_or_else(|| format!("{service}.db").into(), Path::to_path_buf))
+    }
+}
+
 /// The flags of `penguin serve`. Each value may also come from its environment
 /// variable, a `.env` file in the working directory or `config/<service>.env`.
 #[derive(Debug, Clone, Args)]
@@ -128,9 +158,8 @@ pub struct ServeArgs {
           hide_env_values = true, value_parser = token)]
     pub service_token: String,
 
-    /// SQLite file of the service, in --data-dir unless absolute (one service only) [default: <service>.db]
-    #[arg(long, env = "DB_PATH", value_name = "FILE")]
-    pub db_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub storage: Storage,
 
     /// URL of productos, used by pedidos
     #[arg(long, env = "PRODUCTS_URL", value_name = "URL", default_value = "http://127.0.0.1:5001", value_parser = peer_url)]
@@ -147,14 +176,6 @@ pub struct ServeArgs {
     /// serve all: first of four consecutive ports; 0 picks a free port for each [default: each config/<service>.env's PORT, else 5001-5004]
     #[arg(long, env = "BASE_PORT", value_name = "PORT", value_parser = clap::value_parser!(u16).range(..=u16::MAX as i64 - 3))]
     pub base_port: Option<u16>,
-
-    /// Folder of the databases and logs.log (serve all: the four databases)
-    #[arg(long, env = "DATA_DIR", value_name = "DIR", default_value = ".")]
-    pub data_dir: PathBuf,
-
-    /// Folder of the per-service files <service>.env
-    #[arg(long, env = "CONFIG_DIR", value_name = "DIR", default_value = "config")]
-    pub config_dir: PathBuf,
 
     /// HTTP worker threads per service [default: the number of CPUs; in serve all, a quarter of them, at least 1]
     #[arg(long, env = "WORKERS", value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -195,6 +216,10 @@ pub struct ServeArgs {
     /// Seconds a whole request may take before it is answered 408
     #[arg(long, env = "REQUEST_TIMEOUT", value_name = "SECS", default_value_t = Secs(Duration::from_secs(60)))]
     pub request_timeout: Secs,
+
+    /// Pages in the write-ahead log after which penguin checkpoints it into the database; 0: never, not even at a stop (a Litestream sidecar replicates the database and checkpoints it)
+    #[arg(long, env = "WAL_AUTOCHECKPOINT", value_name = "PAGES", default_value_t = DEFAULT_AUTOCHECKPOINT)]
+    pub wal_autocheckpoint: u32,
 
     /// Writes that may wait for the database before new work is refused with 503
     #[arg(long, env = "WRITE_QUEUE", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
@@ -271,6 +296,8 @@ pub struct ServiceSettings {
     pub request_timeout: Duration,
     /// The most writes that may wait for the database before new work is refused.
     pub write_queue: usize,
+    /// Pages of write-ahead log that trigger a checkpoint; 0: penguin never checkpoints.
+    pub wal_autocheckpoint: u32,
 }
 
 /// Where pedidos finds its peers and how it treats them.
@@ -322,7 +349,9 @@ impl PeerSettings {
             .command
         {
             Command::Serve(args) => Self::from(args.as_ref()),
-            Command::Check(_) | Command::Probe(_) => unreachable!("the defaults of serve are parsed"),
+            Command::Check(_) | Command::Probe(_) | Command::Backup(_) => {
+                unreachable!("the defaults of serve are parsed")
+            }
         }
     }
 }
@@ -399,30 +428,42 @@ fn without_env(command: clap::Command) -> clap::Command {
 /// file only, never from one variable (or `.env` line) for all four.
 const ONE_SERVICE_ONLY: [&str; 2] = ["PORT", "DB_PATH"];
 
-/// The command line with each setting's default taken from `.env`, else from the
-/// service's config file.
+/// The subcommands whose settings come in layers: those that read a service's settings.
+const LAYERED: [&str; 2] = ["serve", "backup"];
+
+/// The command line with each setting of `serve` and `backup` taking its default from
+/// `.env`, else from the service's config file.
 fn layered(dotenv: &EnvFile, config: Option<&EnvFile>, serve_all: bool) -> clap::Command {
-    Cli::command().mut_subcommand("serve", |serve| {
-        let settings: Vec<_> = serve
-            .get_arguments()
-            .filter_map(|a| Some((a.get_id().clone(), a.get_env()?.to_string_lossy().into_owned())))
-            .collect();
-        settings.into_iter().fold(serve, |serve, (id, variable)| {
-            let per_service = serve_all && ONE_SERVICE_ONLY.contains(&variable.as_str());
-            let from_config = config.and_then(|c| c.values.get(&variable));
-            let value = if per_service {
-                from_config
-            } else {
-                dotenv.values.get(&variable).or(from_config)
+    LAYERED.into_iter().fold(Cli::command(), |command, name| {
+        command.mut_subcommand(name, |sub| layer(sub, dotenv, config, serve_all))
+    })
+}
+
+fn layer(
+    subcommand: clap::Command,
+    dotenv: &EnvFile,
+    config: Option<&EnvFile>,
+    serve_all: bool,
+) -> clap::Command {
+    let settings: Vec<_> = subcommand
+        .get_arguments()
+        .filter_map(|a| Some((a.get_id().clone(), a.get_env()?.to_string_lossy().into_owned())))
+        .collect();
+    settings.into_iter().fold(subcommand, |serve, (id, variable)| {
+        let per_service = serve_all && ONE_SERVICE_ONLY.contains(&variable.as_str());
+        let from_config = config.and_then(|c| c.values.get(&variable));
+        let value = if per_service {
+            from_config
+        } else {
+            dotenv.values.get(&variable).or(from_config)
+        }
+        .cloned();
+        serve.mut_arg(id, |arg| {
+            let arg = if per_service { arg.env(None::<&str>) } else { arg };
+            match value {
+                Some(value) => arg.default_value(value),
+                None => arg,
             }
-            .cloned();
-            serve.mut_arg(id, |arg| {
-                let arg = if per_service { arg.env(None::<&str>) } else { arg };
-                match value {
-                    Some(value) => arg.default_value(value),
-                    None => arg,
-                }
-            })
         })
     })
 }
@@ -446,7 +487,60 @@ pub fn parse_args(argv: &[OsString]) -> Result<Invocation, ConfigError> {
         Command::Serve(args) => Settings::resolve(*args, argv, &dotenv).map(Invocation::Serve),
         Command::Check(args) => Ok(Invocation::Check(*args)),
         Command::Probe(args) => Ok(Invocation::Probe(args)),
+        Command::Backup(args) => {
+            let databases = per_service("backup", args.target, &args.storage, argv, &dotenv)?
+                .into_iter()
+                .map(|(service, parsed)| match parsed {
+                    Command::Backup(one) => (
+                        service,
+                        args.storage.database(service, one.storage.db_path.as_deref()),
+                    ),
+                    _ => unreachable!("the same command line parsed as backup before"),
+                })
+                .collect();
+            Ok(Invocation::Backup(BackupPlan {
+                to: args.to.clone(),
+                databases,
+            }))
+        }
     }
+}
+
+/// Parses the command line once for each service of `target`, with that service's
+/// config file as the lowest layer of `subcommand`'s settings. In `all`, what names
+/// one service comes from its config file only.
+fn per_service(
+    subcommand: &str,
+    target: Target,
+    storage: &Storage,
+    argv: &[OsString],
+    dotenv: &EnvFile,
+) -> Result<Vec<(Service, Command)>, ConfigError> {
+    let all = target == Target::All;
+    let mut parsed = Vec::new();
+    for service in target.services() {
+        let file = EnvFile::read(&storage.config_dir.join(format!("{service}.env")))?;
+        let command = layered(dotenv, Some(&file), all);
+        parsed.push((service, parse(command, argv, &[dotenv, &file])?));
+    }
+    if all {
+        for flag in ["--port", "--db-path"] {
+            if argv
+                .iter()
+                .any(|a| a.to_string_lossy().split('=').next() == Some(flag))
+            {
+                let instead = if subcommand == "serve" {
+                    "--base-port and --data-dir"
+                } else {
+                    "--data-dir"
+                };
+                return Err(ConfigError::Invalid(format!(
+                    "{flag} names one service; {subcommand} all takes {instead}"
+                )));
+            }
+        }
+    }
+    Ok(parsed)
 }
 
 fn located(
@@ -481,8 +575,11 @@ fn located(
         .next()
         .unwrap_or_default()
         .trim_start_matches("--");
-    let serve = command.find_subcommand("serve");
-    let Some(arg) = serve.and_then(|s| s.get_arguments().find(|a| a.get_long() == Some(long))) else {
+    let Some(arg) = command
+        .get_subcommands()
+        .flat_map(clap::Command::get_arguments)
+        .find(|a| a.get_long() == Some(long))
+    else {
         // The service name: clap lists the possible ones.
         return ConfigError::Usage(error);
     };
@@ -513,27 +610,14 @@ impl Settings {
     /// Resolves the settings of each service `penguin serve` starts, with its config file.
     fn resolve(args: ServeArgs, argv: &[OsString], dotenv: &EnvFile) -> Result<Self, ConfigError> {
         let all = args.target == Target::All;
-        let mut parsed = Vec::new();
-        for service in args.target.services() {
-            let file = EnvFile::read(&args.config_dir.join(format!("{service}.env")))?;
-            let command = layered(dotenv, Some(&file), all);
-            let Command::Serve(serve) = parse(command, argv, &[dotenv, &file])? else {
-                unreachable!("the same command line parsed as serve before");
-            };
-            parsed.push((service, *serve));
-        }
-        if all {
-            for flag in ["--port", "--db-path"] {
-                if argv
-                    .iter()
-                    .any(|a| a.to_string_lossy().split('=').next() == Some(flag))
-                {
-                    return Err(ConfigError::Invalid(format!(
-                        "{flag} names one service; serve all takes --base-port and --data-dir"
-                    )));
-                }
-            }
-        }
+        let parsed: Vec<(Service, ServeArgs)> =
+            per_service("serve", args.target, &args.storage, argv, dotenv)?
+                .into_iter()
+                .map(|(service, parsed)| match parsed {
+                    Command::Serve(serve) => (service, *serve),
+                    _ => unreachable!("the same command line parsed as serve before"),
+                })
+                .collect();
         let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         let mut services = Vec::with_capacity(parsed.len());
         for (service, a) in &parsed {
@@ -552,11 +636,7 @@ impl Settings {
                         a.host
                     ))
                 })?;
-            let db_path = args.data_dir.join(
-                a.db_path
-                    .clone()
-                    .unwrap_or_else(|| format!("{service}.db").into()),
-            );
+            let db_path = args.storage.database(*service, a.storage.db_path.as_deref());
             // serve all shares the CPUs among its four services: more workers than
             // cores only add context switches.
             let default_workers = if all {
@@ -572,6 +652,7 @@ impl Settings {
                 workers: a.workers.map_or(default_workers, usize::from),
                 request_timeout: a.request_timeout.0,
                 write_queue: a.write_queue as usize,
+                wal_autocheckpoint: a.wal_autocheckpoint,
             });
         }
         let settings_of = |wanted| {
@@ -581,7 +662,7 @@ impl Settings {
                 .map_or(&args, |(_, a)| a)
         };
         let log_dir = if all {
-            args.data_dir.clone()
+            args.storage.data_dir.clone()
         } else {
             services[0]
                 .db_path

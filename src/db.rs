@@ -5,7 +5,12 @@
 //!
 //! WAL lets readers run beside the one writer; `synchronous=NORMAL` in WAL mode keeps
 //! every committed transaction across a crash of the process (only a power loss may
-//! drop the last ones).
+//! drop the last ones). Who checkpoints the write-ahead log is a setting
+//! (`WAL_AUTOCHECKPOINT`): penguin itself (SQLite's automatic checkpoint, and a
+//! `TRUNCATE` at a clean stop), or, at 0, a Litestream process that replicates the
+//! database and must see every page before it reaches the database file, so penguin
+//! never checkpoints at all, not even as its last connection closes. Every connection waits up to [`BUSY_TIMEOUT`] for a lock,
+//! as Litestream's own short write locks ask.
 //!
 //! Writes go to one writer thread per database, which owns the write connection. It
 //! takes the writes waiting for it, up to [`MAX_BATCH`], runs each in its own
@@ -140,6 +145,8 @@ struct File {
     identity: Option<(u64, u64)>,
     application_id: i32,
     version: usize,
+    /// `wal_autocheckpoint`: 0 when another process (Litestream) checkpoints.
+    autocheckpoint: u32,
 }
 
 impl Pool {
@@ -187,9 +194,15 @@ impl Pool {
 impl Pool {
     /// Copies every committed write from the write-ahead log into the database file
     /// and empties the log, once nothing writes any more (at a clean stop). A failure
-    /// is logged: the log keeps the writes, and the next start replays them.
+    /// is logged: the log keeps the writes, and the next start replays them. Nothing is
+    /// done when Litestream checkpoints this database (`wal_autocheckpoint` 0): a
+    /// `TRUNCATE` would wait on its read lock and could hide pages from its replica.
     pub async fn checkpoint(&self) {
         let name = self.file.path.display().to_string();
+        if self.file.autocheckpoint == 0 {
+            log::debug!("{name}: not checkpointed, WAL_AUTOCHECKPOINT=0 leaves it to Litestream");
+            return;
+        }
         let done = run_blocking(self, |conn| {
             let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
             Ok(busy == 0)
@@ -208,16 +221,26 @@ impl Pool {
     }
 }
 
-/// How long a writer waits for the write lock before giving up.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a writer waits for the write lock before giving up: Litestream's advice.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections per service; SQLite serialises writers, so more would only wait.
 const POOL_SIZE: u32 = 16;
 
-fn configure(conn: &mut Connection) -> rusqlite::Result<()> {
+/// SQLite's own default for `wal_autocheckpoint`, in pages.
+pub const DEFAULT_AUTOCHECKPOINT: u32 = 1000;
+
+fn configure(conn: &mut Connection, autocheckpoint: u32) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update_and_check(None, "wal_autocheckpoint", autocheckpoint, |row| {
+        row.get::<_, i64>(0)
+    })?;
+    if autocheckpoint == 0 {
+        // Nor the checkpoint SQLite makes when the last connection closes.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    }
     Ok(())
 }
 
@@ -245,8 +268,16 @@ impl Schema {
 
 /// Opens (creating if needed) the database at `path`, makes sure it is this service's
 /// and not of a newer schema, migrates it and pools it. At most `queue_limit` writes
-/// wait for its writer; beyond that, new work is refused (see [`run_write`]).
-pub fn open(path: &Path, schema: &Schema, metrics: &Metrics, queue_limit: usize) -> anyhow::Result<Pool> {
+/// wait for its writer; beyond that, new work is refused (see [`run_write`]). Its
+/// write-ahead log is checkpointed every `autocheckpoint` pages, or, at 0, never by
+/// penguin (Litestream does).
+pub fn open(
+    path: &Path,
+    schema: &Schema,
+    metrics: &Metrics,
+    queue_limit: usize,
+    autocheckpoint: u32,
+) -> anyhow::Result<Pool> {
     let context = || format!("cannot open database {}", path.display());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(context)?;
@@ -254,7 +285,7 @@ pub fn open(path: &Path, schema: &Schema, metrics: &Metrics, queue_limit: usize)
     let lock = lock(path).with_context(context)?;
     // One plain connection first, so a bad path fails at once with its own reason.
     let mut conn = Connection::open(path).with_context(context)?;
-    configure(&mut conn).with_context(context)?;
+    configure(&mut conn, autocheckpoint).with_context(context)?;
     let before = usize::from(schema.migrations.current_version(&conn).with_context(context)?);
     ensure_owner(&conn, schema, before)
         .with_context(context)?
@@ -271,7 +302,7 @@ pub fn open(path: &Path, schema: &Schema, metrics: &Metrics, queue_limit: usize)
         b => log::info!("{}: schema migrated from version {b} to {after}", path.display()),
     }
 
-    let manager = SqliteConnectionManager::file(path).with_init(configure);
+    let manager = SqliteConnectionManager::file(path).with_init(move |c| configure(c, autocheckpoint));
     let readers = r2d2::Pool::builder()
         .max_size(POOL_SIZE)
         .min_idle(Some(2))
@@ -295,6 +326,7 @@ pub fn open(path: &Path, schema: &Schema, metrics: &Metrics, queue_limit: usize)
             identity: identity(path),
             application_id: id,
             version: schema.version,
+            autocheckpoint,
         }),
     })
 }
@@ -553,3 +585,50 @@ macro_rules! stored_as_text {
     )+};
 }
 pub(crate) use stored_as_text;
+
+/// Copies the database of `service` at `source` into `copy` (a new file) while it may
+/// be serving: `VACUUM INTO` reads one snapshot in one read transaction, which in WAL
+/// mode never blocks the writer, so the copy holds exactly the transactions committed
+/// when it began. Refuses a file that is not `service`'s database. Returns the copy's
+/// schema version once it passes `PRAGMA integrity_check`.
+pub fn copy(source: &Path, service: Service, copy: &Path) -> anyhow::Result<usize> {
+    use rusqlite::OpenFlags;
+    if !source.is_file() {
+        anyhow::bail!("no database at {}", source.display());
+    }
+    // Never create a database where one was expected; never write to it.
+    let conn = Connection::open_with_flags(
+        source,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {}", source.display()))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Closing it must not checkpoint the source either: that is its server's, or Litestream's.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    let owner: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+    if owner != service.application_id() {
+        let whose = Service::ALL
+            .into_iter()
+            .find(|s| s.application_id() == owner)
+            .map_or_else(
+                || format!("application_id {owner:#x}"),
+                |s| format!("the database of {s}"),
+            );
+        anyhow::bail!(
+            "{} is not the database of {service}: it is {whose}",
+            source.display()
+        );
+    }
+    let target = copy
+        .to_str()
+        .with_context(|| format!("{} is not a UTF-8 path", copy.display()))?;
+    conn.execute("VACUUM INTO ?1", [target])
+        .with_context(|| format!("cannot copy {} into {target}", source.display()))?;
+    let copied = Connection::open_with_flags(copy, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let verdict: String = copied.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+    if verdict != "ok" {
+        anyhow::bail!("the copy {target} fails its integrity check: {verdict}");
+    }
+    let version: i64 = copied.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    Ok(usize::try_from(version).unwrap_or(0))
+}

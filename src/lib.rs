@@ -14,6 +14,7 @@
 //! - `shutdown`: SIGTERM or Ctrl-C drains requests in flight and stops background loops.
 //! - `invariantes`: `penguin check`, the shop's books checked over HTTP.
 //! - `probe`: `penguin probe URL`, a health check for an image with no shell.
+//! - `backup`: `penguin backup --to DIR`, consistent copies of the databases while serving.
 //! - `logging`: console and `logs.log`, written off the request path.
 //! - `trace`: request ids and W3C `traceparent`, carried by log lines and peer calls.
 //! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
@@ -24,7 +25,8 @@
 //! - `metrics`: `GET /metrics`, each service's metrics in Prometheus' text format.
 //! - `openapi`: each service's OpenAPI 3.1 document (`GET /openapi.json`) and its page
 //!   (`GET /docs`), from the services' handlers and types and the parts they share.
-//! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, `run_write`.
+//! - `db`: pooled SQLite with PRAGMAs, embedded migrations, `run_blocking`, `run_write`,
+//!   and the online copy `backup` takes.
 //! - `clock`: the wall clock for stored deadlines; `pagination`: `?limit=&offset=`.
 //! - `money`: exact amounts in integer hundredths.
 //! - `input`: edge validation of names, ids and quantities.
@@ -34,6 +36,7 @@
 //!   the status page (`panel`).
 
 pub mod auth;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use penguin::config::{ConfigError, DEFAULT_TOKEN, Invocation, Settings};
-use penguin::{invariantes, logging, probe, startup};
+use penguin::{backup, invariantes, logging, probe, startup};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
@@ -28,6 +28,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Ok(Invocation::Backup(plan)) => {
+            let (lines, all) = backup::run(&plan);
+            for line in lines {
+                match line {
+                    Ok(done) => println!("{done}"),
+                    Err(why) => eprintln!("penguin backup: {why}"),
+                }
+            }
+            if all { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
         Err(ConfigError::Usage(e)) => {
             // Help and version go to stdout with success; usage errors, whole, to stderr.
             let _ = e.print();

@@ -187,8 +187,14 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
     for (service, listener, addr) in bound {
         let name = service.service;
         let mut metrics = Metrics::new(name).with_context(|| name.to_string())?;
-        let pool = db::open(&service.db_path, &schema(name), &metrics, service.write_queue)
-            .with_context(|| name.to_string())?;
+        let pool = db::open(
+            &service.db_path,
+            &schema(name),
+            &metrics,
+            service.write_queue,
+            service.wal_autocheckpoint,
+        )
+        .with_context(|| name.to_string())?;
         let state = State::start(
             service,
             &pool,

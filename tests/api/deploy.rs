@@ -1,9 +1,13 @@
 //! `deploy/`: the image, compose and Kubernetes files. Real parsers validate them when
 //! they are installed (`.ci/run` installs them): `docker-compose config` and
-//! `kubernetes-validate` against the Kubernetes schemas, offline. Whatever is
+//! `kubernetes-validate` against the Kubernetes schemas, offline, and `litestream
+//! databases` for each service's `deploy/litestream/<service>.yml`. Whatever is
 //! installed, the files are read as data and held to what they promise: a volume per
 //! service, a grace period longer than the drain, readiness on `/ready`, liveness on
-//! `/health`, the token from a secret, peers by service name.
+//! `/health`, the token from a secret, peers by service name, and beside each service
+//! Litestream: a restore before it when the volume is empty, a replicator that
+//! outlives it, the same litestream.yml in compose and Kubernetes, and penguin's own
+//! checkpoints off.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -87,6 +91,25 @@ fn env<'a>(container: &'a Value, variable: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {variable} in {:?}", container["name"]))
 }
 
+/// `deploy/litestream/<service>.yml`, the service's Litestream configuration.
+fn litestream_yml(service: Service) -> PathBuf {
+    deploy().join("litestream").join(format!("{service}.yml"))
+}
+
+/// Where Litestream finds its configuration in the containers, and the replicator's arguments.
+const LITESTREAM_CONFIG: &str = "/etc/litestream.yml";
+const REPLICATE: [&str; 3] = ["replicate", "-config", LITESTREAM_CONFIG];
+
+/// A sequence of strings as a `Vec`, for comparing argument lists.
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_sequence()
+        .unwrap_or_else(|| panic!("{value:?} is no list"))
+        .iter()
+        .map(text)
+        .collect()
+}
+
 /// The files the kustomization lists.
 pub fn kustomized() -> Vec<PathBuf> {
     let kustomization = &yaml_documents(&deploy().join("k8s/kustomization.yaml"))[0];
@@ -106,7 +129,12 @@ fn compose_file_passes_docker_compose_config_and_demands_a_token() {
     let empty = tempfile::NamedTempFile::new().unwrap();
     let empty = empty.path().to_str().unwrap();
     let args = ["--env-file", empty, "-f", compose, "config"];
-    let Some(output) = run("docker-compose", &args, &[("SERVICE_TOKEN", "compose-test")]) else {
+    let replica = ("LITESTREAM_REPLICA_URL", "s3://compose-test/penguin");
+    let Some(output) = run(
+        "docker-compose",
+        &args,
+        &[("SERVICE_TOKEN", "compose-test"), replica],
+    ) else {
         return skip("docker-compose is not installed (.ci/run installs it)");
     };
     assert!(output.status.success(), "{}", said(&output));
@@ -118,9 +146,51 @@ fn compose_file_passes_docker_compose_config_and_demands_a_token() {
             "{service}"
         );
     }
-    let output = run("docker-compose", &args, &[]).unwrap();
+    for service in Service::ALL {
+        let replicator = &config["services"][format!("{service}-litestream").as_str()];
+        assert_eq!(
+            text(&replicator["environment"]["LITESTREAM_REPLICA_URL"]),
+            replica.1,
+            "{service}"
+        );
+    }
+    let output = run("docker-compose", &args, &[replica]).unwrap();
     assert!(!output.status.success(), "compose started without a token");
     assert!(said(&output).contains("SERVICE_TOKEN"), "{}", said(&output));
+    let output = run("docker-compose", &args, &[("SERVICE_TOKEN", "compose-test")]).unwrap();
+    assert!(!output.status.success(), "compose started without a replica");
+    assert!(
+        said(&output).contains("LITESTREAM_REPLICA_URL"),
+        "{}",
+        said(&output)
+    );
+}
+
+#[test]
+fn each_litestream_yml_passes_litestream_and_replicates_its_service_database() {
+    for service in Service::ALL {
+        let file = litestream_yml(service);
+        let config = &yaml_documents(&file)[0];
+        let db = &config["dbs"][0];
+        assert_eq!(text(&db["path"]), format!("/data/{service}.db"));
+        assert_eq!(
+            text(&db["replica"]["url"]),
+            format!("${{LITESTREAM_REPLICA_URL}}/{service}")
+        );
+        let args = ["databases", "-config", file.to_str().unwrap()];
+        let replica = [("LITESTREAM_REPLICA_URL", "file:///replica")];
+        let Some(output) = run("litestream", &args, &replica) else {
+            return skip("litestream is not on PATH (.ci/run installs it)");
+        };
+        assert!(output.status.success(), "{service}: {}", said(&output));
+        assert!(
+            said(&output).contains(&format!("/data/{service}.db")),
+            "{}",
+            said(&output)
+        );
+        let unset = run("litestream", &args, &[]).unwrap();
+        assert!(!unset.status.success(), "{service}: a replica without an address");
+    }
 }
 
 #[test]
@@ -148,7 +218,7 @@ fn kubernetes_manifests_pass_the_schemas_offline() {
     .unwrap();
     assert!(output.status.success(), "{}", said(&output));
     let rendered = String::from_utf8_lossy(&rendered.stdout);
-    assert_eq!(rendered.matches("namespace: penguin").count(), 8, "{rendered}");
+    assert_eq!(rendered.matches("namespace: penguin").count(), 12, "{rendered}");
 }
 
 #[test]
@@ -202,6 +272,52 @@ fn each_service_runs_alone_with_its_volume_probes_secret_and_peers_by_name() {
         assert!(
             grace > drain && grace > DEFAULT_SHUTDOWN_GRACE,
             "{name}: {grace:?} after SIGTERM"
+        );
+
+        // Litestream: restore first, then a sidecar (restartPolicy Always) that starts
+        // before penguin and stops after it; both on the data volume and the ConfigMap
+        // that holds deploy/litestream/<service>.yml; penguin never checkpoints.
+        let (restore, sidecar) = (&pod["initContainers"][0], &pod["initContainers"][1]);
+        let restore_args = strings(&restore["args"]);
+        assert_eq!(restore_args.first(), Some(&"restore"), "{name}");
+        for flag in ["-if-db-not-exists", "-if-replica-exists", LITESTREAM_CONFIG] {
+            assert!(restore_args.contains(&flag), "{name}: restore without {flag}");
+        }
+        assert_eq!(
+            restore_args.last().copied(),
+            Some(format!("/data/{name}.db").as_str())
+        );
+        assert_eq!(strings(&sidecar["args"]), REPLICATE, "{name}");
+        assert_eq!(text(&sidecar["restartPolicy"]), "Always", "{name}: a sidecar");
+        for litestream in [restore, sidecar] {
+            let mounts = litestream["volumeMounts"].as_sequence().expect("mounts");
+            let at = |path: &str| {
+                mounts
+                    .iter()
+                    .find(|m| text(&m["mountPath"]) == path)
+                    .unwrap_or_else(|| panic!("{name}: nothing mounted at {path}"))
+            };
+            assert_eq!(text(&at("/data")["name"]), claim, "{name}");
+            let config = at(LITESTREAM_CONFIG);
+            let volume = pod["volumes"]
+                .as_sequence()
+                .expect("volumes")
+                .iter()
+                .find(|v| v["name"] == config["name"])
+                .expect("the config's volume");
+            let map = find("ConfigMap", text(&volume["configMap"]["name"]));
+            let shipped: Value =
+                serde_norway::from_str(text(&map["data"][text(&config["subPath"])])).expect("YAML");
+            assert_eq!(
+                shipped,
+                yaml_documents(&litestream_yml(service))[0],
+                "{name}: the ConfigMap is deploy/litestream/{name}.yml"
+            );
+        }
+        assert_eq!(
+            text(&env(container, "WAL_AUTOCHECKPOINT")["value"]),
+            "0",
+            "{name}"
         );
 
         assert_eq!(
@@ -269,7 +385,7 @@ fn compose_runs_each_service_in_its_container_with_its_volume_and_peers_by_name(
             compose["volumes"].get(&volume).is_some(),
             "{volume} is not declared"
         );
-        volumes.insert(volume);
+        volumes.insert(volume.clone());
         // On loopback, at the walkthrough's port unless the environment moves it.
         let port = 5001 + Service::ALL.iter().position(|s| *s == service).unwrap();
         assert_eq!(
@@ -294,6 +410,51 @@ fn compose_runs_each_service_in_its_container_with_its_volume_and_peers_by_name(
             !text(&container["restart"]).is_empty(),
             "{name}: a restart policy"
         );
+
+        // Litestream: the service starts once its restore is done and its replicator
+        // has started, and so stops before the replicator; penguin never checkpoints.
+        assert_eq!(
+            text(&container["environment"]["WAL_AUTOCHECKPOINT"]),
+            "0",
+            "{name}"
+        );
+        let mounts = [
+            format!("{volume}:/data"),
+            format!("./litestream/{name}.yml:{LITESTREAM_CONFIG}:ro"),
+        ];
+        let restore = format!("{name}-restore");
+        let replicator = format!("{name}-litestream");
+        for (helper, condition) in [
+            (&restore, "service_completed_successfully"),
+            (&replicator, "service_started"),
+        ] {
+            assert_eq!(
+                text(&container["depends_on"][helper.as_str()]["condition"]),
+                condition,
+                "{name}"
+            );
+            assert_eq!(
+                strings(&compose["services"][helper.as_str()]["volumes"]),
+                mounts,
+                "{helper}"
+            );
+        }
+        let replicate = &compose["services"][replicator.as_str()];
+        assert_eq!(strings(&replicate["command"]), REPLICATE, "{replicator}");
+        assert_eq!(
+            text(&replicate["user"]),
+            "10001:10001",
+            "{replicator}: penguin's user"
+        );
+        let restore_command = strings(&compose["services"][restore.as_str()]["command"]).concat();
+        for part in [
+            "litestream restore",
+            "-if-db-not-exists",
+            "-if-replica-exists",
+            &format!("/data/{name}.db"),
+        ] {
+            assert!(restore_command.contains(part), "{restore}: {restore_command}");
+        }
     }
     assert_eq!(volumes.len(), 4, "one volume each");
     let pedidos = &compose["services"]["pedidos"];

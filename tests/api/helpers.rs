@@ -43,6 +43,7 @@ fn service_settings(dir: &Path, service: Service, addr: SocketAddr) -> ServiceSe
         workers: 2,
         request_timeout: Duration::from_secs(5),
         write_queue: 1024,
+        wal_autocheckpoint: penguin::db::DEFAULT_AUTOCHECKPOINT,
     }
 }
 
@@ -666,6 +667,17 @@ pub fn run_to_end(command: &mut Command) -> (Option<i32>, String) {
 pub struct Running {
     child: Child,
     pub urls: HashMap<String, String>,
+}
+
+impl Running {
+    /// SIGTERM, as an orchestrator stops it, and its exit once it has drained.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
+        let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+        assert_eq!(sent, 0, "SIGTERM to penguin");
+        self.child.wait().expect("penguin exits")
+    }
 }
 
 impl Drop for Running {

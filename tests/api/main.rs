@@ -28,5 +28,6 @@ mod podman;
 mod productos;
 mod readme;
 mod resilience;
+mod restore;
 mod saga;
 mod shutdown;

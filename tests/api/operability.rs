@@ -531,11 +531,19 @@ async fn ready_is_200_with_the_schema_and_503_naming_the_file_once_the_database_
 
 #[test]
 fn a_service_refuses_to_start_on_another_services_database_or_a_newer_schema() {
+    use penguin::db::DEFAULT_AUTOCHECKPOINT;
     use penguin::metrics::Metrics;
     let dir = tempfile::tempdir().unwrap();
     let open = |file: &str, service: Service, schema: penguin::db::Schema| {
         let metrics = Metrics::new(service).expect("metrics");
-        penguin::db::open(&dir.path().join(file), &schema, &metrics, 16).map(drop)
+        penguin::db::open(
+            &dir.path().join(file),
+            &schema,
+            &metrics,
+            16,
+            DEFAULT_AUTOCHECKPOINT,
+        )
+        .map(drop)
     };
     actix_web::rt::System::new().block_on(async {
         open("pedidos.db", Service::Pedidos, penguin::pedidos::schema()).expect("a new database");

@@ -381,7 +381,9 @@ impl Compose<'_> {
             .arg(compose)
             .args(args)
             .env("PENGUIN_IMAGE", &self.image)
-            .env("SERVICE_TOKEN", TOKEN);
+            .env("SERVICE_TOKEN", TOKEN)
+            // Required by the file for its replicators, which this test does not start.
+            .env("LITESTREAM_REPLICA_URL", "file:///replica");
         for (service, port) in &self.ports {
             command.env(
                 format!("{}_PORT", service.name().to_uppercase()),
@@ -397,10 +399,17 @@ impl Compose<'_> {
         );
     }
 
-    /// Starts penguin's four services, by name: whatever else the file may hold
-    /// comes from a registry, and nothing is pulled here.
+    /// Starts penguin's four services, by name and without what they depend on: the
+    /// Litestream restore and replicator beside each come from a registry, and
+    /// nothing is pulled here (tests/api/restore.rs runs the real litestream).
     fn up(&self) {
-        self.run(&[&["up", "--detach"][..], &Service::ALL.map(Service::name)].concat());
+        self.run(
+            &[
+                &["up", "--detach", "--no-deps"][..],
+                &Service::ALL.map(Service::name),
+            ]
+            .concat(),
+        );
     }
 
     fn container(&self, service: Service) -> String {
