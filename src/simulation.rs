@@ -374,6 +374,21 @@ impl Shop {
 /// pedidos' view of its peers in the simulation.
 struct SimPeers<'a>(&'a Shop);
 
+impl SimPeers<'_> {
+    /// A call that names only the order's key: `verb` it at `peer`.
+    async fn by_key<T: std::fmt::Debug + 'static>(
+        &self,
+        peer: Peer,
+        verb: &str,
+        key: &str,
+        effect: fn(&Shop, &str) -> Result<T, PeerError>,
+    ) -> Result<T, PeerError> {
+        let key = key.to_string();
+        let what = format!("{verb} {key}");
+        self.0.call(peer, what, move |shop| effect(shop, &key)).await
+    }
+}
+
 impl PeerApi for SimPeers<'_> {
     fn ensure_available(&self) -> Result<(), PeerError> {
         Ok(())
@@ -396,18 +411,12 @@ impl PeerApi for SimPeers<'_> {
     }
 
     async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
-        let clave = clave.to_string();
-        let what = format!("confirm {clave}");
-        self.0
-            .call(Peer::Inventario, what, move |shop| shop.confirm(&clave))
+        self.by_key(Peer::Inventario, "confirm", clave, Shop::confirm)
             .await
     }
 
     async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
-        let clave = clave.to_string();
-        let what = format!("release {clave}");
-        self.0
-            .call(Peer::Inventario, what, move |shop| shop.release(&clave))
+        self.by_key(Peer::Inventario, "release", clave, Shop::release)
             .await
     }
 
@@ -434,18 +443,12 @@ impl PeerApi for SimPeers<'_> {
     }
 
     async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
-        let referencia = referencia.to_string();
-        let what = format!("void {referencia}");
-        self.0
-            .call(Peer::Pagos, what, move |shop| shop.void(&referencia, false))
+        self.by_key(Peer::Pagos, "void", referencia, |shop, r| shop.void(r, false))
             .await
     }
 
     async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
-        let referencia = referencia.to_string();
-        let what = format!("refund {referencia}");
-        self.0
-            .call(Peer::Pagos, what, move |shop| shop.void(&referencia, true))
+        self.by_key(Peer::Pagos, "refund", referencia, |shop, r| shop.void(r, true))
             .await
     }
 }
@@ -465,12 +468,12 @@ impl Store for SimStore<'_> {
         en_curso: &Arc<EnCurso>,
     ) -> Result<(Alta, Option<Turno>), ApiError> {
         Yield::default().await;
-        let alta = repo::create(&mut self.0.pedidos.borrow_mut(), registro, clave.as_deref())?;
-        let turno = match &alta {
-            Alta::Nuevo(pedido) => en_curso.tomar(pedido.id),
-            Alta::Repetido(_) | Alta::ClaveEnUso => None,
-        };
-        Ok((alta, turno))
+        Ok(saga::record_new(
+            &mut self.0.pedidos.borrow_mut(),
+            registro,
+            clave.as_deref(),
+            en_curso,
+        )?)
     }
 
     async fn transition(

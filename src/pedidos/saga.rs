@@ -72,6 +72,22 @@ pub trait Store {
     async fn unfinished(&self, limit: i64) -> Result<Vec<i64>, ApiError>;
 }
 
+/// Records a new order and, if it is new, takes its turn before the write commits, so
+/// that no reader (recovery) can see it unclaimed.
+pub fn record_new(
+    conn: &mut rusqlite::Connection,
+    registro: Registro,
+    clave: Option<&str>,
+    en_curso: &Arc<EnCurso>,
+) -> rusqlite::Result<(Alta, Option<Turno>)> {
+    let alta = repo::create(conn, registro, clave)?;
+    let turno = match &alta {
+        Alta::Nuevo(pedido) => en_curso.tomar(pedido.id),
+        Alta::Repetido(_) | Alta::ClaveEnUso => None,
+    };
+    Ok((alta, turno))
+}
+
 impl Store for Pool {
     fn now_millis(&self) -> i64 {
         now_millis()
@@ -85,12 +101,7 @@ impl Store for Pool {
     ) -> Result<(Alta, Option<Turno>), ApiError> {
         let en_curso = en_curso.clone();
         run_write(self, move |conn| {
-            let alta = repo::create(conn, registro, clave.as_deref())?;
-            let turno = match &alta {
-                Alta::Nuevo(pedido) => en_curso.tomar(pedido.id),
-                Alta::Repetido(_) | Alta::ClaveEnUso => None,
-            };
-            Ok((alta, turno))
+            Ok(record_new(conn, registro, clave.as_deref(), &en_curso)?)
         })
         .await
     }
