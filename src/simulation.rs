@@ -167,10 +167,18 @@ impl Shop {
             )
             .expect("stock set");
         }
+        // The key prefix from the seed, so that a replay names every key as the run did.
+        let pedidos = database(Service::Pedidos);
+        pedidos
+            .execute(
+                "UPDATE instancia SET prefijo = printf('%012x', ?1)",
+                [seed as i64],
+            )
+            .expect("a prefix");
         Self {
             rng: RefCell::new(rng),
             clock: Cell::new(1_000_000),
-            pedidos: RefCell::new(database(Service::Pedidos)),
+            pedidos: RefCell::new(pedidos),
             inventario: RefCell::new(inventario),
             pagos: RefCell::new(database(Service::Pagos)),
             precios,
