@@ -43,6 +43,8 @@ pub struct Progress {
     /// request that placed it. Any other driver (recovery, after a crash or a restore)
     /// cannot know what was done before it, so a failure leaves both compensations owed.
     pub fresh: bool,
+    /// Whether the order costs nothing: pagos is never asked anything for it.
+    pub free: bool,
     /// The peers that did not answer this driver: what is owed to them waits for the
     /// next driver, rather than count against their circuit twice for one order.
     pub silent: Silent,
@@ -70,6 +72,7 @@ impl Progress {
             reserved: false,
             reservas: None,
             fresh,
+            free: false,
             silent: Silent::default(),
         }
     }
@@ -110,7 +113,7 @@ impl Progress {
     fn owing(&self, may_have_reserved: bool, may_have_charged: bool) -> Deuda {
         Deuda {
             liberar: may_have_reserved || !self.fresh,
-            anular_cobro: may_have_charged || !self.fresh,
+            anular_cobro: may_have_charged || (!self.fresh && !self.free),
         }
     }
 }
@@ -194,7 +197,7 @@ pub fn reserved(progress: Progress, answer: Result<LoteAnswer, PeerError>) -> De
         let motivo = "the order's reservation was released before it was completed";
         let deuda = Deuda {
             liberar: false,
-            anular_cobro: true,
+            anular_cobro: !progress.free,
         };
         return go_on(progress.closed(fallido(Causa::ReservaReleased, motivo), deuda));
     }
@@ -545,6 +548,18 @@ mod tests {
                     super::super::model::EstadoPedido::Fallido
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_free_order_never_owes_pagos_anything_whoever_drives_it() {
+        for (what, error) in failures() {
+            let start = Progress {
+                free: true,
+                ..Progress::start(Etapa::Registrado, false)
+            };
+            let d = reserved(start, Err(error));
+            assert!(!deuda(&d).anular_cobro, "{what}");
         }
     }
 

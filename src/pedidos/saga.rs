@@ -243,7 +243,10 @@ pub async fn advance<P: PeerApi, S: Store>(
     pedido: Pedido,
     fresh: bool,
 ) -> Result<Pedido, ApiError> {
-    let mut progress = Progress::start(pedido.etapa.clone(), fresh);
+    let mut progress = Progress {
+        free: pedido.gratis(),
+        ..Progress::start(pedido.etapa.clone(), fresh)
+    };
     for _ in 0..MAX_CALLS {
         let overdue = pedido.overdue(ctx.store.now_millis());
         let Some(call) = decide::next_call(&pedido, &progress, overdue) else {
