@@ -84,6 +84,8 @@ pub struct Shop {
     precios: HashMap<i64, Money>,
     stock: BTreeMap<i64, i64>,
     faults: Cell<Faults>,
+    /// The requests whose clients hung up: their answers go unheard.
+    hung_up: RefCell<std::collections::HashSet<usize>>,
     /// pedidos' writes waiting for its writer, in order.
     writes: RefCell<std::collections::VecDeque<Effect>>,
     /// Effects sent by callers that gave up on them, still to arrive.
@@ -186,6 +188,7 @@ impl Shop {
             faults: Cell::new(faults),
             late: RefCell::default(),
             writes: RefCell::default(),
+            hung_up: RefCell::default(),
             copies: RefCell::default(),
             trace: RefCell::default(),
         }
@@ -624,11 +627,11 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
             shop.write_next();
         }
         let faults = shop.faults.get();
-        // A client hangs up: its request is dropped where it stands, its turn released,
-        // while a write it queued may still be on its way.
+        // A client hangs up (or its request times out): pedidos places the order all
+        // the same, holding its turn until what it found is written; no one hears the answer.
         if shop.chance(faults.crash) {
             let n = shop.below(requests.len());
-            if requests[n].take().is_some() {
+            if requests[n].is_some() && shop.hung_up.borrow_mut().insert(n) {
                 shop.log(format!("*** the client of request {n} hangs up"));
             }
         }
@@ -713,6 +716,13 @@ fn place<'a>(
         match saga::colocar(&ctx, nuevo, None).await {
             Ok(Alta::Nuevo(pedido)) => {
                 let (status, _) = pedido.etapa.answer();
+                if shop.hung_up.borrow().contains(&n) {
+                    shop.log(format!(
+                        "request {n} answered {status} for pedido {}, unheard",
+                        pedido.id
+                    ));
+                    return;
+                }
                 shop.log(format!("request {n} answered {status} for pedido {}", pedido.id));
                 answers.borrow_mut().push(Answered {
                     id: pedido.id,

@@ -21,6 +21,7 @@ use crate::input::{self, IdPath, schema::IdempotencyKey};
 use crate::json::{self, Json};
 use crate::openapi::{self, refusals};
 use crate::pagination::Page;
+use crate::trace;
 
 /// How long a retried request waits for the driver of its order to let go of it.
 const REPLAY_WAIT: Duration = Duration::from_secs(30);
@@ -122,12 +123,31 @@ pub async fn crear(
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
+    // The order is placed by a task of its own, which goes on if this request is
+    // dropped (its client hangs up, or it times out): it holds the order's turn until
+    // what it found is written, so recovery never drives the order on a stale copy.
+    let placing = {
+        let (pool, peers, instancia) = (pool.clone(), peers.clone(), instancia.clone());
+        let work = async move {
+            let ctx = Contexto {
+                peers: &**peers,
+                store: &**pool,
+                instancia: &instancia,
+            };
+            saga::colocar(&ctx, nuevo, clave).await
+        };
+        match trace::current() {
+            Some(trace) => actix_web::rt::spawn(trace.scope(work)),
+            None => actix_web::rt::spawn(work),
+        }
+    };
+    let alta = placing.await.map_err(ApiError::internal)??;
     let ctx = Contexto {
         peers: &**peers,
         store: &**pool,
         instancia: &instancia,
     };
-    match saga::colocar(&ctx, nuevo, clave).await? {
+    match alta {
         Alta::Nuevo(pedido) => Ok(respond(&pedido, &peers)),
         Alta::Repetido(id) => replay(&ctx, id).await,
         Alta::ClaveEnUso => Err(ApiError::new(
