@@ -74,7 +74,7 @@ echo "bench: serve all ready in ${ready_ms} ms (pid $pid, ports $base-$((base + 
 
 urls=(--products-url "http://127.0.0.1:$base" --inventory-url "http://127.0.0.1:$((base + 1))"
       --orders-url "http://127.0.0.1:$((base + 3))" --token "$token")
-"$loadgen" "${urls[@]}" --seed 100 --duration 1 --connections 16 --mix read=1 --quiet >/dev/null
+"$loadgen" "${urls[@]}" --create-products 100 --duration 1 --connections 16 --mix read=1 --quiet >/dev/null
 
 # The CPU time of the given processes (utime + stime, fields 14 and 15 of
 # /proc/<pid>/stat, in clock ticks of all their threads), into $ticks. Read without

@@ -61,7 +61,7 @@ started=$(date +%s.%N)
 "$loadgen" --products-url "http://127.0.0.1:${port[productos]}" \
     --inventory-url "http://127.0.0.1:${port[inventario]}" \
     --orders-url "http://127.0.0.1:${port[pedidos]}" --token "$token" \
-    --seed 100 --duration "$seconds" --connections "$connections" --quiet | sed 's/^/  /'
+    --create-products 100 --duration "$seconds" --connections "$connections" --quiet | sed 's/^/  /'
 elapsed=$(echo "$(date +%s.%N) - $started" | bc)
 clk_tck=$(getconf CLK_TCK)
 printf '%-11s %9s %9s %7s %9s %9s\n' service "rest MB" "peak MB" cores "db MB" "logs MB"

@@ -56,7 +56,7 @@ litestream replicate -config "$work/litestream.yml" 2>"$work/litestream.log" &
 pids+=($!)
 
 "$loadgen" --products-url "$(url productos)" --inventory-url "$(url inventario)" \
-    --orders-url "$(url pedidos)" --seed 20 --mix order1=70,order3=30 \
+    --orders-url "$(url pedidos)" --create-products 20 --mix order1=70,order3=30 \
     --connections "$connections" --duration $((seconds + 30)) --quiet >"$work/load.log" 2>&1 &
 pids+=($!)
 sleep "$seconds"

@@ -1,12 +1,21 @@
 //! `penguin-loadgen`: drives a running penguin with the traffic of a shop — product
 //! reads, one- and three-item orders, a share of payments asked to fail — for a fixed
-//! time at a fixed concurrency (or a fixed rate), and reports, per operation, the
-//! requests, throughput, latency percentiles (an HDR histogram) and answers by status.
+//! time at a fixed concurrency (closed loop) or a fixed rate (open loop), and reports,
+//! per operation, the requests, the throughput of answered ones, latency percentiles
+//! (an HDR histogram) and answers by status; it exits non-zero when too many failed.
+//!
+//! At a fixed rate, request `i` is due at `i / rate` seconds from the start, whatever
+//! the connections: the threads take turns through one schedule, and each request is
+//! sent when due, or as soon as a connection is free. Its latency runs from when it was
+//! due, so a stalled server shows in the percentiles rather than slowing the schedule
+//! down (no coordinated omission).
 //!
 //! It is a client like any other: it knows penguin only through its HTTP API.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -31,7 +40,7 @@ pub struct LoadgenArgs {
     /// URL of productos
     #[arg(long, env = "PRODUCTS_URL", default_value = "http://127.0.0.1:5001")]
     pub products_url: String,
-    /// URL of inventario (used to load stock with --seed)
+    /// URL of inventario (used to load the created products' stock)
     #[arg(long, env = "INVENTORY_URL", default_value = "http://127.0.0.1:5002")]
     pub inventory_url: String,
     /// URL of pedidos
@@ -48,10 +57,11 @@ pub struct LoadgenArgs {
     /// Seconds to run
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
-    /// Requests in flight at once
+    /// Requests in flight at once (at most, with --rate)
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
-    /// Requests per second in all, instead of as fast as the connections allow
+    /// Requests per second in all, sent on an even schedule, instead of as fast as the
+    /// connections allow; latency counts from when each request was due
     #[arg(long)]
     pub rate: Option<f64>,
     /// Weights of the operations: read (GET /productos/{id}), order1, order3
@@ -60,15 +70,24 @@ pub struct LoadgenArgs {
     /// Share of orders whose payment is asked to fail (`fail: true`)
     #[arg(long, default_value_t = 0.1)]
     pub fail_share: f64,
-    /// Create this many products, each with --seed-stock units, before the run
+    /// Create this many products, each with --product-stock units, before the run, and
+    /// load only those [default: 10, unless --products]
+    #[arg(long, alias = "seed", conflicts_with = "products")]
+    pub create_products: Option<usize>,
+    /// Units of stock of each created product
+    #[arg(long, alias = "seed-stock", default_value_t = 1_000_000)]
+    pub product_stock: i64,
+    /// Create no products: load the existing products 1 to this (their stock is sold)
     #[arg(long)]
-    pub seed: Option<usize>,
-    /// Units of stock of each seeded product
-    #[arg(long, default_value_t = 1_000_000)]
-    pub seed_stock: i64,
-    /// Without --seed: use products 1 to this
-    #[arg(long, default_value_t = 10)]
-    pub products: usize,
+    pub products: Option<usize>,
+    /// Exit non-zero when more than this share of requests failed (no answer, 5xx, or
+    /// an answer the operation is not for)
+    #[arg(long, default_value_t = 0.01)]
+    pub max_error_share: f64,
+    /// Write each order's answer to this file as `STATUS CURL_EXIT PEDIDO_ID KEY` lines,
+    /// as `penguin check --answers` reads them
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
     /// Send no Idempotency-Key with orders
     #[arg(long)]
     pub no_idempotency_keys: bool,
@@ -105,7 +124,8 @@ impl Op {
     }
 }
 
-/// What one operation saw.
+/// What one operation saw: the latency of every request that got an HTTP answer,
+/// and the count of each answer (a status, [`NO_ANSWER`] or [`NOT_SENT`]).
 struct OpStats {
     latency: Histogram<u64>,
     statuses: BTreeMap<String, u64>,
@@ -130,17 +150,25 @@ impl OpStats {
 
 type Stats = BTreeMap<Op, OpStats>;
 
+/// The answer of a request whose connection failed or timed out.
+const NO_ANSWER: &str = "no answer";
+/// A request due at a fixed rate while refused connections were being waited out.
+const NOT_SENT: &str = "not sent (backing off)";
+
 /// The report of one operation, as printed and written as JSON.
 #[derive(Debug, Serialize)]
 pub struct OpReport {
+    /// Every request due, answered or not.
     pub requests: u64,
+    /// The answered ones: what the operation is for (see [`answered`]).
+    pub answered: u64,
+    /// Answered requests per second.
     pub throughput: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    /// Answers that are not what the operation is for: anything but 2xx (and, for
-    /// orders, 402 and 409, which are business outcomes), and failed connections.
+    /// The rest: no answer, not sent, 5xx, and answers the operation is not for.
     pub errors: u64,
     pub statuses: BTreeMap<String, u64>,
 }
@@ -149,6 +177,10 @@ pub struct OpReport {
 pub struct Report {
     pub seconds: f64,
     pub connections: usize,
+    /// Requests per second asked for, if a fixed rate.
+    pub rate: Option<f64>,
+    /// Errors over requests, of all operations.
+    pub error_share: f64,
     pub operations: BTreeMap<String, OpReport>,
 }
 
@@ -208,15 +240,30 @@ fn run(args: LoadgenArgs) -> Result<(), String> {
     if args.duration.is_nan() || args.duration <= 0.0 || args.connections == 0 {
         return Err("--duration and --connections must be above 0".into());
     }
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        return Err("--rate must be above 0".into());
+    }
+    if args.max_error_share.is_nan() || !(0.0..=1.0).contains(&args.max_error_share) {
+        return Err("--max-error-share must be from 0 to 1".into());
+    }
     let mix = if args.url.is_some() {
         vec![(Op::Get, 1)]
     } else {
         parse_mix(&args.mix)?
     };
-    let productos: Vec<i64> = match args.seed {
-        Some(n) => actix_web::rt::System::new().block_on(seed(&args, n))?,
-        None => (1..=args.products as i64).collect(),
+    let productos: Vec<i64> = match (&args.url, args.products) {
+        (Some(_), _) => Vec::new(),
+        (None, Some(n)) => (1..=n as i64).collect(),
+        (None, None) => {
+            let n = args.create_products.unwrap_or(10);
+            actix_web::rt::System::new()
+                .block_on(seed(&args, n))
+                .map_err(|e| format!("cannot create the run's products: {e}"))?
+        }
     };
+    if args.url.is_none() && productos.is_empty() {
+        return Err("the run has no products to load (--create-products or --products)".into());
+    }
     if productos.len() < 3 && mix.iter().any(|(op, _)| *op == Op::Order3) {
         return Err("three-item orders need at least 3 products".into());
     }
@@ -238,38 +285,55 @@ fn run(args: LoadgenArgs) -> Result<(), String> {
                 args: args.clone(),
                 mix: mix.clone(),
                 productos: productos.clone(),
-                rate_per_connection: args.rate.map(|r| r / args.connections as f64),
+                started,
                 deadline,
                 done: done.clone(),
                 failed: failed.clone(),
                 thread: t,
+                threads,
             };
             std::thread::spawn(move || actix_web::rt::System::new().block_on(job.run(connections)))
         })
         .collect();
     let mut stats = Stats::new();
+    let mut answers = Vec::new();
     for worker in workers {
-        let part = worker.join().map_err(|_| "a load thread panicked".to_string())?;
+        let (part, lines) = worker.join().map_err(|_| "a load thread panicked".to_string())?;
         for (op, s) in part {
             stats.entry(op).or_insert_with(OpStats::new).merge(&s);
         }
+        answers.extend(lines);
     }
     let seconds = started.elapsed().as_secs_f64();
     if let Some((bar, ticker)) = progress {
         bar.finish_and_clear();
         let _ = ticker.join();
     }
-    let report = report(&stats, seconds, args.connections);
+    let report = report(&stats, seconds, &args);
     print!("{}", render(&report));
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         if path.as_os_str() == "-" {
             println!("{text}");
         } else {
-            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            write(path, &text)?;
         }
     }
+    if let Some(path) = &args.answers {
+        write(path, &answers.concat())?;
+    }
+    if report.error_share > args.max_error_share {
+        return Err(format!(
+            "{:.2}% of requests failed, more than --max-error-share {}",
+            report.error_share * 100.0,
+            args.max_error_share
+        ));
+    }
     Ok(())
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn progress_line(
@@ -313,7 +377,7 @@ async fn seed(args: &LoadgenArgs, n: usize) -> Result<Vec<i64>, String> {
         )
         .await?;
         let id = producto["id"].as_i64().ok_or("productos gave no id")?;
-        let stock = json!({"producto_id": id, "cantidad": args.seed_stock});
+        let stock = json!({"producto_id": id, "cantidad": args.product_stock});
         send_json(
             &client,
             &args.token,
@@ -349,58 +413,158 @@ struct Job {
     args: LoadgenArgs,
     mix: Vec<(Op, u32)>,
     productos: Vec<i64>,
-    rate_per_connection: Option<f64>,
+    started: Instant,
     deadline: Instant,
     done: Arc<AtomicU64>,
     failed: Arc<AtomicU64>,
     thread: usize,
+    threads: usize,
+}
+
+/// How long a thread waits after a refused (or failed) connection before it sends
+/// again: from 10 ms, doubling with each failure up to 1 s, and cleared by an answer.
+/// Shared by the thread's connections, so a stopped server gets a few attempts a
+/// second rather than as many as the loop can make.
+#[derive(Default)]
+struct Backoff {
+    wait: Cell<Duration>,
+    until: Cell<Option<Instant>>,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const LONGEST: Duration = Duration::from_secs(1);
+
+    /// Until when no request may be sent, if that is still to come.
+    fn closed_until(&self) -> Option<Instant> {
+        self.until.get().filter(|until| *until > Instant::now())
+    }
+
+    fn failed(&self) {
+        let wait = (self.wait.get() * 2).clamp(Self::FIRST, Self::LONGEST);
+        self.wait.set(wait);
+        self.until.set(Some(Instant::now() + wait));
+    }
+
+    fn answered(&self) {
+        self.wait.set(Duration::ZERO);
+        self.until.set(None);
+    }
+}
+
+/// What one thread's requests share while it runs.
+struct Worker {
+    job: Job,
+    client: awc::Client,
+    backoff: Backoff,
+    stats: RefCell<Stats>,
+    /// Lines for `--answers`, one per order.
+    answers: RefCell<Vec<String>>,
+    sent: Cell<u64>,
 }
 
 impl Job {
-    async fn run(self, connections: usize) -> Stats {
-        let client = client(connections);
-        let job = &self;
-        let loops = (0..connections).map(|c| {
-            let client = &client;
-            async move {
-                let mut stats = Stats::new();
-                let mut sent: u64 = 0;
-                let started = Instant::now();
-                while Instant::now() < job.deadline {
-                    if let Some(rate) = job.rate_per_connection {
-                        let due = started + Duration::from_secs_f64(sent as f64 / rate);
-                        if due >= job.deadline {
-                            break;
-                        }
-                        actix_web::rt::time::sleep_until(due.into()).await;
-                    }
-                    sent += 1;
-                    let op = job.pick();
-                    let key = format!("loadgen-{}-{}-{c}-{sent}", std::process::id(), job.thread);
-                    let began = Instant::now();
-                    let status = job.send(client, op, &key).await;
-                    let micros = began.elapsed().as_micros().max(1) as u64;
-                    let entry = stats.entry(op).or_insert_with(OpStats::new);
-                    let _ = entry.latency.record(micros.min(60_000_000));
-                    let label = status.map_or_else(|| "no answer".to_string(), |s| s.to_string());
-                    if !expected(op, status) {
-                        job.failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    *entry.statuses.entry(label).or_default() += 1;
-                    job.done.fetch_add(1, Ordering::Relaxed);
-                }
-                stats
-            }
+    async fn run(self, connections: usize) -> (Stats, Vec<String>) {
+        let worker = Rc::new(Worker {
+            client: client(connections),
+            job: self,
+            backoff: Backoff::default(),
+            stats: RefCell::default(),
+            answers: RefCell::default(),
+            sent: Cell::new(0),
         });
-        let mut all = Stats::new();
-        for part in futures_util::future::join_all(loops).await {
-            for (op, s) in part {
-                all.entry(op).or_insert_with(OpStats::new).merge(&s);
+        match worker.job.args.rate {
+            Some(rate) => Worker::open_loop(worker.clone(), rate).await,
+            None => {
+                let loops = (0..connections).map(|_| worker.closed_loop());
+                futures_util::future::join_all(loops).await;
             }
         }
-        all
+        (worker.stats.take(), worker.answers.take())
+    }
+}
+
+impl Worker {
+    /// At a fixed rate: request `i` is due `i / rate` seconds after the start, and this
+    /// thread takes every `threads`-th one; each is sent when due (or when a connection
+    /// is free), whether or not the ones before it were answered.
+    async fn open_loop(worker: Rc<Worker>, rate: f64) {
+        let job = &worker.job;
+        let mut requests = Vec::new();
+        for i in (job.thread..).step_by(job.threads) {
+            let due = job.started + Duration::from_secs_f64(i as f64 / rate);
+            if due >= job.deadline {
+                break;
+            }
+            actix_web::rt::time::sleep_until(due.into()).await;
+            let op = job.pick();
+            if worker.backoff.closed_until().is_some() {
+                worker.record(op, NOT_SENT.to_string(), None);
+                continue;
+            }
+            let worker = worker.clone();
+            requests.push(actix_web::rt::spawn(async move { worker.one(op, due).await }));
+        }
+        for request in requests {
+            let _ = request.await;
+        }
     }
 
+    /// As fast as one connection allows: each request is due when the one before it
+    /// was answered (or when a refused connection has been waited out).
+    async fn closed_loop(&self) {
+        while Instant::now() < self.job.deadline {
+            if let Some(until) = self.backoff.closed_until() {
+                actix_web::rt::time::sleep_until(until.min(self.job.deadline).into()).await;
+                continue;
+            }
+            self.one(self.job.pick(), Instant::now()).await;
+        }
+    }
+
+    /// Sends one request that was due at `due` and records what came of it.
+    async fn one(&self, op: Op, due: Instant) {
+        let n = self.sent.get() + 1;
+        self.sent.set(n);
+        let key = format!("loadgen-{}-{}-{n}", std::process::id(), self.job.thread);
+        let (status, pedido_id) = self.job.send(&self.client, op, &key).await;
+        let latency = status.map(|_| due.elapsed());
+        match status {
+            Some(_) => self.backoff.answered(),
+            None => self.backoff.failed(),
+        }
+        if self.job.args.answers.is_some() && matches!(op, Op::Order1 | Op::Order3) {
+            // A lost answer as curl writes it: status 000 and a non-zero exit (7,
+            // could not connect; `penguin check` only tells zero from non-zero).
+            let line = match status {
+                Some(s) => format!(
+                    "{s} 0 {} {key}\n",
+                    pedido_id.map_or("-".into(), |id| id.to_string())
+                ),
+                None => format!("000 7 - {key}\n"),
+            };
+            self.answers.borrow_mut().push(line);
+        }
+        let label = status.map_or_else(|| NO_ANSWER.to_string(), |s| s.to_string());
+        self.record(op, label, latency);
+    }
+
+    fn record(&self, op: Op, label: String, latency: Option<Duration>) {
+        if !answered(op, &label) {
+            self.job.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.job.done.fetch_add(1, Ordering::Relaxed);
+        let mut stats = self.stats.borrow_mut();
+        let entry = stats.entry(op).or_insert_with(OpStats::new);
+        if let Some(latency) = latency {
+            let micros = latency.as_micros().clamp(1, 60_000_000) as u64;
+            let _ = entry.latency.record(micros);
+        }
+        *entry.statuses.entry(label).or_default() += 1;
+    }
+}
+
+impl Job {
     fn pick(&self) -> Op {
         let total: u32 = self.mix.iter().map(|(_, w)| w).sum();
         let mut roll = fastrand::u32(0..total);
@@ -413,8 +577,9 @@ impl Job {
         self.mix[0].0
     }
 
-    /// Sends one request; its status, or `None` without an answer.
-    async fn send(&self, client: &awc::Client, op: Op, key: &str) -> Option<u16> {
+    /// Sends one request: its status, or `None` without an answer, and for an order
+    /// the id its `Location` names.
+    async fn send(&self, client: &awc::Client, op: Op, key: &str) -> (Option<u16>, Option<i64>) {
         let auth = ("Authorization", format!("Bearer {}", self.args.token));
         let request = match op {
             Op::Get => client.request(Method::GET, self.args.url.as_deref().unwrap_or_default()),
@@ -445,28 +610,38 @@ impl Job {
                 }
                 return match request.send_body(body.to_string()).await {
                     Ok(mut response) => {
+                        let pedido_id = response
+                            .headers()
+                            .get("Location")
+                            .and_then(|l| l.to_str().ok())
+                            .and_then(|l| l.strip_prefix("/pedidos/"))
+                            .and_then(|id| id.parse().ok());
                         let _ = response.body().await;
-                        Some(response.status().as_u16())
+                        (Some(response.status().as_u16()), pedido_id)
                     }
-                    Err(_) => None,
+                    Err(_) => (None, None),
                 };
             }
         };
         match request.send().await {
             Ok(mut response) => {
                 let _ = response.body().await;
-                Some(response.status().as_u16())
+                (Some(response.status().as_u16()), None)
             }
-            Err(_) => None,
+            Err(_) => (None, None),
         }
     }
 }
 
-/// Whether an answer is what the operation is for.
-fn expected(op: Op, status: Option<u16>) -> bool {
-    match (op, status) {
-        (_, Some(s)) if (200..300).contains(&s) => true,
-        (Op::Order1 | Op::Order3, Some(402 | 409)) => true,
+/// Whether an answer counts as answered: what the operation is for. Any `2xx`, and
+/// for orders also `402` (payment rejected) and `409` (not enough stock): the shop's
+/// own answers to a well-formed order. Everything else is an error: no answer, a
+/// request not sent, any `5xx`, and other `4xx` (a wrong token, an unknown product),
+/// which say the run itself is wrong.
+fn answered(op: Op, label: &str) -> bool {
+    match (op, label.parse::<u16>()) {
+        (_, Ok(s)) if (200..300).contains(&s) => true,
+        (Op::Order1 | Op::Order3, Ok(402 | 409)) => true,
         _ => false,
     }
 }
@@ -475,44 +650,58 @@ fn millis(micros: u64) -> f64 {
     micros as f64 / 1000.0
 }
 
-fn report(stats: &Stats, seconds: f64, connections: usize) -> Report {
-    let operations = stats
+fn report(stats: &Stats, seconds: f64, args: &LoadgenArgs) -> Report {
+    let operations: BTreeMap<String, OpReport> = stats
         .iter()
         .map(|(op, s)| {
-            let requests = s.latency.len();
-            let errors = s
+            let requests = s.statuses.values().sum();
+            let answered: u64 = s
                 .statuses
                 .iter()
-                .filter(|(status, _)| !expected(*op, status.parse().ok()))
+                .filter(|(label, _)| answered(*op, label))
                 .map(|(_, n)| n)
                 .sum();
             let report = OpReport {
                 requests,
-                throughput: requests as f64 / seconds,
+                answered,
+                throughput: answered as f64 / seconds,
                 p50_ms: millis(s.latency.value_at_quantile(0.50)),
                 p90_ms: millis(s.latency.value_at_quantile(0.90)),
                 p99_ms: millis(s.latency.value_at_quantile(0.99)),
                 max_ms: millis(s.latency.max()),
-                errors,
+                errors: requests - answered,
                 statuses: s.statuses.clone(),
             };
             (op.name().to_string(), report)
         })
         .collect();
+    let requests: u64 = operations.values().map(|o| o.requests).sum();
+    let errors: u64 = operations.values().map(|o| o.errors).sum();
     Report {
         seconds,
-        connections,
+        connections: args.connections,
+        rate: args.rate,
+        // A run that sent nothing showed nothing: all of it failed.
+        error_share: if requests == 0 {
+            1.0
+        } else {
+            errors as f64 / requests as f64
+        },
         operations,
     }
 }
 
 fn render(report: &Report) -> String {
+    let rate = report
+        .rate
+        .map_or(String::new(), |r| format!(", {r} requests/s due"));
     let mut out = format!(
-        "{:.1} s at {} connections\n{:<8} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}  statuses\n",
+        "{:.1} s at {} connections{rate}\n{:<8} {:>9} {:>9} {:>10} {:>8} {:>8} {:>8} {:>8} {:>7}  statuses\n",
         report.seconds,
         report.connections,
         "op",
         "requests",
+        "answered",
         "per s",
         "p50 ms",
         "p90 ms",
@@ -523,8 +712,9 @@ fn render(report: &Report) -> String {
     for (name, op) in &report.operations {
         let statuses: Vec<String> = op.statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
         out.push_str(&format!(
-            "{name:<8} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}  {}\n",
+            "{name:<8} {:>9} {:>9} {:>10.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7}  {}\n",
             op.requests,
+            op.answered,
             op.throughput,
             op.p50_ms,
             op.p90_ms,
@@ -534,6 +724,10 @@ fn render(report: &Report) -> String {
             statuses.join(", ")
         ));
     }
+    out.push_str(&format!(
+        "errors: {:.2}% of requests (per s counts answered requests only)\n",
+        report.error_share * 100.0
+    ));
     out
 }
 
@@ -555,11 +749,31 @@ mod tests {
 
     #[test]
     fn business_outcomes_of_orders_are_not_errors() {
-        assert!(expected(Op::Order1, Some(201)));
-        assert!(expected(Op::Order1, Some(402)));
-        assert!(expected(Op::Order3, Some(409)));
-        assert!(!expected(Op::Read, Some(404)));
-        assert!(!expected(Op::Order1, Some(503)));
-        assert!(!expected(Op::Get, None));
+        assert!(answered(Op::Order1, "201"));
+        assert!(answered(Op::Order1, "402"));
+        assert!(answered(Op::Order3, "409"));
+        assert!(answered(Op::Read, "200"));
+        assert!(!answered(Op::Read, "404"));
+        assert!(!answered(Op::Read, "401"));
+        assert!(!answered(Op::Order1, "503"));
+        assert!(!answered(Op::Get, NO_ANSWER));
+        assert!(!answered(Op::Get, NOT_SENT));
+    }
+
+    #[test]
+    fn backoff_doubles_from_10_ms_to_1_s_and_an_answer_clears_it() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.closed_until(), None);
+        let mut waits = Vec::new();
+        for _ in 0..9 {
+            backoff.failed();
+            waits.push(backoff.wait.get().as_millis());
+        }
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        assert!(backoff.closed_until().is_some());
+        backoff.answered();
+        assert_eq!(backoff.closed_until(), None);
+        backoff.failed();
+        assert_eq!(backoff.wait.get(), Backoff::FIRST);
     }
 }

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, header};
 use penguin::config::{
@@ -454,6 +454,8 @@ pub struct ScriptedPeer {
     pub requests: Arc<AtomicUsize>,
     /// Of those, the charges (`POST /pagar`): recovery's voids and refunds are not.
     charges: Arc<AtomicUsize>,
+    /// When each request arrived.
+    arrivals: Arc<std::sync::Mutex<Vec<Instant>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -468,16 +470,19 @@ impl ScriptedPeer {
         let addr = listener.local_addr().expect("an address");
         let requests = Arc::new(AtomicUsize::new(0));
         let charges = Arc::new(AtomicUsize::new(0));
-        let (counter, charge_counter) = (requests.clone(), charges.clone());
+        let arrivals = Arc::<std::sync::Mutex<Vec<Instant>>>::default();
+        let (counter, charge_counter, arrived) = (requests.clone(), charges.clone(), arrivals.clone());
         let task = tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let (counter, charge_counter) = (counter.clone(), charge_counter.clone());
+                let (counter, charge_counter, arrived) =
+                    (counter.clone(), charge_counter.clone(), arrived.clone());
                 tokio::spawn(async move {
                     let mut buffer = vec![0u8; 64 * 1024];
                     // One request per connection: read its head (bodies here are small).
                     if socket.read(&mut buffer).await.unwrap_or(0) == 0 {
                         return;
                     }
+                    arrived.lock().unwrap().push(Instant::now());
                     counter.fetch_add(1, Ordering::SeqCst);
                     if buffer.starts_with(b"POST /pagar ") {
                         charge_counter.fetch_add(1, Ordering::SeqCst);
@@ -505,6 +510,7 @@ impl ScriptedPeer {
             addr,
             requests,
             charges,
+            arrivals,
             task,
         }
     }
@@ -521,6 +527,11 @@ impl ScriptedPeer {
     /// asks of the same peer meanwhile (it voids the charges whose answers were lost).
     pub fn charges(&self) -> usize {
         self.charges.load(Ordering::SeqCst)
+    }
+
+    /// When each request arrived, in order.
+    pub fn arrivals(&self) -> Vec<Instant> {
+        self.arrivals.lock().unwrap().clone()
     }
 
     /// Stops listening, freeing the port.

@@ -17,6 +17,7 @@ mod hosts;
 mod idempotencia;
 mod image;
 mod inventario;
+mod loadgen;
 mod lotes;
 mod openapi;
 mod operability;
