@@ -7,8 +7,9 @@
 //! `LOG_FORMAT=json` ([`LogFormat`]) writes each line as one JSON object instead, with
 //! the same facts as fields, for a log store to index: `time`, `level`, `service` (the
 //! service's name, or for a line about no one service the module that wrote it, as the
-//! text line shows it), `message`, `request_id` when the line is about a request, and whatever fields the
-//! line carries (the access line: `method`, `path`, `status`, `duration_ms`).
+//! text line shows it), `message`, `request_id` when the line is about a request, and
+//! whatever fields the line carries (the access line: `method`, `path`, `status`,
+//! `duration_ms`).
 //!
 //! A request never waits for a disk or a terminal: records are formatted on the
 //! caller's thread and handed over a bounded channel to one writer thread, which
