@@ -13,10 +13,12 @@
 #   - for every row, the CPU time the serving process(es) spent per request (utime +
 #     stime from /proc/<pid>/stat, read before and after the measurement): serve all
 #     for penguin's rows, hello for hello's, chain and its peer for chain's.
-# Every ratio comes from this one run; the targets of issue 9 are checked at 64
+# Every ratio comes from this one run; the performance targets are checked at 64
 # connections.
 #
 #   scripts/bench.sh            # BENCH_SECONDS per measurement, default 8
+#   BENCH_KEEP=1 scripts/bench.sh   # keep the temporary folder (raw JSON, CPU ticks,
+#                                   # serve all's console log: hundreds of MB)
 #
 # The load tool is `penguin-loadgen` rather than wrk: orders need a fresh body and
 # Idempotency-Key per request, and one tool for every row keeps the ratios honest.
@@ -26,6 +28,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${BENCH_SECONDS:-8}
 cd "$root"
+# Ten measurements and a warm-up, besides the build and the starts.
+echo "bench: about $((10 * seconds + 1 + 15)) s of load and starts (10 runs of BENCH_SECONDS=$seconds s), after a release build (minutes if none is built yet)"
 cargo build --release --quiet --bin penguin --bin penguin-loadgen --example hello --example chain
 penguin="$root/target/release/penguin"
 loadgen="$root/target/release/penguin-loadgen"
@@ -34,7 +38,10 @@ chain="$root/target/release/examples/chain"
 work=$(mktemp -d)
 token="bench-$RANDOM"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    if [[ -z ${BENCH_KEEP:-} ]]; then rm -rf "$work"; fi
+}
 trap cleanup EXIT
 
 # Start serve all and time it until the four services answer /health.
@@ -206,5 +213,9 @@ for label, value, op, bound in targets:
     print(f"| {label} | {value:.3f} | {'≥' if op == '>=' else '≤'} {bound} | {'met' if met else 'MISSED'} |")
 PY
 echo
-echo "bench: raw JSON of each row in $work/{read,order1,order3,hello,chain}-{16,64}.json;"
-echo "bench: CPU ticks per row in $work/cpu.tsv (CLK_TCK $clk_tck), serve all's log in $work/console.log"
+if [[ -n ${BENCH_KEEP:-} ]]; then
+    echo "bench: raw JSON of each row in $work/{read,order1,order3,hello,chain}-{16,64}.json;"
+    echo "bench: CPU ticks per row in $work/cpu.tsv (CLK_TCK $clk_tck), serve all's log in $work/console.log"
+else
+    echo "bench: its temporary folder is removed; BENCH_KEEP=1 keeps the raw JSON, CPU ticks and serve all's log"
+fi

@@ -11,7 +11,7 @@
 #
 # CHAOS_FAULTS: pedidos reaches productos and inventario through
 # scripts/faultproxy.py, and while orders stream the run cycles through 2 s of calm
-# and fault phases (see `phase` below): `black-hole` is issue 8's, productos
+# and fault phases (see `phase` below): `black-hole` makes recovery passes slow, productos
 # answering 100 ms late while inventario's POST /liberar never answers; `cut` has
 # productos reset reads of one product and inventario cut confirmations short.
 # CHAOS_FAULTS=1 runs them all; CHAOS_FAULTS=black-hole (or cut, or black-hole,cut)
@@ -32,11 +32,10 @@ set -euo pipefail
 duration=${1:-60}
 # The fault phases: seconds | what | productos rules | inventario rules. Rules match
 # the request target (path and query); inventario's routes with and without /reservas/. A black
-# hole shorter than about 6 s rarely makes a recovery pass slow enough to show
-# issue 8.
+# hole shorter than about 6 s rarely makes a recovery pass slow enough to show.
 declare -A phase=(
     [calm]='2|calm||'
-    [black-hole]='7|productos 100 ms late; inventario POST /liberar a black hole (issue 8)|.* .* slow 100|POST ^/(reservas/)?liberar$ hang'
+    [black-hole]='7|productos 100 ms late; inventario POST /liberar a black hole that holds up recovery|.* .* slow 100|POST ^/(reservas/)?liberar$ hang'
     [cut]='3|productos resets reads of producto 5; inventario cuts confirmations short after confirming|GET ^/productos[?]ids=([0-9]+,)*5(,[0-9]+)*$ reset|POST ^/(reservas/)?confirmar$ cut'
 )
 faults=${CHAOS_FAULTS:-0}
@@ -50,7 +49,7 @@ if [[ $faults != 0 ]]; then
     every=${CHAOS_EVERY:-0}
     # Many orders in flight and few rejections: each rejected order leaves a release
     # that the black hole holds, and recovery retries them one by one. A handful
-    # makes a recovery pass slow, as in issue 8; one in five makes the first slow
+    # makes a recovery pass slow; one in five makes the first slow
     # pass outlast the phase.
     clients=${CHAOS_CLIENTS:-12}
     fail_every=${CHAOS_FAIL_EVERY:-20}

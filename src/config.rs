@@ -23,6 +23,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use crate::backup::{BackupArgs, BackupPlan};
 use crate::db::DEFAULT_AUTOCHECKPOINT;
 use crate::invariantes::CheckArgs;
+use crate::logging::LogFormat;
 use crate::probe::ProbeArgs;
 use crate::service::Service;
 
@@ -244,6 +245,10 @@ pub struct ServeArgs {
     /// Megabytes logs.log may reach before it is rotated to logs.log.1
     #[arg(long, env = "LOG_MAX_MB", value_name = "MB", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub log_max_mb: u64,
+
+    /// How log lines are written: text, or json (one object a line, for a log store)
+    #[arg(long, env = "LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 fn non_blank(text: &str) -> Result<String, String> {
@@ -371,6 +376,8 @@ pub struct Settings {
     pub log: String,
     /// The size at which `logs.log` is rotated, in bytes.
     pub log_max_bytes: u64,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// How long a shutdown waits for requests in flight.
     pub shutdown_grace: Duration,
 }
@@ -681,6 +688,11 @@ impl Settings {
                 parsed[0].1.log.clone()
             },
             log_max_bytes: args.log_max_mb.saturating_mul(1024 * 1024),
+            log_format: if all {
+                args.log_format
+            } else {
+                parsed[0].1.log_format
+            },
             shutdown_grace: args.shutdown_grace.0,
             services,
         })

@@ -4,6 +4,13 @@
 //! `logs.log` would grow past `LOG_MAX_MB`, it becomes `logs.log.1` (replacing the
 //! one before) and a new `logs.log` starts: the logs never take more than twice that.
 //!
+//! `LOG_FORMAT=json` ([`LogFormat`]) writes each line as one JSON object instead, with
+//! the same facts as fields, for a log store to index: `time`, `level`, `service` (the
+//! service's name, or for a line about no one service the module that wrote it, as the
+//! text line shows it), `message`, `request_id` when the line is about a request, and
+//! whatever fields the line carries (the access line: `method`, `path`, `status`,
+//! `duration_ms`).
+//!
 //! A request never waits for a disk or a terminal: records are formatted on the
 //! caller's thread and handed over a bounded channel to one writer thread, which
 //! writes them to both places in batches, at most a few milliseconds behind. When the
@@ -16,7 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{LazyLock, OnceLock};
 
+use log::kv::{Key, Value, VisitSource};
 use prometheus::IntCounter;
+use serde_json::Map;
 
 /// Lines waiting for the writer before new ones are dropped.
 const BACKLOG_LINES: usize = 64 * 1024;
@@ -42,6 +51,15 @@ pub static DROPPED: LazyLock<IntCounter> = LazyLock::new(|| {
 /// How many log lines were dropped since the process started.
 pub fn dropped_lines() -> u64 {
     DROPPED.get()
+}
+
+/// How each line is written: `text` for a person, `json` (one object a line) for a
+/// log store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `logs.log`, turned into `logs.log.1` when it reaches its size.
@@ -81,8 +99,8 @@ impl LogFile {
 
 /// Starts logging to the console and to `<dir>/logs.log` (at most `max_bytes`, then
 /// rotated), what `filter` selects (env_logger's syntax: a level, or directives such
-/// as `info,penguin=debug`).
-pub fn init(dir: &Path, filter: &str, max_bytes: u64) -> io::Result<()> {
+/// as `info,penguin=debug`), in `format`.
+pub fn init(dir: &Path, filter: &str, max_bytes: u64, format: LogFormat) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let file = LogFile::open(dir.join("logs.log"), max_bytes)?;
     let (sender, receiver) = mpsc::sync_channel(BACKLOG_LINES);
@@ -90,15 +108,17 @@ pub fn init(dir: &Path, filter: &str, max_bytes: u64) -> io::Result<()> {
         .name("log-writer".into())
         .spawn(move || write_lines(receiver, file))?;
     let _ = WRITER.set(sender.clone());
-    env_logger::Builder::new()
+    let mut builder = env_logger::Builder::new();
+    builder
         .filter_module("actix_server", log::LevelFilter::Warn)
         // Its lines do not name the database; db::open says it instead.
         .filter_module("rusqlite_migration", log::LevelFilter::Warn)
         .parse_filters(filter)
-        .target(env_logger::Target::Pipe(Box::new(ChannelWriter(sender))))
+        .target(env_logger::Target::Pipe(Box::new(ChannelWriter(sender))));
+    match format {
         // Plain text, the layout of env_logger's default without its styling pass,
         // and the id of the request (or recovery) the line is about.
-        .format(|line, record| {
+        LogFormat::Text => builder.format(|line, record| {
             let timestamp = line.timestamp();
             let (level, target, message) = (record.level(), record.target(), record.args());
             match crate::trace::current_id() {
@@ -108,9 +128,57 @@ pub fn init(dir: &Path, filter: &str, max_bytes: u64) -> io::Result<()> {
                 ),
                 None => writeln!(line, "[{timestamp} {level:<5} {target}] {message}"),
             }
-        })
-        .try_init()
-        .map_err(io::Error::other)
+        }),
+        LogFormat::Json => builder.format(|line, record| {
+            let object = json_line(
+                line.timestamp().to_string(),
+                record,
+                crate::trace::current_id().map(|id| id.to_string()),
+            );
+            serde_json::to_writer(&mut *line, &object)?;
+            writeln!(line)
+        }),
+    };
+    builder.try_init().map_err(io::Error::other)
+}
+
+/// One record as a JSON object: its time, level, service, message, request id and
+/// fields.
+fn json_line(
+    time: String,
+    record: &log::Record,
+    request_id: Option<String>,
+) -> Map<String, serde_json::Value> {
+    let mut object = Map::new();
+    object.insert("time".into(), time.into());
+    object.insert("level".into(), record.level().as_str().into());
+    object.insert("service".into(), record.target().into());
+    object.insert("message".into(), record.args().to_string().into());
+    if let Some(id) = request_id {
+        object.insert("request_id".into(), id.into());
+    }
+    // Visiting fields held in memory cannot fail.
+    let _ = record.key_values().visit(&mut Fields(&mut object));
+    object
+}
+
+/// Copies a record's fields into its JSON object, numbers as numbers.
+struct Fields<'a>(&'a mut Map<String, serde_json::Value>);
+
+impl<'kvs> VisitSource<'kvs> for Fields<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        let value = if let Some(n) = value.to_u64() {
+            n.into()
+        } else if let Some(n) = value.to_i64() {
+            n.into()
+        } else if let Some(x) = value.to_f64() {
+            x.into()
+        } else {
+            value.to_string().into()
+        };
+        self.0.insert(key.as_str().into(), value);
+        Ok(())
+    }
 }
 
 /// Waits until every line logged so far is written out.
@@ -188,6 +256,34 @@ mod tests {
         assert!(dropped_lines() > before);
         assert!(matches!(receiver.try_recv(), Ok(Message::Line(line)) if line == b"kept\n"));
         assert!(receiver.try_recv().is_err(), "the second line was not queued");
+    }
+
+    #[test]
+    fn a_json_line_carries_the_record_its_request_id_and_its_fields_as_numbers_or_strings() {
+        let fields = [
+            ("method", Value::from("GET")),
+            ("status", Value::from(200u16)),
+            ("duration_ms", Value::from(0.25f64)),
+        ];
+        let message = "GET /health 200 0.25ms";
+        let line = json_line(
+            "2026-01-02T03:04:05Z".into(),
+            &log::Record::builder()
+                .args(format_args!("{message}"))
+                .level(log::Level::Info)
+                .target("pagos")
+                .key_values(&fields)
+                .build(),
+            Some("r-1".into()),
+        );
+        assert_eq!(
+            serde_json::Value::Object(line),
+            serde_json::json!({
+                "time": "2026-01-02T03:04:05Z", "level": "INFO", "service": "pagos",
+                "message": "GET /health 200 0.25ms", "request_id": "r-1",
+                "method": "GET", "status": 200, "duration_ms": 0.25,
+            })
+        );
     }
 
     #[test]

@@ -55,7 +55,12 @@ fn main() -> ExitCode {
 }
 
 fn serve(settings: &Settings) -> ExitCode {
-    if let Err(e) = logging::init(&settings.log_dir, &settings.log, settings.log_max_bytes) {
+    if let Err(e) = logging::init(
+        &settings.log_dir,
+        &settings.log,
+        settings.log_max_bytes,
+        settings.log_format,
+    ) {
         eprintln!(
             "penguin: cannot write {}: {e}",
             settings.log_dir.join("logs.log").display()

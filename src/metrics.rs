@@ -7,7 +7,11 @@
 //! own beside them (pedidos: orders, peer calls, circuits, compensations, recovery;
 //! inventario: reservations and units), and may sample its database at each scrape.
 //! Every series carries `service="<name>"`, so the four services of `serve all`,
-//! scraped on their four ports, never mix.
+//! scraped on their four ports, never mix. Beside them, under the standard names a
+//! platform's dashboards expect and without the `penguin_` prefix, the process's own:
+//! `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_open_fds`,
+//! `process_max_fds`, `process_start_time_seconds` and more (read from `/proc`; the
+//! four services of `serve all` share one process, so they show the same numbers).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +38,8 @@ const UNMATCHED: &str = "unmatched";
 /// One service's metrics.
 pub struct Metrics {
     registry: Registry,
+    /// The process' own series, which keep their standard names (no prefix).
+    process: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
     sampler: Option<Sampler>,
@@ -41,8 +47,14 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(service: Service) -> prometheus::Result<Self> {
-        let labels = [("service".to_string(), service.name().to_string())].into();
-        let registry = Registry::new_custom(Some("penguin".into()), Some(labels))?;
+        let labels: std::collections::HashMap<_, _> =
+            [("service".to_string(), service.name().to_string())].into();
+        let registry = Registry::new_custom(Some("penguin".into()), Some(labels.clone()))?;
+        let process = Registry::new_custom(None, Some(labels))?;
+        #[cfg(target_os = "linux")]
+        process.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         let metrics = Self {
             requests: IntCounterVec::new(
                 Opts::new(
@@ -62,6 +74,7 @@ impl Metrics {
                 &["route", "method"],
             )?,
             registry,
+            process,
             sampler: None,
         };
         metrics.register(metrics.requests.clone())?;
@@ -96,7 +109,9 @@ impl Metrics {
     fn render(&self) -> String {
         let mut text = Vec::new();
         // Encoding what was gathered into memory cannot fail.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        let mut families = self.registry.gather();
+        families.extend(self.process.gather());
+        let _ = TextEncoder::new().encode(&families, &mut text);
         String::from_utf8(text).unwrap_or_default()
     }
 }

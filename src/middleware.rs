@@ -119,7 +119,14 @@ async fn answer<B: MessageBody + 'static>(
     } else {
         log::Level::Info
     };
-    log::log!(target: context.service.name(), level, "{method} {path} {} {millis:.2}ms", status.as_u16());
+    let code = status.as_u16();
+    // The fields are what LOG_FORMAT=json shows apart; the text line shows the message.
+    log::log!(
+        target: context.service.name(),
+        level,
+        method = method.as_str(), path = path.as_str(), status = code, duration_ms = millis;
+        "{method} {path} {code} {millis:.2}ms"
+    );
     response
 }
 

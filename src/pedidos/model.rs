@@ -183,6 +183,12 @@ impl Pedido {
         now >= self.vence_en
     }
 
+    /// Whether productos priced every line: an order that failed before it was
+    /// priced (an open circuit, an unknown product) has no total to show.
+    pub fn priced(&self) -> bool {
+        self.items.iter().all(|item| item.precio_unitario.is_some())
+    }
+
     /// Whether it costs nothing: then pagos is never asked.
     pub fn gratis(&self) -> bool {
         self.total == Money::ZERO
@@ -319,7 +325,10 @@ pub enum EstadoPedido {
 pub struct PedidoVista<'a> {
     id: i64,
     estado: EstadoPedido,
-    total: Money,
+    /// What the order costs, from the prices productos gave; `null` when it failed
+    /// before it was priced (every `precio_unitario` is `null` then too). A free
+    /// order's total is `0`.
+    total: Option<Money>,
     moneda: &'a str,
     medio: &'a str,
     items: Vec<ItemVista>,
@@ -366,7 +375,7 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
         Self {
             id: pedido.id,
             estado: pedido.etapa.estado(),
-            total: pedido.total,
+            total: pedido.priced().then_some(pedido.total),
             moneda: &pedido.moneda,
             medio: &pedido.medio,
             items: pedido

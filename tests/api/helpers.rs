@@ -182,6 +182,7 @@ impl TestApp {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             log: "info".into(),
             log_max_bytes: 10 << 20,
+            log_format: Default::default(),
         };
         let mut app = Self {
             dir,
@@ -252,6 +253,7 @@ impl TestApp {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             log: "info".into(),
             log_max_bytes: 10 << 20,
+            log_format: Default::default(),
         };
         self.start(&settings);
     }
@@ -260,7 +262,8 @@ impl TestApp {
         if let Ok(dir) = std::env::var("PENGUIN_TEST_LOG_DIR") {
             static LOGGING: std::sync::Once = std::sync::Once::new();
             LOGGING.call_once(|| {
-                penguin::logging::init(Path::new(&dir), "info", 10 << 20).expect("logging starts")
+                penguin::logging::init(Path::new(&dir), "info", 10 << 20, Default::default())
+                    .expect("logging starts")
             });
         }
         let started = startup::start(settings).expect("the services start");
@@ -719,12 +722,23 @@ pub fn start(command: &mut Command, services: usize) -> Running {
         let Ok(line) = received.recv_timeout(Duration::from_secs(30)) else {
             panic!("penguin announced only {:?}", running.urls);
         };
-        if let Some((head, url)) = line.split_once("] listening on ") {
-            let service = head.rsplit(' ').next().unwrap_or_default().to_string();
-            running.urls.insert(service, url.trim().to_string());
+        if let Some((service, url)) = announced(&line) {
+            running.urls.insert(service, url);
         }
     }
     running
+}
+
+/// The service and URL of a `listening on` line, as text (`[… pagos] listening on
+/// <url>`) or as JSON (LOG_FORMAT=json).
+fn announced(line: &str) -> Option<(String, String)> {
+    if let Ok(Value::Object(object)) = serde_json::from_str(line) {
+        let url = object.get("message")?.as_str()?.strip_prefix("listening on ")?;
+        return Some((object.get("service")?.as_str()?.to_string(), url.to_string()));
+    }
+    let (head, url) = line.split_once("] listening on ")?;
+    let service = head.rsplit(' ').next().unwrap_or_default().to_string();
+    Some((service, url.trim().to_string()))
 }
 
 /// A port nothing listens on now.

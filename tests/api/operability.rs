@@ -2,6 +2,7 @@
 //! logs, readiness, metrics, and refusing work instead of queueing it without bound.
 
 use std::path::Path;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
@@ -415,6 +416,124 @@ async fn metrics_count_requests_orders_peer_calls_and_stock_in_prometheus_format
             &[("route", "/pagar"), ("status", "201")]
         ),
         Some(2.0)
+    );
+}
+
+#[actix_web::test]
+async fn every_service_shows_its_process_cpu_memory_file_descriptors_and_start_time() {
+    let app = TestApp::spawn_all().await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    for service in Service::ALL {
+        let scrape = scrape(&app, service).await;
+        let process =
+            |metric| value(&scrape, metric, &[]).unwrap_or_else(|| panic!("{service:?} shows no {metric}"));
+        assert!(process("process_cpu_seconds_total") >= 0.0);
+        assert!(
+            process("process_resident_memory_bytes") > 1024.0 * 1024.0,
+            "{service:?}"
+        );
+        let (open, max) = (process("process_open_fds"), process("process_max_fds"));
+        assert!(
+            open >= 4.0 && open <= max,
+            "{service:?}: {open} of {max} descriptors"
+        );
+        let started = process("process_start_time_seconds");
+        assert!(
+            started > now - 24.0 * 3600.0 && started <= now + 1.0,
+            "{service:?}: started at {started}, now is {now}"
+        );
+    }
+}
+
+/// The lines of a JSON log, each one object: fails on a line that is not.
+fn json_lines(logs: &str) -> Vec<Value> {
+    logs.lines()
+        .map(|line| match serde_json::from_str(line) {
+            Ok(object @ Value::Object(_)) => object,
+            _ => panic!("not a JSON object: {line:?}\n--- whole log ---\n{logs}"),
+        })
+        .collect()
+}
+
+#[test]
+fn with_log_format_json_every_line_is_one_object_with_its_fields_on_the_console_and_in_logs_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = serve_pagos(dir.path(), &[("LOG_FORMAT", "json")]);
+    let url = running.urls["pagos"].clone();
+    actix_web::rt::System::new().block_on(async {
+        let http = Http::default();
+        let paid = http
+            .call(Method::POST, format!("{url}/pagar"))
+            .token(TOKEN)
+            .header("X-Request-Id", "json-1")
+            .json(&json!({"monto": 10, "moneda": "PYG", "medio": "t"}))
+            .send()
+            .await
+            .expect("pagos answers");
+        assert_eq!(paid.status, 201, "{}", paid.body);
+        let refused = http
+            .call(Method::GET, format!("{url}/pagos"))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(refused.status, 401);
+    });
+    assert!(running.terminate().success());
+    let logs = std::fs::read_to_string(dir.path().join("logs.log")).expect("logs.log");
+    let lines = json_lines(&logs);
+    for line in &lines {
+        for field in ["time", "level", "service", "message"] {
+            assert!(line[field].is_string(), "no {field}: {line:?}");
+        }
+        // A service's name, or for a line about no one service the module that wrote it.
+        let service = line["service"].as_str().unwrap_or_default();
+        assert!(service == "pagos" || service.starts_with("penguin"), "{line:?}");
+        assert!(
+            jiff::Timestamp::from_str(line["time"].as_str().unwrap_or_default()).is_ok(),
+            "{line:?}"
+        );
+    }
+    let access = |method: &str, status: u64| {
+        lines
+            .iter()
+            .find(|l| l["method"] == method && l["status"] == status)
+            .unwrap_or_else(|| panic!("no {method} line with status {status}:\n{logs}"))
+    };
+    let paid = access("POST", 201);
+    assert_eq!(
+        (
+            &paid["service"],
+            &paid["path"],
+            &paid["request_id"],
+            &paid["level"]
+        ),
+        (
+            &json!("pagos"),
+            &json!("/pagar"),
+            &json!("json-1"),
+            &json!("INFO")
+        )
+    );
+    assert!(
+        paid["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{paid:?}"
+    );
+    assert!(
+        paid["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("POST /pagar 201 ")
+    );
+    assert_eq!(access("GET", 401)["path"], "/pagos");
+    assert!(
+        lines.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("listening on ")),
+        "the startup lines too, as the process harness read them on the console:\n{logs}"
     );
 }
 

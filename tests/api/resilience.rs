@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use penguin::config::PeerSettings;
 use penguin::service::Service;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use actix_web::http::Method;
 
@@ -410,4 +410,41 @@ async fn a_peer_that_answered_before_stays_behind_an_open_circuit_for_breaker_op
         Some(2),
         "the first order and the trial, nothing while the circuit was open: {charges}"
     );
+}
+
+#[actix_web::test]
+async fn an_order_an_open_circuit_refuses_before_pricing_has_total_null_and_a_free_order_total_0() {
+    let dead = ScriptedPeer::start(Script::Close).await;
+    let peers = PeerSettings {
+        breaker_open: Duration::from_secs(60),
+        ..fast_peers()
+    };
+    let (app, hielo) = shop_with_pagos_at(dead.url(), peers).await;
+    let regalo = app.crear_producto("Regalo", json!(0)).await;
+    app.cargar_stock(regalo, 5).await;
+    let free = app.pedir(regalo, 1, false).await;
+    assert_eq!((free.status, &free.body["total"]), (201, &json!(0)), "{free:?}");
+
+    let open = orders_until_the_circuit_opens(&app, hielo, &dead).await;
+    let id = open.body["id"].as_i64().expect("the refused order's id");
+    let recorded = app.get(Service::Pedidos, &format!("/pedidos/{id}")).await;
+    for order in [&open.body, &recorded.body] {
+        assert_eq!(order["estado"], "fallido", "{order}");
+        assert_eq!(order["total"], Value::Null, "not priced, not free: {order}");
+        assert_eq!(order["items"][0]["precio_unitario"], Value::Null, "{order}");
+    }
+
+    let all = app.get(Service::Pedidos, "/pedidos").await;
+    let orders = all.body.as_array().expect("a list");
+    let charged_then_failed = orders
+        .iter()
+        .filter(|o| o["id"] != json!(id) && o["items"][0]["producto_id"] == json!(hielo))
+        .collect::<Vec<_>>();
+    assert!(!charged_then_failed.is_empty(), "{orders:?}");
+    for order in charged_then_failed {
+        assert!(
+            order["total"].is_number(),
+            "an order that failed after pricing keeps its total: {order}"
+        );
+    }
 }
