@@ -32,8 +32,11 @@
 //! - `input`: edge validation of names, ids and quantities.
 //! - `productos`, `inventario`, `pagos`, `pedidos`: one module per service, each with
 //!   its route table (`configure`), handlers, SQL and models; pedidos adds its peer
-//!   clients, resilience (retries, timeouts, breakers), the order flow (`saga`) and
-//!   the status page (`panel`).
+//!   clients (behind the `PeerApi` trait), resilience (retries, timeouts, breakers),
+//!   the order's decisions (`decide`, no I/O), the order flow that makes the calls and
+//!   writes they ask for (`saga`) and the status page (`panel`).
+//! - `simulation` (tests only): the whole shop in one thread, driven by a seed, that
+//!   explores the saga through lost, duplicated and late calls, crashes and restores.
 
 pub mod auth;
 pub mod backup;
