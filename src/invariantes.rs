@@ -83,6 +83,17 @@ pub struct Respuesta {
     pub clave: String,
 }
 
+impl Respuesta {
+    /// The answer a client got for order `pedido_id`, placed without a key.
+    pub fn of(status: u16, pedido_id: i64) -> Self {
+        Self {
+            status,
+            pedido_id,
+            clave: String::new(),
+        }
+    }
+}
+
 /// One invariant and whether it holds.
 #[derive(Debug, Clone)]
 pub struct Invariante {

@@ -141,7 +141,8 @@ fn stop(progress: Progress) -> Decision {
     }
 }
 
-fn fallido(causa: Causa, motivo: impl Into<String>) -> Desenlace {
+/// An order failed for `causa`, with nothing charged.
+pub fn fallido(causa: Causa, motivo: impl Into<String>) -> Desenlace {
     Desenlace::Fallido {
         causa,
         motivo: motivo.into(),

@@ -209,25 +209,11 @@ async fn cotizar<P: PeerApi>(peers: &P, nuevo: &NuevoPedido) -> (Vec<Item>, Mone
     for item in &mut items {
         let Some(precio) = precios.get(&item.producto_id).copied() else {
             let motivo = format!("producto {} does not exist", item.producto_id);
-            return sin_precio(
-                items,
-                Desenlace::Fallido {
-                    causa: Causa::ProductoNotFound,
-                    motivo,
-                    pago_id: None,
-                },
-            );
+            return sin_precio(items, decide::fallido(Causa::ProductoNotFound, motivo));
         };
         let Ok(sumado) = precio.times(item.cantidad).and_then(|s| total.plus(s)) else {
-            let motivo = "the order's total is larger than penguin can charge".to_string();
-            return sin_precio(
-                items,
-                Desenlace::Fallido {
-                    causa: Causa::TotalTooLarge,
-                    motivo,
-                    pago_id: None,
-                },
-            );
+            let motivo = "the order's total is larger than penguin can charge";
+            return sin_precio(items, decide::fallido(Causa::TotalTooLarge, motivo));
         };
         total = sumado;
         item.precio_unitario = Some(precio);

@@ -456,11 +456,7 @@ impl Shop {
         };
         let respuestas: Vec<Respuesta> = sent
             .iter()
-            .map(|s| Respuesta {
-                status: s.status,
-                pedido_id: s.pedido_id,
-                clave: String::new(),
-            })
+            .map(|s| Respuesta::of(s.status, s.pedido_id))
             .collect();
         let started = Instant::now();
         let informe =

@@ -148,14 +148,7 @@ impl Shop {
             pagos: self.url(Service::Pagos),
             token: TOKEN.into(),
         };
-        let respuestas: Vec<Respuesta> = answered
-            .iter()
-            .map(|a| Respuesta {
-                status: a.status,
-                pedido_id: a.id,
-                clave: String::new(),
-            })
-            .collect();
+        let respuestas: Vec<Respuesta> = answered.iter().map(|a| Respuesta::of(a.status, a.id)).collect();
         let informe =
             invariantes::check_until(&tienda, productos, &respuestas, Duration::from_secs(60)).await;
         assert!(
