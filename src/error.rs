@@ -53,6 +53,8 @@ pub enum ErrorCode {
     ReferenciaInUse,
     ReferenciaVoid,
     IdempotencyInProgress,
+    /// A change asked of a service restored from an older copy than its caller has seen.
+    StaleCopy,
     // 413
     PayloadTooLarge,
     // 415
@@ -94,7 +96,8 @@ impl ErrorCode {
             | ReservaInLote
             | ReferenciaInUse
             | ReferenciaVoid
-            | IdempotencyInProgress => StatusCode::CONFLICT,
+            | IdempotencyInProgress
+            | StaleCopy => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             InvalidValue | InvalidLimit | InvalidKey | IdempotencyKeyReused | TotalTooLarge => {

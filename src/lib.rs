@@ -30,6 +30,9 @@
 //! - `clock`: the wall clock for stored deadlines; `pagination`: `?limit=&offset=`.
 //! - `money`: exact amounts in integer hundredths.
 //! - `input`: edge validation of names, ids and quantities.
+//! - `secuencia`: the numbering of the changes inventario and pagos make for pedidos,
+//!   which tells pedidos when either was restored from an older copy (`?visto=`,
+//!   `GET /cambios`, `POST /secuencia`).
 //! - `productos`, `inventario`, `pagos`, `pedidos`: one module per service, each with
 //!   its route table (`configure`), handlers, SQL and models; pedidos adds its peer
 //!   clients (behind the `PeerApi` trait), resilience (retries, timeouts, breakers),
@@ -59,6 +62,7 @@ pub mod pagos;
 pub mod pedidos;
 pub mod probe;
 pub mod productos;
+pub mod secuencia;
 pub mod service;
 pub mod shutdown;
 #[cfg(test)]

@@ -195,6 +195,10 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
             service.wal_autocheckpoint,
         )
         .with_context(|| name.to_string())?;
+        if matches!(name, Service::Inventario | Service::Pagos) {
+            let conn = pool.get().with_context(|| name.to_string())?;
+            crate::secuencia::started(&conn).with_context(|| name.to_string())?;
+        }
         let state = State::start(
             service,
             &pool,

@@ -3,7 +3,8 @@
 //! Routes: `POST /stock`, `GET /stock` (a page of every product's),
 //! `GET /stock/{producto_id}`, `POST /reservar`, `POST /liberar`, `POST /confirmar`,
 //! and for a whole order at once `POST /reservas`, `POST /reservas/confirmar`,
-//! `POST /reservas/liberar`.
+//! `POST /reservas/liberar`; and for pedidos' healing after a restore, `GET /cambios`
+//! and `POST /secuencia` (see `crate::secuencia`).
 //!
 //! A reservation takes its units in one `BEGIN IMMEDIATE` transaction, so no two
 //! concurrent reservations can take the same unit. It then either is confirmed (its
@@ -47,6 +48,7 @@ pub fn schema() -> Schema {
                 "../../migrations/inventario/0002_confirmar_y_expirar.sql"
             )),
             M::up(include_str!("../../migrations/inventario/0003_lotes.sql")),
+            M::up(include_str!("../../migrations/inventario/0004_secuencia.sql")),
         ],
     )
 }
@@ -59,6 +61,8 @@ const RESERVAR: &str = "/reservar";
 const LIBERAR: &str = "/liberar";
 const CONFIRMAR: &str = "/confirmar";
 const STOCK_DE: &str = "/stock/{producto_id}";
+const CAMBIOS: &str = "/cambios";
+const SECUENCIA: &str = "/secuencia";
 
 /// The route table of inventario.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -77,6 +81,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(RESERVAS_LIBERAR)
             .route(web::post().to(routes::liberar_lote))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource(CAMBIOS)
+            .route(web::get().to(routes::cambios))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(SECUENCIA)
+            .route(web::post().to(routes::subir_secuencia))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
@@ -124,6 +138,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::reservar_lote,
         routes::confirmar_lote,
         routes::liberar_lote,
+        routes::cambios,
+        routes::subir_secuencia,
     )
 )]
 pub struct Api;

@@ -66,7 +66,18 @@ pub enum Rechazo {
     #[error("clave {0:?} was used for a different {1}")]
     ClaveUsada(String, &'static str),
     #[error(transparent)]
+    Stale(#[from] crate::secuencia::Stale),
+    #[error(transparent)]
     Db(#[from] rusqlite::Error),
+}
+
+impl From<crate::secuencia::Fenced> for Rechazo {
+    fn from(fenced: crate::secuencia::Fenced) -> Self {
+        match fenced {
+            crate::secuencia::Fenced::Stale(stale) => Self::Stale(stale),
+            crate::secuencia::Fenced::Db(e) => Self::Db(e),
+        }
+    }
 }
 
 impl From<Rechazo> for ApiError {
@@ -74,6 +85,7 @@ impl From<Rechazo> for ApiError {
         let detail = rechazo.to_string();
         let code = match rechazo {
             Rechazo::Db(e) => return ApiError::from(e),
+            Rechazo::Stale(stale) => return ApiError::from(stale),
             Rechazo::SinStock(_) => ErrorCode::StockNotFound,
             Rechazo::Insuficiente { .. } => ErrorCode::InsufficientStock,
             Rechazo::NoExiste(_) => ErrorCode::ReservaNotFound,
@@ -279,6 +291,11 @@ pub struct Lote {
     /// One per line, in the order they were asked for; none for a key released
     /// before any reservation was made with it.
     pub reservas: Vec<Reserva>,
+    /// The number of the change this answer reports (see `secuencia`): asked with
+    /// `?visto=`, the lote's last change, or the last change made here if this request
+    /// changed nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secuencia: Option<i64>,
 }
 
 /// Which reservation a request means.

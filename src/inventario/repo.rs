@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::model::{EstadoReserva, Lote, NuevoLote, Rechazo, Reserva, ReservaRef, Stock, Unidades};
 use crate::clock::now_millis;
 use crate::db::Savepoint;
+use crate::secuencia;
 
 /// The columns of a stock row, in the order [`stock`] reads them.
 macro_rules! stock_columns {
@@ -360,24 +361,45 @@ fn find_lote(tx: &Connection, clave: &str) -> rusqlite::Result<Option<Lote>> {
         .prepare_cached(concat!(
             "SELECT ",
             reserva_columns!(),
-            " FROM reservas WHERE lote = ?1 ORDER BY id"
+            ", secuencia FROM reservas WHERE lote = ?1 ORDER BY id"
         ))?
-        .query_map([clave], fila)?
-        .collect::<rusqlite::Result<Vec<Fila>>>()?;
-    let Some(primera) = filas.first() else {
+        .query_map([clave], |row| Ok((fila(row)?, row.get::<_, i64>(7)?)))?
+        .collect::<rusqlite::Result<Vec<(Fila, i64)>>>()?;
+    let Some((primera, secuencia)) = filas.first() else {
         return Ok(None);
     };
     // The rows of a lote only ever change together, so the first tells the state of all.
     let estado = primera.reserva.estado;
+    let secuencia = (*secuencia > 0).then_some(*secuencia);
     Ok(Some(Lote {
         clave: clave.to_string(),
         estado,
         reservas: filas
             .into_iter()
-            .map(|f| f.reserva)
+            .map(|(f, _)| f.reserva)
             .filter(|r| r.producto_id.is_some())
             .collect(),
+        secuencia,
     }))
+}
+
+/// Numbers a change to a lote, if it was asked with `visto`: its rows keep the number.
+fn numbered(tx: &Connection, lote: &mut Lote, checked: Option<i64>) -> rusqlite::Result<()> {
+    let Some(n) = secuencia::next(tx, checked)? else {
+        return Ok(());
+    };
+    tx.prepare_cached("UPDATE reservas SET secuencia = ?2 WHERE lote = ?1")?
+        .execute(params![lote.clave, n])?;
+    lote.secuencia = Some(n);
+    Ok(())
+}
+
+/// An answer about a lote this request did not change: the last change made here.
+fn unchanged(mut lote: Lote, checked: Option<i64>) -> Lote {
+    if checked.is_some() {
+        lote.secuencia = checked;
+    }
+    lote
 }
 
 fn describe_lote(clave: &str) -> String {
@@ -387,9 +409,10 @@ fn describe_lote(clave: &str) -> String {
 /// Reserves every line of a lote in one transaction, or none: the first line that
 /// cannot be reserved refuses the whole lote. A lote asked for again with the same
 /// key and lines is returned as it stands (its `estado` says whether it holds its
-/// units: `liberada` holds none), and nothing is taken again.
-pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, Rechazo> {
+/// units: `liberada` holds none), and nothing is taken again. `visto`: see `secuencia`.
+pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote, visto: Option<i64>) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
+    let checked = crate::fenced!(tx, visto);
     if let Some(previo) = find_lote(&tx, &nuevo.clave)? {
         // A key released before any lote was made with it takes nothing; a lote made
         // with it is answered as it stands, released or not, as `reserve` answers one
@@ -406,52 +429,89 @@ pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote) -> Result<Lote, Re
         if !same_lines {
             return Err(Rechazo::ClaveUsada(nuevo.clave.clone(), "lote"));
         }
-        return Ok(previo);
+        return Ok(unchanged(previo, checked));
     }
     let mut reservas = Vec::with_capacity(nuevo.lineas.len());
     for unidades in &nuevo.lineas {
         take(&tx, *unidades)?;
         reservas.push(insert(&tx, *unidades, None, Some(&nuevo.clave), NUNCA)?);
     }
-    tx.commit()?;
-    Ok(Lote {
+    let mut lote = Lote {
         clave: nuevo.clave.clone(),
         estado: EstadoReserva::Activa,
         reservas,
-    })
+        secuencia: None,
+    };
+    numbered(&tx, &mut lote, checked)?;
+    tx.commit()?;
+    Ok(lote)
 }
 
 /// Confirms every reservation of a lote: their units leave for good.
-pub fn confirm_lote(conn: &mut Connection, clave: &str) -> Result<Lote, Rechazo> {
+pub fn confirm_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
+    let checked = crate::fenced!(tx, visto);
     let mut lote = find_lote(&tx, clave)?.ok_or_else(|| Rechazo::NoExiste(describe_lote(clave)))?;
+    if lote.estado != EstadoReserva::Activa {
+        confirm_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
+        return Ok(unchanged(lote, checked));
+    }
     confirm_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
     lote.estado = EstadoReserva::Confirmada;
+    numbered(&tx, &mut lote, checked)?;
     tx.commit()?;
     Ok(lote)
 }
 
 /// Releases every reservation of a lote. Releasing a key no lote was made with
 /// records it as released, so that a lote asked for with that key later takes nothing.
-pub fn release_lote(conn: &mut Connection, clave: &str) -> Result<Lote, Rechazo> {
+pub fn release_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
-    let lote = match find_lote(&tx, clave)? {
+    let checked = crate::fenced!(tx, visto);
+    let mut lote = match find_lote(&tx, clave)? {
         None => {
             insert_tombstone(&tx, None, Some(clave))?;
             Lote {
                 clave: clave.to_string(),
                 estado: EstadoReserva::Liberada,
                 reservas: Vec::new(),
+                secuencia: None,
             }
+        }
+        Some(mut lote) if lote.estado == EstadoReserva::Activa => {
+            release_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
+            lote.estado = EstadoReserva::Liberada;
+            lote
         }
         Some(mut lote) => {
             release_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
-            if lote.estado == EstadoReserva::Activa {
-                lote.estado = EstadoReserva::Liberada;
-            }
-            lote
+            return Ok(unchanged(lote, checked));
         }
     };
+    numbered(&tx, &mut lote, checked)?;
     tx.commit()?;
     Ok(lote)
+}
+
+/// The lotes whose key starts with `prefijo` and that changed after `desde`, oldest
+/// change first: at most `limit`.
+pub fn lotes_after(conn: &Connection, prefijo: &str, desde: i64, limit: i64) -> rusqlite::Result<Vec<Lote>> {
+    let claves = conn
+        .prepare_cached(
+            "SELECT lote, max(secuencia) AS s FROM reservas
+             WHERE lote IS NOT NULL AND secuencia > ?2 AND substr(lote, 1, length(?1)) = ?1
+             GROUP BY lote ORDER BY s LIMIT ?3",
+        )?
+        .query_map(params![prefijo, desde, limit], |row| row.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let mut lotes = Vec::with_capacity(claves.len());
+    for clave in claves {
+        lotes.extend(find_lote(conn, &clave)?);
+    }
+    Ok(lotes)
+}
+
+/// The lote made with `clave`, if any.
+pub fn lote(conn: &Connection, clave: &str) -> rusqlite::Result<Option<Lote>> {
+    find_lote(conn, clave)
 }

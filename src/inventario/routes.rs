@@ -15,6 +15,7 @@ use crate::input::{self, IdPath, schema::IdempotencyKey};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
+use crate::secuencia::{Cambios, CambiosQuery, Secuencia, SecuenciaBody, Visto};
 
 /// How long a reservation holds its units unless confirmed or released.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +54,7 @@ refusals!(
     ]
 );
 refusals!(
-    ReservarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS,
+    ReservarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS,
     &[
         ErrorCode::InvalidKey,
         ErrorCode::StockNotFound,
@@ -63,10 +64,10 @@ refusals!(
     ]
 );
 refusals!(
-    ConfirmarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS,
+    ConfirmarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS,
     &[ErrorCode::InvalidKey, ErrorCode::ReservaNotFound, ErrorCode::ReservaNotActive]
 );
-refusals!(LiberarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS, &[ErrorCode::InvalidKey, ErrorCode::ReservaConfirmed]);
+refusals!(LiberarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS, &[ErrorCode::InvalidKey, ErrorCode::ReservaConfirmed]);
 
 /// Sets (not adds) the units of a product that can be reserved.
 #[utoipa::path(
@@ -206,6 +207,7 @@ pub async fn confirmar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Res
     post,
     path = super::RESERVAS,
     tag = "inventario",
+    params(Visto),
     request_body = LoteBody,
     responses(
         (status = 201, description = "the lote, `activa`. Replayed (the same clave and lines), \
@@ -221,9 +223,14 @@ pub async fn confirmar(pool: web::Data<Pool>, body: Json<ReservaRefBody>) -> Res
         ReservarLoteRefusals,
     )
 )]
-pub async fn reservar_lote(pool: web::Data<Pool>, body: Json<LoteBody>) -> Result<HttpResponse, ApiError> {
+pub async fn reservar_lote(
+    pool: web::Data<Pool>,
+    query: web::Query<Visto>,
+    body: Json<LoteBody>,
+) -> Result<HttpResponse, ApiError> {
+    let visto = query.parse()?;
     let nuevo = NuevoLote::parse(body.into_inner())?;
-    let lote = run_write(&pool, move |conn| Ok(repo::reserve_lote(conn, &nuevo)?)).await?;
+    let lote = run_write(&pool, move |conn| Ok(repo::reserve_lote(conn, &nuevo, visto)?)).await?;
     Ok(HttpResponse::Created().json(lote))
 }
 
@@ -232,12 +239,18 @@ pub async fn reservar_lote(pool: web::Data<Pool>, body: Json<LoteBody>) -> Resul
     post,
     path = super::RESERVAS_CONFIRMAR,
     tag = "inventario",
+    params(Visto),
     request_body = ClaveBody,
     responses((status = 200, description = "the lote, `confirmada`", body = Lote), ConfirmarLoteRefusals)
 )]
-pub async fn confirmar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Result<HttpResponse, ApiError> {
+pub async fn confirmar_lote(
+    pool: web::Data<Pool>,
+    query: web::Query<Visto>,
+    body: Json<ClaveBody>,
+) -> Result<HttpResponse, ApiError> {
+    let visto = query.parse()?;
     let clave = body.into_inner().parse()?;
-    let lote = run_write(&pool, move |conn| Ok(repo::confirm_lote(conn, &clave)?)).await?;
+    let lote = run_write(&pool, move |conn| Ok(repo::confirm_lote(conn, &clave, visto)?)).await?;
     Ok(HttpResponse::Ok().json(lote))
 }
 
@@ -247,11 +260,89 @@ pub async fn confirmar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Res
     post,
     path = super::RESERVAS_LIBERAR,
     tag = "inventario",
+    params(Visto),
     request_body = ClaveBody,
     responses((status = 200, description = "the lote, `liberada`", body = Lote), LiberarLoteRefusals)
 )]
-pub async fn liberar_lote(pool: web::Data<Pool>, body: Json<ClaveBody>) -> Result<HttpResponse, ApiError> {
+pub async fn liberar_lote(
+    pool: web::Data<Pool>,
+    query: web::Query<Visto>,
+    body: Json<ClaveBody>,
+) -> Result<HttpResponse, ApiError> {
+    let visto = query.parse()?;
     let clave = body.into_inner().parse()?;
-    let lote = run_write(&pool, move |conn| Ok(repo::release_lote(conn, &clave)?)).await?;
+    let lote = run_write(&pool, move |conn| Ok(repo::release_lote(conn, &clave, visto)?)).await?;
     Ok(HttpResponse::Ok().json(lote))
+}
+
+refusals!(CambiosRefusals: CambiosQuery::REFUSALS, db::REFUSALS);
+refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
+
+/// What `GET /cambios` answers: the number of the last change made here, and the lotes.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CambiosLotes {
+    secuencia: i64,
+    /// The number of the last change when this service last started.
+    al_iniciar: Option<i64>,
+    /// Set while this database is known to be a restored copy behind pedidos: the
+    /// highest number pedidos had seen.
+    rezagada: Option<i64>,
+    lotes: Vec<Lote>,
+}
+
+/// The lotes whose key starts with `prefijo` that changed after the change numbered
+/// `desde`, oldest change first; or the one lote made with `clave`. pedidos reads it to
+/// learn of orders it lost (a restore of its own database from an older copy).
+#[utoipa::path(
+    get,
+    path = super::CAMBIOS,
+    tag = "inventario",
+    params(CambiosQuery),
+    responses((status = 200, description = "the last change's number, and the lotes", body = CambiosLotes), CambiosRefusals)
+)]
+pub async fn cambios(
+    pool: web::Data<Pool>,
+    query: web::Query<CambiosQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let cambios = query.parse()?;
+    let answer = run_blocking(&pool, move |conn| {
+        let secuencia = crate::secuencia::current(conn)?;
+        let lotes = match cambios {
+            Cambios::After {
+                prefijo,
+                desde,
+                limit,
+            } => repo::lotes_after(conn, &prefijo, desde, limit)?,
+            Cambios::Key(clave) => repo::lote(conn, &clave)?.into_iter().collect(),
+        };
+        let al_iniciar = crate::secuencia::at_start(conn)?;
+        let rezagada = crate::secuencia::found_behind(conn)?;
+        Ok(CambiosLotes {
+            secuencia,
+            al_iniciar,
+            rezagada,
+            lotes,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Raises the number of the last change to at least `secuencia`: pedidos does it once
+/// it has re-asserted what an older copy of this database had lost, which lifts the
+/// `409 stale_copy` its changes got meanwhile.
+#[utoipa::path(
+    post,
+    path = super::SECUENCIA,
+    tag = "inventario",
+    request_body = SecuenciaBody,
+    responses((status = 200, description = "the number of the last change now", body = Secuencia), SecuenciaRefusals)
+)]
+pub async fn subir_secuencia(
+    pool: web::Data<Pool>,
+    body: Json<SecuenciaBody>,
+) -> Result<HttpResponse, ApiError> {
+    let to = body.into_inner().parse()?;
+    let secuencia = run_write(&pool, move |conn| Ok(crate::secuencia::raise(conn, to)?)).await?;
+    Ok(HttpResponse::Ok().json(Secuencia { secuencia }))
 }

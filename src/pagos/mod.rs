@@ -1,7 +1,8 @@
 //! pagos: simulated charges, approved or (on request, `fail: true`) rejected.
 //!
 //! Routes: `POST /pagar`, `POST /anular`, `POST /reembolsar`, `GET /pagos`,
-//! `GET /pagos/{id}`, `GET /pagos/referencia/{referencia}`.
+//! `GET /pagos/{id}`, `GET /pagos/referencia/{referencia}`; and for pedidos' healing
+//! after a restore, `GET /cambios` and `POST /secuencia` (see `crate::secuencia`).
 //!
 //! A rejection is a business outcome recorded like an approval, answered with `201`,
 //! never an HTTP error. A `referencia` is charged at most once: asking again with the
@@ -31,6 +32,7 @@ pub fn schema() -> Schema {
             M::up(include_str!("../../migrations/pagos/0001_pagos.sql")),
             M::up(include_str!("../../migrations/pagos/0002_anular.sql")),
             M::up(include_str!("../../migrations/pagos/0003_sin_listas.sql")),
+            M::up(include_str!("../../migrations/pagos/0004_secuencia.sql")),
         ],
     )
 }
@@ -41,6 +43,8 @@ const REEMBOLSAR: &str = "/reembolsar";
 const PAGOS: &str = "/pagos";
 const PAGO_POR_REFERENCIA: &str = "/pagos/referencia/{referencia}";
 const PAGO: &str = "/pagos/{id}";
+const CAMBIOS: &str = "/cambios";
+const SECUENCIA: &str = "/secuencia";
 
 /// The route table of pagos.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,6 +61,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(REEMBOLSAR)
             .route(web::post().to(routes::reembolsar))
+            .default_service(web::to(method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource(CAMBIOS)
+            .route(web::get().to(routes::cambios))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(SECUENCIA)
+            .route(web::post().to(routes::subir_secuencia))
             .default_service(web::to(method_not_allowed("POST"))),
     )
     .service(
@@ -90,6 +104,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::listar,
         routes::obtener,
         routes::por_referencia,
+        routes::cambios,
+        routes::subir_secuencia,
     )
 )]
 pub struct Api;

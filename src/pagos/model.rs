@@ -31,6 +31,17 @@ pub enum Rechazo {
     EnUso { referencia: String, pago_id: i64 },
     #[error(transparent)]
     Db(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Stale(#[from] crate::secuencia::Stale),
+}
+
+impl From<crate::secuencia::Fenced> for Rechazo {
+    fn from(fenced: crate::secuencia::Fenced) -> Self {
+        match fenced {
+            crate::secuencia::Fenced::Stale(stale) => Self::Stale(stale),
+            crate::secuencia::Fenced::Db(e) => Self::Db(e),
+        }
+    }
 }
 
 impl From<Rechazo> for ApiError {
@@ -38,6 +49,7 @@ impl From<Rechazo> for ApiError {
         let detail = rechazo.to_string();
         let code = match rechazo {
             Rechazo::Db(e) => return ApiError::from(e),
+            Rechazo::Stale(stale) => return ApiError::from(stale),
             Rechazo::Anulada(_) => ErrorCode::ReferenciaVoid,
             Rechazo::EnUso { .. } => ErrorCode::ReferenciaInUse,
         };
@@ -53,6 +65,11 @@ pub struct Pago {
     pub moneda: String,
     pub medio: String,
     pub referencia: Option<String>,
+    /// The number of the change this answer reports (see `secuencia`): asked with
+    /// `?visto=`, the payment's last change, or the last change made here if this
+    /// request changed nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secuencia: Option<i64>,
 }
 
 /// The body of `POST /pagar`.

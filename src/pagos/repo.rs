@@ -4,11 +4,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{Cobro, EstadoPago, Pago, Rechazo};
 use crate::db::Savepoint;
+use crate::secuencia;
 
 /// The columns of a row, in the order they are read.
 macro_rules! pago_columns {
     () => {
-        "id, estado, monto, moneda, medio, referencia"
+        "id, estado, monto, moneda, medio, referencia, secuencia"
     };
 }
 
@@ -20,6 +21,7 @@ fn pago(row: &Row) -> rusqlite::Result<Pago> {
         moneda: row.get(3)?,
         medio: row.get(4)?,
         referencia: row.get(5)?,
+        secuencia: Some(row.get::<_, i64>(6)?).filter(|&n| n > 0),
     })
 }
 
@@ -36,8 +38,10 @@ pub fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Op
 
 /// Records a charge. A charge whose `referencia` was already charged is not made
 /// again: the same request gets the first payment back, a different one a `409`.
-pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, Rechazo> {
+/// `visto`: see `secuencia`.
+pub fn charge(conn: &mut Connection, cobro: Cobro, visto: Option<i64>) -> Result<Pago, Rechazo> {
     let tx = Savepoint::begin(conn)?;
+    let checked = crate::fenced!(tx, visto);
     if let Some(referencia) = &cobro.referencia
         && let Some(previo) = by_referencia(&tx, referencia)?
     {
@@ -54,18 +58,21 @@ pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, Rechazo> {
                 pago_id: previo.pago_id,
             });
         }
-        return Ok(previo);
+        return Ok(unchanged(previo, checked));
     }
+    let numero = secuencia::next(&tx, checked)?;
     let pago_id = tx
         .prepare_cached(
-            "INSERT INTO pagos (estado, monto, moneda, medio, referencia) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO pagos (estado, monto, moneda, medio, referencia, secuencia)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .insert(params![
             cobro.estado,
             cobro.monto,
             cobro.moneda,
             cobro.medio,
-            cobro.referencia
+            cobro.referencia,
+            numero.unwrap_or(0)
         ])?;
     tx.commit()?;
     Ok(Pago {
@@ -75,32 +82,69 @@ pub fn charge(conn: &mut Connection, cobro: Cobro) -> Result<Pago, Rechazo> {
         moneda: cobro.moneda,
         medio: cobro.medio,
         referencia: cobro.referencia,
+        secuencia: numero,
     })
+}
+
+/// An answer about a payment this request did not change: the last change made here.
+fn unchanged(mut pago: Pago, checked: Option<i64>) -> Pago {
+    if checked.is_some() {
+        pago.secuencia = checked;
+    }
+    pago
 }
 
 /// Voids a referencia: the payment made with it if there is one (refunded first
 /// when `refund` and it was approved), otherwise a record that no charge may be made
 /// with it from now on.
-pub fn void(conn: &mut Connection, referencia: &str, refund: bool) -> rusqlite::Result<Pago> {
+pub fn void(
+    conn: &mut Connection,
+    referencia: &str,
+    refund: bool,
+    visto: Option<i64>,
+) -> Result<Pago, Rechazo> {
     let tx = Savepoint::begin(conn)?;
+    let checked = crate::fenced!(tx, visto);
     if let Some(mut previo) = by_referencia(&tx, referencia)? {
         if refund && previo.estado == EstadoPago::Aprobado {
-            tx.prepare_cached("UPDATE pagos SET estado = 'reembolsado' WHERE id = ?1")?
-                .execute([previo.pago_id])?;
+            let numero = secuencia::next(&tx, checked)?;
+            tx.prepare_cached("UPDATE pagos SET estado = 'reembolsado', secuencia = ?2 WHERE id = ?1")?
+                .execute(params![previo.pago_id, numero.unwrap_or(0)])?;
             tx.commit()?;
             previo.estado = EstadoPago::Reembolsado;
+            previo.secuencia = numero;
+            return Ok(previo);
         }
-        return Ok(previo);
+        return Ok(unchanged(previo, checked));
     }
+    let numero = secuencia::next(&tx, checked)?;
     let pago = tx
         .prepare_cached(concat!(
-            "INSERT INTO pagos (estado, monto, moneda, medio, referencia) VALUES ('anulado', 0, '', '', ?1)
-             RETURNING ",
+            "INSERT INTO pagos (estado, monto, moneda, medio, referencia, secuencia)
+             VALUES ('anulado', 0, '', '', ?1, ?2) RETURNING ",
             pago_columns!()
         ))?
-        .query_row([referencia], pago)?;
+        .query_row(params![referencia, numero.unwrap_or(0)], pago)?;
     tx.commit()?;
     Ok(pago)
+}
+
+/// The payments whose referencia starts with `prefijo` and that changed after `desde`,
+/// oldest change first: at most `limit`.
+pub fn changed_after(
+    conn: &Connection,
+    prefijo: &str,
+    desde: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<Pago>> {
+    conn.prepare_cached(concat!(
+        "SELECT ",
+        pago_columns!(),
+        " FROM pagos WHERE referencia IS NOT NULL AND secuencia > ?2
+          AND substr(referencia, 1, length(?1)) = ?1 ORDER BY secuencia LIMIT ?3"
+    ))?
+    .query_map(params![prefijo, desde, limit], pago)?
+    .collect()
 }
 
 pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pago>> {

@@ -10,12 +10,15 @@ use crate::input::{self, IdPath};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
+use crate::secuencia::{Cambios, CambiosQuery, Secuencia, SecuenciaBody, Visto};
 
 refusals!(
-    PagarRefusals: json::REFUSALS, db::WRITE_REFUSALS,
+    PagarRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS,
     &[ErrorCode::ReferenciaInUse, ErrorCode::ReferenciaVoid]
 );
-refusals!(AnularRefusals: json::REFUSALS, db::WRITE_REFUSALS);
+refusals!(AnularRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS);
+refusals!(CambiosRefusals: CambiosQuery::REFUSALS, db::REFUSALS);
+refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
 refusals!(ListarRefusals: Page::REFUSALS, db::REFUSALS);
 refusals!(ObtenerRefusals: IdPath::REFUSALS, &[ErrorCode::PagoNotFound], db::REFUSALS);
 refusals!(PorReferenciaRefusals: &[ErrorCode::PagoNotFound], db::REFUSALS);
@@ -27,6 +30,7 @@ refusals!(PorReferenciaRefusals: &[ErrorCode::PagoNotFound], db::REFUSALS);
     post,
     path = super::PAGAR,
     tag = "pagos",
+    params(Visto),
     request_body = PagarBody,
     responses(
         (status = 201, description = "the payment, `aprobado` or `rechazado`", body = Pago,
@@ -34,15 +38,29 @@ refusals!(PorReferenciaRefusals: &[ErrorCode::PagoNotFound], db::REFUSALS);
         PagarRefusals,
     )
 )]
-pub async fn pagar(pool: web::Data<Pool>, body: Json<PagarBody>) -> Result<HttpResponse, ApiError> {
+pub async fn pagar(
+    pool: web::Data<Pool>,
+    query: web::Query<Visto>,
+    body: Json<PagarBody>,
+) -> Result<HttpResponse, ApiError> {
+    let visto = query.parse()?;
     let cobro = Cobro::parse(body.into_inner())?;
-    let pago = run_write(&pool, move |conn| Ok(repo::charge(conn, cobro)?)).await?;
+    let pago = run_write(&pool, move |conn| Ok(repo::charge(conn, cobro, visto)?)).await?;
     Ok(HttpResponse::Created().json(pago))
 }
 
-async fn void(pool: &Pool, body: ReferenciaBody, refund: bool) -> Result<HttpResponse, ApiError> {
+async fn void(
+    pool: &Pool,
+    query: &Visto,
+    body: ReferenciaBody,
+    refund: bool,
+) -> Result<HttpResponse, ApiError> {
+    let visto = query.parse()?;
     let referencia = input::text("referencia", &body.referencia)?;
-    let pago = run_write(pool, move |conn| Ok(repo::void(conn, &referencia, refund)?)).await?;
+    let pago = run_write(pool, move |conn| {
+        Ok(repo::void(conn, &referencia, refund, visto)?)
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(pago))
 }
 
@@ -52,11 +70,16 @@ async fn void(pool: &Pool, body: ReferenciaBody, refund: bool) -> Result<HttpRes
     post,
     path = super::ANULAR,
     tag = "pagos",
+    params(Visto),
     request_body = ReferenciaBody,
     responses((status = 200, description = "the payment, or the referencia voided", body = Pago), AnularRefusals)
 )]
-pub async fn anular(pool: web::Data<Pool>, body: Json<ReferenciaBody>) -> Result<HttpResponse, ApiError> {
-    void(&pool, body.into_inner(), false).await
+pub async fn anular(
+    pool: web::Data<Pool>,
+    query: web::Query<Visto>,
+    body: Json<ReferenciaBody>,
+) -> Result<HttpResponse, ApiError> {
+    void(&pool, &query, body.into_inner(), false).await
 }
 
 /// As `POST /anular`, and an approved payment is refunded (`reembolsado`).
@@ -64,11 +87,16 @@ pub async fn anular(pool: web::Data<Pool>, body: Json<ReferenciaBody>) -> Result
     post,
     path = super::REEMBOLSAR,
     tag = "pagos",
+    params(Visto),
     request_body = ReferenciaBody,
     responses((status = 200, description = "the payment, or the referencia voided", body = Pago), AnularRefusals)
 )]
-pub async fn reembolsar(pool: web::Data<Pool>, body: Json<ReferenciaBody>) -> Result<HttpResponse, ApiError> {
-    void(&pool, body.into_inner(), true).await
+pub async fn reembolsar(
+    pool: web::Data<Pool>,
+    query: web::Query<Visto>,
+    body: Json<ReferenciaBody>,
+) -> Result<HttpResponse, ApiError> {
+    void(&pool, &query, body.into_inner(), true).await
 }
 
 /// A page of the payments, by id.
@@ -121,4 +149,73 @@ pub async fn por_referencia(
             format!("there is no pago with referencia {referencia:?}"),
         )
     })
+}
+
+/// What `GET /cambios` answers: the number of the last change made here, and the payments.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CambiosPagos {
+    secuencia: i64,
+    /// The number of the last change when this service last started.
+    al_iniciar: Option<i64>,
+    /// Set while this database is known to be a restored copy behind pedidos: the
+    /// highest number pedidos had seen.
+    rezagada: Option<i64>,
+    pagos: Vec<Pago>,
+}
+
+/// The payments whose referencia starts with `prefijo` that changed after the change
+/// numbered `desde`, oldest change first; or the one made with `clave` as referencia.
+/// pedidos reads it to learn of orders it lost (a restore of its own database).
+#[utoipa::path(
+    get,
+    path = super::CAMBIOS,
+    tag = "pagos",
+    params(CambiosQuery),
+    responses((status = 200, description = "the last change's number, and the payments", body = CambiosPagos), CambiosRefusals)
+)]
+pub async fn cambios(
+    pool: web::Data<Pool>,
+    query: web::Query<CambiosQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let cambios = query.parse()?;
+    let answer = run_blocking(&pool, move |conn| {
+        let secuencia = crate::secuencia::current(conn)?;
+        let pagos = match cambios {
+            Cambios::After {
+                prefijo,
+                desde,
+                limit,
+            } => repo::changed_after(conn, &prefijo, desde, limit)?,
+            Cambios::Key(clave) => repo::by_referencia(conn, &clave)?.into_iter().collect(),
+        };
+        let al_iniciar = crate::secuencia::at_start(conn)?;
+        let rezagada = crate::secuencia::found_behind(conn)?;
+        Ok(CambiosPagos {
+            secuencia,
+            al_iniciar,
+            rezagada,
+            pagos,
+        })
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Raises the number of the last change to at least `secuencia`: pedidos does it once
+/// it has re-asserted what an older copy of this database had lost, which lifts the
+/// `409 stale_copy` its changes got meanwhile.
+#[utoipa::path(
+    post,
+    path = super::SECUENCIA,
+    tag = "pagos",
+    request_body = SecuenciaBody,
+    responses((status = 200, description = "the number of the last change now", body = Secuencia), SecuenciaRefusals)
+)]
+pub async fn subir_secuencia(
+    pool: web::Data<Pool>,
+    body: Json<SecuenciaBody>,
+) -> Result<HttpResponse, ApiError> {
+    let to = body.into_inner().parse()?;
+    let secuencia = run_write(&pool, move |conn| Ok(crate::secuencia::raise(conn, to)?)).await?;
+    Ok(HttpResponse::Ok().json(Secuencia { secuencia }))
 }

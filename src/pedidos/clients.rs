@@ -26,11 +26,13 @@ use actix_web::web::Bytes;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Serialize};
 
+use super::decide::Ledger;
 use super::metrics::PedidosMetrics;
 use super::model::{Item, Linea};
 use super::resilience::{Breakers, CallError, Peer, Refusal};
 use crate::config::PeerSettings;
 use crate::money::Money;
+use crate::secuencia::{Cambios, Secuencia};
 
 const LOG_TARGET: &str = "pedidos";
 
@@ -50,6 +52,10 @@ pub enum PeerError {
         "{peer} does not offer {route}, which penguin's pedidos needs: is it another or an older implementation?"
     )]
     Missing { peer: &'static str, route: String },
+    /// The peer's database is an older copy than pedidos has seen (`409 stale_copy`):
+    /// it changed nothing, and waits for pedidos to heal it.
+    #[error("{peer} was restored from an older copy of its database: {detail}")]
+    Stale { peer: &'static str, detail: String },
 }
 
 impl PeerError {
@@ -57,7 +63,7 @@ impl PeerError {
     pub fn refusal(&self) -> Option<&Refusal> {
         match self {
             Self::Refused { refusal, .. } => Some(refusal),
-            Self::Call(_) | Self::Missing { .. } => None,
+            Self::Call(_) | Self::Missing { .. } | Self::Stale { .. } => None,
         }
     }
 
@@ -90,6 +96,10 @@ struct ClaveRequest<'a> {
 pub struct LoteAnswer {
     pub estado: EstadoLote,
     pub reservas: Vec<ReservaAnswer>,
+    /// The number of the change it reports (see `secuencia`); none from an
+    /// inventario that does not number them.
+    #[serde(default)]
+    pub secuencia: Option<i64>,
 }
 
 /// Whether a lote holds its units.
@@ -116,6 +126,7 @@ impl LoteAnswer {
     /// A lote reserved line by line, as if inventario had answered it.
     fn line_by_line(estado: EstadoLote, ids: &[i64]) -> Self {
         Self {
+            secuencia: None,
             estado,
             reservas: ids
                 .iter()
@@ -204,6 +215,9 @@ pub struct PagarRequest<'a> {
     pub medio: &'a str,
     pub referencia: &'a str,
     pub fail: bool,
+    /// Sent as `?visto=`: see `secuencia`.
+    #[serde(skip)]
+    pub visto: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -229,6 +243,84 @@ pub struct PagoAnswer {
     #[serde(default)]
     pub pago_id: Option<i64>,
     pub estado: EstadoPago,
+    /// The number of the change it reports (see `secuencia`).
+    #[serde(default)]
+    pub secuencia: Option<i64>,
+}
+
+/// What `GET /cambios` answers at inventario.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LotesListed {
+    pub secuencia: i64,
+    #[serde(default)]
+    pub al_iniciar: Option<i64>,
+    #[serde(default)]
+    pub rezagada: Option<i64>,
+    pub lotes: Vec<ListedLote>,
+}
+
+/// A lote as inventario lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedLote {
+    pub clave: String,
+    pub estado: EstadoLote,
+    pub reservas: Vec<ListedReserva>,
+    #[serde(default)]
+    pub secuencia: Option<i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedReserva {
+    pub reserva_id: i64,
+    pub producto_id: Option<i64>,
+    pub cantidad: i64,
+}
+
+/// What `GET /cambios` answers at pagos.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PagosListed {
+    pub secuencia: i64,
+    #[serde(default)]
+    pub al_iniciar: Option<i64>,
+    #[serde(default)]
+    pub rezagada: Option<i64>,
+    pub pagos: Vec<ListedPago>,
+}
+
+/// A payment as pagos lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedPago {
+    pub pago_id: i64,
+    pub estado: EstadoPago,
+    pub monto: Money,
+    pub moneda: String,
+    pub medio: String,
+    #[serde(default)]
+    pub referencia: Option<String>,
+    #[serde(default)]
+    pub secuencia: Option<i64>,
+}
+
+/// `path` asking for a numbered change (`?visto=`), if pedidos numbers it.
+fn fenced(path: &str, visto: Option<i64>) -> String {
+    match visto {
+        Some(visto) => format!("{path}?visto={visto}"),
+        None => path.to_string(),
+    }
+}
+
+/// The query of `GET /cambios`.
+fn cambios_path(cambios: &Cambios) -> String {
+    match cambios {
+        Cambios::After {
+            prefijo,
+            desde,
+            limit,
+        } => {
+            format!("/cambios?prefijo={prefijo}&desde={desde}&limit={limit}")
+        }
+        Cambios::Key(clave) => format!("/cambios?clave={clave}"),
+    }
 }
 
 /// The three peers as one worker reaches them, over one HTTP client.
@@ -358,9 +450,13 @@ impl Peers {
         path: &str,
         clave: &str,
         estado: EstadoLote,
+        visto: Option<i64>,
     ) -> Result<LoteAnswer, PeerError> {
         if !self.line_by_line.without_lotes() {
-            match self.at_inventario(path, &ClaveRequest { clave }).await {
+            match self
+                .at_inventario(&fenced(path, visto), &ClaveRequest { clave })
+                .await
+            {
                 Err(PeerError::Missing { .. }) => self.line_by_line.lacks_lotes(),
                 answer => return answer,
             }
@@ -392,20 +488,31 @@ pub trait PeerApi {
     /// The current price of each product that exists, by id: one call for a whole order.
     async fn precios(&self, ids: &[i64]) -> Result<HashMap<i64, Money>, PeerError>;
     /// Reserves every line of an order, all or none, at most once for its key.
-    async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError>;
+    async fn reservar(
+        &self,
+        clave: &str,
+        items: &[Item],
+        visto: Option<i64>,
+    ) -> Result<LoteAnswer, PeerError>;
     /// Confirms an order's lote: its units leave for good. A `409` if it was released.
-    async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError>;
+    async fn confirmar(&self, clave: &str, visto: Option<i64>) -> Result<LoteAnswer, PeerError>;
     /// Releases an order's lote; releasing one already released is not an error, and
     /// releasing a key no lote was made with makes sure none will be.
-    async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError>;
+    async fn liberar(&self, clave: &str, visto: Option<i64>) -> Result<LoteAnswer, PeerError>;
     /// Charges an order, at most once for its `referencia`.
     async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError>;
     /// The payment made with a `referencia`; if there is none, pagos voids the
     /// referencia so that no charge can be made with it any more (estado `anulado`).
-    async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError>;
+    async fn anular(&self, referencia: &str, visto: Option<i64>) -> Result<PagoAnswer, PeerError>;
     /// Makes sure no money is kept for a `referencia`: an approved payment is
     /// refunded (estado `reembolsado`), a referencia never charged is voided.
-    async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError>;
+    async fn reembolsar(&self, referencia: &str, visto: Option<i64>) -> Result<PagoAnswer, PeerError>;
+    /// The lotes inventario lists (`GET /cambios`).
+    async fn lotes(&self, cambios: &Cambios) -> Result<LotesListed, PeerError>;
+    /// The payments pagos lists (`GET /cambios`).
+    async fn pagos(&self, cambios: &Cambios) -> Result<PagosListed, PeerError>;
+    /// Raises the number of `ledger`'s last change to `to` (`POST /secuencia`).
+    async fn raise(&self, ledger: Ledger, to: i64) -> Result<i64, PeerError>;
 }
 
 impl PeerApi for Peers {
@@ -428,7 +535,12 @@ impl PeerApi for Peers {
         Ok(productos.into_iter().map(|p| (p.id, p.precio)).collect())
     }
 
-    async fn reservar(&self, clave: &str, items: &[Item]) -> Result<LoteAnswer, PeerError> {
+    async fn reservar(
+        &self,
+        clave: &str,
+        items: &[Item],
+        visto: Option<i64>,
+    ) -> Result<LoteAnswer, PeerError> {
         let lineas: Vec<Linea> = items
             .iter()
             .map(|i| Linea {
@@ -444,7 +556,10 @@ impl PeerApi for Peers {
                 clave,
                 lineas: &lineas,
             };
-            match self.at_inventario::<LoteAnswer>("/reservas", &body).await {
+            match self
+                .at_inventario::<LoteAnswer>(&fenced("/reservas", visto), &body)
+                .await
+            {
                 Err(PeerError::Missing { .. }) => self.line_by_line.lacks_lotes(),
                 answer => return lote_held(self.inventario.name(), clave, answer?),
             }
@@ -452,10 +567,10 @@ impl PeerApi for Peers {
         self.reservar_line_by_line(clave, &lineas).await
     }
 
-    async fn confirmar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+    async fn confirmar(&self, clave: &str, visto: Option<i64>) -> Result<LoteAnswer, PeerError> {
         let Some(ids) = self.line_by_line.take(clave) else {
             return self
-                .lote_or_none("/reservas/confirmar", clave, EstadoLote::Confirmada)
+                .lote_or_none("/reservas/confirmar", clave, EstadoLote::Confirmada, visto)
                 .await;
         };
         // Reserved line by line. The original inventario has no confirmation (a
@@ -478,29 +593,83 @@ impl PeerApi for Peers {
         Ok(LoteAnswer::line_by_line(EstadoLote::Confirmada, &ids))
     }
 
-    async fn liberar(&self, clave: &str) -> Result<LoteAnswer, PeerError> {
+    async fn liberar(&self, clave: &str, visto: Option<i64>) -> Result<LoteAnswer, PeerError> {
         self.compensating("release");
         if self.line_by_line.held(clave).is_some() {
             let ids = self.release_lines(clave).await?;
             return Ok(LoteAnswer::line_by_line(EstadoLote::Liberada, &ids));
         }
-        self.lote_or_none("/reservas/liberar", clave, EstadoLote::Liberada)
+        self.lote_or_none("/reservas/liberar", clave, EstadoLote::Liberada, visto)
             .await
     }
 
     async fn pagar(&self, request: &PagarRequest<'_>) -> Result<PagoAnswer, PeerError> {
-        post(&self.pagos, "/pagar", request).await
+        post(&self.pagos, &fenced("/pagar", request.visto), request).await
     }
 
-    async fn anular(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+    async fn anular(&self, referencia: &str, visto: Option<i64>) -> Result<PagoAnswer, PeerError> {
         self.compensating("void");
-        post(&self.pagos, "/anular", &ReferenciaRequest { referencia }).await
+        post(
+            &self.pagos,
+            &fenced("/anular", visto),
+            &ReferenciaRequest { referencia },
+        )
+        .await
     }
 
-    async fn reembolsar(&self, referencia: &str) -> Result<PagoAnswer, PeerError> {
+    async fn reembolsar(&self, referencia: &str, visto: Option<i64>) -> Result<PagoAnswer, PeerError> {
         self.compensating("refund");
-        post(&self.pagos, "/reembolsar", &ReferenciaRequest { referencia }).await
+        post(
+            &self.pagos,
+            &fenced("/reembolsar", visto),
+            &ReferenciaRequest { referencia },
+        )
+        .await
     }
+
+    async fn lotes(&self, cambios: &Cambios) -> Result<LotesListed, PeerError> {
+        read(&self.inventario, &cambios_path(cambios)).await
+    }
+
+    async fn pagos(&self, cambios: &Cambios) -> Result<PagosListed, PeerError> {
+        read(&self.pagos, &cambios_path(cambios)).await
+    }
+
+    async fn raise(&self, ledger: Ledger, to: i64) -> Result<i64, PeerError> {
+        let peer = match ledger {
+            Ledger::Inventario => &self.inventario,
+            Ledger::Pagos => &self.pagos,
+        };
+        let raised: Secuencia = post(peer, "/secuencia", &Secuencia { secuencia: to }).await?;
+        Ok(raised.secuencia)
+    }
+}
+
+/// The most a listing of changes may weigh.
+const MAX_LISTING: usize = 16 << 20;
+/// How long a listing may take: recovery asks for one every pass, and new orders wait
+/// for the first after a start, so a peer that hangs must not hold either up for long.
+const LISTING_WITHIN: Duration = Duration::from_millis(500);
+
+/// GETs what a peer has changed, outside any order: reading its records is not using
+/// it, so neither its breaker nor its call metrics count it (see `Peer::peek`).
+async fn read<T: DeserializeOwned>(peer: &Peer, path: &str) -> Result<T, PeerError> {
+    let unavailable = |cause: String| {
+        PeerError::Call(CallError::Unavailable {
+            peer: peer.name(),
+            cause,
+            sent: true,
+        })
+    };
+    let (status, body) = peer
+        .peek(path, LISTING_WITHIN, MAX_LISTING)
+        .await
+        .map_err(unavailable)?;
+    if !status.is_success() {
+        return Err(unavailable(format!("GET {path} answered {status}")));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| unavailable(format!("GET {path}: the answer could not be read: {e}")))
 }
 
 /// POSTs `body` as JSON and reads the answer as `T`.
@@ -530,7 +699,12 @@ fn answer<T>(
                 refusal.code.as_str(),
                 "" | "route_not_found" | "method_not_allowed"
             );
-        if no_route {
+        if refusal.code == "stale_copy" {
+            PeerError::Stale {
+                peer: peer.name(),
+                detail: refusal.detail,
+            }
+        } else if no_route {
             PeerError::Missing {
                 peer: peer.name(),
                 route: format!("{method} {path}"),

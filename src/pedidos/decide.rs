@@ -9,6 +9,7 @@
 
 use super::clients::{EstadoLote, EstadoPago, LoteAnswer, PagoAnswer, PeerError, lote_released};
 use super::model::{Causa, Desenlace, Deuda, Etapa, Pedido, el_pago};
+use crate::money::Money;
 
 /// A call to a peer that moves an order on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
@@ -39,6 +40,10 @@ pub struct Progress {
     pub reserved: bool,
     /// Each line's reservation, once inventario named them.
     pub reservas: Option<Vec<i64>>,
+    /// Whether inventario answered the lote confirmed: the order was charged and
+    /// confirmed by an earlier driver, whatever pagos says now (a restored pagos may
+    /// have lost the charge), so its charge is asserted again rather than voided.
+    pub sold: bool,
     /// Whether no driver asked anything of a peer for this order before this one: the
     /// request that placed it. Any other driver (recovery, after a crash or a restore)
     /// cannot know what was done before it, so a failure leaves both compensations owed.
@@ -48,6 +53,8 @@ pub struct Progress {
     /// The peers that did not answer this driver: what is owed to them waits for the
     /// next driver, rather than count against their circuit twice for one order.
     pub silent: Silent,
+    /// The numbers the peers gave the changes this driver saw.
+    pub seen: Seen,
 }
 
 /// Which of the peers an order owes work to did not answer.
@@ -57,11 +64,43 @@ pub struct Silent {
     pub pagos: bool,
 }
 
-/// Which peer a call went to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Owed {
+/// The peers that keep a record of an order: its lote, its charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
+#[strum(serialize_all = "lowercase")]
+pub enum Ledger {
     Inventario,
     Pagos,
+}
+
+impl Ledger {
+    pub const BOTH: [Ledger; 2] = [Ledger::Inventario, Ledger::Pagos];
+}
+
+/// The highest number each peer gave a change it made for an order (see `secuencia`),
+/// as a driver saw them: recorded with the order, so that the orders a restored peer
+/// lost can be found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    pub inventario: Option<i64>,
+    pub pagos: Option<i64>,
+}
+
+impl Seen {
+    pub fn get(&self, ledger: Ledger) -> Option<i64> {
+        match ledger {
+            Ledger::Inventario => self.inventario,
+            Ledger::Pagos => self.pagos,
+        }
+    }
+
+    /// Notes a number `ledger` answered with.
+    pub fn saw(&mut self, ledger: Ledger, secuencia: Option<i64>) {
+        let slot = match ledger {
+            Ledger::Inventario => &mut self.inventario,
+            Ledger::Pagos => &mut self.pagos,
+        };
+        *slot = (*slot).max(secuencia);
+    }
 }
 
 impl Progress {
@@ -71,18 +110,20 @@ impl Progress {
             etapa,
             reserved: false,
             reservas: None,
+            sold: false,
             fresh,
             free: false,
             silent: Silent::default(),
+            seen: Seen::default(),
         }
     }
 
     /// Notes that `peer` gave no answer, if `error` says so.
-    fn heard(mut self, peer: Owed, error: &PeerError) -> Self {
-        if matches!(error, PeerError::Call(_)) {
+    fn heard(mut self, peer: Ledger, error: &PeerError) -> Self {
+        if matches!(error, PeerError::Call(_) | PeerError::Stale { .. }) {
             match peer {
-                Owed::Inventario => self.silent.inventario = true,
-                Owed::Pagos => self.silent.pagos = true,
+                Ledger::Inventario => self.silent.inventario = true,
+                Ledger::Pagos => self.silent.pagos = true,
             }
         }
         self
@@ -153,7 +194,7 @@ pub fn fallido(causa: Causa, motivo: impl Into<String>) -> Desenlace {
 /// A failed peer call, as the reason an order failed.
 pub fn fallido_por(error: &PeerError) -> Desenlace {
     let causa = match error {
-        PeerError::Call(_) => Causa::PeerUnavailable,
+        PeerError::Call(_) | PeerError::Stale { .. } => Causa::PeerUnavailable,
         PeerError::Refused { .. } | PeerError::Missing { .. } => Causa::PeerError,
     };
     fallido(causa, error.to_string())
@@ -164,8 +205,9 @@ pub fn fallido_por(error: &PeerError) -> Desenlace {
 pub fn next_call(pedido: &Pedido, progress: &Progress, overdue: bool) -> Option<Call> {
     match &progress.etapa {
         Etapa::Registrado if overdue && !pedido.gratis() && progress.fresh => Some(Call::Expire),
-        Etapa::Registrado if overdue && !pedido.gratis() => Some(Call::VoidOverdue),
+        // Any other driver asks inventario first: a lote it finds confirmed was sold.
         Etapa::Registrado if !progress.reserved => Some(Call::Reserve),
+        Etapa::Registrado if overdue && !pedido.gratis() && !progress.sold => Some(Call::VoidOverdue),
         // Nothing to charge for a free order: no payment, and no deadline to meet.
         Etapa::Registrado if pedido.gratis() => Some(Call::Confirm),
         Etapa::Registrado => Some(Call::Charge),
@@ -182,13 +224,14 @@ pub fn reserved(progress: Progress, answer: Result<LoteAnswer, PeerError>) -> De
         Ok(lote) => {
             return go_on(Progress {
                 reserved: true,
+                sold: lote.estado == EstadoLote::Confirmada,
                 reservas: Some(lote.ids()),
                 ..progress
             });
         }
         Err(error) => error,
     };
-    let progress = progress.heard(Owed::Inventario, &error);
+    let progress = progress.heard(Ledger::Inventario, &error);
     let Some(refusal) = error.refusal() else {
         let deuda = progress.owing(error.may_have_reached(), false);
         return go_on(progress.closed(fallido_por(&error), deuda));
@@ -222,12 +265,14 @@ pub fn charged(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Dec
         Ok(PagoAnswer {
             pago_id,
             estado: EstadoPago::Aprobado,
+            ..
         }) => go_on(progress.to(Etapa::Cobrado { pago_id })),
         Ok(PagoAnswer {
             pago_id,
             estado: EstadoPago::Rechazado,
+            ..
         }) => go_on(progress.closed(Desenlace::Rechazado { pago_id }, liberar)),
-        Ok(PagoAnswer { pago_id, estado }) => {
+        Ok(PagoAnswer { pago_id, estado, .. }) => {
             let motivo = format!(
                 "pagos answered {} {estado:?}: nothing is charged",
                 el_pago(pago_id)
@@ -235,7 +280,7 @@ pub fn charged(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Dec
             go_on(progress.closed(fallido(Causa::PeerError, motivo), liberar))
         }
         Err(error) => {
-            let progress = progress.heard(Owed::Pagos, &error);
+            let progress = progress.heard(Ledger::Pagos, &error);
             let deuda = progress.owing(true, error.refusal().is_none() && error.may_have_reached());
             go_on(progress.closed(fallido_por(&error), deuda))
         }
@@ -372,6 +417,189 @@ pub fn settled(progress: Progress, settlement: Settlement) -> Decision {
     if paid { go_on(progress) } else { stop(progress) }
 }
 
+/// What re-asserting an order at a peer restored from an older copy asks of it: the
+/// peer is made to hold again what pedidos recorded, through the order's key, so that
+/// nothing is done twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reassert {
+    /// The lote held and confirmed (reserved again if the copy lacks it): the order
+    /// is confirmed, its units sold.
+    HoldConfirmed,
+    /// The lote held: the order is charged and its confirmation still to come.
+    Hold,
+    /// The lote released, or its key marked released: the order ended without it.
+    Release,
+    /// The charge standing under the order's referencia, made again if the copy lacks
+    /// it (a referencia is charged at most once, so never twice).
+    Charge,
+    /// No charge standing under the referencia: refunded, or the referencia voided.
+    Void,
+}
+
+/// What `ledger`, restored behind pedidos, must hold again for the order; `None` if it
+/// owes it nothing a driver would not ask for anyway (an order still `Registrado`
+/// reserves and charges under its key; a free one never asks pagos).
+pub fn reassertion(pedido: &Pedido, ledger: Ledger) -> Option<Reassert> {
+    let confirmado = matches!(
+        pedido.etapa,
+        Etapa::Cerrado {
+            desenlace: Desenlace::Confirmado { .. },
+            ..
+        }
+    );
+    match (ledger, &pedido.etapa) {
+        (_, Etapa::Registrado) => None,
+        (Ledger::Inventario, Etapa::Cobrado { .. }) => Some(Reassert::Hold),
+        (Ledger::Inventario, _) if confirmado => Some(Reassert::HoldConfirmed),
+        (Ledger::Inventario, _) => Some(Reassert::Release),
+        (Ledger::Pagos, _) if pedido.gratis() => None,
+        (Ledger::Pagos, Etapa::Cobrado { .. }) => Some(Reassert::Charge),
+        (Ledger::Pagos, _) if confirmado => Some(Reassert::Charge),
+        (Ledger::Pagos, _) => Some(Reassert::Void),
+    }
+}
+
+/// Where a re-assertion got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reasserted {
+    /// The peer holds what pedidos recorded; the order now stands at `etapa` (its
+    /// charge may have a new id) with these reservations.
+    Healed {
+        etapa: Etapa,
+        reservas: Option<Vec<i64>>,
+    },
+    /// The peer did not answer: try again later.
+    Retry,
+    /// The peer refused: what pedidos recorded cannot be made true there (the units
+    /// were sold to another order meanwhile, say). A person must look.
+    Unhealed(String),
+}
+
+/// A failed re-assertion call: tried again if the peer did not answer, else surfaced.
+pub fn reassertion_failed(error: &PeerError) -> Reasserted {
+    match error {
+        PeerError::Call(_) | PeerError::Stale { .. } => Reasserted::Retry,
+        PeerError::Refused { .. } | PeerError::Missing { .. } => Reasserted::Unhealed(error.to_string()),
+    }
+}
+
+/// [`Reassert::Charge`] answered: the order's charge is the one pagos holds now.
+pub fn charge_reasserted(pedido: &Pedido, answer: Result<PagoAnswer, PeerError>) -> Reasserted {
+    let pago = match answer {
+        Ok(pago) => pago,
+        Err(error) => return reassertion_failed(&error),
+    };
+    if pago.estado != EstadoPago::Aprobado {
+        return Reasserted::Unhealed(format!(
+            "pagos holds {} for its referencia as {:?}, not approved",
+            el_pago(pago.pago_id),
+            pago.estado
+        ));
+    }
+    let etapa = match pedido.etapa.clone() {
+        Etapa::Cobrado { .. } => Etapa::Cobrado {
+            pago_id: pago.pago_id,
+        },
+        Etapa::Cerrado { deuda, .. } => Etapa::Cerrado {
+            desenlace: Desenlace::Confirmado {
+                pago_id: pago.pago_id,
+            },
+            deuda,
+        },
+        other => other,
+    };
+    Reasserted::Healed {
+        etapa,
+        reservas: None,
+    }
+}
+
+/// What a lost order's peers hold under its key, as inventario and pagos list them.
+#[derive(Debug, Clone, Default)]
+pub struct Held {
+    pub lote: Option<super::clients::ListedLote>,
+    pub pago: Option<super::clients::ListedPago>,
+    /// Whether productos prices every line of the lote at 0 now: an order that asks
+    /// nothing of pagos, so a held lote without a charge is one still to confirm.
+    pub free: bool,
+}
+
+/// An order this pedidos lost (a restore of its own database), as its peers' records
+/// tell it: its lines (from its lote), its total, currency and means (from its charge),
+/// and the stage it is brought back at, from which recovery takes it on as from any
+/// other. A confirmed lote is a confirmed order; an approved charge without one is an
+/// order charged and not yet confirmed (recovery confirms it, or refunds it if its lote
+/// is gone), and so is a held lote of a free order; anything else ended without a
+/// sale, and whatever its peers still hold for it is owed back.
+pub fn brought_back(held: &Held) -> (Etapa, Vec<super::model::Item>, Money, String, String) {
+    use super::model::Item;
+    let items: Vec<Item> = held
+        .lote
+        .iter()
+        .flat_map(|lote| &lote.reservas)
+        .filter_map(|r| {
+            Some(Item {
+                producto_id: r.producto_id?,
+                cantidad: r.cantidad,
+                precio_unitario: None,
+                reserva_id: Some(r.reserva_id),
+            })
+        })
+        .collect();
+    let (total, moneda, medio) = match &held.pago {
+        Some(pago) => (pago.monto, pago.moneda.clone(), pago.medio.clone()),
+        None => (Money::ZERO, String::new(), String::new()),
+    };
+    let lote = held.lote.as_ref().map(|l| l.estado);
+    let pago = held.pago.as_ref().map(|p| (p.estado, Some(p.pago_id)));
+    let lote_active = lote == Some(EstadoLote::Activa);
+    let motivo = "pedidos lost this order to a restore of its database and learned it back from its peers; \
+                  it had not been completed";
+    let etapa = match (lote, pago) {
+        (Some(EstadoLote::Confirmada), pago) => Etapa::Cerrado {
+            desenlace: Desenlace::Confirmado {
+                pago_id: pago
+                    .filter(|(e, _)| *e == EstadoPago::Aprobado)
+                    .and_then(|(_, id)| id),
+            },
+            deuda: Deuda::default(),
+        },
+        (_, Some((EstadoPago::Aprobado, pago_id))) => Etapa::Cobrado { pago_id },
+        (Some(EstadoLote::Activa), None) if held.free => Etapa::Cobrado { pago_id: None },
+        (_, Some((EstadoPago::Rechazado, pago_id))) => Etapa::Cerrado {
+            desenlace: Desenlace::Rechazado { pago_id },
+            deuda: Deuda {
+                liberar: lote_active,
+                anular_cobro: false,
+            },
+        },
+        (_, Some((estado, pago_id))) => Etapa::Cerrado {
+            desenlace: Desenlace::Fallido {
+                causa: Causa::Interrupted,
+                motivo: motivo.into(),
+                pago_id: (estado == EstadoPago::Reembolsado).then_some(pago_id).flatten(),
+            },
+            deuda: Deuda {
+                liberar: lote_active,
+                anular_cobro: false,
+            },
+        },
+        // No charge at all: one may still arrive late under its referencia, so it is voided.
+        (_, None) => Etapa::Cerrado {
+            desenlace: Desenlace::Fallido {
+                causa: Causa::Interrupted,
+                motivo: motivo.into(),
+                pago_id: None,
+            },
+            deuda: Deuda {
+                liberar: lote_active,
+                anular_cobro: true,
+            },
+        },
+    };
+    (etapa, items, total, moneda, medio)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +614,7 @@ mod tests {
         Pedido {
             id: 7,
             nonce: Some(9),
+            clave_traida: None,
             items: vec![Item {
                 producto_id: 1,
                 cantidad: 2,
@@ -466,6 +695,7 @@ mod tests {
         LoteAnswer {
             estado,
             reservas: vec![ReservaAnswer { reserva_id: 11 }],
+            secuencia: None,
         }
     }
 
@@ -473,6 +703,7 @@ mod tests {
         PagoAnswer {
             pago_id: Some(5),
             estado,
+            secuencia: None,
         }
     }
 
@@ -501,6 +732,16 @@ mod tests {
             ..reserved.clone()
         };
         assert_eq!(next_call(&paid, &recovering, true), Some(Call::VoidOverdue));
+        let unreserved = Progress {
+            fresh: false,
+            ..start.clone()
+        };
+        assert_eq!(next_call(&paid, &unreserved, true), Some(Call::Reserve));
+        let sold = Progress {
+            sold: true,
+            ..recovering.clone()
+        };
+        assert_eq!(next_call(&paid, &sold, true), Some(Call::Charge));
         assert_eq!(next_call(&free, &reserved, true), Some(Call::Confirm));
         assert_eq!(next_call(&free, &start, true), Some(Call::Reserve));
         let cobrado = start.clone().to(Etapa::Cobrado { pago_id: Some(1) });
@@ -762,5 +1003,150 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    fn closed(desenlace: Desenlace) -> Pedido {
+        Pedido {
+            etapa: Etapa::Cerrado {
+                desenlace,
+                deuda: Deuda::default(),
+            },
+            ..pedido(1000)
+        }
+    }
+
+    #[test]
+    fn a_restored_peer_is_asked_to_hold_again_what_the_order_left_there() {
+        use Reassert::*;
+        let confirmado = closed(Desenlace::Confirmado { pago_id: Some(3) });
+        let rechazado = closed(Desenlace::Rechazado { pago_id: Some(3) });
+        let cobrado = Pedido {
+            etapa: Etapa::Cobrado { pago_id: Some(3) },
+            ..pedido(1000)
+        };
+        let free = Pedido {
+            etapa: confirmado.etapa.clone(),
+            ..pedido(0)
+        };
+        let table = [
+            (&confirmado, Some(HoldConfirmed), Some(Charge)),
+            (&cobrado, Some(Hold), Some(Charge)),
+            (&rechazado, Some(Release), Some(Void)),
+            (&free, Some(HoldConfirmed), None),
+            (&pedido(1000), None, None),
+        ];
+        for (order, inventario, pagos) in table {
+            assert_eq!(
+                reassertion(order, Ledger::Inventario),
+                inventario,
+                "{:?}",
+                order.etapa
+            );
+            assert_eq!(reassertion(order, Ledger::Pagos), pagos, "{:?}", order.etapa);
+        }
+    }
+
+    #[test]
+    fn a_charge_made_again_is_recorded_under_its_new_id_and_a_refusal_is_surfaced() {
+        let confirmado = closed(Desenlace::Confirmado { pago_id: Some(3) });
+        let again = PagoAnswer {
+            pago_id: Some(8),
+            ..pago(EstadoPago::Aprobado)
+        };
+        let Reasserted::Healed { etapa, .. } = charge_reasserted(&confirmado, Ok(again)) else {
+            panic!("not healed");
+        };
+        assert_eq!(
+            etapa,
+            Etapa::Cerrado {
+                desenlace: Desenlace::Confirmado { pago_id: Some(8) },
+                deuda: Deuda::default()
+            }
+        );
+        assert!(matches!(
+            charge_reasserted(&confirmado, Ok(pago(EstadoPago::Anulado))),
+            Reasserted::Unhealed(_)
+        ));
+        for (what, error) in failures() {
+            let outcome = charge_reasserted(&confirmado, Err(error.clone()));
+            let expected = match error {
+                PeerError::Call(_) | PeerError::Stale { .. } => Reasserted::Retry,
+                _ => Reasserted::Unhealed(error.to_string()),
+            };
+            assert_eq!(outcome, expected, "{what}");
+        }
+    }
+
+    fn listed_lote(estado: EstadoLote) -> super::super::clients::ListedLote {
+        serde_json::from_value(serde_json::json!({
+            "clave": "p-7-9", "estado": estado_name(estado), "secuencia": 4,
+            "reservas": [{"reserva_id": 11, "producto_id": 2, "cantidad": 3}]
+        }))
+        .expect("a lote")
+    }
+
+    fn estado_name(estado: EstadoLote) -> &'static str {
+        match estado {
+            EstadoLote::Activa => "activa",
+            EstadoLote::Confirmada => "confirmada",
+            EstadoLote::Liberada => "liberada",
+            EstadoLote::Expirada => "expirada",
+        }
+    }
+
+    fn listed_pago(estado: &str) -> super::super::clients::ListedPago {
+        serde_json::from_value(serde_json::json!({
+            "pago_id": 5, "estado": estado, "monto": 12.5, "moneda": "PYG", "medio": "tarjeta",
+            "referencia": "p-7-9", "secuencia": 2
+        }))
+        .expect("a payment")
+    }
+
+    #[test]
+    fn an_order_lost_by_pedidos_comes_back_as_its_peers_hold_it() {
+        let held = |lote: Option<EstadoLote>, pago: Option<&str>, free: bool| Held {
+            lote: lote.map(listed_lote),
+            pago: pago.map(listed_pago),
+            free,
+        };
+        let (etapa, items, total, moneda, _) =
+            brought_back(&held(Some(EstadoLote::Confirmada), Some("aprobado"), false));
+        assert_eq!(
+            etapa,
+            Etapa::Cerrado {
+                desenlace: Desenlace::Confirmado { pago_id: Some(5) },
+                deuda: Deuda::default()
+            }
+        );
+        assert_eq!((items.len(), items[0].producto_id, items[0].cantidad), (1, 2, 3));
+        assert_eq!((total.hundredths(), moneda.as_str()), (1250, "PYG"));
+        let stage = |lote, pago, free| brought_back(&held(lote, pago, free)).0;
+        assert_eq!(
+            stage(Some(EstadoLote::Activa), Some("aprobado"), false),
+            Etapa::Cobrado { pago_id: Some(5) }
+        );
+        assert_eq!(
+            stage(Some(EstadoLote::Activa), None, true),
+            Etapa::Cobrado { pago_id: None }
+        );
+        let Etapa::Cerrado { desenlace, deuda } = stage(Some(EstadoLote::Activa), None, false) else {
+            panic!("not closed");
+        };
+        assert!(matches!(desenlace, Desenlace::Fallido { pago_id: None, .. }));
+        assert!(
+            deuda.liberar && deuda.anular_cobro,
+            "what its peers hold is owed back"
+        );
+        let Etapa::Cerrado { desenlace, deuda } = stage(Some(EstadoLote::Liberada), Some("rechazado"), false)
+        else {
+            panic!("not closed");
+        };
+        assert_eq!(desenlace, Desenlace::Rechazado { pago_id: Some(5) });
+        assert!(deuda.is_empty());
+        let Etapa::Cerrado { desenlace, .. } = stage(Some(EstadoLote::Liberada), Some("reembolsado"), false)
+        else {
+            panic!("not closed");
+        };
+        assert!(matches!(desenlace, Desenlace::Fallido { pago_id: Some(5), .. }));
     }
 }

@@ -25,6 +25,12 @@ pub struct PedidosMetrics {
     pub recovery_passes: IntCounter,
     /// Orders recovery finished, by final estado.
     pub recovered: IntCounterVec,
+    /// Orders re-asserted at a peer restored from an older copy, by peer and outcome
+    /// (`healed`, or `unhealed`: the peer refused and a person must look).
+    pub reasserted: IntCounterVec,
+    /// Orders this database had lost (restored from an older copy) and learned back
+    /// from its peers.
+    pub brought_back: IntCounter,
 }
 
 impl PedidosMetrics {
@@ -86,11 +92,25 @@ impl PedidosMetrics {
                 "Orders recovery brought to their end, by final estado",
                 &["estado"],
             )?,
+            reasserted: counters(
+                "orders_reasserted_total",
+                "Orders re-asserted at a peer restored from an older copy, by peer and outcome (healed, unhealed)",
+                &["peer", "outcome"],
+            )?,
+            brought_back: metrics.register(IntCounter::new(
+                "orders_brought_back_total",
+                "Orders pedidos had lost to a restore of its database and learned back from its peers",
+            )?)?,
         };
         // Series that exist from the start, at 0, so that a rate over them is defined.
         for estado in ["confirmado", "rechazado", "fallido"] {
             own.orders.with_label_values(&[estado]);
             own.recovered.with_label_values(&[estado]);
+        }
+        for peer in ["inventario", "pagos"] {
+            for outcome in ["healed", "unhealed"] {
+                own.reasserted.with_label_values(&[peer, outcome]);
+            }
         }
         for kind in ["release", "void", "refund"] {
             own.compensations.with_label_values(&[kind]);

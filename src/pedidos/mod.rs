@@ -8,10 +8,12 @@
 //! `saga::advance` is the one function that moves an order on, called by the request
 //! that places it and by `recovery` for every order no request is driving. The typed
 //! peer calls are in `clients`; retries, timeouts and the per-peer circuit breakers
-//! in `resilience`; who is driving which order, in `instancia`.
+//! in `resilience`; who is driving which order, in `instancia`. `heal` makes the books
+//! agree again after any one service was restored from an older copy of its database.
 
 pub(crate) mod clients;
 pub(crate) mod decide;
+pub(crate) mod heal;
 pub(crate) mod instancia;
 mod metrics;
 pub(crate) mod model;
@@ -47,6 +49,7 @@ pub fn schema() -> Schema {
             M::up(include_str!("../../migrations/pedidos/0003_etapas.sql")),
             M::up(include_str!("../../migrations/pedidos/0004_request_id.sql")),
             M::up(include_str!("../../migrations/pedidos/0005_clave_nonce.sql")),
+            M::up(include_str!("../../migrations/pedidos/0006_secuencias.sql")),
         ],
     )
 }

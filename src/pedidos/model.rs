@@ -164,6 +164,9 @@ pub struct Pedido {
     pub request_id: Option<String>,
     /// The random part of its key at its peers; `None` for orders recorded before keys had one.
     pub nonce: Option<i64>,
+    /// Its key at its peers when it is not made of its id and nonce: an order lost by a
+    /// restore of this database and brought back from its peers under another id.
+    pub clave_traida: Option<String>,
     pub etapa: Etapa,
 }
 
@@ -172,6 +175,9 @@ impl Pedido {
     /// `referencia` at pagos. Its random part makes it one no other order ever had,
     /// even in a database restored from an older copy that hands out the same ids.
     pub fn clave(&self, prefijo: &str) -> String {
+        if let Some(clave) = &self.clave_traida {
+            return clave.clone();
+        }
         match self.nonce {
             Some(nonce) => format!("{prefijo}-{}-{nonce:x}", self.id),
             None => format!("{prefijo}-{}", self.id),
@@ -375,7 +381,8 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
         Self {
             id: pedido.id,
             estado: pedido.etapa.estado(),
-            total: pedido.priced().then_some(pedido.total),
+            // An order brought back from its peers has no prices, but its charge tells its total.
+            total: (pedido.priced() || pedido.total > Money::ZERO).then_some(pedido.total),
             moneda: &pedido.moneda,
             medio: &pedido.medio,
             items: pedido

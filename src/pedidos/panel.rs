@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::clients::Peers;
+use super::decide::Ledger;
+use super::instancia::Instancia;
 use super::model::{EstadoPedido, PedidoVista};
 use super::repo;
 use super::resilience::{Breakers, millis};
@@ -62,6 +64,47 @@ pub struct Panel<'a> {
     /// Why `productos`, or some or all of their units, are missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     productos_detalle: Option<String>,
+    /// What this pedidos healed after a restore since it started.
+    restauracion: Restauracion,
+}
+
+/// Healing after a restore of one service from an older copy, since pedidos started.
+#[derive(Serialize, ToSchema)]
+struct Restauracion {
+    /// The peers found restored behind pedidos and being healed now: orders that need
+    /// them fail at once until they are.
+    sanando: Vec<&'static str>,
+    /// Orders re-asserted at a restored peer.
+    reafirmados: u64,
+    /// Orders a restored peer refused to hold again: the log names each; a person must look.
+    sin_sanar: u64,
+    /// Orders this database had lost and learned back from its peers.
+    traidos: u64,
+}
+
+fn restauracion(instancia: &Instancia) -> Restauracion {
+    let metrics = &instancia.metrics;
+    let count = |outcome: &str| {
+        Ledger::BOTH
+            .iter()
+            .map(|l| {
+                metrics
+                    .reasserted
+                    .with_label_values(&[<&str>::from(*l), outcome])
+                    .get()
+            })
+            .sum()
+    };
+    Restauracion {
+        sanando: Ledger::BOTH
+            .into_iter()
+            .filter(|l| instancia.healing.is_stale(*l))
+            .map(<&str>::from)
+            .collect(),
+        reafirmados: count("healed"),
+        sin_sanar: count("unhealed"),
+        traidos: metrics.brought_back.get(),
+    }
 }
 
 /// One service's readiness, as its `GET /ready` answered.
@@ -183,6 +226,7 @@ pub async fn estado(
     pool: web::Data<Pool>,
     peers: web::Data<Peers>,
     breakers: web::Data<Breakers>,
+    instancia: web::Data<Instancia>,
 ) -> Result<HttpResponse, ApiError> {
     let now = jiff::Timestamp::now();
     let since = timestamp(now - jiff::SignedDuration::from_secs(60));
@@ -238,6 +282,7 @@ pub async fn estado(
             ultimo_minuto,
             productos,
             productos_detalle,
+            restauracion: restauracion(&instancia),
         }))
 }
 

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use super::clients::{PeerApi, Peers};
+use super::heal;
 use super::instancia::Instancia;
 use super::model::Pedido;
 use super::resilience::Breakers;
@@ -62,11 +63,15 @@ pub fn spawn(
                 Some(Ok(n)) => log::info!(target: LOG_TARGET, "recovery settled {n} orders"),
                 Some(Err(e)) => log::warn!(target: LOG_TARGET, "recovery pass failed: {e}"),
             }
-            if stop
-                .unless_asked(actix_web::rt::time::sleep(settings.recovery_interval))
-                .await
-                .is_none()
-            {
+            // A peer found restored behind pedidos wakes recovery at once: orders that
+            // need it are refused until it is healed.
+            let pause = async {
+                tokio::select! {
+                    () = actix_web::rt::time::sleep(settings.recovery_interval) => {}
+                    () = instancia.healing.wake.notified() => {}
+                }
+            };
+            if stop.unless_asked(pause).await.is_none() {
                 break;
             }
         }
@@ -74,9 +79,11 @@ pub fn spawn(
     });
 }
 
-/// One pass over the unfinished orders; returns how many it finished.
+/// One pass: what a restore left to heal first, then the unfinished orders; returns how
+/// many orders it finished.
 pub async fn pass<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>) -> Result<usize, ApiError> {
     ctx.instancia.metrics.recovery_passes.inc();
+    heal::pass(ctx).await?;
     let ids = ctx.store.unfinished(BATCH).await?;
     let finished = Cell::new(0);
     futures_util::stream::iter(ids)

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::decide::{Ledger, Seen};
 use super::model::{Causa, Desenlace, Deuda, EstadoPedido, Etapa, Item, NuevoPedido, Pedido};
 use crate::db::Savepoint;
 use crate::money::Money;
@@ -14,7 +15,7 @@ use crate::money::Money;
 macro_rules! pedido_columns {
     () => {
         "id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro, \
-     total, moneda, medio, fail, creado_en, vence_en, request_id, nonce"
+     total, moneda, medio, fail, creado_en, vence_en, request_id, nonce, clave"
     };
 }
 
@@ -113,6 +114,7 @@ fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
         vence_en: row.get(13)?,
         request_id: row.get(14)?,
         nonce: row.get(15)?,
+        clave_traida: row.get(16)?,
         items: Vec::new(),
     })
 }
@@ -237,6 +239,7 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
         vence_en: registro.vence_en,
         request_id: registro.request_id,
         nonce: Some(registro.nonce),
+        clave_traida: None,
         etapa: registro.etapa,
     })))
 }
@@ -250,6 +253,7 @@ pub fn transition(
     desde: &Etapa,
     hacia: &Etapa,
     reservas: Option<&[i64]>,
+    seen: Seen,
 ) -> rusqlite::Result<bool> {
     let tx = Savepoint::begin(conn)?;
     let (desde_etapa, _, _, _, _, desde_liberar, desde_anular) = stage_columns(desde);
@@ -257,7 +261,11 @@ pub fn transition(
     let changed = tx
         .prepare_cached(
             "UPDATE pedidos SET etapa = ?5, desenlace = ?6, causa = ?7, motivo = ?8, pago_id = ?9,
-                                debe_liberar = ?10, debe_anular_cobro = ?11
+                                debe_liberar = ?10, debe_anular_cobro = ?11,
+                                secuencia_inventario = CASE WHEN ?12 IS NULL THEN secuencia_inventario
+                                    ELSE max(coalesce(secuencia_inventario, 0), ?12) END,
+                                secuencia_pagos = CASE WHEN ?13 IS NULL THEN secuencia_pagos
+                                    ELSE max(coalesce(secuencia_pagos, 0), ?13) END
              WHERE id = ?1 AND etapa = ?2 AND debe_liberar = ?3 AND debe_anular_cobro = ?4",
         )?
         .execute(params![
@@ -271,7 +279,9 @@ pub fn transition(
             motivo,
             pago_id,
             liberar,
-            anular_cobro
+            anular_cobro,
+            seen.inventario,
+            seen.pagos
         ])?;
     if changed == 0 {
         return Ok(false);
@@ -384,6 +394,194 @@ pub fn prefijo(conn: &Connection) -> rusqlite::Result<String> {
     conn.query_row("SELECT prefijo FROM instancia WHERE id = 1", [], |row| row.get(0))
 }
 
+/// The highest number each peer gave a change recorded here (see `secuencia`), or that
+/// a healing under way goes up to.
+pub fn seen(conn: &Connection) -> rusqlite::Result<Seen> {
+    conn.prepare_cached(
+        "SELECT max(coalesce((SELECT max(secuencia_inventario) FROM pedidos), 0),
+                    coalesce((SELECT hasta FROM curas WHERE peer = 'inventario'), 0)),
+                max(coalesce((SELECT max(secuencia_pagos) FROM pedidos), 0),
+                    coalesce((SELECT hasta FROM curas WHERE peer = 'pagos'), 0))",
+    )?
+    .query_row([], |row| {
+        Ok(Seen {
+            inventario: Some(row.get(0)?),
+            pagos: Some(row.get(1)?),
+        })
+    })
+}
+
+/// The orders whose last recorded change at `ledger` is numbered after `after`, by that
+/// number: at most `limit`, as `(number, id)`.
+pub fn recorded_after(
+    conn: &Connection,
+    ledger: Ledger,
+    after: i64,
+    limit: i64,
+) -> rusqlite::Result<Vec<(i64, i64)>> {
+    let sql = match ledger {
+        Ledger::Inventario => {
+            "SELECT secuencia_inventario, id FROM pedidos WHERE secuencia_inventario IS NOT NULL
+             AND secuencia_inventario > ?1 ORDER BY secuencia_inventario LIMIT ?2"
+        }
+        Ledger::Pagos => {
+            "SELECT secuencia_pagos, id FROM pedidos WHERE secuencia_pagos IS NOT NULL
+             AND secuencia_pagos > ?1 ORDER BY secuencia_pagos LIMIT ?2"
+        }
+    };
+    conn.prepare_cached(sql)?
+        .query_map([after, limit], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect()
+}
+
+/// The order whose change at `ledger` was numbered last, as `(number, id)`.
+pub fn latest_recorded(conn: &Connection, ledger: Ledger) -> rusqlite::Result<Option<(i64, i64)>> {
+    let sql = match ledger {
+        Ledger::Inventario => {
+            "SELECT secuencia_inventario, id FROM pedidos WHERE secuencia_inventario IS NOT NULL
+             ORDER BY secuencia_inventario DESC LIMIT 1"
+        }
+        Ledger::Pagos => {
+            "SELECT secuencia_pagos, id FROM pedidos WHERE secuencia_pagos IS NOT NULL
+             ORDER BY secuencia_pagos DESC LIMIT 1"
+        }
+    };
+    conn.prepare_cached(sql)?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+}
+
+/// The order known at its peers by `clave`, if this database has it.
+pub fn by_clave(conn: &Connection, prefijo: &str, clave: &str) -> rusqlite::Result<Option<i64>> {
+    let traida = conn
+        .prepare_cached("SELECT id FROM pedidos WHERE clave = ?1")?
+        .query_row([clave], |row| row.get(0))
+        .optional()?;
+    if traida.is_some() {
+        return Ok(traida);
+    }
+    let Some((id, nonce)) = parse_clave(prefijo, clave) else {
+        return Ok(None);
+    };
+    conn.prepare_cached("SELECT id FROM pedidos WHERE id = ?1 AND nonce IS ?2 AND clave IS NULL")?
+        .query_row(params![id, nonce], |row| row.get(0))
+        .optional()
+}
+
+/// The id and nonce a key made by [`Pedido::clave`] carries.
+pub fn parse_clave(prefijo: &str, clave: &str) -> Option<(i64, Option<i64>)> {
+    let rest = clave.strip_prefix(prefijo)?.strip_prefix('-')?;
+    match rest.split_once('-') {
+        Some((id, nonce)) => Some((id.parse().ok()?, Some(i64::from_str_radix(nonce, 16).ok()?))),
+        None => Some((rest.parse().ok()?, None)),
+    }
+}
+
+/// An order this database lost, as its peers' records tell it.
+#[derive(Debug, Clone)]
+pub struct Traido {
+    pub clave: String,
+    pub items: Vec<Item>,
+    pub total: Money,
+    pub moneda: String,
+    pub medio: String,
+    pub etapa: Etapa,
+    pub seen: Seen,
+}
+
+/// Records an order brought back from its peers: under the id its key names if this
+/// database has not given that id to another order since, else under a new id with
+/// its key kept. Returns its id, or `None` if it is already here.
+pub fn bring_back(conn: &mut Connection, prefijo: &str, traido: &Traido) -> rusqlite::Result<Option<i64>> {
+    let tx = Savepoint::begin(conn)?;
+    if by_clave(&tx, prefijo, &traido.clave)?.is_some() {
+        return Ok(None);
+    }
+    let parsed = parse_clave(prefijo, &traido.clave);
+    let free = match parsed {
+        Some((id, _)) => tx
+            .prepare_cached("SELECT 1 FROM pedidos WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_none(),
+        None => false,
+    };
+    let (id, nonce, clave) = match parsed {
+        Some((id, nonce)) if free => (Some(id), nonce, None),
+        _ => (None, None, Some(traido.clave.as_str())),
+    };
+    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) = stage_columns(&traido.etapa);
+    let id = tx
+        .prepare_cached(
+            "INSERT INTO pedidos (id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro,
+                                  total, moneda, medio, fail, vence_en, nonce, clave,
+                                  secuencia_inventario, secuencia_pagos)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, ?12, ?13, ?14, ?15)",
+        )?
+        .insert(params![
+            id,
+            etapa,
+            desenlace,
+            causa,
+            motivo,
+            pago_id,
+            liberar,
+            anular_cobro,
+            traido.total,
+            traido.moneda,
+            traido.medio,
+            nonce,
+            clave,
+            traido.seen.inventario,
+            traido.seen.pagos
+        ])?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO pedido_items (pedido_id, linea, producto_id, cantidad, precio_unitario, reserva_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (linea, item) in traido.items.iter().enumerate() {
+            insert.execute(params![
+                id,
+                linea as i64,
+                item.producto_id,
+                item.cantidad,
+                item.precio_unitario,
+                item.reserva_id
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(Some(id))
+}
+
+/// The healing under way at `ledger`: the last change its restored copy had, and the
+/// highest this pedidos had seen.
+pub fn cura(conn: &Connection, ledger: Ledger) -> rusqlite::Result<Option<(i64, i64)>> {
+    let peer: &str = ledger.into();
+    conn.prepare_cached("SELECT desde, hasta FROM curas WHERE peer = ?1")?
+        .query_row([peer], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+}
+
+/// Records that `ledger` is healed from `desde` to `hasta` (once: a healing already
+/// under way is kept); returns the one under way.
+pub fn begin_cura(conn: &Connection, ledger: Ledger, desde: i64, hasta: i64) -> rusqlite::Result<(i64, i64)> {
+    let peer: &str = ledger.into();
+    conn.prepare_cached(
+        "INSERT INTO curas (peer, desde, hasta) VALUES (?1, ?2, ?3) ON CONFLICT (peer) DO NOTHING",
+    )?
+    .execute(params![peer, desde, hasta])?;
+    Ok(cura(conn, ledger)?.unwrap_or((desde, hasta)))
+}
+
+pub fn end_cura(conn: &Connection, ledger: Ledger) -> rusqlite::Result<()> {
+    let peer: &str = ledger.into();
+    conn.prepare_cached("DELETE FROM curas WHERE peer = ?1")?
+        .execute([peer])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,7 +635,15 @@ mod tests {
             deuda: Deuda::default(),
         };
         assert!(
-            transition(&mut conn, pedido.id, &Etapa::Registrado, &confirmado, Some(&[3])).expect("written")
+            transition(
+                &mut conn,
+                pedido.id,
+                &Etapa::Registrado,
+                &confirmado,
+                Some(&[3]),
+                Seen::default()
+            )
+            .expect("written")
         );
         // A second driver that still believes the order is registrado finds it moved on.
         let fallido = Etapa::Cerrado {
@@ -451,7 +657,17 @@ mod tests {
                 anular_cobro: false,
             },
         };
-        assert!(!transition(&mut conn, pedido.id, &Etapa::Registrado, &fallido, None).expect("no error"));
+        assert!(
+            !transition(
+                &mut conn,
+                pedido.id,
+                &Etapa::Registrado,
+                &fallido,
+                None,
+                Seen::default()
+            )
+            .expect("no error")
+        );
         let stored = get(&conn, pedido.id).expect("read").expect("there");
         assert_eq!(stored.etapa, confirmado);
         assert_eq!(stored.items[0].reserva_id, Some(3));
@@ -485,7 +701,9 @@ mod tests {
         ];
         let mut desde = Etapa::Registrado;
         for etapa in stages {
-            assert!(transition(&mut conn, pedido.id, &desde, &etapa, None).expect("written"));
+            assert!(
+                transition(&mut conn, pedido.id, &desde, &etapa, None, Seen::default()).expect("written")
+            );
             assert_eq!(get(&conn, pedido.id).expect("read").expect("there").etapa, etapa);
             desde = etapa;
         }

@@ -95,6 +95,11 @@ fn respond(pedido: &Pedido, peers: &Peers) -> HttpResponse {
     }
 }
 
+/// How long a new order waits, right after pedidos starts, for the orders a restore
+/// lost to be learned back from its peers; then it goes on regardless.
+const LEARNING_WAIT: Duration = Duration::from_secs(3);
+const LEARNING_POLL: Duration = Duration::from_millis(10);
+
 /// Places an order: prices its lines at productos, reserves them at inventario, charges
 /// the total at pagos and confirms the units; or releases what it reserved and keeps the
 /// order as `rechazado` or `fallido`.
@@ -123,6 +128,14 @@ pub async fn crear(
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NuevoPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
+    // Right after a start, the orders a restore of this database lost are learned back
+    // first, under the ids they had: a new order must not take one of them. (Once: if
+    // a peer cannot be asked, orders go on, and a lost order comes back under a new id.)
+    let mut waited = Duration::ZERO;
+    while !instancia.healing.tried() && waited < LEARNING_WAIT {
+        actix_web::rt::time::sleep(LEARNING_POLL).await;
+        waited += LEARNING_POLL;
+    }
     // The order is placed by a task of its own, which goes on if this request is
     // dropped (its client hangs up, or it times out): it holds the order's turn until
     // what it found is written, so recovery never drives the order on a stale copy.

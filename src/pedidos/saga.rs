@@ -29,11 +29,11 @@
 
 use std::sync::Arc;
 
-use super::clients::{PagarRequest, PeerApi, PeerError, Peers};
-use super::decide::{self, Call, Decision, Progress, Settlement};
+use super::clients::{LoteAnswer, PagarRequest, PagoAnswer, PeerApi, PeerError, Peers};
+use super::decide::{self, Call, Decision, Ledger, Progress, Seen, Settlement};
 use super::instancia::{EnCurso, Instancia, Turno};
 use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, el_pago};
-use super::repo::{self, Alta, Registro};
+use super::repo::{self, Alta, Registro, Traido};
 use crate::clock::now_millis;
 use crate::db::{Pool, run_blocking, run_write, run_write_owed};
 use crate::error::ApiError;
@@ -58,18 +58,38 @@ pub trait Store {
         clave: Option<String>,
         en_curso: &Arc<EnCurso>,
     ) -> Result<(Alta, Option<Turno>), ApiError>;
-    /// Records that order `id` moved from `desde` to `hacia` (and its reservations),
-    /// if it still stands at `desde`; returns whether it did.
+    /// Records that order `id` moved from `desde` to `hacia` (and its reservations, and
+    /// the numbers its peers gave the changes seen), if it still stands at `desde`;
+    /// returns whether it did.
     async fn transition(
         &self,
         id: i64,
         desde: Etapa,
         hacia: Etapa,
         reservas: Option<Vec<i64>>,
+        seen: Seen,
     ) -> Result<bool, ApiError>;
     async fn load(&self, id: i64) -> Result<Option<Pedido>, ApiError>;
     /// Orders not over or still owing work to a peer, oldest first.
     async fn unfinished(&self, limit: i64) -> Result<Vec<i64>, ApiError>;
+    /// Orders whose last change at `ledger` is numbered after `after`, as `(number, id)`.
+    async fn recorded_after(
+        &self,
+        ledger: Ledger,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64)>, ApiError>;
+    /// The order whose change at `ledger` was numbered last, as `(number, id)`.
+    async fn latest_recorded(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError>;
+    /// The order known at its peers by `clave`, if recorded here.
+    async fn by_clave(&self, prefijo: &str, clave: &str) -> Result<Option<i64>, ApiError>;
+    /// Records an order learned back from its peers; its id, or `None` if it was here.
+    async fn bring_back(&self, prefijo: &str, traido: Traido) -> Result<Option<i64>, ApiError>;
+    /// The healing under way at `ledger`, as `(desde, hasta)`.
+    async fn cura(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError>;
+    /// Records a healing of `ledger` (or finds one under way, which it returns).
+    async fn begin_cura(&self, ledger: Ledger, desde: i64, hasta: i64) -> Result<(i64, i64), ApiError>;
+    async fn end_cura(&self, ledger: Ledger) -> Result<(), ApiError>;
 }
 
 /// Records a new order and, if it is new, takes its turn before the write commits, so
@@ -112,9 +132,17 @@ impl Store for Pool {
         desde: Etapa,
         hacia: Etapa,
         reservas: Option<Vec<i64>>,
+        seen: Seen,
     ) -> Result<bool, ApiError> {
         run_write_owed(self, move |conn| {
-            Ok(repo::transition(conn, id, &desde, &hacia, reservas.as_deref())?)
+            Ok(repo::transition(
+                conn,
+                id,
+                &desde,
+                &hacia,
+                reservas.as_deref(),
+                seen,
+            )?)
         })
         .await
     }
@@ -125,6 +153,47 @@ impl Store for Pool {
 
     async fn unfinished(&self, limit: i64) -> Result<Vec<i64>, ApiError> {
         run_blocking(self, move |conn| Ok(repo::unfinished(conn, limit)?)).await
+    }
+
+    async fn recorded_after(
+        &self,
+        ledger: Ledger,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, i64)>, ApiError> {
+        run_blocking(self, move |conn| {
+            Ok(repo::recorded_after(conn, ledger, after, limit)?)
+        })
+        .await
+    }
+
+    async fn latest_recorded(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError> {
+        run_blocking(self, move |conn| Ok(repo::latest_recorded(conn, ledger)?)).await
+    }
+
+    async fn by_clave(&self, prefijo: &str, clave: &str) -> Result<Option<i64>, ApiError> {
+        let (prefijo, clave) = (prefijo.to_string(), clave.to_string());
+        run_blocking(self, move |conn| Ok(repo::by_clave(conn, &prefijo, &clave)?)).await
+    }
+
+    async fn bring_back(&self, prefijo: &str, traido: Traido) -> Result<Option<i64>, ApiError> {
+        let prefijo = prefijo.to_string();
+        run_write(self, move |conn| Ok(repo::bring_back(conn, &prefijo, &traido)?)).await
+    }
+
+    async fn cura(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError> {
+        run_blocking(self, move |conn| Ok(repo::cura(conn, ledger)?)).await
+    }
+
+    async fn begin_cura(&self, ledger: Ledger, desde: i64, hasta: i64) -> Result<(i64, i64), ApiError> {
+        run_write(self, move |conn| {
+            Ok(repo::begin_cura(conn, ledger, desde, hasta)?)
+        })
+        .await
+    }
+
+    async fn end_cura(&self, ledger: Ledger) -> Result<(), ApiError> {
+        run_write(self, move |conn| Ok(repo::end_cura(conn, ledger)?)).await
     }
 }
 
@@ -256,8 +325,15 @@ async fn make<P: PeerApi, S: Store>(
 ) -> Decision {
     let clave = pedido.clave(&ctx.instancia.prefijo);
     let peers = ctx.peers;
+    let inventario = Fence::new(ctx, Ledger::Inventario);
+    let pagos = Fence::new(ctx, Ledger::Pagos);
     match call {
-        Call::Reserve => decide::reserved(progress, peers.reservar(&clave, &pedido.items).await),
+        Call::Reserve => {
+            let answer = inventario
+                .ask(peers.reservar(&clave, &pedido.items, inventario.visto))
+                .await;
+            decide::reserved(inventario.noted(progress, &answer), answer)
+        }
         Call::Charge => {
             let cobro = PagarRequest {
                 monto: pedido.total,
@@ -265,38 +341,112 @@ async fn make<P: PeerApi, S: Store>(
                 medio: &pedido.medio,
                 referencia: &clave,
                 fail: pedido.fail,
+                visto: pagos.visto,
             };
-            decide::charged(progress, peers.pagar(&cobro).await)
+            let answer = pagos.ask(peers.pagar(&cobro)).await;
+            decide::charged(pagos.noted(progress, &answer), answer)
         }
         Call::Confirm => {
-            let answer = peers.confirmar(&clave).await;
+            let answer = inventario.ask(peers.confirmar(&clave, inventario.visto)).await;
             if let Err(e) = &answer {
                 log::warn!(target: LOG_TARGET, "pedido {}: its confirmation is not made ({e})", pedido.id);
             }
-            decide::confirmed(pedido, progress, answer)
+            decide::confirmed(pedido, inventario.noted(progress, &answer), answer)
         }
         Call::VoidOverdue => {
-            let answer = peers.anular(&clave).await;
+            let answer = pagos.ask(peers.anular(&clave, pagos.visto)).await;
             if let Err(e) = &answer {
                 log::warn!(target: LOG_TARGET, "pedido {} stays registrado until pagos answers: {e}", pedido.id);
             }
-            decide::voided(progress, answer)
+            decide::voided(pagos.noted(progress, &answer), answer)
         }
         Call::Expire => decide::expired(progress),
         Call::Settle => {
             let deuda = progress.payable();
-            let settlement = Settlement {
-                release: match deuda.liberar {
-                    true => Some(release(pedido, &clave, peers).await),
-                    false => None,
-                },
-                refund: match deuda.anular_cobro {
-                    true => Some(refund(pedido, &clave, peers).await),
-                    false => None,
-                },
+            let mut progress = progress;
+            let release = match deuda.liberar {
+                true => {
+                    let answer = inventario
+                        .ask(release(pedido, &clave, peers, inventario.visto))
+                        .await;
+                    progress = inventario.noted(progress, &answer);
+                    Some(answer)
+                }
+                false => None,
             };
-            decide::settled(progress, settlement)
+            let refund = match deuda.anular_cobro {
+                true => {
+                    let answer = pagos.ask(refund(pedido, &clave, peers, pagos.visto)).await;
+                    progress = pagos.noted(progress, &answer);
+                    Some(answer)
+                }
+                false => None,
+            };
+            decide::settled(progress, Settlement { release, refund })
         }
+    }
+}
+
+/// The answers that carry the number a peer gave the change they report.
+pub trait Numbered {
+    fn secuencia(&self) -> Option<i64>;
+}
+
+impl Numbered for LoteAnswer {
+    fn secuencia(&self) -> Option<i64> {
+        self.secuencia
+    }
+}
+
+impl Numbered for PagoAnswer {
+    fn secuencia(&self) -> Option<i64> {
+        self.secuencia
+    }
+}
+
+/// A driver's changes at one peer, fenced by what this pedidos has seen of it: each is
+/// asked with `?visto=`, none is asked while the peer is known to be a restored copy
+/// behind it (until it is healed), and each answer's number is noted.
+struct Fence<'a> {
+    ledger: Ledger,
+    instancia: &'a Instancia,
+    visto: Option<i64>,
+}
+
+impl<'a> Fence<'a> {
+    fn new<P: PeerApi, S: Store>(ctx: &Contexto<'a, P, S>, ledger: Ledger) -> Self {
+        Self {
+            ledger,
+            instancia: ctx.instancia,
+            visto: Some(ctx.instancia.vistos.get(ledger)),
+        }
+    }
+
+    /// The answer to a change, unless the peer is being healed: then it is not asked.
+    async fn ask<T>(
+        &self,
+        change: impl std::future::Future<Output = Result<T, PeerError>>,
+    ) -> Result<T, PeerError> {
+        if self.instancia.healing.is_stale(self.ledger) {
+            return Err(PeerError::Stale {
+                peer: self.ledger.into(),
+                detail: "it is being healed: pedidos re-asserts what its restored copy lost".into(),
+            });
+        }
+        change.await
+    }
+
+    /// Notes what an answer says of the peer: its number, or that it is a copy behind.
+    fn noted<T: Numbered>(&self, mut progress: Progress, answer: &Result<T, PeerError>) -> Progress {
+        match answer {
+            Ok(answer) => {
+                progress.seen.saw(self.ledger, answer.secuencia());
+                self.instancia.vistos.saw(self.ledger, answer.secuencia());
+            }
+            Err(PeerError::Stale { .. }) => self.instancia.healing.found_stale(self.ledger),
+            Err(_) => {}
+        }
+        progress
     }
 }
 
@@ -305,9 +455,10 @@ async fn release<P: PeerApi>(
     pedido: &Pedido,
     clave: &str,
     peers: &P,
-) -> Result<super::clients::LoteAnswer, PeerError> {
+    visto: Option<i64>,
+) -> Result<LoteAnswer, PeerError> {
     log::info!(target: LOG_TARGET, "pedido {}: compensating, releasing lote {clave}", pedido.id);
-    let answer = peers.liberar(clave).await;
+    let answer = peers.liberar(clave, visto).await;
     match &answer {
         Ok(_) => {}
         Err(PeerError::Refused { refusal, .. }) => log::error!(
@@ -330,8 +481,9 @@ async fn refund<P: PeerApi>(
     pedido: &Pedido,
     clave: &str,
     peers: &P,
-) -> Result<super::clients::PagoAnswer, PeerError> {
-    let answer = peers.reembolsar(clave).await;
+    visto: Option<i64>,
+) -> Result<PagoAnswer, PeerError> {
+    let answer = peers.reembolsar(clave, visto).await;
     match &answer {
         Ok(pago) if pago.estado == super::clients::EstadoPago::Reembolsado => log::warn!(
             target: LOG_TARGET,
@@ -359,7 +511,13 @@ async fn record<P: PeerApi, S: Store>(
     let desde = pedido.etapa.clone();
     let recorded = ctx
         .store
-        .transition(id, desde, progress.etapa.clone(), progress.reservas.clone())
+        .transition(
+            id,
+            desde,
+            progress.etapa.clone(),
+            progress.reservas.clone(),
+            progress.seen,
+        )
         .await?;
     if !recorded {
         log::warn!(

@@ -31,4 +31,5 @@ mod readme;
 mod resilience;
 mod restore;
 mod saga;
+mod secuencia;
 mod shutdown;

@@ -30,6 +30,8 @@ fn expected_paths(service: Service) -> BTreeSet<&'static str> {
             "/reservas",
             "/reservas/confirmar",
             "/reservas/liberar",
+            "/cambios",
+            "/secuencia",
         ],
         Service::Pagos => &[
             "/pagar",
@@ -38,6 +40,8 @@ fn expected_paths(service: Service) -> BTreeSet<&'static str> {
             "/pagos",
             "/pagos/{id}",
             "/pagos/referencia/{referencia}",
+            "/cambios",
+            "/secuencia",
         ],
         Service::Pedidos => &["/pedidos", "/pedidos/{id}", "/panel", "/panel/estado"],
     };

@@ -608,9 +608,9 @@ async fn ready_is_200_with_the_schema_and_503_naming_the_file_once_the_database_
     let http = Http::default();
     for (service, version) in [
         (Service::Productos, 1),
-        (Service::Inventario, 3),
-        (Service::Pagos, 3),
-        (Service::Pedidos, 5),
+        (Service::Inventario, 4),
+        (Service::Pagos, 4),
+        (Service::Pedidos, 6),
     ] {
         let ready = http
             .call(Method::GET, format!("{}/ready", app.url(service)))
@@ -699,7 +699,7 @@ fn a_service_refuses_to_start_on_another_services_database_or_a_newer_schema() {
         ("pedidos.db", "it is the database of pedidos, not of pagos"),
         (
             "pagos.db",
-            "its schema version is 99, newer than the 3 this penguin knows",
+            "its schema version is 99, newer than the 4 this penguin knows",
         ),
         (
             "otro.db",

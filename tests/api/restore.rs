@@ -382,6 +382,50 @@ async fn each_service_restored_from_a_backup_taken_when_quiet_keeps_every_order(
     }
 }
 
+/// A copy that lags: orders placed after it are lost by the restored service, while
+/// the other three keep them. The shop heals by itself while new orders keep coming.
+#[actix_web::test]
+async fn each_service_restored_from_a_copy_that_lags_heals_itself_while_orders_go_on() {
+    let mut shop = Shop::start().await;
+    let productos = shop.stock_up().await;
+    let answered = RefCell::new(Vec::new());
+    for (round, victim) in [
+        Service::Inventario,
+        Service::Pagos,
+        Service::Pedidos,
+        Service::Productos,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        shop.place(&productos, 16, &answered).await;
+        let copy = shop.dir.path().join(format!("lagging-{round}"));
+        let output = shop.backup(&copy, victim.name());
+        assert!(output.status.success(), "{}", said(&output));
+        // What the copy will not have: orders confirmed, rejected, and charged.
+        shop.place(&productos, 24, &answered).await;
+        shop.kill();
+        shop.lose_disk(victim);
+        std::fs::copy(copy.join(format!("{victim}.db")), shop.database(victim)).expect("the copy put back");
+        shop.restart().await;
+        // New orders at once: the first ones may be refused while the shop heals
+        // (503), never sold twice.
+        shop.place(&productos, 24, &answered).await;
+        let after = format!("{victim} was restored from a copy 24 orders behind");
+        let so_far = answered.borrow().clone();
+        shop.assert_intact(&productos, &so_far, &after).await;
+        // Healed: orders are confirmed again (every fifth is rejected on purpose).
+        shop.place(&productos, 8, &answered).await;
+        let last: Vec<u16> = answered.borrow().iter().rev().take(8).map(|a| a.status).collect();
+        assert!(
+            last.iter().all(|s| *s == 201 || *s == 402) && last.contains(&201),
+            "after {after}, new orders were answered {last:?}"
+        );
+    }
+    let so_far = answered.borrow().clone();
+    shop.assert_intact(&productos, &so_far, "every restore").await;
+}
+
 #[actix_web::test]
 async fn with_wal_autocheckpoint_0_penguin_leaves_every_checkpoint_to_litestream_even_at_a_stop() {
     let mut shop = Shop::start().await;

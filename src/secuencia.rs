@@ -1,0 +1,311 @@
+//! The numbering of the changes inventario and pagos make for pedidos, so that a
+//! restore of either from an older copy of its database is seen before it can do harm.
+//!
+//! Each of the two keeps one counter (table `secuencia`) and numbers every change that
+//! a caller asks for with `?visto=N`: the highest number that caller was ever
+//! answered. A database whose counter is below `N` is an older copy than the one the
+//! caller spoke to (a restore: the file alone cannot tell, since it is byte for byte
+//! the copy), and refuses the change with `409 stale_copy`, changing nothing. The
+//! caller (pedidos) then re-asserts what it recorded after the copy's number, and
+//! raises the counter to what it has seen (`POST /secuencia`), which lifts the refusal.
+//! `GET /cambios` lists what changed after a number, so that a pedidos restored from
+//! an older copy of its own can learn of the orders it lost.
+//!
+//! A change asked for without `?visto=` (a client other than pedidos) is neither
+//! fenced nor numbered.
+
+use rusqlite::Connection;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::input::{self, Entero};
+use crate::pagination::Page;
+
+/// A change refused because this database is older than what the caller has seen.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error(
+    "this database is an older copy: its changes are numbered up to {secuencia}, and the caller \
+     has seen {visto}; nothing was changed"
+)]
+pub struct Stale {
+    pub secuencia: i64,
+    pub visto: i64,
+}
+
+impl From<Stale> for ApiError {
+    fn from(stale: Stale) -> Self {
+        ApiError::new(ErrorCode::StaleCopy, stale.to_string())
+    }
+}
+
+/// The number of the last change made here.
+pub fn current(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT n FROM secuencia WHERE id = 1")?
+        .query_row([], |row| row.get(0))
+}
+
+/// Before a change asked for with `visto`: the number of the last change made here,
+/// or [`Stale`] if that is behind what the caller has seen. `None` for a change that
+/// is not numbered (no `visto`).
+pub fn check(conn: &Connection, visto: Option<i64>) -> Result<Option<i64>, Fenced> {
+    let Some(visto) = visto else {
+        return Ok(None);
+    };
+    let secuencia = current(conn)?;
+    if secuencia < visto {
+        // Kept (the caller commits it) so that pedidos learns it even if it restarts
+        // before it heals this database: changes sent before it was restored and
+        // numbered since may have brought the counter up again.
+        conn.prepare_cached("UPDATE secuencia SET rezagada = max(coalesce(rezagada, 0), ?1) WHERE id = 1")?
+            .execute([visto])?;
+        return Err(Fenced::Stale(Stale { secuencia, visto }));
+    }
+    Ok(Some(secuencia))
+}
+
+/// [`check`] inside an open savepoint `tx`: the number a change asked with `visto`
+/// gets; a refusal commits the mark [`check`] leaves and returns it.
+#[macro_export]
+macro_rules! fenced {
+    ($tx:ident, $visto:expr) => {
+        match $crate::secuencia::check(&$tx, $visto) {
+            Ok(checked) => checked,
+            Err($crate::secuencia::Fenced::Stale(stale)) => {
+                $tx.commit()?;
+                return Err(stale.into());
+            }
+            Err($crate::secuencia::Fenced::Db(e)) => return Err(e.into()),
+        }
+    };
+}
+
+/// The highest `visto` a change was refused with since this database was last healed:
+/// `Some` while it is known to be a copy behind its caller.
+pub fn found_behind(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT rezagada FROM secuencia WHERE id = 1")?
+        .query_row([], |row| row.get(0))
+}
+
+/// Numbers a change that [`check`] let through: its number, if it is numbered.
+pub fn next(conn: &Connection, checked: Option<i64>) -> rusqlite::Result<Option<i64>> {
+    if checked.is_none() {
+        return Ok(None);
+    }
+    conn.prepare_cached("UPDATE secuencia SET n = n + 1 WHERE id = 1 RETURNING n")?
+        .query_row([], |row| row.get(0))
+        .map(Some)
+}
+
+/// Notes the number of the last change as this service starts: if its database was
+/// restored from a copy, the copy's, which is where what the copy lost begins.
+pub fn started(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("UPDATE secuencia SET al_iniciar = n WHERE id = 1")?
+        .execute([])?;
+    Ok(())
+}
+
+/// The number of the last change when this service last started.
+pub fn at_start(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT al_iniciar FROM secuencia WHERE id = 1")?
+        .query_row([], |row| row.get(0))
+}
+
+/// Raises the counter to at least `to`, and forgets that it was found behind; returns it.
+pub fn raise(conn: &Connection, to: i64) -> rusqlite::Result<i64> {
+    // Healed: the number it started at no longer tells where a copy's loss begins.
+    conn.prepare_cached(
+        "UPDATE secuencia SET n = max(n, ?1), rezagada = NULL, al_iniciar = max(n, ?1) WHERE id = 1 RETURNING n",
+    )?
+        .query_row([to], |row| row.get(0))
+}
+
+/// Why a numbered change was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum Fenced {
+    #[error(transparent)]
+    Stale(#[from] Stale),
+    #[error(transparent)]
+    Db(#[from] rusqlite::Error),
+}
+
+/// `?visto=N` of a numbered change, as sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Visto {
+    pub visto: Option<String>,
+}
+
+impl Visto {
+    /// What [`Visto::parse`] can refuse.
+    pub const REFUSALS: &[ErrorCode] = &[
+        ErrorCode::InvalidQuery,
+        ErrorCode::InvalidValue,
+        ErrorCode::StaleCopy,
+    ];
+
+    pub fn parse(&self) -> Result<Option<i64>, ApiError> {
+        self.visto.as_deref().map(|t| whole("visto", t)).transpose()
+    }
+}
+
+fn whole(name: &str, text: &str) -> Result<i64, ApiError> {
+    let n = input::whole_number(text).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("`{name}` must be a whole number, not {text:?}"),
+        )
+    })?;
+    if n < 0 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            format!("`{name}` must be 0 or more"),
+        ));
+    }
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn query_param(name: &str, schema: ObjectBuilder, description: &str) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .schema(Some(schema))
+        .description(Some(description))
+        .build()
+}
+
+fn counter_schema() -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Int64,
+        )))
+}
+
+impl utoipa::IntoParams for Visto {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![query_param(
+            "visto",
+            counter_schema(),
+            "the highest `secuencia` the caller was answered here: the change is numbered, and refused \
+             (409 `stale_copy`, nothing changed) if this database is behind it",
+        )]
+    }
+}
+
+/// `GET /cambios?prefijo=P&desde=N&limit=L`, or `?clave=K`, as sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CambiosQuery {
+    pub prefijo: Option<String>,
+    pub clave: Option<String>,
+    pub desde: Option<String>,
+    pub limit: Option<String>,
+}
+
+/// Which changes `GET /cambios` lists.
+#[derive(Debug, Clone)]
+pub enum Cambios {
+    /// Those whose key starts with `prefijo`, changed after `desde`, oldest first.
+    After { prefijo: String, desde: i64, limit: i64 },
+    /// The one with this key, however old.
+    Key(String),
+}
+
+impl CambiosQuery {
+    pub const REFUSALS: &[ErrorCode] = &[
+        ErrorCode::InvalidQuery,
+        ErrorCode::InvalidValue,
+        ErrorCode::InvalidLimit,
+        ErrorCode::InvalidKey,
+    ];
+
+    pub fn parse(&self) -> Result<Cambios, ApiError> {
+        if let Some(clave) = &self.clave {
+            if self.prefijo.is_some() || self.desde.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    "`clave` names one key: it goes without `prefijo` and `desde`",
+                ));
+            }
+            return Ok(Cambios::Key(input::key("clave", clave)?));
+        }
+        let prefijo = input::key("prefijo", self.prefijo.as_deref().unwrap_or_default())?;
+        let desde = self
+            .desde
+            .as_deref()
+            .map(|t| whole("desde", t))
+            .transpose()?
+            .unwrap_or(0);
+        let page = Page {
+            limit: self.limit.clone(),
+            offset: None,
+        };
+        let (limit, _) = page.bounds()?;
+        Ok(Cambios::After {
+            prefijo,
+            desde,
+            limit,
+        })
+    }
+}
+
+impl utoipa::IntoParams for CambiosQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let text = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(200))
+        };
+        vec![
+            query_param(
+                "prefijo",
+                text(),
+                "the start of the keys listed (pedidos' prefix); required without `clave`",
+            ),
+            query_param("clave", text(), "one key, instead of `prefijo` and `desde`"),
+            query_param(
+                "desde",
+                counter_schema(),
+                "list the changes numbered after this one (default 0)",
+            ),
+            query_param(
+                "limit",
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(1))
+                    .maximum(Some(Page::MAX_LIMIT as isize))
+                    .default(Some(Page::DEFAULT_LIMIT.into())),
+                "how many at most: 1 to 1000",
+            ),
+        ]
+    }
+}
+
+/// The body of `POST /secuencia`: the number to raise the counter to.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = SubirSecuencia)]
+pub struct SecuenciaBody {
+    #[schema(value_type = i64, minimum = 0)]
+    secuencia: Entero,
+}
+
+impl SecuenciaBody {
+    pub fn parse(self) -> Result<i64, ApiError> {
+        match self.secuencia {
+            Entero::Valor(n) if n >= 0 => Ok(n),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidValue,
+                "`secuencia` must be a whole number from 0 to 2^63 - 1",
+            )),
+        }
+    }
+}
+
+/// The answer of `POST /secuencia`: the counter now.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Secuencia {
+    pub secuencia: i64,
+}
