@@ -394,10 +394,12 @@ fn numbered(tx: &Connection, lote: &mut Lote, checked: Option<i64>) -> rusqlite:
     Ok(())
 }
 
-/// An answer about a lote this request did not change: the last change made here.
+/// An answer about a lote this request did not change: the number of its own last
+/// change, for a caller that numbers its changes (never the counter's: a replay is not a
+/// change, and pedidos checks that a peer still holds what it recorded by these numbers).
 fn unchanged(mut lote: Lote, checked: Option<i64>) -> Lote {
-    if checked.is_some() {
-        lote.secuencia = checked;
+    if checked.is_none() {
+        lote.secuencia = None;
     }
     lote
 }

@@ -86,10 +86,12 @@ pub fn charge(conn: &mut Connection, cobro: Cobro, visto: Option<i64>) -> Result
     })
 }
 
-/// An answer about a payment this request did not change: the last change made here.
+/// An answer about a payment this request did not change: the number of its own last
+/// change, for a caller that numbers its changes (never the counter's: a replay is not a
+/// change, and pedidos checks that a peer still holds what it recorded by these numbers).
 fn unchanged(mut pago: Pago, checked: Option<i64>) -> Pago {
-    if checked.is_some() {
-        pago.secuencia = checked;
+    if checked.is_none() {
+        pago.secuencia = None;
     }
     pago
 }
