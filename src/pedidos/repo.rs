@@ -709,4 +709,67 @@ mod tests {
         }
         assert_eq!(unfinished(&conn, 10).expect("read"), Vec::<i64>::new());
     }
+
+    #[test]
+    fn an_order_brought_back_keeps_its_key_under_its_own_id_or_another() {
+        let mut conn = database();
+        let prefijo = prefijo(&conn).expect("a prefix");
+        let placed = registrado(&mut conn);
+        let clave = placed.clave(&prefijo);
+        assert_eq!(parse_clave(&prefijo, &clave), Some((placed.id, placed.nonce)));
+        assert_eq!(parse_clave(&prefijo, "other-1-a"), None);
+        assert_eq!(by_clave(&conn, &prefijo, &clave).expect("read"), Some(placed.id));
+        let traido = |clave: String| Traido {
+            clave,
+            items: vec![Item {
+                producto_id: 2,
+                cantidad: 3,
+                precio_unitario: None,
+                reserva_id: Some(9),
+            }],
+            total: Money::from_hundredths(700).expect("money"),
+            moneda: "PYG".into(),
+            medio: "tarjeta".into(),
+            etapa: Etapa::Cerrado {
+                desenlace: Desenlace::Confirmado { pago_id: Some(5) },
+                deuda: Deuda::default(),
+            },
+            seen: Seen {
+                inventario: Some(4),
+                pagos: Some(2),
+            },
+        };
+        // Already here: nothing is written.
+        assert_eq!(
+            bring_back(&mut conn, &prefijo, &traido(clave)).expect("written"),
+            None
+        );
+        // Its id free: it comes back under it, its key rebuilt from id and nonce.
+        let lost = format!("{prefijo}-40-ff");
+        let id = bring_back(&mut conn, &prefijo, &traido(lost.clone())).expect("written");
+        assert_eq!(id, Some(40));
+        let back = get(&conn, 40).expect("read").expect("there");
+        assert_eq!(
+            (back.clave(&prefijo), back.items.len(), back.total.hundredths()),
+            (lost, 1, 700)
+        );
+        // Its id given to another order since: another id, the key kept.
+        let taken = format!("{prefijo}-{}-abc", placed.id);
+        let id = bring_back(&mut conn, &prefijo, &traido(taken.clone()))
+            .expect("written")
+            .expect("a new id");
+        assert_ne!(id, placed.id);
+        assert_eq!(
+            get(&conn, id).expect("read").expect("there").clave(&prefijo),
+            taken
+        );
+        assert_eq!(by_clave(&conn, &prefijo, &taken).expect("read"), Some(id));
+        assert_eq!(
+            seen(&conn).expect("read"),
+            Seen {
+                inventario: Some(4),
+                pagos: Some(2)
+            }
+        );
+    }
 }
