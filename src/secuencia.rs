@@ -8,7 +8,7 @@
 //! the copy), and refuses the change with `409 stale_copy`, changing nothing. The
 //! caller (pedidos) then re-asserts what it recorded after the copy's number, and
 //! raises the counter to what it has seen (`POST /secuencia`), which lifts the refusal.
-//! `GET /cambios` lists what changed after a number, so that a pedidos restored from
+//! `GET /cambios` lists what changed after a number (`GET /cambios/{clave}`, one key's), so that a pedidos restored from
 //! an older copy of its own can learn of the orders it lost.
 //!
 //! A change asked for without `?visto=` (a client other than pedidos) is neither
@@ -194,13 +194,36 @@ impl utoipa::IntoParams for Visto {
     }
 }
 
-/// `GET /cambios?prefijo=P&desde=N&limit=L`, or `?clave=K`, as sent.
+/// `GET /cambios?prefijo=P&desde=N&limit=L`, as sent.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CambiosQuery {
     pub prefijo: Option<String>,
-    pub clave: Option<String>,
     pub desde: Option<String>,
     pub limit: Option<String>,
+}
+
+/// The `{clave}` of `GET /cambios/{clave}`, as sent.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClavePath {
+    pub clave: String,
+}
+
+impl ClavePath {
+    pub const REFUSALS: &[ErrorCode] = &[ErrorCode::InvalidKey];
+
+    pub fn parse(&self) -> Result<Cambios, ApiError> {
+        Ok(Cambios::Key(input::key("clave", &self.clave)?))
+    }
+}
+
+impl utoipa::IntoParams for ClavePath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![input::schema::in_path(
+            "clave",
+            input::schema::key(),
+            "the key of one lote or charge (an order's, for pedidos); an empty list if nothing was made with it",
+        )]
+    }
 }
 
 /// Which changes `GET /cambios` lists.
@@ -221,15 +244,6 @@ impl CambiosQuery {
     ];
 
     pub fn parse(&self) -> Result<Cambios, ApiError> {
-        if let Some(clave) = &self.clave {
-            if self.prefijo.is_some() || self.desde.is_some() {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    "`clave` names one key: it goes without `prefijo` and `desde`",
-                ));
-            }
-            return Ok(Cambios::Key(input::key("clave", clave)?));
-        }
         let prefijo = input::key("prefijo", self.prefijo.as_deref().unwrap_or_default())?;
         let desde = self
             .desde
@@ -283,22 +297,26 @@ impl utoipa::IntoParams for CambiosQuery {
     }
 }
 
+/// The highest number the counter may be raised to: far beyond any count of changes,
+/// and far enough below 2^63 that numbering one more never overflows.
+pub const MAX_SECUENCIA: i64 = 1 << 62;
+
 /// The body of `POST /secuencia`: the number to raise the counter to.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = SubirSecuencia)]
 pub struct SecuenciaBody {
-    #[schema(value_type = i64, minimum = 0)]
+    #[schema(value_type = i64, minimum = 0, maximum = 4_611_686_018_427_387_904_i64)]
     secuencia: Entero,
 }
 
 impl SecuenciaBody {
     pub fn parse(self) -> Result<i64, ApiError> {
         match self.secuencia {
-            Entero::Valor(n) if n >= 0 => Ok(n),
+            Entero::Valor(n) if (0..=MAX_SECUENCIA).contains(&n) => Ok(n),
             _ => Err(ApiError::new(
                 ErrorCode::InvalidValue,
-                "`secuencia` must be a whole number from 0 to 2^63 - 1",
+                format!("`secuencia` must be a whole number from 0 to {MAX_SECUENCIA}"),
             )),
         }
     }

@@ -3,8 +3,8 @@
 //! Routes: `POST /stock`, `GET /stock` (a page of every product's),
 //! `GET /stock/{producto_id}`, `POST /reservar`, `POST /liberar`, `POST /confirmar`,
 //! and for a whole order at once `POST /reservas`, `POST /reservas/confirmar`,
-//! `POST /reservas/liberar`; and for pedidos' healing after a restore, `GET /cambios`
-//! and `POST /secuencia` (see `crate::secuencia`).
+//! `POST /reservas/liberar`; and for pedidos' healing after a restore, `GET /cambios`,
+//! `GET /cambios/{clave}` and `POST /secuencia` (see `crate::secuencia`).
 //!
 //! A reservation takes its units in one `BEGIN IMMEDIATE` transaction, so no two
 //! concurrent reservations can take the same unit. It then either is confirmed (its
@@ -62,6 +62,7 @@ const LIBERAR: &str = "/liberar";
 const CONFIRMAR: &str = "/confirmar";
 const STOCK_DE: &str = "/stock/{producto_id}";
 const CAMBIOS: &str = "/cambios";
+const CAMBIOS_DE: &str = "/cambios/{clave}";
 const SECUENCIA: &str = "/secuencia";
 
 /// The route table of inventario.
@@ -86,6 +87,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(CAMBIOS)
             .route(web::get().to(routes::cambios))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(CAMBIOS_DE)
+            .route(web::get().to(routes::cambios_de))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
@@ -139,6 +145,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::confirmar_lote,
         routes::liberar_lote,
         routes::cambios,
+        routes::cambios_de,
         routes::subir_secuencia,
     )
 )]

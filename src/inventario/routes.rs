@@ -15,7 +15,7 @@ use crate::input::{self, IdPath, schema::IdempotencyKey};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
-use crate::secuencia::{Cambios, CambiosQuery, Secuencia, SecuenciaBody, Visto};
+use crate::secuencia::{Cambios, CambiosQuery, ClavePath, Secuencia, SecuenciaBody, Visto};
 
 /// How long a reservation holds its units unless confirmed or released.
 #[derive(Debug, Clone, Copy)]
@@ -276,6 +276,7 @@ pub async fn liberar_lote(
 }
 
 refusals!(CambiosRefusals: CambiosQuery::REFUSALS, db::REFUSALS);
+refusals!(CambiosDeRefusals: ClavePath::REFUSALS, db::REFUSALS);
 refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
 
 /// What `GET /cambios` answers: the number of the last change made here, and the lotes.
@@ -304,8 +305,23 @@ pub async fn cambios(
     pool: web::Data<Pool>,
     query: web::Query<CambiosQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let cambios = query.parse()?;
-    let answer = run_blocking(&pool, move |conn| {
+    listed(&pool, query.parse()?).await
+}
+
+/// What was made with one key (an order's lote or charge), however long ago: one, or none.
+#[utoipa::path(
+    get,
+    path = super::CAMBIOS_DE,
+    tag = "inventario",
+    params(ClavePath),
+    responses((status = 200, description = "the last change's number, and what was made with the key", body = CambiosLotes), CambiosDeRefusals)
+)]
+pub async fn cambios_de(pool: web::Data<Pool>, path: web::Path<ClavePath>) -> Result<HttpResponse, ApiError> {
+    listed(&pool, path.parse()?).await
+}
+
+async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError> {
+    let answer = run_blocking(pool, move |conn| {
         let secuencia = crate::secuencia::current(conn)?;
         let lotes = match cambios {
             Cambios::After {

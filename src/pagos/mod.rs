@@ -2,7 +2,7 @@
 //!
 //! Routes: `POST /pagar`, `POST /anular`, `POST /reembolsar`, `GET /pagos`,
 //! `GET /pagos/{id}`, `GET /pagos/referencia/{referencia}`; and for pedidos' healing
-//! after a restore, `GET /cambios` and `POST /secuencia` (see `crate::secuencia`).
+//! after a restore, `GET /cambios`, `GET /cambios/{clave}` and `POST /secuencia` (see `crate::secuencia`).
 //!
 //! A rejection is a business outcome recorded like an approval, answered with `201`,
 //! never an HTTP error. A `referencia` is charged at most once: asking again with the
@@ -44,6 +44,7 @@ const PAGOS: &str = "/pagos";
 const PAGO_POR_REFERENCIA: &str = "/pagos/referencia/{referencia}";
 const PAGO: &str = "/pagos/{id}";
 const CAMBIOS: &str = "/cambios";
+const CAMBIOS_DE: &str = "/cambios/{clave}";
 const SECUENCIA: &str = "/secuencia";
 
 /// The route table of pagos.
@@ -66,6 +67,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(CAMBIOS)
             .route(web::get().to(routes::cambios))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(CAMBIOS_DE)
+            .route(web::get().to(routes::cambios_de))
             .default_service(web::to(method_not_allowed("GET"))),
     )
     .service(
@@ -105,6 +111,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::obtener,
         routes::por_referencia,
         routes::cambios,
+        routes::cambios_de,
         routes::subir_secuencia,
     )
 )]

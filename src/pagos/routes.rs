@@ -10,7 +10,7 @@ use crate::input::{self, IdPath};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
-use crate::secuencia::{Cambios, CambiosQuery, Secuencia, SecuenciaBody, Visto};
+use crate::secuencia::{Cambios, CambiosQuery, ClavePath, Secuencia, SecuenciaBody, Visto};
 
 refusals!(
     PagarRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS,
@@ -18,6 +18,7 @@ refusals!(
 );
 refusals!(AnularRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS);
 refusals!(CambiosRefusals: CambiosQuery::REFUSALS, db::REFUSALS);
+refusals!(CambiosDeRefusals: ClavePath::REFUSALS, db::REFUSALS);
 refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
 refusals!(ListarRefusals: Page::REFUSALS, db::REFUSALS);
 refusals!(ObtenerRefusals: IdPath::REFUSALS, &[ErrorCode::PagoNotFound], db::REFUSALS);
@@ -164,7 +165,7 @@ pub struct CambiosPagos {
 }
 
 /// The payments whose referencia starts with `prefijo` that changed after the change
-/// numbered `desde`, oldest change first; or the one made with `clave` as referencia.
+/// numbered `desde`, oldest change first.
 /// pedidos reads it to learn of orders it lost (a restore of its own database).
 #[utoipa::path(
     get,
@@ -177,8 +178,23 @@ pub async fn cambios(
     pool: web::Data<Pool>,
     query: web::Query<CambiosQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let cambios = query.parse()?;
-    let answer = run_blocking(&pool, move |conn| {
+    listed(&pool, query.parse()?).await
+}
+
+/// What was made with one key (an order's lote or charge), however long ago: one, or none.
+#[utoipa::path(
+    get,
+    path = super::CAMBIOS_DE,
+    tag = "pagos",
+    params(ClavePath),
+    responses((status = 200, description = "the last change's number, and what was made with the key", body = CambiosPagos), CambiosDeRefusals)
+)]
+pub async fn cambios_de(pool: web::Data<Pool>, path: web::Path<ClavePath>) -> Result<HttpResponse, ApiError> {
+    listed(&pool, path.parse()?).await
+}
+
+async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError> {
+    let answer = run_blocking(pool, move |conn| {
         let secuencia = crate::secuencia::current(conn)?;
         let pagos = match cambios {
             Cambios::After {

@@ -319,7 +319,7 @@ fn cambios_path(cambios: &Cambios) -> String {
         } => {
             format!("/cambios?prefijo={prefijo}&desde={desde}&limit={limit}")
         }
-        Cambios::Key(clave) => format!("/cambios?clave={clave}"),
+        Cambios::Key(clave) => format!("/cambios/{clave}"),
     }
 }
 

@@ -31,6 +31,7 @@ fn expected_paths(service: Service) -> BTreeSet<&'static str> {
             "/reservas/confirmar",
             "/reservas/liberar",
             "/cambios",
+            "/cambios/{clave}",
             "/secuencia",
         ],
         Service::Pagos => &[
@@ -41,6 +42,7 @@ fn expected_paths(service: Service) -> BTreeSet<&'static str> {
             "/pagos/{id}",
             "/pagos/referencia/{referencia}",
             "/cambios",
+            "/cambios/{clave}",
             "/secuencia",
         ],
         Service::Pedidos => &["/pedidos", "/pedidos/{id}", "/panel", "/panel/estado"],

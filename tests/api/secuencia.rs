@@ -65,7 +65,7 @@ async fn inventario_numbers_each_change_asked_with_visto_and_refuses_one_from_a_
     assert_eq!(claves, ["p-1-a"], "only numbered changes are listed");
     let after = app.get(Inventario, "/cambios?prefijo=p-&desde=2").await;
     assert_eq!(after.body["lotes"], json!([]));
-    let one = app.get(Inventario, "/cambios?clave=p-2-b").await;
+    let one = app.get(Inventario, "/cambios/p-2-b").await;
     assert_eq!(one.body["lotes"][0]["estado"], "activa", "{one:?}");
 
     // Healed: the number is raised, the mark lifted, and changes flow again.
@@ -159,7 +159,6 @@ async fn bad_numbers_and_listings_get_clear_json_errors_and_change_nothing() {
             ("/cambios?prefijo=p&desde=-3", 422, "invalid_value"),
             ("/cambios?prefijo=p&limit=0", 422, "invalid_limit"),
             ("/cambios?prefijo=p&limit=1001", 422, "invalid_limit"),
-            ("/cambios?clave=k&prefijo=p", 400, "invalid_query"),
         ] {
             let answer = app.get(service, path).await;
             assert_eq!(
@@ -182,7 +181,52 @@ async fn bad_numbers_and_listings_get_clear_json_errors_and_change_nothing() {
                 "{service} {body}: {answer:?}"
             );
         }
-        let listed = app.get(service, "/cambios?prefijo=p").await;
-        assert_eq!(listed.body["secuencia"], 0, "{service}: nothing was numbered");
+        for (body, status, code) in [(
+            json!({"secuencia": 4_611_686_018_427_387_905_i64}),
+            422,
+            "invalid_value",
+        )] {
+            let answer = app.post(service, "/secuencia", body.clone()).await;
+            assert_eq!(
+                (answer.status, answer.body["error"].as_str()),
+                (status, Some(code)),
+                "{service} {body}"
+            );
+        }
+        // The highest number it may be raised to still numbers a change after it.
+        let raised = app
+            .post(
+                service,
+                "/secuencia",
+                json!({"secuencia": 4_611_686_018_427_387_904_i64}),
+            )
+            .await;
+        assert_eq!(raised.status, 200, "{raised:?}");
+        let next = match service {
+            Inventario => {
+                app.post(
+                    service,
+                    "/reservas/liberar?visto=4611686018427387904",
+                    json!({"clave": "p-x"}),
+                )
+                .await
+            }
+            _ => {
+                app.post(
+                    service,
+                    "/anular?visto=4611686018427387904",
+                    json!({"referencia": "p-x"}),
+                )
+                .await
+            }
+        };
+        assert_eq!(
+            next.body["secuencia"], 4_611_686_018_427_387_905_i64,
+            "{service}: {next:?}"
+        );
+        for key in ["a%2Fb", "a%3Fb%23c", "%22x%22"] {
+            let one = app.get(service, &format!("/cambios/{key}")).await;
+            assert_eq!(one.status, 200, "{service} {key}: {one:?}");
+        }
     }
 }
