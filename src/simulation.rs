@@ -40,10 +40,10 @@ use crate::pedidos::clients::{
     LoteAnswer, LotesListed, PagarRequest, PagoAnswer, PagosListed, PeerApi, PeerError, lote_held,
 };
 use crate::pedidos::decide::{Ledger, Seen};
-use crate::pedidos::instancia::{EnCurso, Healing, Instancia, Turno, Vistos};
+use crate::pedidos::instancia::{EnCurso, Healing, Instancia, PeerNumbers, Turno};
 use crate::pedidos::model::{EstadoPedido, Etapa, Item, Linea, NuevoPedido, Pedido};
 use crate::pedidos::recovery;
-use crate::pedidos::repo::{self, Alta, Registro, Traido};
+use crate::pedidos::repo::{self, Alta, BroughtBack, Registro};
 use crate::pedidos::resilience::{CallError, Refusal};
 use crate::pedidos::saga::{self, Contexto, Store};
 use crate::secuencia::Cambios;
@@ -695,29 +695,34 @@ impl Store for SimStore<'_> {
         Ok(repo::by_clave(&self.0.pedidos.borrow(), prefijo, clave)?)
     }
 
-    async fn bring_back(&self, prefijo: &str, traido: Traido) -> Result<Option<i64>, ApiError> {
+    async fn bring_back(&self, prefijo: &str, lost: BroughtBack) -> Result<Option<i64>, ApiError> {
         Yield::default().await;
-        let id = repo::bring_back(&mut self.0.pedidos.borrow_mut(), prefijo, &traido)?;
-        self.0.log(format!("pedidos brings back {traido:?} as {id:?}"));
+        let id = repo::bring_back(&mut self.0.pedidos.borrow_mut(), prefijo, &lost)?;
+        self.0.log(format!("pedidos brings back {lost:?} as {id:?}"));
         Ok(id)
     }
 
-    async fn cura(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError> {
+    async fn healing(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError> {
         Yield::default().await;
-        Ok(repo::cura(&self.0.pedidos.borrow(), ledger)?)
+        Ok(repo::healing(&self.0.pedidos.borrow(), ledger)?)
     }
 
-    async fn begin_cura(&self, ledger: Ledger, desde: i64, hasta: i64) -> Result<(i64, i64), ApiError> {
+    async fn begin_healing(&self, ledger: Ledger, desde: i64, hasta: i64) -> Result<(i64, i64), ApiError> {
         Yield::default().await;
         self.0
             .log(format!("pedidos heals {ledger:?} from {desde} to {hasta}"));
-        Ok(repo::begin_cura(&self.0.pedidos.borrow(), ledger, desde, hasta)?)
+        Ok(repo::begin_healing(
+            &self.0.pedidos.borrow(),
+            ledger,
+            desde,
+            hasta,
+        )?)
     }
 
-    async fn end_cura(&self, ledger: Ledger) -> Result<(), ApiError> {
+    async fn end_healing(&self, ledger: Ledger) -> Result<(), ApiError> {
         Yield::default().await;
         self.0.log(format!("pedidos healed {ledger:?}"));
-        Ok(repo::end_cura(&self.0.pedidos.borrow(), ledger)?)
+        Ok(repo::end_healing(&self.0.pedidos.borrow(), ledger)?)
     }
 }
 
@@ -751,7 +756,7 @@ fn instancia(shop: &Shop) -> Rc<Instancia> {
     let metrics = Metrics::new(Service::Pedidos).expect("metrics");
     let healing = Healing::at_start(&shop.pedidos.borrow()).expect("read");
     Rc::new(Instancia {
-        vistos: Vistos::starting_at(healing.recorded),
+        vistos: PeerNumbers::starting_at(healing.recorded),
         healing,
         prefijo: repo::prefijo(&shop.pedidos.borrow()).expect("prefijo"),
         plazo: Duration::from_millis(DEADLINE_MS as u64),

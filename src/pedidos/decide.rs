@@ -614,7 +614,7 @@ mod tests {
         Pedido {
             id: 7,
             nonce: Some(9),
-            clave_traida: None,
+            brought_back_key: None,
             items: vec![Item {
                 producto_id: 1,
                 cantidad: 2,

@@ -23,7 +23,7 @@
 
 use super::clients::PeerApi;
 use super::decide::{self, Held, Ledger, Reassert, Reasserted};
-use super::repo::Traido;
+use super::repo::BroughtBack;
 use super::saga::{Contexto, Store};
 use crate::error::ApiError;
 use crate::money::Money;
@@ -145,8 +145,8 @@ async fn last_number<P: PeerApi>(
 /// refusal. Returns whether it is healed.
 async fn heal<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) -> Result<bool, ApiError> {
     let name: &str = ledger.into();
-    let (desde, hasta) = match ctx.store.cura(ledger).await? {
-        Some(cura) => cura,
+    let (desde, hasta) = match ctx.store.healing(ledger).await? {
+        Some(under_way) => under_way,
         None => {
             // Where the copy ends: the number it started at, unless changes asked of it
             // before it was found behind (sent before it was restored, and arriving
@@ -175,7 +175,7 @@ async fn heal<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) ->
                 ctx.instancia.healing.healed(ledger);
                 return Ok(true);
             }
-            ctx.store.begin_cura(ledger, secuencia, hasta).await?
+            ctx.store.begin_healing(ledger, secuencia, hasta).await?
         }
     };
     log::warn!(
@@ -208,7 +208,7 @@ async fn heal<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) ->
     }
     match ctx.peers.raise(ledger, hasta).await {
         Ok(_) => {
-            ctx.store.end_cura(ledger).await?;
+            ctx.store.end_healing(ledger).await?;
             ctx.instancia.healing.healed(ledger);
             log::warn!(target: LOG_TARGET, "{name} is healed: it holds again every order pedidos recorded");
             Ok(true)
@@ -409,7 +409,7 @@ async fn bring_back<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, clave: &str)
     };
     let (etapa, items, total, moneda, medio) = decide::brought_back(&held);
     let estado: &str = etapa.estado().into();
-    let traido = Traido {
+    let lost = BroughtBack {
         clave: clave.to_string(),
         items,
         total,
@@ -418,7 +418,7 @@ async fn bring_back<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, clave: &str)
         etapa,
         seen,
     };
-    if let Some(id) = ctx.store.bring_back(&ctx.instancia.prefijo, traido).await? {
+    if let Some(id) = ctx.store.bring_back(&ctx.instancia.prefijo, lost).await? {
         log::warn!(
             target: LOG_TARGET,
             "pedido {id} ({clave}) was lost to a restore of this database and is brought back from its peers as {estado}"

@@ -28,7 +28,7 @@ pub struct Instancia {
     pub metrics: Arc<PedidosMetrics>,
     /// The highest number each peer gave a change made for this pedidos, sent with
     /// every change asked of it (`?visto=`) so that a peer restored behind it refuses.
-    pub vistos: Vistos,
+    pub vistos: PeerNumbers,
     /// What this pedidos still has to heal: a peer restored behind it, orders lost to a
     /// restore of its own database.
     pub healing: Healing,
@@ -36,12 +36,12 @@ pub struct Instancia {
 
 /// The highest number each peer gave a change (see `secuencia`).
 #[derive(Debug, Default)]
-pub struct Vistos {
+pub struct PeerNumbers {
     inventario: AtomicI64,
     pagos: AtomicI64,
 }
 
-impl Vistos {
+impl PeerNumbers {
     pub fn starting_at(seen: Seen) -> Self {
         Self {
             inventario: AtomicI64::new(seen.inventario.unwrap_or(0)),
@@ -98,7 +98,7 @@ impl Healing {
             wake: tokio::sync::Notify::new(),
         };
         for ledger in Ledger::BOTH {
-            if repo::cura(conn, ledger)?.is_some() {
+            if repo::healing(conn, ledger)?.is_some() {
                 healing.stale[Self::index(ledger)].store(true, Ordering::Relaxed);
             }
         }
@@ -171,7 +171,7 @@ impl Instancia {
             en_curso: Arc::default(),
             line_by_line: Arc::default(),
             metrics,
-            vistos: Vistos::starting_at(healing.recorded),
+            vistos: PeerNumbers::starting_at(healing.recorded),
             healing,
         })
     }

@@ -166,7 +166,7 @@ pub struct Pedido {
     pub nonce: Option<i64>,
     /// Its key at its peers when it is not made of its id and nonce: an order lost by a
     /// restore of this database and brought back from its peers under another id.
-    pub clave_traida: Option<String>,
+    pub brought_back_key: Option<String>,
     pub etapa: Etapa,
 }
 
@@ -175,7 +175,7 @@ impl Pedido {
     /// `referencia` at pagos. Its random part makes it one no other order ever had,
     /// even in a database restored from an older copy that hands out the same ids.
     pub fn clave(&self, prefijo: &str) -> String {
-        if let Some(clave) = &self.clave_traida {
+        if let Some(clave) = &self.brought_back_key {
             return clave.clone();
         }
         match self.nonce {

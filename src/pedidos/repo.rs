@@ -114,7 +114,7 @@ fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
         vence_en: row.get(13)?,
         request_id: row.get(14)?,
         nonce: row.get(15)?,
-        clave_traida: row.get(16)?,
+        brought_back_key: row.get(16)?,
         items: Vec::new(),
     })
 }
@@ -239,7 +239,7 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
         vence_en: registro.vence_en,
         request_id: registro.request_id,
         nonce: Some(registro.nonce),
-        clave_traida: None,
+        brought_back_key: None,
         etapa: registro.etapa,
     })))
 }
@@ -479,7 +479,7 @@ pub fn parse_clave(prefijo: &str, clave: &str) -> Option<(i64, Option<i64>)> {
 
 /// An order this database lost, as its peers' records tell it.
 #[derive(Debug, Clone)]
-pub struct Traido {
+pub struct BroughtBack {
     pub clave: String,
     pub items: Vec<Item>,
     pub total: Money,
@@ -492,12 +492,12 @@ pub struct Traido {
 /// Records an order brought back from its peers: under the id its key names if this
 /// database has not given that id to another order since, else under a new id with
 /// its key kept. Returns its id, or `None` if it is already here.
-pub fn bring_back(conn: &mut Connection, prefijo: &str, traido: &Traido) -> rusqlite::Result<Option<i64>> {
+pub fn bring_back(conn: &mut Connection, prefijo: &str, lost: &BroughtBack) -> rusqlite::Result<Option<i64>> {
     let tx = Savepoint::begin(conn)?;
-    if by_clave(&tx, prefijo, &traido.clave)?.is_some() {
+    if by_clave(&tx, prefijo, &lost.clave)?.is_some() {
         return Ok(None);
     }
-    let parsed = parse_clave(prefijo, &traido.clave);
+    let parsed = parse_clave(prefijo, &lost.clave);
     let free = match parsed {
         Some((id, _)) => tx
             .prepare_cached("SELECT 1 FROM pedidos WHERE id = ?1")?
@@ -508,9 +508,9 @@ pub fn bring_back(conn: &mut Connection, prefijo: &str, traido: &Traido) -> rusq
     };
     let (id, nonce, clave) = match parsed {
         Some((id, nonce)) if free => (Some(id), nonce, None),
-        _ => (None, None, Some(traido.clave.as_str())),
+        _ => (None, None, Some(lost.clave.as_str())),
     };
-    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) = stage_columns(&traido.etapa);
+    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) = stage_columns(&lost.etapa);
     let id = tx
         .prepare_cached(
             "INSERT INTO pedidos (id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro,
@@ -527,20 +527,20 @@ pub fn bring_back(conn: &mut Connection, prefijo: &str, traido: &Traido) -> rusq
             pago_id,
             liberar,
             anular_cobro,
-            traido.total,
-            traido.moneda,
-            traido.medio,
+            lost.total,
+            lost.moneda,
+            lost.medio,
             nonce,
             clave,
-            traido.seen.inventario,
-            traido.seen.pagos
+            lost.seen.inventario,
+            lost.seen.pagos
         ])?;
     {
         let mut insert = tx.prepare_cached(
             "INSERT INTO pedido_items (pedido_id, linea, producto_id, cantidad, precio_unitario, reserva_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        for (linea, item) in traido.items.iter().enumerate() {
+        for (linea, item) in lost.items.iter().enumerate() {
             insert.execute(params![
                 id,
                 linea as i64,
@@ -557,7 +557,7 @@ pub fn bring_back(conn: &mut Connection, prefijo: &str, traido: &Traido) -> rusq
 
 /// The healing under way at `ledger`: the last change its restored copy had, and the
 /// highest this pedidos had seen.
-pub fn cura(conn: &Connection, ledger: Ledger) -> rusqlite::Result<Option<(i64, i64)>> {
+pub fn healing(conn: &Connection, ledger: Ledger) -> rusqlite::Result<Option<(i64, i64)>> {
     let peer: &str = ledger.into();
     conn.prepare_cached("SELECT desde, hasta FROM curas WHERE peer = ?1")?
         .query_row([peer], |row| Ok((row.get(0)?, row.get(1)?)))
@@ -566,16 +566,21 @@ pub fn cura(conn: &Connection, ledger: Ledger) -> rusqlite::Result<Option<(i64, 
 
 /// Records that `ledger` is healed from `desde` to `hasta` (once: a healing already
 /// under way is kept); returns the one under way.
-pub fn begin_cura(conn: &Connection, ledger: Ledger, desde: i64, hasta: i64) -> rusqlite::Result<(i64, i64)> {
+pub fn begin_healing(
+    conn: &Connection,
+    ledger: Ledger,
+    desde: i64,
+    hasta: i64,
+) -> rusqlite::Result<(i64, i64)> {
     let peer: &str = ledger.into();
     conn.prepare_cached(
         "INSERT INTO curas (peer, desde, hasta) VALUES (?1, ?2, ?3) ON CONFLICT (peer) DO NOTHING",
     )?
     .execute(params![peer, desde, hasta])?;
-    Ok(cura(conn, ledger)?.unwrap_or((desde, hasta)))
+    Ok(healing(conn, ledger)?.unwrap_or((desde, hasta)))
 }
 
-pub fn end_cura(conn: &Connection, ledger: Ledger) -> rusqlite::Result<()> {
+pub fn end_healing(conn: &Connection, ledger: Ledger) -> rusqlite::Result<()> {
     let peer: &str = ledger.into();
     conn.prepare_cached("DELETE FROM curas WHERE peer = ?1")?
         .execute([peer])?;
@@ -719,7 +724,7 @@ mod tests {
         assert_eq!(parse_clave(&prefijo, &clave), Some((placed.id, placed.nonce)));
         assert_eq!(parse_clave(&prefijo, "other-1-a"), None);
         assert_eq!(by_clave(&conn, &prefijo, &clave).expect("read"), Some(placed.id));
-        let traido = |clave: String| Traido {
+        let order = |clave: String| BroughtBack {
             clave,
             items: vec![Item {
                 producto_id: 2,
@@ -741,12 +746,12 @@ mod tests {
         };
         // Already here: nothing is written.
         assert_eq!(
-            bring_back(&mut conn, &prefijo, &traido(clave)).expect("written"),
+            bring_back(&mut conn, &prefijo, &order(clave)).expect("written"),
             None
         );
         // Its id free: it comes back under it, its key rebuilt from id and nonce.
         let lost = format!("{prefijo}-40-ff");
-        let id = bring_back(&mut conn, &prefijo, &traido(lost.clone())).expect("written");
+        let id = bring_back(&mut conn, &prefijo, &order(lost.clone())).expect("written");
         assert_eq!(id, Some(40));
         let back = get(&conn, 40).expect("read").expect("there");
         assert_eq!(
@@ -755,7 +760,7 @@ mod tests {
         );
         // Its id given to another order since: another id, the key kept.
         let taken = format!("{prefijo}-{}-abc", placed.id);
-        let id = bring_back(&mut conn, &prefijo, &traido(taken.clone()))
+        let id = bring_back(&mut conn, &prefijo, &order(taken.clone()))
             .expect("written")
             .expect("a new id");
         assert_ne!(id, placed.id);

@@ -33,7 +33,7 @@ use super::clients::{LoteAnswer, PagarRequest, PagoAnswer, PeerApi, PeerError, P
 use super::decide::{self, Call, Decision, Ledger, Progress, Seen, Settlement};
 use super::instancia::{EnCurso, Instancia, Turno};
 use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, el_pago};
-use super::repo::{self, Alta, Registro, Traido};
+use super::repo::{self, Alta, BroughtBack, Registro};
 use crate::clock::now_millis;
 use crate::db::{Pool, run_blocking, run_write, run_write_owed};
 use crate::error::ApiError;
@@ -84,12 +84,12 @@ pub trait Store {
     /// The order known at its peers by `clave`, if recorded here.
     async fn by_clave(&self, prefijo: &str, clave: &str) -> Result<Option<i64>, ApiError>;
     /// Records an order learned back from its peers; its id, or `None` if it was here.
-    async fn bring_back(&self, prefijo: &str, traido: Traido) -> Result<Option<i64>, ApiError>;
+    async fn bring_back(&self, prefijo: &str, lost: BroughtBack) -> Result<Option<i64>, ApiError>;
     /// The healing under way at `ledger`, as `(desde, hasta)`.
-    async fn cura(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError>;
+    async fn healing(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError>;
     /// Records a healing of `ledger` (or finds one under way, which it returns).
-    async fn begin_cura(&self, ledger: Ledger, desde: i64, hasta: i64) -> Result<(i64, i64), ApiError>;
-    async fn end_cura(&self, ledger: Ledger) -> Result<(), ApiError>;
+    async fn begin_healing(&self, ledger: Ledger, desde: i64, hasta: i64) -> Result<(i64, i64), ApiError>;
+    async fn end_healing(&self, ledger: Ledger) -> Result<(), ApiError>;
 }
 
 /// Records a new order and, if it is new, takes its turn before the write commits, so
@@ -176,24 +176,24 @@ impl Store for Pool {
         run_blocking(self, move |conn| Ok(repo::by_clave(conn, &prefijo, &clave)?)).await
     }
 
-    async fn bring_back(&self, prefijo: &str, traido: Traido) -> Result<Option<i64>, ApiError> {
+    async fn bring_back(&self, prefijo: &str, lost: BroughtBack) -> Result<Option<i64>, ApiError> {
         let prefijo = prefijo.to_string();
-        run_write(self, move |conn| Ok(repo::bring_back(conn, &prefijo, &traido)?)).await
+        run_write(self, move |conn| Ok(repo::bring_back(conn, &prefijo, &lost)?)).await
     }
 
-    async fn cura(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError> {
-        run_blocking(self, move |conn| Ok(repo::cura(conn, ledger)?)).await
+    async fn healing(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError> {
+        run_blocking(self, move |conn| Ok(repo::healing(conn, ledger)?)).await
     }
 
-    async fn begin_cura(&self, ledger: Ledger, desde: i64, hasta: i64) -> Result<(i64, i64), ApiError> {
+    async fn begin_healing(&self, ledger: Ledger, desde: i64, hasta: i64) -> Result<(i64, i64), ApiError> {
         run_write(self, move |conn| {
-            Ok(repo::begin_cura(conn, ledger, desde, hasta)?)
+            Ok(repo::begin_healing(conn, ledger, desde, hasta)?)
         })
         .await
     }
 
-    async fn end_cura(&self, ledger: Ledger) -> Result<(), ApiError> {
-        run_write(self, move |conn| Ok(repo::end_cura(conn, ledger)?)).await
+    async fn end_healing(&self, ledger: Ledger) -> Result<(), ApiError> {
+        run_write(self, move |conn| Ok(repo::end_healing(conn, ledger)?)).await
     }
 }
 
