@@ -266,19 +266,15 @@ impl CambiosQuery {
 
 impl utoipa::IntoParams for CambiosQuery {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        let text = || {
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .min_length(Some(1))
-                .max_length(Some(200))
-        };
+        let prefijo = ParameterBuilder::new()
+            .name("prefijo")
+            .parameter_in(ParameterIn::Query)
+            .required(utoipa::openapi::Required::True)
+            .schema(Some(input::schema::key()))
+            .description(Some("the start of the keys listed (pedidos' prefix)"))
+            .build();
         vec![
-            query_param(
-                "prefijo",
-                text(),
-                "the start of the keys listed (pedidos' prefix); required without `clave`",
-            ),
-            query_param("clave", text(), "one key, instead of `prefijo` and `desde`"),
+            prefijo,
             query_param(
                 "desde",
                 counter_schema(),
