@@ -81,11 +81,31 @@ macro_rules! fenced {
     };
 }
 
-/// The highest `visto` a change was refused with since this database was last healed:
-/// `Some` while it is known to be a copy behind its caller.
-pub fn found_behind(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT rezagada FROM secuencia WHERE id = 1")?
-        .query_row([], |row| row.get(0))
+/// What a service says of its numbers at the head of `GET /cambios`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Numeros {
+    /// The number of the last change made here.
+    pub secuencia: i64,
+    /// The number of the last change when this service last started: a database
+    /// restored from a copy starts at the copy's.
+    #[serde(default)]
+    pub al_iniciar: Option<i64>,
+    /// Set while this database is known to be a copy behind its caller: the highest
+    /// `visto` a change was refused with since it was last healed.
+    #[serde(default)]
+    pub rezagada: Option<i64>,
+}
+
+/// This database's numbers, in one read.
+pub fn numbers(conn: &Connection) -> rusqlite::Result<Numeros> {
+    conn.prepare_cached("SELECT n, al_iniciar, rezagada FROM secuencia WHERE id = 1")?
+        .query_row([], |row| {
+            Ok(Numeros {
+                secuencia: row.get(0)?,
+                al_iniciar: row.get(1)?,
+                rezagada: row.get(2)?,
+            })
+        })
 }
 
 /// Numbers a change that [`check`] let through: its number, if it is numbered.
@@ -104,12 +124,6 @@ pub fn started(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE secuencia SET al_iniciar = n WHERE id = 1")?
         .execute([])?;
     Ok(())
-}
-
-/// The number of the last change when this service last started.
-pub fn at_start(conn: &Connection) -> rusqlite::Result<Option<i64>> {
-    conn.prepare_cached("SELECT al_iniciar FROM secuencia WHERE id = 1")?
-        .query_row([], |row| row.get(0))
 }
 
 /// Raises the counter to at least `to`, and forgets that it was found behind; returns it.

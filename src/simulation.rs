@@ -287,11 +287,10 @@ impl Shop {
             }
         }
         .expect("listed");
-        let secuencia = crate::secuencia::current(&conn).expect("numbered");
-        let al_iniciar = crate::secuencia::at_start(&conn).expect("numbered");
-        let rezagada = crate::secuencia::found_behind(&conn).expect("numbered");
+        let numeros = crate::secuencia::numbers(&conn).expect("numbered");
         Ok(wire(&serde_json::json!({
-            "secuencia": secuencia, "al_iniciar": al_iniciar, "rezagada": rezagada, "lotes": lotes
+            "secuencia": numeros.secuencia, "al_iniciar": numeros.al_iniciar, "rezagada": numeros.rezagada,
+            "lotes": lotes
         })))
     }
 
@@ -308,11 +307,10 @@ impl Shop {
             }
         }
         .expect("listed");
-        let secuencia = crate::secuencia::current(&conn).expect("numbered");
-        let al_iniciar = crate::secuencia::at_start(&conn).expect("numbered");
-        let rezagada = crate::secuencia::found_behind(&conn).expect("numbered");
+        let numeros = crate::secuencia::numbers(&conn).expect("numbered");
         Ok(wire(&serde_json::json!({
-            "secuencia": secuencia, "al_iniciar": al_iniciar, "rezagada": rezagada, "pagos": pagos
+            "secuencia": numeros.secuencia, "al_iniciar": numeros.al_iniciar, "rezagada": numeros.rezagada,
+            "pagos": pagos
         })))
     }
 
@@ -683,11 +681,6 @@ impl Store for SimStore<'_> {
             after,
             limit,
         )?)
-    }
-
-    async fn latest_recorded(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError> {
-        Yield::default().await;
-        Ok(repo::latest_recorded(&self.0.pedidos.borrow(), ledger)?)
     }
 
     async fn by_clave(&self, prefijo: &str, clave: &str) -> Result<Option<i64>, ApiError> {

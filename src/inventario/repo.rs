@@ -113,25 +113,28 @@ fn take(tx: &Connection, unidades: Unidades) -> Result<(), Rechazo> {
     })
 }
 
-/// Records an active reservation whose units were taken.
+/// Records an active reservation whose units were taken, by the change numbered
+/// `numero` (0: not numbered; see `secuencia`).
 fn insert(
     tx: &Connection,
     unidades: Unidades,
     clave: Option<&str>,
     lote: Option<&str>,
     expira_en: i64,
+    numero: i64,
 ) -> rusqlite::Result<Reserva> {
     let reserva_id = tx
         .prepare_cached(
-            "INSERT INTO reservas (producto_id, cantidad, estado, clave, lote, expira_en)
-             VALUES (?1, ?2, 'activa', ?3, ?4, ?5)",
+            "INSERT INTO reservas (producto_id, cantidad, estado, clave, lote, expira_en, secuencia)
+             VALUES (?1, ?2, 'activa', ?3, ?4, ?5, ?6)",
         )?
         .insert(params![
             unidades.producto_id,
             unidades.cantidad,
             clave,
             lote,
-            expira_en
+            expira_en,
+            numero
         ])?;
     Ok(Reserva {
         reserva_id,
@@ -144,13 +147,18 @@ fn insert(
 
 /// Records that a key was released before any reservation was made with it, so that a
 /// request with it that arrives late takes nothing.
-fn insert_tombstone(tx: &Connection, clave: Option<&str>, lote: Option<&str>) -> rusqlite::Result<Reserva> {
+fn insert_tombstone(
+    tx: &Connection,
+    clave: Option<&str>,
+    lote: Option<&str>,
+    numero: i64,
+) -> rusqlite::Result<Reserva> {
     let reserva_id = tx
         .prepare_cached(
-            "INSERT INTO reservas (producto_id, cantidad, estado, clave, lote, expira_en)
-             VALUES (NULL, 0, 'liberada', ?1, ?2, 0)",
+            "INSERT INTO reservas (producto_id, cantidad, estado, clave, lote, expira_en, secuencia)
+             VALUES (NULL, 0, 'liberada', ?1, ?2, 0, ?3)",
         )?
-        .insert(params![clave, lote])?;
+        .insert(params![clave, lote, numero])?;
     Ok(Reserva {
         reserva_id,
         producto_id: None,
@@ -160,8 +168,9 @@ fn insert_tombstone(tx: &Connection, clave: Option<&str>, lote: Option<&str>) ->
     })
 }
 
-/// Moves an active reservation to `to`, moving its units in the stock row to match.
-fn settle(tx: &Connection, reserva: &mut Reserva, to: EstadoReserva) -> rusqlite::Result<()> {
+/// Moves an active reservation to `to`, moving its units in the stock row to match, by
+/// the change numbered `numero` (0: not numbered).
+fn settle(tx: &Connection, reserva: &mut Reserva, to: EstadoReserva, numero: i64) -> rusqlite::Result<()> {
     let stock_change = match to {
         EstadoReserva::Confirmada => {
             "UPDATE stock SET reservado = reservado - ?2, confirmado = confirmado + ?2 WHERE producto_id = ?1"
@@ -170,8 +179,10 @@ fn settle(tx: &Connection, reserva: &mut Reserva, to: EstadoReserva) -> rusqlite
     };
     tx.prepare_cached(stock_change)?
         .execute(params![reserva.producto_id, reserva.cantidad])?;
-    tx.prepare_cached("UPDATE reservas SET estado = ?2 WHERE id = ?1 AND estado = 'activa'")?
-        .execute(params![reserva.reserva_id, to])?;
+    tx.prepare_cached(
+        "UPDATE reservas SET estado = ?2, secuencia = max(secuencia, ?3) WHERE id = ?1 AND estado = 'activa'",
+    )?
+    .execute(params![reserva.reserva_id, to, numero])?;
     reserva.estado = to;
     Ok(())
 }
@@ -183,11 +194,12 @@ fn confirm_all(
     what: String,
     estado: EstadoReserva,
     reservas: &mut [Reserva],
+    numero: i64,
 ) -> Result<(), Rechazo> {
     match estado {
         EstadoReserva::Activa => {
             for reserva in reservas {
-                settle(tx, reserva, EstadoReserva::Confirmada)?;
+                settle(tx, reserva, EstadoReserva::Confirmada, numero)?;
             }
             Ok(())
         }
@@ -203,11 +215,12 @@ fn release_all(
     what: String,
     estado: EstadoReserva,
     reservas: &mut [Reserva],
+    numero: i64,
 ) -> Result<(), Rechazo> {
     match estado {
         EstadoReserva::Activa => {
             for reserva in reservas {
-                settle(tx, reserva, EstadoReserva::Liberada)?;
+                settle(tx, reserva, EstadoReserva::Liberada, numero)?;
             }
             Ok(())
         }
@@ -258,7 +271,7 @@ fn find(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, Rec
         });
     }
     if reserva.estado == EstadoReserva::Activa && expira_en <= now_millis() {
-        settle(tx, &mut reserva, EstadoReserva::Expirada)?;
+        settle(tx, &mut reserva, EstadoReserva::Expirada, 0)?;
     }
     Ok(Some(reserva))
 }
@@ -291,7 +304,7 @@ pub fn reserve(
     }
     take(&tx, unidades)?;
     let expira_en = now_millis().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-    let reserva = insert(&tx, unidades, clave, None, expira_en)?;
+    let reserva = insert(&tx, unidades, clave, None, expira_en, 0)?;
     tx.commit()?;
     Ok(reserva)
 }
@@ -307,10 +320,11 @@ pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
                 describe(referencia),
                 reserva.estado,
                 std::slice::from_mut(&mut reserva),
+                0,
             )?;
             reserva
         }
-        (None, ReservaRef::Clave(clave)) => insert_tombstone(&tx, Some(clave), None)?,
+        (None, ReservaRef::Clave(clave)) => insert_tombstone(&tx, Some(clave), None, 0)?,
         (None, ReservaRef::Id(_)) => return Err(Rechazo::NoExiste(describe(referencia))),
     };
     tx.commit()?;
@@ -326,6 +340,7 @@ pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
         describe(referencia),
         reserva.estado,
         std::slice::from_mut(&mut reserva),
+        0,
     );
     if let Err(Rechazo::Db(_)) = confirmed {
         return confirmed.map(|()| reserva);
@@ -383,17 +398,6 @@ fn find_lote(tx: &Connection, clave: &str) -> rusqlite::Result<Option<Lote>> {
     }))
 }
 
-/// Numbers a change to a lote, if it was asked with `visto`: its rows keep the number.
-fn numbered(tx: &Connection, lote: &mut Lote, checked: Option<i64>) -> rusqlite::Result<()> {
-    let Some(n) = secuencia::next(tx, checked)? else {
-        return Ok(());
-    };
-    tx.prepare_cached("UPDATE reservas SET secuencia = ?2 WHERE lote = ?1")?
-        .execute(params![lote.clave, n])?;
-    lote.secuencia = Some(n);
-    Ok(())
-}
-
 /// An answer about a lote this request did not change: the number of its own last
 /// change, for a caller that numbers its changes (never the counter's: a replay is not a
 /// change, and pedidos checks that a peer still holds what it recorded by these numbers).
@@ -433,20 +437,27 @@ pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote, visto: Option<i64>
         }
         return Ok(unchanged(previo, checked));
     }
+    let numero = secuencia::next(&tx, checked)?;
     let mut reservas = Vec::with_capacity(nuevo.lineas.len());
     for unidades in &nuevo.lineas {
         take(&tx, *unidades)?;
-        reservas.push(insert(&tx, *unidades, None, Some(&nuevo.clave), NUNCA)?);
+        let reserva = insert(
+            &tx,
+            *unidades,
+            None,
+            Some(&nuevo.clave),
+            NUNCA,
+            numero.unwrap_or(0),
+        )?;
+        reservas.push(reserva);
     }
-    let mut lote = Lote {
+    tx.commit()?;
+    Ok(Lote {
         clave: nuevo.clave.clone(),
         estado: EstadoReserva::Activa,
         reservas,
-        secuencia: None,
-    };
-    numbered(&tx, &mut lote, checked)?;
-    tx.commit()?;
-    Ok(lote)
+        secuencia: numero,
+    })
 }
 
 /// Confirms every reservation of a lote: their units leave for good.
@@ -455,13 +466,20 @@ pub fn confirm_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> R
     let checked = crate::fenced!(tx, visto);
     let mut lote = find_lote(&tx, clave)?.ok_or_else(|| Rechazo::NoExiste(describe_lote(clave)))?;
     if lote.estado != EstadoReserva::Activa {
-        confirm_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
+        confirm_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas, 0)?;
         return Ok(unchanged(lote, checked));
     }
-    confirm_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
-    lote.estado = EstadoReserva::Confirmada;
-    numbered(&tx, &mut lote, checked)?;
+    let numero = secuencia::next(&tx, checked)?;
+    confirm_all(
+        &tx,
+        describe_lote(clave),
+        lote.estado,
+        &mut lote.reservas,
+        numero.unwrap_or(0),
+    )?;
     tx.commit()?;
+    lote.estado = EstadoReserva::Confirmada;
+    lote.secuencia = numero;
     Ok(lote)
 }
 
@@ -470,9 +488,17 @@ pub fn confirm_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> R
 pub fn release_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> Result<Lote, Rechazo> {
     let tx = Savepoint::begin(conn)?;
     let checked = crate::fenced!(tx, visto);
-    let mut lote = match find_lote(&tx, clave)? {
+    let found = match find_lote(&tx, clave)? {
+        Some(mut lote) if lote.estado != EstadoReserva::Activa => {
+            release_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas, 0)?;
+            return Ok(unchanged(lote, checked));
+        }
+        found => found,
+    };
+    let numero = secuencia::next(&tx, checked)?;
+    let mut lote = match found {
         None => {
-            insert_tombstone(&tx, None, Some(clave))?;
+            insert_tombstone(&tx, None, Some(clave), numero.unwrap_or(0))?;
             Lote {
                 clave: clave.to_string(),
                 estado: EstadoReserva::Liberada,
@@ -480,18 +506,20 @@ pub fn release_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> R
                 secuencia: None,
             }
         }
-        Some(mut lote) if lote.estado == EstadoReserva::Activa => {
-            release_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
-            lote.estado = EstadoReserva::Liberada;
+        Some(mut lote) => {
+            release_all(
+                &tx,
+                describe_lote(clave),
+                lote.estado,
+                &mut lote.reservas,
+                numero.unwrap_or(0),
+            )?;
             lote
         }
-        Some(mut lote) => {
-            release_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas)?;
-            return Ok(unchanged(lote, checked));
-        }
     };
-    numbered(&tx, &mut lote, checked)?;
     tx.commit()?;
+    lote.estado = EstadoReserva::Liberada;
+    lote.secuencia = numero;
     Ok(lote)
 }
 

@@ -15,7 +15,7 @@ use crate::input::{self, IdPath, schema::IdempotencyKey};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
-use crate::secuencia::{Cambios, CambiosQuery, ClavePath, Secuencia, SecuenciaBody, Visto};
+use crate::secuencia::{Cambios, CambiosQuery, ClavePath, Numeros, Secuencia, SecuenciaBody, Visto};
 
 /// How long a reservation holds its units unless confirmed or released.
 #[derive(Debug, Clone, Copy)]
@@ -282,12 +282,8 @@ refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
 /// What `GET /cambios` answers: the number of the last change made here, and the lotes.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CambiosLotes {
-    secuencia: i64,
-    /// The number of the last change when this service last started.
-    al_iniciar: Option<i64>,
-    /// Set while this database is known to be a restored copy behind pedidos: the
-    /// highest number pedidos had seen.
-    rezagada: Option<i64>,
+    #[serde(flatten)]
+    numeros: Numeros,
     lotes: Vec<Lote>,
 }
 
@@ -322,7 +318,7 @@ pub async fn cambios_de(pool: web::Data<Pool>, path: web::Path<ClavePath>) -> Re
 
 async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError> {
     let answer = run_blocking(pool, move |conn| {
-        let secuencia = crate::secuencia::current(conn)?;
+        let numeros = crate::secuencia::numbers(conn)?;
         let lotes = match cambios {
             Cambios::After {
                 prefijo,
@@ -331,14 +327,7 @@ async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError>
             } => repo::lotes_after(conn, &prefijo, desde, limit)?,
             Cambios::Key(clave) => repo::lote(conn, &clave)?.into_iter().collect(),
         };
-        let al_iniciar = crate::secuencia::at_start(conn)?;
-        let rezagada = crate::secuencia::found_behind(conn)?;
-        Ok(CambiosLotes {
-            secuencia,
-            al_iniciar,
-            rezagada,
-            lotes,
-        })
+        Ok(CambiosLotes { numeros, lotes })
     })
     .await?;
     Ok(HttpResponse::Ok().json(answer))

@@ -10,7 +10,7 @@ use crate::input::{self, IdPath};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
-use crate::secuencia::{Cambios, CambiosQuery, ClavePath, Secuencia, SecuenciaBody, Visto};
+use crate::secuencia::{Cambios, CambiosQuery, ClavePath, Numeros, Secuencia, SecuenciaBody, Visto};
 
 refusals!(
     PagarRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS,
@@ -155,12 +155,8 @@ pub async fn por_referencia(
 /// What `GET /cambios` answers: the number of the last change made here, and the payments.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CambiosPagos {
-    secuencia: i64,
-    /// The number of the last change when this service last started.
-    al_iniciar: Option<i64>,
-    /// Set while this database is known to be a restored copy behind pedidos: the
-    /// highest number pedidos had seen.
-    rezagada: Option<i64>,
+    #[serde(flatten)]
+    numeros: Numeros,
     pagos: Vec<Pago>,
 }
 
@@ -195,7 +191,7 @@ pub async fn cambios_de(pool: web::Data<Pool>, path: web::Path<ClavePath>) -> Re
 
 async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError> {
     let answer = run_blocking(pool, move |conn| {
-        let secuencia = crate::secuencia::current(conn)?;
+        let numeros = crate::secuencia::numbers(conn)?;
         let pagos = match cambios {
             Cambios::After {
                 prefijo,
@@ -204,14 +200,7 @@ async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError>
             } => repo::changed_after(conn, &prefijo, desde, limit)?,
             Cambios::Key(clave) => repo::by_referencia(conn, &clave)?.into_iter().collect(),
         };
-        let al_iniciar = crate::secuencia::at_start(conn)?;
-        let rezagada = crate::secuencia::found_behind(conn)?;
-        Ok(CambiosPagos {
-            secuencia,
-            al_iniciar,
-            rezagada,
-            pagos,
-        })
+        Ok(CambiosPagos { numeros, pagos })
     })
     .await?;
     Ok(HttpResponse::Ok().json(answer))

@@ -32,7 +32,7 @@ use super::model::{Item, Linea};
 use super::resilience::{Breakers, CallError, Peer, Refusal};
 use crate::config::PeerSettings;
 use crate::money::Money;
-use crate::secuencia::{Cambios, Secuencia};
+use crate::secuencia::{Cambios, Numeros, Secuencia};
 
 const LOG_TARGET: &str = "pedidos";
 
@@ -251,11 +251,8 @@ pub struct PagoAnswer {
 /// What `GET /cambios` answers at inventario.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LotesListed {
-    pub secuencia: i64,
-    #[serde(default)]
-    pub al_iniciar: Option<i64>,
-    #[serde(default)]
-    pub rezagada: Option<i64>,
+    #[serde(flatten)]
+    pub numeros: Numeros,
     pub lotes: Vec<ListedLote>,
 }
 
@@ -279,11 +276,8 @@ pub struct ListedReserva {
 /// What `GET /cambios` answers at pagos.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PagosListed {
-    pub secuencia: i64,
-    #[serde(default)]
-    pub al_iniciar: Option<i64>,
-    #[serde(default)]
-    pub rezagada: Option<i64>,
+    #[serde(flatten)]
+    pub numeros: Numeros,
     pub pagos: Vec<ListedPago>,
 }
 

@@ -21,13 +21,13 @@
 //!   if that id was given out again meanwhile, keeping its key); recovery then drives
 //!   each one on as it would any other.
 
-use super::clients::PeerApi;
+use super::clients::{PeerApi, PeerError};
 use super::decide::{self, Held, Ledger, Reassert, Reasserted};
 use super::repo::BroughtBack;
 use super::saga::{Contexto, Store};
 use crate::error::ApiError;
 use crate::money::Money;
-use crate::secuencia::Cambios;
+use crate::secuencia::{Cambios, Numeros};
 
 const LOG_TARGET: &str = "pedidos";
 /// How many orders or peer records one step reads.
@@ -71,10 +71,10 @@ async fn behind<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) 
     let Ok(numbers) = last_number(ctx.peers, &ctx.instancia.prefijo, ledger).await else {
         return Ok(false);
     };
-    if numbers.last < seen || numbers.behind.is_some() {
+    if numbers.secuencia < seen || numbers.rezagada.is_some() {
         return Ok(true);
     }
-    let Some(start) = numbers.at_start else {
+    let Some(start) = numbers.al_iniciar else {
         return Ok(false);
     };
     if ctx.instancia.healing.verified(ledger) == Some(start) {
@@ -108,36 +108,15 @@ async fn behind<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) 
 }
 
 /// What `ledger` says of its numbers now.
-struct Numbers {
-    /// The last change's.
-    last: i64,
-    /// The last change's when it last started.
-    at_start: Option<i64>,
-    /// Set while it knows itself behind pedidos: the highest number pedidos had seen.
-    behind: Option<i64>,
-}
-
-async fn last_number<P: PeerApi>(
-    peers: &P,
-    prefijo: &str,
-    ledger: Ledger,
-) -> Result<Numbers, super::clients::PeerError> {
+async fn last_number<P: PeerApi>(peers: &P, prefijo: &str, ledger: Ledger) -> Result<Numeros, PeerError> {
     let probe = Cambios::After {
         prefijo: prefijo.to_string(),
         desde: i64::MAX,
         limit: 1,
     };
     match ledger {
-        Ledger::Inventario => peers.lotes(&probe).await.map(|l| Numbers {
-            last: l.secuencia,
-            at_start: l.al_iniciar,
-            behind: l.rezagada,
-        }),
-        Ledger::Pagos => peers.pagos(&probe).await.map(|l| Numbers {
-            last: l.secuencia,
-            at_start: l.al_iniciar,
-            behind: l.rezagada,
-        }),
+        Ledger::Inventario => peers.lotes(&probe).await.map(|l| l.numeros),
+        Ledger::Pagos => peers.pagos(&probe).await.map(|l| l.numeros),
     }
 }
 
@@ -158,14 +137,15 @@ async fn heal<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) ->
                     return Ok(false);
                 }
             };
-            let secuencia = numbers.at_start.map_or(numbers.last, |s| s.min(numbers.last));
-            let recorded = ctx.store.latest_recorded(ledger).await?.map_or(0, |(n, _)| n);
+            let secuencia = numbers
+                .al_iniciar
+                .map_or(numbers.secuencia, |s| s.min(numbers.secuencia));
+            // What it answered this pedidos, recorded or not (see `PeerNumbers`).
             let hasta = ctx
                 .instancia
                 .vistos
                 .get(ledger)
-                .max(recorded)
-                .max(numbers.behind.unwrap_or(0));
+                .max(numbers.rezagada.unwrap_or(0));
             if secuencia >= hasta {
                 // It lost nothing pedidos recorded: only its mark is lifted.
                 if let Err(e) = ctx.peers.raise(ledger, hasta).await {
@@ -418,6 +398,9 @@ async fn bring_back<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, clave: &str)
         etapa,
         seen,
     };
+    for ledger in Ledger::BOTH {
+        ctx.instancia.vistos.saw(ledger, seen.get(ledger));
+    }
     if let Some(id) = ctx.store.bring_back(&ctx.instancia.prefijo, lost).await? {
         log::warn!(
             target: LOG_TARGET,

@@ -138,6 +138,25 @@ fn items_between(conn: &Connection, first: i64, last: i64) -> rusqlite::Result<H
     Ok(items)
 }
 
+/// Records an order's lines, with their reservations where known.
+fn insert_items(tx: &Connection, id: i64, items: &[Item]) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO pedido_items (pedido_id, linea, producto_id, cantidad, precio_unitario, reserva_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (linea, item) in items.iter().enumerate() {
+        insert.execute(params![
+            id,
+            linea as i64,
+            item.producto_id,
+            item.cantidad,
+            item.precio_unitario,
+            item.reserva_id
+        ])?;
+    }
+    Ok(())
+}
+
 /// The outcome of recording a new order.
 #[derive(Debug)]
 pub enum Alta {
@@ -208,21 +227,7 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
     let creado_en: String = tx
         .prepare_cached("SELECT creado_en FROM pedidos WHERE id = ?1")?
         .query_row([id], |row| row.get(0))?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO pedido_items (pedido_id, linea, producto_id, cantidad, precio_unitario)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for (linea, item) in registro.items.iter().enumerate() {
-            insert.execute(params![
-                id,
-                linea as i64,
-                item.producto_id,
-                item.cantidad,
-                item.precio_unitario
-            ])?;
-        }
-    }
+    insert_items(&tx, id, &registro.items)?;
     if let (Some(clave), Some(huella)) = (clave, huella) {
         tx.prepare_cached("INSERT INTO claves_idempotencia (clave, huella, pedido_id) VALUES (?1, ?2, ?3)")?
             .execute(params![clave, huella, id])?;
@@ -434,23 +439,6 @@ pub fn recorded_after(
         .collect()
 }
 
-/// The order whose change at `ledger` was numbered last, as `(number, id)`.
-pub fn latest_recorded(conn: &Connection, ledger: Ledger) -> rusqlite::Result<Option<(i64, i64)>> {
-    let sql = match ledger {
-        Ledger::Inventario => {
-            "SELECT secuencia_inventario, id FROM pedidos WHERE secuencia_inventario IS NOT NULL
-             ORDER BY secuencia_inventario DESC LIMIT 1"
-        }
-        Ledger::Pagos => {
-            "SELECT secuencia_pagos, id FROM pedidos WHERE secuencia_pagos IS NOT NULL
-             ORDER BY secuencia_pagos DESC LIMIT 1"
-        }
-    };
-    conn.prepare_cached(sql)?
-        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .optional()
-}
-
 /// The order known at its peers by `clave`, if this database has it.
 pub fn by_clave(conn: &Connection, prefijo: &str, clave: &str) -> rusqlite::Result<Option<i64>> {
     let traida = conn
@@ -535,22 +523,7 @@ pub fn bring_back(conn: &mut Connection, prefijo: &str, lost: &BroughtBack) -> r
             lost.seen.inventario,
             lost.seen.pagos
         ])?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO pedido_items (pedido_id, linea, producto_id, cantidad, precio_unitario, reserva_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
-        for (linea, item) in lost.items.iter().enumerate() {
-            insert.execute(params![
-                id,
-                linea as i64,
-                item.producto_id,
-                item.cantidad,
-                item.precio_unitario,
-                item.reserva_id
-            ])?;
-        }
-    }
+    insert_items(&tx, id, &lost.items)?;
     tx.commit()?;
     Ok(Some(id))
 }

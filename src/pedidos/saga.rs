@@ -79,8 +79,6 @@ pub trait Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<(i64, i64)>, ApiError>;
-    /// The order whose change at `ledger` was numbered last, as `(number, id)`.
-    async fn latest_recorded(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError>;
     /// The order known at its peers by `clave`, if recorded here.
     async fn by_clave(&self, prefijo: &str, clave: &str) -> Result<Option<i64>, ApiError>;
     /// Records an order learned back from its peers; its id, or `None` if it was here.
@@ -165,10 +163,6 @@ impl Store for Pool {
             Ok(repo::recorded_after(conn, ledger, after, limit)?)
         })
         .await
-    }
-
-    async fn latest_recorded(&self, ledger: Ledger) -> Result<Option<(i64, i64)>, ApiError> {
-        run_blocking(self, move |conn| Ok(repo::latest_recorded(conn, ledger)?)).await
     }
 
     async fn by_clave(&self, prefijo: &str, clave: &str) -> Result<Option<i64>, ApiError> {
