@@ -30,6 +30,9 @@ use crate::service::Service;
 /// The default shared token of the original design.
 pub const DEFAULT_TOKEN: &str = "penguin-secret";
 /// How long an unconfirmed reservation holds its units by default: ten minutes.
+/// As long as Stripe keeps its idempotency keys: a client retrying a day later still
+/// finds its order.
+pub const DEFAULT_IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
 /// How long a shutdown waits for requests in flight by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -210,6 +213,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDER_DEADLINE", value_name = "SECS", default_value_t = Secs(Duration::from_secs(30)))]
     pub order_deadline: Secs,
 
+    /// pedidos: seconds an Idempotency-Key is kept after its order was placed (once the
+    /// order is over); 0 keeps every key
+    #[arg(long, env = "IDEMPOTENCY_RETENTION", value_name = "SECS", default_value_t = Secs(DEFAULT_IDEMPOTENCY_RETENTION))]
+    pub idempotency_retention: Secs,
+
     /// Seconds that SIGTERM or Ctrl-C waits for requests in flight to finish before exiting
     #[arg(long, env = "SHUTDOWN_GRACE", value_name = "SECS", default_value_t = Secs(DEFAULT_SHUTDOWN_GRACE))]
     pub shutdown_grace: Secs,
@@ -321,6 +329,8 @@ pub struct PeerSettings {
     pub recovery_interval: Duration,
     /// How long after it is placed an order may still be charged.
     pub order_deadline: Duration,
+    /// How long an Idempotency-Key is kept; zero keeps every key.
+    pub idempotency_retention: Duration,
 }
 
 impl From<&ServeArgs> for PeerSettings {
@@ -337,6 +347,7 @@ impl From<&ServeArgs> for PeerSettings {
             timeout: Duration::from_millis(args.peer_timeout_ms),
             max_connections: args.peer_max_connections as usize,
             recovery_interval: args.recovery_interval.0,
+            idempotency_retention: args.idempotency_retention.0,
             order_deadline: args.order_deadline.0,
         }
     }

@@ -172,14 +172,22 @@ async fn get(client: &awc::Client, tienda: &Tienda, url: String) -> Result<Value
         .map_err(|e| format!("GET {url}: {e}"))
 }
 
-/// Every row of a list route, page by page.
-async fn every(client: &awc::Client, tienda: &Tienda, base: &str, path: &str) -> Result<Vec<Value>, String> {
-    let mut rows = Vec::new();
+/// Every row of a list route, page by page, each page after the last `id` of the one
+/// before.
+async fn every(
+    client: &awc::Client,
+    tienda: &Tienda,
+    base: &str,
+    path: &str,
+    id: &str,
+) -> Result<Vec<Value>, String> {
+    let mut rows: Vec<Value> = Vec::new();
     loop {
+        let after = rows.last().and_then(|row| row[id].as_i64()).unwrap_or(0);
         let page = get(
             client,
             tienda,
-            format!("{base}{path}?limit={}&offset={}", Page::MAX_LIMIT, rows.len()),
+            format!("{base}{path}?limit={}&after={after}", Page::MAX_LIMIT),
         )
         .await?;
         let page = page.as_array().cloned().unwrap_or_default();
@@ -198,8 +206,8 @@ pub async fn check(
     respuestas: &[Respuesta],
 ) -> Result<Informe, String> {
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    let pedidos = every(&client, tienda, &tienda.pedidos, "/pedidos").await?;
-    let pagos = every(&client, tienda, &tienda.pagos, "/pagos").await?;
+    let pedidos = every(&client, tienda, &tienda.pedidos, "/pedidos", "id").await?;
+    let pagos = every(&client, tienda, &tienda.pagos, "/pagos", "pago_id").await?;
     let mut informe = Informe::default();
     let mut confirmadas: HashMap<i64, i64> = HashMap::new();
     for pedido in &pedidos {

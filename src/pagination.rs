@@ -1,4 +1,10 @@
-//! Pages of a list route: `?limit=` (default 100, at most 1000) and `?offset=` (0 or more).
+//! Pages of a list route, by id: `?limit=` (default 100, at most 1000), `?after=` (the
+//! last id of the page before: a page's cost does not grow with how deep it is) and
+//! `?offset=` (0 or more, skipped after `after`; it reads every row it skips). A full
+//! page answers `Link: <...?limit=N&after=ID>; rel="next"`, the next page by `after`.
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
 
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -6,11 +12,40 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use crate::error::{ApiError, ErrorCode};
 use crate::input;
 
-/// `LIMIT`/`OFFSET` of a list route, as sent; [`Page::bounds`] checks them.
+/// `limit`, `after` and `offset` of a list route, as sent; [`Page::bounds`] checks them.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct Page {
     pub limit: Option<String>,
+    pub after: Option<String>,
     pub offset: Option<String>,
+}
+
+/// A checked page: at most `limit` rows whose id is above `after`, skipping `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub limit: i64,
+    pub after: i64,
+    pub offset: i64,
+}
+
+impl Bounds {
+    /// `rows` (read in id order within these bounds) as a JSON array, with a `Link` to
+    /// the next page when this one is full.
+    pub fn answer<T: serde::Serialize>(
+        &self,
+        path: &str,
+        rows: &[T],
+        id: impl Fn(&T) -> i64,
+    ) -> HttpResponse {
+        let mut answer = HttpResponse::Ok();
+        if let Some(last) = rows.last().filter(|_| rows.len() as i64 == self.limit) {
+            answer.insert_header((
+                header::LINK,
+                format!("<{path}?limit={}&after={}>; rel=\"next\"", self.limit, id(last)),
+            ));
+        }
+        answer.json(rows)
+    }
 }
 
 impl Page {
@@ -23,9 +58,9 @@ impl Page {
         ErrorCode::InvalidValue,
     ];
 
-    /// The `(limit, offset)` to bind: a `400` for what is no whole number, a `422` for a
-    /// limit outside 1 to 1000 or a negative offset. An offset past the end is an empty page.
-    pub fn bounds(&self) -> Result<(i64, i64), ApiError> {
+    /// The bounds to read: a `400` for what is no whole number, a `422` for a limit
+    /// outside 1 to 1000 or a negative `after` or offset. Past the end, an empty page.
+    pub fn bounds(&self) -> Result<Bounds, ApiError> {
         let number = |name: &str, text: &Option<String>| -> Result<Option<i128>, ApiError> {
             text.as_deref()
                 .map(|t| {
@@ -45,14 +80,21 @@ impl Page {
                 format!("`limit` must be between 1 and {}", Self::MAX_LIMIT),
             ));
         }
-        let offset = number("offset", &self.offset)?.unwrap_or(0);
-        if offset < 0 {
-            return Err(ApiError::new(
-                ErrorCode::InvalidValue,
-                "`offset` must be 0 or more",
-            ));
-        }
-        Ok((limit as i64, i64::try_from(offset).unwrap_or(i64::MAX)))
+        let at_least_zero = |name: &str, text: &Option<String>| -> Result<i64, ApiError> {
+            let value = number(name, text)?.unwrap_or(0);
+            if value < 0 {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidValue,
+                    format!("`{name}` must be 0 or more"),
+                ));
+            }
+            Ok(i64::try_from(value).unwrap_or(i64::MAX))
+        };
+        Ok(Bounds {
+            limit: limit as i64,
+            after: at_least_zero("after", &self.after)?,
+            offset: at_least_zero("offset", &self.offset)?,
+        })
     }
 }
 
@@ -64,10 +106,12 @@ impl utoipa::IntoParams for Page {
             .minimum(Some(1))
             .maximum(Some(Self::MAX_LIMIT as isize))
             .default(Some(Self::DEFAULT_LIMIT.into()));
-        let offset = ObjectBuilder::new()
-            .schema_type(Type::Integer)
-            .minimum(Some(0))
-            .default(Some(0.into()));
+        let at_least_zero = || {
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .default(Some(0.into()))
+        };
         vec![
             ParameterBuilder::new()
                 .name("limit")
@@ -79,9 +123,19 @@ impl utoipa::IntoParams for Page {
                 )))
                 .build(),
             ParameterBuilder::new()
+                .name("after")
+                .parameter_in(ParameterIn::Query)
+                .schema(Some(at_least_zero()))
+                .description(Some(
+                    "only rows whose id is above this one: the last id of the page before, as \
+                     the `Link: <...>; rel=\"next\"` header of a full page names it \
+                     (422 `invalid_value` if negative)",
+                ))
+                .build(),
+            ParameterBuilder::new()
                 .name("offset")
                 .parameter_in(ParameterIn::Query)
-                .schema(Some(offset))
+                .schema(Some(at_least_zero()))
                 .description(Some(
                     "how many to skip: 0 or more (422 `invalid_value` if negative); past the end, an empty page",
                 ))

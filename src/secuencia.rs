@@ -267,9 +267,9 @@ impl CambiosQuery {
             .unwrap_or(0);
         let page = Page {
             limit: self.limit.clone(),
-            offset: None,
+            ..Page::default()
         };
-        let (limit, _) = page.bounds()?;
+        let limit = page.bounds()?.limit;
         Ok(Cambios::After {
             prefijo,
             desde,

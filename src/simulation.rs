@@ -955,7 +955,15 @@ impl Shop {
     fn check(&self, answered: &[Answered]) -> Result<(), String> {
         let pedidos_conn = self.pedidos.borrow();
         let prefijo = repo::prefijo(&pedidos_conn).map_err(|e| e.to_string())?;
-        let pedidos = repo::list(&pedidos_conn, 1000, 0).map_err(|e| e.to_string())?;
+        let pedidos = repo::list(
+            &pedidos_conn,
+            crate::pagination::Bounds {
+                limit: 1000,
+                after: 0,
+                offset: 0,
+            },
+        )
+        .map_err(|e| e.to_string())?;
         let mut by_clave: HashMap<String, &Pedido> = HashMap::new();
         for pedido in &pedidos {
             if !pedido.terminado() {

@@ -49,6 +49,9 @@ pub fn schema() -> Schema {
             )),
             M::up(include_str!("../../migrations/inventario/0003_lotes.sql")),
             M::up(include_str!("../../migrations/inventario/0004_secuencia.sql")),
+            M::up(include_str!(
+                "../../migrations/inventario/0005_reservas_por_estado.sql"
+            )),
         ],
     )
 }

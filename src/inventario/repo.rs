@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::pagination::Bounds;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{EstadoReserva, Lote, NuevoLote, Rechazo, Reserva, ReservaRef, Stock, Unidades};
@@ -68,13 +69,13 @@ pub fn set_stock(conn: &Connection, unidades: Unidades) -> rusqlite::Result<Stoc
 }
 
 /// A page of the stock rows, by product id.
-pub fn list_stock(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Stock>> {
+pub fn list_stock(conn: &Connection, page: Bounds) -> rusqlite::Result<Vec<Stock>> {
     conn.prepare_cached(concat!(
         "SELECT ",
         stock_columns!(),
-        " FROM stock ORDER BY producto_id LIMIT ?1 OFFSET ?2"
+        " FROM stock WHERE producto_id > ?3 ORDER BY producto_id LIMIT ?1 OFFSET ?2"
     ))?
-    .query_map([limit, offset], stock)?
+    .query_map([page.limit, page.offset, page.after], stock)?
     .collect()
 }
 
@@ -524,16 +525,29 @@ pub fn release_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> R
 }
 
 /// The lotes whose key starts with `prefijo` and that changed after `desde`, oldest
-/// change first: at most `limit`.
+/// change first: at most `limit`. The rows are read in the order of their numbers,
+/// through `reservas_por_secuencia`, and the reading stops at the `limit`-th lote, so
+/// its cost is that of the changes listed, not of every lote (a lote's rows move
+/// together and carry the number of its last change).
 pub fn lotes_after(conn: &Connection, prefijo: &str, desde: i64, limit: i64) -> rusqlite::Result<Vec<Lote>> {
-    let claves = conn
-        .prepare_cached(
-            "SELECT lote, max(secuencia) AS s FROM reservas
+    let wanted = usize::try_from(limit).unwrap_or(0);
+    let mut claves: Vec<String> = Vec::new();
+    let mut listed = std::collections::HashSet::new();
+    {
+        let mut statement = conn.prepare_cached(
+            "SELECT lote FROM reservas
              WHERE lote IS NOT NULL AND secuencia > ?2 AND substr(lote, 1, length(?1)) = ?1
-             GROUP BY lote ORDER BY s LIMIT ?3",
-        )?
-        .query_map(params![prefijo, desde, limit], |row| row.get::<_, String>(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+             ORDER BY secuencia",
+        )?;
+        let mut rows = statement.query(params![prefijo, desde])?;
+        while claves.len() < wanted {
+            let Some(row) = rows.next()? else { break };
+            let clave = row.get_ref(0)?.as_str()?;
+            if listed.insert(clave.to_owned()) {
+                claves.push(clave.to_owned());
+            }
+        }
+    }
     let mut lotes = Vec::with_capacity(claves.len());
     for clave in claves {
         lotes.extend(find_lote(conn, &clave)?);

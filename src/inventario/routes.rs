@@ -102,9 +102,9 @@ pub async fn cargar_stock(pool: web::Data<Pool>, body: Json<StockBody>) -> Resul
     responses((status = 200, description = "the stock rows", body = Vec<Stock>), ListarStockRefusals)
 )]
 pub async fn listar_stock(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = page.bounds()?;
-    let stock = run_blocking(&pool, move |conn| Ok(repo::list_stock(conn, limit, offset)?)).await?;
-    Ok(HttpResponse::Ok().json(stock))
+    let page = page.bounds()?;
+    let stock = run_blocking(&pool, move |conn| Ok(repo::list_stock(conn, page)?)).await?;
+    Ok(page.answer(super::STOCK, &stock, |s| s.producto_id))
 }
 
 /// A product's stock: `cantidad` can still be reserved, `reservado` is held by active

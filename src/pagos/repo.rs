@@ -1,5 +1,6 @@
 //! SQL over `pagos.db`.
 
+use crate::pagination::Bounds;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::model::{Cobro, EstadoPago, Pago, Rechazo};
@@ -155,12 +156,12 @@ pub fn get(conn: &Connection, id: i64) -> rusqlite::Result<Option<Pago>> {
         .optional()
 }
 
-pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Pago>> {
+pub fn list(conn: &Connection, page: Bounds) -> rusqlite::Result<Vec<Pago>> {
     conn.prepare_cached(concat!(
         "SELECT ",
         pago_columns!(),
-        " FROM pagos ORDER BY id LIMIT ?1 OFFSET ?2"
+        " FROM pagos WHERE id > ?3 ORDER BY id LIMIT ?1 OFFSET ?2"
     ))?
-    .query_map([limit, offset], pago)?
+    .query_map([page.limit, page.offset, page.after], pago)?
     .collect()
 }

@@ -109,9 +109,9 @@ pub async fn reembolsar(
     responses((status = 200, description = "the payments", body = Vec<Pago>), ListarRefusals)
 )]
 pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = page.bounds()?;
-    let pagos = run_blocking(&pool, move |conn| Ok(repo::list(conn, limit, offset)?)).await?;
-    Ok(HttpResponse::Ok().json(pagos))
+    let page = page.bounds()?;
+    let pagos = run_blocking(&pool, move |conn| Ok(repo::list(conn, page)?)).await?;
+    Ok(page.answer(super::PAGOS, &pagos, |p| p.pago_id))
 }
 
 /// One payment.

@@ -50,6 +50,12 @@ pub fn schema() -> Schema {
             M::up(include_str!("../../migrations/pedidos/0004_request_id.sql")),
             M::up(include_str!("../../migrations/pedidos/0005_clave_nonce.sql")),
             M::up(include_str!("../../migrations/pedidos/0006_secuencias.sql")),
+            M::up(include_str!(
+                "../../migrations/pedidos/0007_pedidos_por_segundo.sql"
+            )),
+            M::up(include_str!(
+                "../../migrations/pedidos/0008_claves_por_pedido.sql"
+            )),
         ],
     )
 }

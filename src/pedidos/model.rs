@@ -314,7 +314,7 @@ pub enum Causa {
 crate::db::stored_as_text!(Causa);
 
 /// What a client sees of an order's stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum EstadoPedido {
@@ -329,7 +329,7 @@ pub enum EstadoPedido {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Pedido)]
 pub struct PedidoVista<'a> {
-    id: i64,
+    pub(super) id: i64,
     estado: EstadoPedido,
     /// What the order costs, from the prices productos gave; `null` when it failed
     /// before it was priced (every `precio_unitario` is `null` then too). A free

@@ -264,13 +264,13 @@ pub async fn estado(
     })
     .await?;
     let mut ultimo_minuto = UltimoMinuto::default();
-    for estado in recientes {
+    for (estado, n) in recientes {
         *match estado {
             EstadoPedido::Pendiente => &mut ultimo_minuto.pendiente,
             EstadoPedido::Confirmado => &mut ultimo_minuto.confirmado,
             EstadoPedido::Rechazado => &mut ultimo_minuto.rechazado,
             EstadoPedido::Fallido => &mut ultimo_minuto.fallido,
-        } += 1;
+        } += n;
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -372,8 +372,9 @@ async fn productos_panel(
     let last = catalogo.iter().map(|p| p.id).max().unwrap_or(0);
     let mut stock: HashMap<i64, StockAnswer> = HashMap::new();
     let mut detalle = None;
+    let mut after = 0;
     for page in 0..STOCK_PAGES {
-        let path = format!("/stock?limit={PRODUCTS}&offset={}", page * PRODUCTS);
+        let path = format!("/stock?limit={PRODUCTS}&after={after}");
         let rows: Vec<StockAnswer> =
             match read("inventario", inventario.peek(&path, left(), MAX_LIST_BODY).await) {
                 Ok(rows) => rows,
@@ -384,6 +385,7 @@ async fn productos_panel(
             };
         let full = rows.len() == PRODUCTS;
         let reached = rows.last().is_some_and(|row| row.producto_id >= last);
+        after = rows.last().map_or(after, |row| row.producto_id);
         stock.extend(rows.into_iter().map(|s| (s.producto_id, s)));
         if !full || reached {
             break;

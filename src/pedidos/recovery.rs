@@ -19,10 +19,11 @@ use super::clients::{PeerApi, Peers};
 use super::heal;
 use super::instancia::Instancia;
 use super::model::Pedido;
+use super::repo;
 use super::resilience::Breakers;
 use super::saga::{self, Contexto, Store};
 use crate::config::PeerSettings;
-use crate::db::Pool;
+use crate::db::{Pool, run_write};
 use crate::error::ApiError;
 use crate::shutdown::Stop;
 use crate::trace::Trace;
@@ -63,6 +64,9 @@ pub fn spawn(
                 Some(Ok(n)) => log::info!(target: LOG_TARGET, "recovery settled {n} orders"),
                 Some(Err(e)) => log::warn!(target: LOG_TARGET, "recovery pass failed: {e}"),
             }
+            if let Err(e) = tidy(&pool, settings.idempotency_retention).await {
+                log::warn!(target: LOG_TARGET, "could not forget old counts and keys: {e}");
+            }
             // A peer found restored behind pedidos wakes recovery at once: orders that
             // need it are refused until it is healed.
             let pause = async {
@@ -77,6 +81,40 @@ pub fn spawn(
         }
         log::debug!(target: LOG_TARGET, "recovery stopped");
     });
+}
+
+/// Forgets what is kept only for a while: the status page's counts of seconds long
+/// past, and the Idempotency-Keys of finished orders older than `retention` (zero
+/// keeps them), a batch per write so that orders never wait long behind it.
+async fn tidy(pool: &Pool, retention: std::time::Duration) -> Result<(), ApiError> {
+    const KEYS_AT_ONCE: i64 = 2000;
+    let now = jiff::Timestamp::now();
+    let ago = |d: std::time::Duration| {
+        let then = jiff::SignedDuration::try_from(d)
+            .ok()
+            .and_then(|d| now.checked_sub(d).ok())
+            .unwrap_or(jiff::Timestamp::MIN);
+        format!("{:.3}", then)
+    };
+    let seconds_before = ago(std::time::Duration::from_secs(120));
+    run_write(pool, move |conn| {
+        Ok(repo::forget_seconds_before(conn, &seconds_before)?)
+    })
+    .await?;
+    if retention.is_zero() {
+        return Ok(());
+    }
+    let keys_before = ago(retention);
+    loop {
+        let before = keys_before.clone();
+        let forgotten = run_write(pool, move |conn| {
+            Ok(repo::forget_keys_before(conn, &before, KEYS_AT_ONCE)?)
+        })
+        .await?;
+        if forgotten < KEYS_AT_ONCE as usize {
+            return Ok(());
+        }
+    }
 }
 
 /// One pass: what a restore left to heal first, then the unfinished orders; returns how

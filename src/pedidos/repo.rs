@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::pagination::Bounds;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -332,14 +333,14 @@ fn with_items(conn: &Connection, mut pedidos: Vec<Pedido>) -> rusqlite::Result<V
     Ok(pedidos)
 }
 
-pub fn list(conn: &Connection, limit: i64, offset: i64) -> rusqlite::Result<Vec<Pedido>> {
+pub fn list(conn: &Connection, page: Bounds) -> rusqlite::Result<Vec<Pedido>> {
     let pedidos = conn
         .prepare_cached(concat!(
             "SELECT ",
             pedido_columns!(),
-            " FROM pedidos ORDER BY id LIMIT ?1 OFFSET ?2"
+            " FROM pedidos WHERE id > ?3 ORDER BY id LIMIT ?1 OFFSET ?2"
         ))?
-        .query_map([limit, offset], pedido)?
+        .query_map([page.limit, page.offset, page.after], pedido)?
         .collect::<rusqlite::Result<_>>()?;
     with_items(conn, pedidos)
 }
@@ -357,24 +358,60 @@ pub fn latest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Pedido>> {
     with_items(conn, pedidos)
 }
 
-/// The estado of each order placed at `since` (as `creado_en` writes it) or later.
-/// Orders are read newest first and the reading stops at the first older one, so its
-/// cost is that of the recent orders, not of all.
-pub fn estados_since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<EstadoPedido>> {
-    let mut estados = Vec::new();
-    // The stage's columns where `etapa` reads them, then `creado_en`.
-    let mut statement = conn.prepare_cached(
-        "SELECT id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro, creado_en
-         FROM pedidos ORDER BY id DESC",
-    )?;
-    let mut rows = statement.query([])?;
-    while let Some(row) = rows.next()? {
-        if row.get_ref(8)?.as_str()? < since {
-            break;
+/// How many orders placed at `since` (as `creado_en` writes it, to the second) or later
+/// stand in each estado now, read from the counts kept per second
+/// (`pedidos_por_segundo`, migration 0007): at most four rows a second, however many
+/// orders were placed.
+pub fn estados_since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<(EstadoPedido, u64)>> {
+    let second = since.get(..19).unwrap_or(since);
+    conn.prepare_cached("SELECT estado, sum(n) FROM pedidos_por_segundo WHERE segundo >= ?1 GROUP BY estado")?
+        .query_map([second], |row| {
+            let estado: String = row.get(0)?;
+            let estado = estado
+                .parse::<EstadoPedido>()
+                .map_err(|_| conversion(0, Type::Text, format!("estado {estado:?}")))?;
+            Ok((estado, u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0)))
+        })?
+        .collect()
+}
+
+/// Drops the per-second counts of seconds before `before` (as `creado_en` writes it);
+/// returns how many rows went.
+pub fn forget_seconds_before(conn: &Connection, before: &str) -> rusqlite::Result<usize> {
+    let second = before.get(..19).unwrap_or(before);
+    conn.prepare_cached("DELETE FROM pedidos_por_segundo WHERE segundo < ?1")?
+        .execute([second])
+}
+
+/// Forgets at most `limit` Idempotency-Keys of orders placed before `before` (as
+/// `creado_en` writes it) that are over and owe nothing: a key whose order is still
+/// being driven is kept whatever its age, so that a retry never places it twice.
+/// Keys are read oldest order first and the reading stops at the first order placed
+/// at `before` or later. Returns how many keys went.
+pub fn forget_keys_before(conn: &Connection, before: &str, limit: i64) -> rusqlite::Result<usize> {
+    let mut old = Vec::new();
+    {
+        let mut statement = conn.prepare_cached(concat!(
+            "SELECT k.clave, p.creado_en, NOT (",
+            sin_terminar!(),
+            ") FROM claves_idempotencia k JOIN pedidos p ON p.id = k.pedido_id
+             ORDER BY k.pedido_id LIMIT ?1"
+        ))?;
+        let mut rows = statement.query([limit])?;
+        while let Some(row) = rows.next()? {
+            if row.get_ref(1)?.as_str()? >= before {
+                break;
+            }
+            if row.get::<_, bool>(2)? {
+                old.push(row.get::<_, String>(0)?);
+            }
         }
-        estados.push(etapa(row)?.estado());
     }
-    Ok(estados)
+    let mut delete = conn.prepare_cached("DELETE FROM claves_idempotencia WHERE clave = ?1")?;
+    for clave in &old {
+        delete.execute([clave])?;
+    }
+    Ok(old.len())
 }
 
 /// The ids of orders that are not over or still owe work to a peer, oldest first.
@@ -403,9 +440,12 @@ pub fn prefijo(conn: &Connection) -> rusqlite::Result<String> {
 /// a healing under way goes up to.
 pub fn seen(conn: &Connection) -> rusqlite::Result<Seen> {
     conn.prepare_cached(
-        "SELECT max(coalesce((SELECT max(secuencia_inventario) FROM pedidos), 0),
+        // `IS NOT NULL` lets SQLite read each max from the end of its partial index;
+        // without it, it reads every order.
+        "SELECT max(coalesce((SELECT max(secuencia_inventario) FROM pedidos
+                              WHERE secuencia_inventario IS NOT NULL), 0),
                     coalesce((SELECT hasta FROM curas WHERE peer = 'inventario'), 0)),
-                max(coalesce((SELECT max(secuencia_pagos) FROM pedidos), 0),
+                max(coalesce((SELECT max(secuencia_pagos) FROM pedidos WHERE secuencia_pagos IS NOT NULL), 0),
                     coalesce((SELECT hasta FROM curas WHERE peer = 'pagos'), 0))",
     )?
     .query_row([], |row| {
@@ -602,6 +642,112 @@ mod tests {
             Alta::Nuevo(pedido) => *pedido,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn counts(conn: &Connection) -> Vec<(EstadoPedido, u64)> {
+        let mut counts = estados_since(conn, "2000-01-01T00:00:00.000Z").expect("read");
+        counts.sort_by_key(|(estado, _)| *estado as u8);
+        counts.retain(|(_, n)| *n > 0);
+        counts
+    }
+
+    #[test]
+    fn the_counts_by_second_follow_every_order_as_it_is_placed_and_moves_on() {
+        let mut conn = database();
+        let first = registrado(&mut conn);
+        registrado(&mut conn);
+        assert_eq!(counts(&conn), [(EstadoPedido::Pendiente, 2)]);
+        let rechazado = Etapa::Cerrado {
+            desenlace: Desenlace::Rechazado { pago_id: Some(1) },
+            deuda: Deuda::default(),
+        };
+        let written = transition(
+            &mut conn,
+            first.id,
+            &Etapa::Registrado,
+            &rechazado,
+            None,
+            Seen::default(),
+        );
+        assert!(written.expect("written"));
+        assert_eq!(
+            counts(&conn),
+            [(EstadoPedido::Pendiente, 1), (EstadoPedido::Rechazado, 1)]
+        );
+        // A later second is not counted from an earlier `since`'s point of view.
+        assert_eq!(
+            estados_since(&conn, "9999-01-01T00:00:00.000Z").expect("read"),
+            []
+        );
+        assert_eq!(
+            forget_seconds_before(&conn, "9999-01-01T00:00:00.000Z").expect("forgotten"),
+            2
+        );
+        assert_eq!(counts(&conn), []);
+    }
+
+    #[test]
+    fn migrating_counts_the_last_two_minutes_orders_already_stored() {
+        let mut conn = Connection::open_in_memory().expect("an in-memory database");
+        let migrations = crate::pedidos::schema().migrations;
+        migrations.to_version(&mut conn, 6).expect("migrated to 6");
+        conn.execute_batch(
+            "INSERT INTO pedidos (etapa, desenlace, total, moneda, medio) VALUES
+                 ('cerrado', 'confirmado', 1, 'PYG', 't'), ('cerrado', 'confirmado', 1, 'PYG', 't'),
+                 ('registrado', NULL, 1, 'PYG', 't');
+             INSERT INTO pedidos (etapa, desenlace, total, moneda, medio, creado_en)
+                 VALUES ('cerrado', 'fallido', 1, 'PYG', 't', '2001-01-01T00:00:00.000Z');",
+        )
+        .expect("orders of the older schema");
+        migrations.to_latest(&mut conn).expect("migrated");
+        assert_eq!(
+            counts(&conn),
+            [(EstadoPedido::Pendiente, 1), (EstadoPedido::Confirmado, 2)],
+            "the order of 2001 is long past"
+        );
+    }
+
+    #[test]
+    fn only_the_keys_of_old_orders_that_are_over_are_forgotten() {
+        let mut conn = database();
+        let keyed = |clave: &str, conn: &mut Connection| {
+            let pedido = registrado(conn);
+            conn.execute(
+                "INSERT INTO claves_idempotencia (clave, huella, pedido_id) VALUES (?1, 'h', ?2)",
+                params![clave, pedido.id],
+            )
+            .expect("key stored");
+            pedido
+        };
+        let over = keyed("over", &mut conn);
+        keyed("unfinished", &mut conn);
+        let cerrado = Etapa::Cerrado {
+            desenlace: Desenlace::Confirmado { pago_id: Some(1) },
+            deuda: Deuda::default(),
+        };
+        let written = transition(
+            &mut conn,
+            over.id,
+            &Etapa::Registrado,
+            &cerrado,
+            None,
+            Seen::default(),
+        );
+        assert!(written.expect("written"));
+        assert_eq!(
+            forget_keys_before(&conn, "2000-01-01T00:00:00.000Z", 100).expect("read"),
+            0,
+            "none is that old"
+        );
+        assert_eq!(
+            forget_keys_before(&conn, "9999-01-01T00:00:00.000Z", 100).expect("read"),
+            1
+        );
+        let left: Vec<String> = conn
+            .prepare("SELECT clave FROM claves_idempotencia")
+            .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
+            .expect("read");
+        assert_eq!(left, ["unfinished"], "a key whose order is still driven is kept");
     }
 
     #[test]

@@ -203,9 +203,10 @@ async fn replay(ctx: &Contexto<'_>, id: i64) -> Result<HttpResponse, ApiError> {
     responses((status = 200, description = "the orders", body = Vec<PedidoVista>), ListarRefusals)
 )]
 pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
-    let (limit, offset) = page.bounds()?;
-    let pedidos = run_blocking(&pool, move |conn| Ok(repo::list(conn, limit, offset)?)).await?;
-    Ok(HttpResponse::Ok().json(pedidos.iter().map(PedidoVista::from).collect::<Vec<_>>()))
+    let page = page.bounds()?;
+    let pedidos = run_blocking(&pool, move |conn| Ok(repo::list(conn, page)?)).await?;
+    let vistas: Vec<_> = pedidos.iter().map(PedidoVista::from).collect();
+    Ok(page.answer(super::PEDIDOS, &vistas, |p| p.id))
 }
 
 /// One order, as it stands.

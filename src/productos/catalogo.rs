@@ -4,11 +4,13 @@
 //! whole catalog, which for a shop is thousands of products, not millions.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::model::Producto;
 use super::repo;
 use crate::db::Pool;
+use crate::pagination::Bounds;
 
 #[derive(Debug, Default)]
 pub struct Catalogo(RwLock<BTreeMap<i64, Producto>>);
@@ -40,11 +42,18 @@ impl Catalogo {
         ids.iter().filter_map(|id| catalogo.get(id).cloned()).collect()
     }
 
-    /// The products in id order, `limit` of them after skipping `offset`.
-    pub fn page(&self, limit: i64, offset: i64) -> Vec<Producto> {
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(limit).unwrap_or(0);
-        self.read().values().skip(skip).take(take).cloned().collect()
+    /// The products in id order whose id is above `page.after`, `page.limit` of them
+    /// after skipping `page.offset`.
+    pub fn page(&self, page: Bounds) -> Vec<Producto> {
+        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+        let take = usize::try_from(page.limit).unwrap_or(0);
+        self.read()
+            .range((Bound::Excluded(page.after), Bound::Unbounded))
+            .map(|(_, producto)| producto)
+            .skip(skip)
+            .take(take)
+            .cloned()
+            .collect()
     }
 
     pub fn put(&self, producto: &Producto) {

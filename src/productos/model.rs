@@ -88,6 +88,7 @@ impl CambioProducto {
 #[derive(Debug, Deserialize)]
 pub struct ListaQuery {
     limit: Option<String>,
+    after: Option<String>,
     offset: Option<String>,
     ids: Option<String>,
 }
@@ -109,7 +110,7 @@ impl IntoParams for ListaQuery {
                 .schema(Some(ids))
                 .description(Some(format!(
                     "instead of a page, the products with these ids that exist, in the order \
-                     asked: 1 to {} ids, separated by commas; not with `limit` or `offset`",
+                     asked: 1 to {} ids, separated by commas; not with `limit`, `after` or `offset`",
                     Page::MAX_LIMIT
                 )))
                 .build(),
@@ -130,15 +131,16 @@ impl Lista {
     pub fn parse(query: ListaQuery) -> Result<Self, ApiError> {
         let page = Page {
             limit: query.limit,
+            after: query.after,
             offset: query.offset,
         };
         let Some(ids) = query.ids else {
             return Ok(Self::Pagina(page));
         };
-        if page.limit.is_some() || page.offset.is_some() {
+        if page.limit.is_some() || page.after.is_some() || page.offset.is_some() {
             return Err(ApiError::new(
                 ErrorCode::InvalidValue,
-                "ids lists the products wanted; it does not take limit or offset",
+                "ids lists the products wanted; it does not take limit, after or offset",
             ));
         }
         if ids.split(',').count() > Page::MAX_LIMIT as usize {

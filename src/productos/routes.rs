@@ -73,14 +73,13 @@ pub async fn listar(
     catalogo: web::Data<Catalogo>,
     query: web::Query<ListaQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let productos = match Lista::parse(query.into_inner())? {
+    Ok(match Lista::parse(query.into_inner())? {
         Lista::Pagina(page) => {
-            let (limit, offset) = page.bounds()?;
-            catalogo.page(limit, offset)
+            let page = page.bounds()?;
+            page.answer(super::PRODUCTOS, &catalogo.page(page), |p| p.id)
         }
-        Lista::Ids(ids) => catalogo.some(&ids),
-    };
-    Ok(HttpResponse::Ok().json(productos))
+        Lista::Ids(ids) => HttpResponse::Ok().json(catalogo.some(&ids)),
+    })
 }
 
 /// One product.

@@ -22,6 +22,7 @@ mod lotes;
 mod openapi;
 mod operability;
 mod original;
+mod pages;
 mod pagos;
 mod panel;
 mod pedidos;

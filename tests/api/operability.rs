@@ -608,9 +608,9 @@ async fn ready_is_200_with_the_schema_and_503_naming_the_file_once_the_database_
     let http = Http::default();
     for (service, version) in [
         (Service::Productos, 1),
-        (Service::Inventario, 4),
+        (Service::Inventario, 5),
         (Service::Pagos, 4),
-        (Service::Pedidos, 6),
+        (Service::Pedidos, 8),
     ] {
         let ready = http
             .call(Method::GET, format!("{}/ready", app.url(service)))
