@@ -3,7 +3,7 @@
 # release, starts `penguin serve all` on free ports with fresh databases, and then, for
 # each number of stored orders in GROWTH_ORDERS, places one-item orders at full speed
 # (`penguin-loadgen`, 64 connections, with Idempotency-Keys, as clients send them)
-# until that many are stored, stops the load and times, each as the median of 7:
+# until that many are stored, stops the load and times, each as the median of 25:
 #   - a deep page by offset, `GET /pedidos?limit=100&offset=N-100` (the contract's
 #     paging; it reads every row it skips), and the same page by cursor,
 #     `GET /pedidos?limit=100&after=<id>`;
@@ -72,11 +72,11 @@ def start():
     return child, time.perf_counter() - started
 
 def timed(name, path, token_needed=True):
-    """The median of 7 timed GETs on one kept-alive connection, in ms, and the last answer."""
+    """The median of 25 timed GETs on one kept-alive connection, in ms, and the last answer."""
     c = http.client.HTTPConnection("127.0.0.1", port[name], timeout=60)
     headers = {"Authorization": f"Bearer {token}"} if token_needed else {}
     times, body = [], b""
-    for _ in range(7):
+    for _ in range(25):
         t = time.perf_counter()
         c.request("GET", path, headers=headers)
         r = c.getresponse()
@@ -121,7 +121,7 @@ for target in targets:
         rate = max(op["throughput"], 100.0)
         before, orders = orders, stored()
         placed, seconds = placed + orders - before, seconds + duration
-    time.sleep(1)  # the last answers' writes land
+    time.sleep(3)  # the last answers' writes land, and the write-ahead logs are checkpointed
     last = json.loads(timed("pedidos", "/pedidos?limit=1&offset=%d" % (orders - 101))[1])[0]["id"]
     row = {
         "orders": orders,
