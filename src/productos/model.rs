@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ErrorCode};
 use crate::input;
 use crate::money::{self, Money, MoneyInput};
-use crate::pagination::Page;
+use crate::pagination::{Bounds, Page};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Producto {
@@ -110,7 +110,7 @@ impl IntoParams for ListaQuery {
                 .schema(Some(ids))
                 .description(Some(format!(
                     "instead of a page, the products with these ids that exist, in the order \
-                     asked: 1 to {} ids, separated by commas; not with `limit`, `after` or `offset`",
+                     asked: 1 to {} ids, separated by commas; with `limit`, `after` or `offset`, a page of them (all of them unless `limit` is given)",
                     Page::MAX_LIMIT
                 )))
                 .build(),
@@ -123,8 +123,9 @@ impl IntoParams for ListaQuery {
 #[derive(Debug)]
 pub enum Lista {
     Pagina(Page),
-    /// Distinct ids, in the order given.
-    Ids(Vec<i64>),
+    /// Distinct ids, in the order given, and the page of them wanted: those above
+    /// `after`, past `offset`, at most `limit` (all of them unless `limit` is given).
+    Ids(Vec<i64>, Bounds),
 }
 
 impl Lista {
@@ -137,11 +138,9 @@ impl Lista {
         let Some(ids) = query.ids else {
             return Ok(Self::Pagina(page));
         };
-        if page.limit.is_some() || page.after.is_some() || page.offset.is_some() {
-            return Err(ApiError::new(
-                ErrorCode::InvalidValue,
-                "ids lists the products wanted; it does not take limit, after or offset",
-            ));
+        let mut bounds = page.bounds()?;
+        if page.limit.is_none() {
+            bounds.limit = Page::MAX_LIMIT;
         }
         if ids.split(',').count() > Page::MAX_LIMIT as usize {
             return Err(ApiError::new(
@@ -170,6 +169,6 @@ impl Lista {
                 parsed.push(id);
             }
         }
-        Ok(Self::Ids(parsed))
+        Ok(Self::Ids(parsed, bounds))
     }
 }

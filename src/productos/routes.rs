@@ -78,7 +78,16 @@ pub async fn listar(
             let page = page.bounds()?;
             page.answer(super::PRODUCTOS, &catalogo.page(page), |p| p.id)
         }
-        Lista::Ids(ids) => HttpResponse::Ok().json(catalogo.some(&ids)),
+        Lista::Ids(ids, page) => {
+            let productos: Vec<_> = catalogo
+                .some(&ids)
+                .into_iter()
+                .filter(|p| p.id > page.after)
+                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+                .take(usize::try_from(page.limit).unwrap_or(0))
+                .collect();
+            HttpResponse::Ok().json(productos)
+        }
     })
 }
 

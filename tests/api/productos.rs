@@ -240,7 +240,8 @@ async fn listar_with_ids_answers_those_products_in_the_order_asked() {
         ("ids=1,x", 400),
         ("ids=", 400),
         ("ids=0", 422),
-        ("ids=1&limit=5", 422),
+        ("ids=1&limit=0", 422),
+        ("ids=1&after=-1", 422),
     ] {
         let answer = app.get(Productos, &format!("/productos?{query}")).await;
         assert_eq!(answer.status, status, "{query}: {answer:?}");
