@@ -183,7 +183,14 @@ async fn every(
 ) -> Result<Vec<Value>, String> {
     let mut rows: Vec<Value> = Vec::new();
     loop {
-        let after = rows.last().and_then(|row| row[id].as_i64()).unwrap_or(0);
+        let after = match rows.last() {
+            None => 0,
+            // Without the id of the last row the next page cannot be asked for: the
+            // same page would be read again and again.
+            Some(row) => row[id]
+                .as_i64()
+                .ok_or_else(|| format!("GET {base}{path}: a row without `{id}`: {row}"))?,
+        };
         let page = get(
             client,
             tienda,

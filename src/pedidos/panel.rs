@@ -21,6 +21,7 @@ use super::instancia::Instancia;
 use super::model::{EstadoPedido, PedidoVista};
 use super::repo;
 use super::resilience::{Breakers, millis};
+use crate::clock;
 use crate::db::{self, Pool, run_blocking};
 use crate::error::ApiError;
 use crate::money::Money;
@@ -229,7 +230,7 @@ pub async fn estado(
     instancia: web::Data<Instancia>,
 ) -> Result<HttpResponse, ApiError> {
     let now = jiff::Timestamp::now();
-    let since = timestamp(now - jiff::SignedDuration::from_secs(60));
+    let since = clock::stored(now - jiff::SignedDuration::from_secs(60));
     let circuitos = circuitos(&breakers, now);
     let deadline = Instant::now() + PEEK_LIMIT;
     let (propio, peers_ready, productos) = tokio::join!(
@@ -275,7 +276,7 @@ pub async fn estado(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Panel {
-            generado_en: timestamp(now),
+            generado_en: clock::stored(now),
             servicios,
             circuitos,
             pedidos: pedidos.iter().map(PedidoVista::from).collect(),
@@ -284,11 +285,6 @@ pub async fn estado(
             productos_detalle,
             restauracion: restauracion(&instancia),
         }))
-}
-
-/// A time as `creado_en` is written: UTC, to the millisecond.
-fn timestamp(t: jiff::Timestamp) -> String {
-    format!("{:.3}", t.round(jiff::Unit::Millisecond).unwrap_or(t))
 }
 
 fn circuitos(breakers: &Breakers, now: jiff::Timestamp) -> Vec<Circuito> {
@@ -304,7 +300,7 @@ fn circuitos(breakers: &Breakers, now: jiff::Timestamp) -> Vec<Circuito> {
                 proxima_prueba: left
                     .and_then(|l| jiff::SignedDuration::try_from(l).ok())
                     .and_then(|l| now.checked_add(l).ok())
-                    .map(timestamp),
+                    .map(clock::stored),
             }
         })
         .collect()

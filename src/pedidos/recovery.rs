@@ -22,6 +22,7 @@ use super::model::Pedido;
 use super::repo;
 use super::resilience::Breakers;
 use super::saga::{self, Contexto, Store};
+use crate::clock;
 use crate::config::PeerSettings;
 use crate::db::{Pool, run_write};
 use crate::error::ApiError;
@@ -88,15 +89,7 @@ pub fn spawn(
 /// keeps them), a batch per write so that orders never wait long behind it.
 async fn tidy(pool: &Pool, retention: std::time::Duration) -> Result<(), ApiError> {
     const KEYS_AT_ONCE: i64 = 2000;
-    let now = jiff::Timestamp::now();
-    let ago = |d: std::time::Duration| {
-        let then = jiff::SignedDuration::try_from(d)
-            .ok()
-            .and_then(|d| now.checked_sub(d).ok())
-            .unwrap_or(jiff::Timestamp::MIN);
-        format!("{:.3}", then)
-    };
-    let seconds_before = ago(std::time::Duration::from_secs(120));
+    let seconds_before = clock::stored_ago(std::time::Duration::from_secs(120));
     run_write(pool, move |conn| {
         Ok(repo::forget_seconds_before(conn, &seconds_before)?)
     })
@@ -104,7 +97,7 @@ async fn tidy(pool: &Pool, retention: std::time::Duration) -> Result<(), ApiErro
     if retention.is_zero() {
         return Ok(());
     }
-    let keys_before = ago(retention);
+    let keys_before = clock::stored_ago(retention);
     loop {
         let before = keys_before.clone();
         let forgotten = run_write(pool, move |conn| {

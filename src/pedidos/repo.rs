@@ -651,25 +651,23 @@ mod tests {
         counts
     }
 
+    /// Moves registered order `id` to its outcome, owing nothing.
+    fn close(conn: &mut Connection, id: i64, desenlace: Desenlace) {
+        let cerrado = Etapa::Cerrado {
+            desenlace,
+            deuda: Deuda::default(),
+        };
+        let written = transition(conn, id, &Etapa::Registrado, &cerrado, None, Seen::default());
+        assert!(written.expect("written"));
+    }
+
     #[test]
     fn the_counts_by_second_follow_every_order_as_it_is_placed_and_moves_on() {
         let mut conn = database();
         let first = registrado(&mut conn);
         registrado(&mut conn);
         assert_eq!(counts(&conn), [(EstadoPedido::Pendiente, 2)]);
-        let rechazado = Etapa::Cerrado {
-            desenlace: Desenlace::Rechazado { pago_id: Some(1) },
-            deuda: Deuda::default(),
-        };
-        let written = transition(
-            &mut conn,
-            first.id,
-            &Etapa::Registrado,
-            &rechazado,
-            None,
-            Seen::default(),
-        );
-        assert!(written.expect("written"));
+        close(&mut conn, first.id, Desenlace::Rechazado { pago_id: Some(1) });
         assert_eq!(
             counts(&conn),
             [(EstadoPedido::Pendiente, 1), (EstadoPedido::Rechazado, 1)]
@@ -721,19 +719,7 @@ mod tests {
         };
         let over = keyed("over", &mut conn);
         keyed("unfinished", &mut conn);
-        let cerrado = Etapa::Cerrado {
-            desenlace: Desenlace::Confirmado { pago_id: Some(1) },
-            deuda: Deuda::default(),
-        };
-        let written = transition(
-            &mut conn,
-            over.id,
-            &Etapa::Registrado,
-            &cerrado,
-            None,
-            Seen::default(),
-        );
-        assert!(written.expect("written"));
+        close(&mut conn, over.id, Desenlace::Confirmado { pago_id: Some(1) });
         assert_eq!(
             forget_keys_before(&conn, "2000-01-01T00:00:00.000Z", 100).expect("read"),
             0,
