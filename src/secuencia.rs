@@ -14,14 +14,85 @@
 //! A change asked for without `?visto=` (a client other than pedidos) is neither
 //! fenced nor numbered.
 
+use actix_web::dev::Handler;
+use actix_web::{FromRequest, HttpResponse, Responder, web};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
-use crate::error::{ApiError, ErrorCode};
+use crate::db::{self, Pool, run_blocking, run_write};
+use crate::error::{ApiError, ErrorCode, method_not_allowed};
 use crate::input::{self, Entero};
+use crate::json::{self, Json};
+use crate::openapi::refusals;
 use crate::pagination::Page;
+
+pub const CAMBIOS: &str = "/cambios";
+pub const CAMBIOS_DE: &str = "/cambios/{clave}";
+pub const SECUENCIA: &str = "/secuencia";
+
+refusals!(CambiosRefusals: CambiosQuery::REFUSALS, db::REFUSALS);
+refusals!(CambiosDeRefusals: ClavePath::REFUSALS, db::REFUSALS);
+refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
+
+/// The routes of a numbered service: its own `GET /cambios` and `GET /cambios/{clave}`
+/// (what it lists is its own), and `POST /secuencia`, the same for both.
+pub fn configure<C, CArgs, D, DArgs>(cfg: &mut web::ServiceConfig, cambios: C, cambios_de: D)
+where
+    C: Handler<CArgs>,
+    CArgs: FromRequest + 'static,
+    C::Output: Responder + 'static,
+    D: Handler<DArgs>,
+    DArgs: FromRequest + 'static,
+    D::Output: Responder + 'static,
+{
+    cfg.service(
+        web::resource(CAMBIOS)
+            .route(web::get().to(cambios))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(CAMBIOS_DE)
+            .route(web::get().to(cambios_de))
+            .default_service(web::to(method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource(SECUENCIA)
+            .route(web::post().to(subir_secuencia))
+            .default_service(web::to(method_not_allowed("POST"))),
+    );
+}
+
+/// Answers `GET /cambios` or `GET /cambios/{clave}`: the service's numbers, with what
+/// `read` finds of `cambios` in its database.
+pub async fn listed<T, F>(pool: &Pool, cambios: Cambios, read: F) -> Result<HttpResponse, ApiError>
+where
+    T: Serialize + Send + 'static,
+    F: FnOnce(&Connection, Numeros, Cambios) -> rusqlite::Result<T> + Send + 'static,
+{
+    let answer = run_blocking(pool, move |conn| Ok(read(conn, numbers(conn)?, cambios)?)).await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Raises the number of the last change to at least `secuencia`: pedidos does it once
+/// it has re-asserted what an older copy of this database had lost, which lifts the
+/// `409 stale_copy` its changes got meanwhile.
+#[utoipa::path(
+    post,
+    path = SECUENCIA,
+    tag = "secuencia",
+    request_body = SecuenciaBody,
+    responses((status = 200, description = "the number of the last change now", body = Secuencia), SecuenciaRefusals)
+)]
+pub async fn subir_secuencia(
+    pool: web::Data<Pool>,
+    body: Json<SecuenciaBody>,
+) -> Result<HttpResponse, ApiError> {
+    let to = body.into_inner().parse()?;
+    let secuencia = run_write(&pool, move |conn| Ok(raise(conn, to)?)).await?;
+    Ok(HttpResponse::Ok().json(Secuencia { secuencia }))
+}
 
 /// A change refused because this database is older than what the caller has seen.
 #[derive(Debug, Clone, Copy, thiserror::Error)]

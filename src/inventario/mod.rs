@@ -64,9 +64,6 @@ const RESERVAR: &str = "/reservar";
 const LIBERAR: &str = "/liberar";
 const CONFIRMAR: &str = "/confirmar";
 const STOCK_DE: &str = "/stock/{producto_id}";
-const CAMBIOS: &str = "/cambios";
-const CAMBIOS_DE: &str = "/cambios/{clave}";
-const SECUENCIA: &str = "/secuencia";
 
 /// The route table of inventario.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -87,21 +84,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(routes::liberar_lote))
             .default_service(web::to(method_not_allowed("POST"))),
     )
-    .service(
-        web::resource(CAMBIOS)
-            .route(web::get().to(routes::cambios))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(CAMBIOS_DE)
-            .route(web::get().to(routes::cambios_de))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(SECUENCIA)
-            .route(web::post().to(routes::subir_secuencia))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
+    .configure(|cfg| crate::secuencia::configure(cfg, routes::cambios, routes::cambios_de))
     .service(
         web::resource(STOCK)
             .route(web::post().to(routes::cargar_stock))
@@ -149,7 +132,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::liberar_lote,
         routes::cambios,
         routes::cambios_de,
-        routes::subir_secuencia,
+        crate::secuencia::subir_secuencia,
     )
 )]
 pub struct Api;

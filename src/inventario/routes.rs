@@ -15,7 +15,9 @@ use crate::input::{self, IdPath, schema::IdempotencyKey};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
-use crate::secuencia::{Cambios, CambiosQuery, ClavePath, Numeros, Secuencia, SecuenciaBody, Visto};
+use crate::secuencia::{
+    self, Cambios, CambiosDeRefusals, CambiosQuery, CambiosRefusals, ClavePath, Numeros, Visto,
+};
 
 /// How long a reservation holds its units unless confirmed or released.
 #[derive(Debug, Clone, Copy)]
@@ -275,10 +277,6 @@ pub async fn liberar_lote(
     Ok(HttpResponse::Ok().json(lote))
 }
 
-refusals!(CambiosRefusals: CambiosQuery::REFUSALS, db::REFUSALS);
-refusals!(CambiosDeRefusals: ClavePath::REFUSALS, db::REFUSALS);
-refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
-
 /// What `GET /cambios` answers: the number of the last change made here, and the lotes.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CambiosLotes {
@@ -292,7 +290,7 @@ pub struct CambiosLotes {
 /// learn of orders it lost (a restore of its own database from an older copy).
 #[utoipa::path(
     get,
-    path = super::CAMBIOS,
+    path = crate::secuencia::CAMBIOS,
     tag = "inventario",
     params(CambiosQuery),
     responses((status = 200, description = "the last change's number, and the lotes", body = CambiosLotes), CambiosRefusals)
@@ -307,7 +305,7 @@ pub async fn cambios(
 /// What was made with one key (an order's lote or charge), however long ago: one, or none.
 #[utoipa::path(
     get,
-    path = super::CAMBIOS_DE,
+    path = crate::secuencia::CAMBIOS_DE,
     tag = "inventario",
     params(ClavePath),
     responses((status = 200, description = "the last change's number, and what was made with the key", body = CambiosLotes), CambiosDeRefusals)
@@ -317,8 +315,7 @@ pub async fn cambios_de(pool: web::Data<Pool>, path: web::Path<ClavePath>) -> Re
 }
 
 async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError> {
-    let answer = run_blocking(pool, move |conn| {
-        let numeros = crate::secuencia::numbers(conn)?;
+    secuencia::listed(pool, cambios, |conn, numeros, cambios| {
         let lotes = match cambios {
             Cambios::After {
                 prefijo,
@@ -329,25 +326,5 @@ async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError>
         };
         Ok(CambiosLotes { numeros, lotes })
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(answer))
-}
-
-/// Raises the number of the last change to at least `secuencia`: pedidos does it once
-/// it has re-asserted what an older copy of this database had lost, which lifts the
-/// `409 stale_copy` its changes got meanwhile.
-#[utoipa::path(
-    post,
-    path = super::SECUENCIA,
-    tag = "inventario",
-    request_body = SecuenciaBody,
-    responses((status = 200, description = "the number of the last change now", body = Secuencia), SecuenciaRefusals)
-)]
-pub async fn subir_secuencia(
-    pool: web::Data<Pool>,
-    body: Json<SecuenciaBody>,
-) -> Result<HttpResponse, ApiError> {
-    let to = body.into_inner().parse()?;
-    let secuencia = run_write(&pool, move |conn| Ok(crate::secuencia::raise(conn, to)?)).await?;
-    Ok(HttpResponse::Ok().json(Secuencia { secuencia }))
+    .await
 }

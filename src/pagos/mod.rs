@@ -43,9 +43,6 @@ const REEMBOLSAR: &str = "/reembolsar";
 const PAGOS: &str = "/pagos";
 const PAGO_POR_REFERENCIA: &str = "/pagos/referencia/{referencia}";
 const PAGO: &str = "/pagos/{id}";
-const CAMBIOS: &str = "/cambios";
-const CAMBIOS_DE: &str = "/cambios/{clave}";
-const SECUENCIA: &str = "/secuencia";
 
 /// The route table of pagos.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -64,21 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(routes::reembolsar))
             .default_service(web::to(method_not_allowed("POST"))),
     )
-    .service(
-        web::resource(CAMBIOS)
-            .route(web::get().to(routes::cambios))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(CAMBIOS_DE)
-            .route(web::get().to(routes::cambios_de))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(SECUENCIA)
-            .route(web::post().to(routes::subir_secuencia))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
+    .configure(|cfg| crate::secuencia::configure(cfg, routes::cambios, routes::cambios_de))
     .service(
         web::resource(PAGOS)
             .route(web::get().to(routes::listar))
@@ -112,7 +95,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         routes::por_referencia,
         routes::cambios,
         routes::cambios_de,
-        routes::subir_secuencia,
+        crate::secuencia::subir_secuencia,
     )
 )]
 pub struct Api;

@@ -10,16 +10,15 @@ use crate::input::{self, IdPath};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
-use crate::secuencia::{Cambios, CambiosQuery, ClavePath, Numeros, Secuencia, SecuenciaBody, Visto};
+use crate::secuencia::{
+    self, Cambios, CambiosDeRefusals, CambiosQuery, CambiosRefusals, ClavePath, Numeros, Visto,
+};
 
 refusals!(
     PagarRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS,
     &[ErrorCode::ReferenciaInUse, ErrorCode::ReferenciaVoid]
 );
 refusals!(AnularRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSALS);
-refusals!(CambiosRefusals: CambiosQuery::REFUSALS, db::REFUSALS);
-refusals!(CambiosDeRefusals: ClavePath::REFUSALS, db::REFUSALS);
-refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
 refusals!(ListarRefusals: Page::REFUSALS, db::REFUSALS);
 refusals!(ObtenerRefusals: IdPath::REFUSALS, &[ErrorCode::PagoNotFound], db::REFUSALS);
 refusals!(PorReferenciaRefusals: &[ErrorCode::PagoNotFound], db::REFUSALS);
@@ -165,7 +164,7 @@ pub struct CambiosPagos {
 /// pedidos reads it to learn of orders it lost (a restore of its own database).
 #[utoipa::path(
     get,
-    path = super::CAMBIOS,
+    path = crate::secuencia::CAMBIOS,
     tag = "pagos",
     params(CambiosQuery),
     responses((status = 200, description = "the last change's number, and the payments", body = CambiosPagos), CambiosRefusals)
@@ -180,7 +179,7 @@ pub async fn cambios(
 /// What was made with one key (an order's lote or charge), however long ago: one, or none.
 #[utoipa::path(
     get,
-    path = super::CAMBIOS_DE,
+    path = crate::secuencia::CAMBIOS_DE,
     tag = "pagos",
     params(ClavePath),
     responses((status = 200, description = "the last change's number, and what was made with the key", body = CambiosPagos), CambiosDeRefusals)
@@ -190,8 +189,7 @@ pub async fn cambios_de(pool: web::Data<Pool>, path: web::Path<ClavePath>) -> Re
 }
 
 async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError> {
-    let answer = run_blocking(pool, move |conn| {
-        let numeros = crate::secuencia::numbers(conn)?;
+    secuencia::listed(pool, cambios, |conn, numeros, cambios| {
         let pagos = match cambios {
             Cambios::After {
                 prefijo,
@@ -202,25 +200,5 @@ async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError>
         };
         Ok(CambiosPagos { numeros, pagos })
     })
-    .await?;
-    Ok(HttpResponse::Ok().json(answer))
-}
-
-/// Raises the number of the last change to at least `secuencia`: pedidos does it once
-/// it has re-asserted what an older copy of this database had lost, which lifts the
-/// `409 stale_copy` its changes got meanwhile.
-#[utoipa::path(
-    post,
-    path = super::SECUENCIA,
-    tag = "pagos",
-    request_body = SecuenciaBody,
-    responses((status = 200, description = "the number of the last change now", body = Secuencia), SecuenciaRefusals)
-)]
-pub async fn subir_secuencia(
-    pool: web::Data<Pool>,
-    body: Json<SecuenciaBody>,
-) -> Result<HttpResponse, ApiError> {
-    let to = body.into_inner().parse()?;
-    let secuencia = run_write(&pool, move |conn| Ok(crate::secuencia::raise(conn, to)?)).await?;
-    Ok(HttpResponse::Ok().json(Secuencia { secuencia }))
+    .await
 }
