@@ -45,37 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 # Start serve all and time it until the four services answer /health.
-read -r base pid ready_ms < <(cd "$work" && SERVICE_TOKEN=$token RUST_LOG=info python3 - "$penguin" <<'PY'
-import os, socket, subprocess, sys, time, urllib.request
-
-def free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-base = next(b for b in range(20001, 60000, 7) if all(free(b + i) for i in range(4)))
-console = open("console.log", "ab")
-started = time.perf_counter()
-child = subprocess.Popen([sys.argv[1], "serve", "all", "--base-port", str(base), "--data-dir", "."],
-                         stdout=console, stderr=console, start_new_session=True)
-waiting = set(range(4))
-while waiting:
-    for i in list(waiting):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{base + i}/health", timeout=1) as r:
-                if r.status == 200:
-                    waiting.discard(i)
-        except OSError:
-            pass
-    if time.perf_counter() - started > 10:
-        sys.exit("penguin did not start")
-    time.sleep(0.0005)
-print(base, child.pid, round((time.perf_counter() - started) * 1000, 1))
-PY
-)
+read -r base pid ready_ms < <(cd "$work" && SERVICE_TOKEN=$token RUST_LOG=info python3 "$root/scripts/serve_all.py" "$penguin")
 pids+=("$pid")
 echo "bench: serve all ready in ${ready_ms} ms (pid $pid, ports $base-$((base + 3)))"
 

@@ -30,46 +30,22 @@ cargo build --release --quiet --bin penguin --bin penguin-loadgen
 work=$(mktemp -d)
 trap 'pkill -f -- "--data-dir $work" 2>/dev/null || true; [[ -n ${GROWTH_KEEP:-} ]] || rm -rf "$work"' EXIT
 PENGUIN="$root/target/release/penguin" LOADGEN="$root/target/release/penguin-loadgen" \
-    WORK="$work" TARGETS="$targets" python3 - <<'PY'
-import http.client, json, os, signal, socket, statistics, subprocess, sys, time
+    WORK="$work" TARGETS="$targets" PYTHONPATH="$root/scripts" python3 - <<'PY'
+import http.client, json, os, signal, statistics, subprocess, sys, time
+
+import serve_all
 
 penguin, loadgen, work = os.environ["PENGUIN"], os.environ["LOADGEN"], os.environ["WORK"]
 targets = [int(t) for t in os.environ["TARGETS"].split()]
 token = "growth-%d" % os.getpid()
 env = dict(os.environ, SERVICE_TOKEN=token, RUST_LOG="warn")
 
-def free(port):
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-base = next(b for b in range(20001, 60000, 7) if all(free(b + i) for i in range(4)))
+base = serve_all.free_base()
 names = ["productos", "inventario", "pagos", "pedidos"]
 port = {name: base + i for i, name in enumerate(names)}
 
 def start():
-    console = open(f"{work}/console.log", "ab")
-    started = time.perf_counter()
-    child = subprocess.Popen([penguin, "serve", "all", "--base-port", str(base), "--data-dir", work],
-                             stdout=console, stderr=console, env=env, start_new_session=True)
-    waiting = set(names)
-    while waiting:
-        for name in list(waiting):
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port[name], timeout=1)
-                c.request("GET", "/ready")
-                if c.getresponse().status == 200:
-                    waiting.discard(name)
-                c.close()
-            except OSError:
-                pass
-        if time.perf_counter() - started > 60:
-            sys.exit("penguin did not start")
-        time.sleep(0.001)
-    return child, time.perf_counter() - started
+    return serve_all.start(penguin, work, base, route="/ready", limit=60, env=env)
 
 def timed(name, path, token_needed=True):
     """The median of 25 timed GETs on one kept-alive connection, in ms, and the last answer."""
