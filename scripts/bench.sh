@@ -10,6 +10,9 @@
 #   - and against examples/chain.rs, the same bare server making the four chained
 #     peer calls of a one-item order (to a second hello), the ceiling orders are
 #     held against;
+#   - one-item orders at 64 connections on three fresh serve alls: traces off, spans
+#     exported to a receiver that takes them (scripts/otlp_sink.py, on the same
+#     cores), and exported to a collector that is down: the cost of tracing;
 #   - for every row, the CPU time the serving process(es) spent per request (utime +
 #     stime from /proc/<pid>/stat, read before and after the measurement): serve all
 #     for penguin's rows, hello for hello's, chain and its peer for chain's.
@@ -132,6 +135,36 @@ for c in 16 64; do
     run chain "$c" "$chain_pid $peer_pid" --url "http://127.0.0.1:$chain_port/"
 done
 
+# Tracing's cost: one-item orders on fresh shops, traces off, exported, and exported
+# to nothing. The other serve all is stopped first, so the three run alike.
+kill "$pid" 2>/dev/null || true
+sink_port=$(free_port)
+python3 "$root/scripts/otlp_sink.py" --port "$sink_port" >"$work/sink.log" 2>&1 &
+sink_pid=$!
+pids+=("$sink_pid")
+wait_for_sink() { for _ in $(seq 200); do grep -q receiving "$work/sink.log" && return; sleep 0.02; done; }
+wait_for_sink
+for mode in off on down; do
+    mkdir -p "$work/traces-$mode"
+    case $mode in
+        off) endpoint= ;;
+        on) endpoint="http://127.0.0.1:$sink_port" ;;
+        down) endpoint="http://127.0.0.1:$(free_port)" ;;
+    esac
+    read -r tbase tpid _ < <(cd "$work/traces-$mode" && env SERVICE_TOKEN="$token" RUST_LOG=info \
+        ${endpoint:+OTEL_EXPORTER_OTLP_ENDPOINT=$endpoint} python3 "$root/scripts/serve_all.py" "$penguin")
+    pids+=("$tpid")
+    turls=(--products-url "http://127.0.0.1:$tbase" --inventory-url "http://127.0.0.1:$((tbase + 1))"
+           --orders-url "http://127.0.0.1:$((tbase + 3))" --token "$token")
+    "$loadgen" "${turls[@]}" --create-products 100 --duration 1 --connections 16 --mix order1=1 --quiet >/dev/null
+    run "traces_$mode" 64 "$tpid" "${turls[@]}" --products 100 --mix order1=1
+    curl -s "http://127.0.0.1:$((tbase + 3))/metrics" | grep '^penguin_trace_spans_total' >"$work/spans-$mode.txt" || true
+    kill "$tpid" 2>/dev/null || true
+    wait "$tpid" 2>/dev/null || true
+done
+kill -TERM "$sink_pid" 2>/dev/null || true
+wait "$sink_pid" 2>/dev/null || true
+
 WORK=$work CLK_TCK=$clk_tck READY_MS=$ready_ms RSS_KB=$rss_kb PEAK_KB=$peak_kb python3 - <<'PY'
 import json, os
 
@@ -165,6 +198,14 @@ for label, name in rows:
         print(f"| {label} | {c} | {r['throughput']:,.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} "
               f"| {r['cpu_us']:.1f} | {ratio(r['throughput'], hello['throughput']):.3f} "
               f"| {ratio(r['cpu_us'], hello['cpu_us']):.2f} | {r['loadgen_cpu_us']:.1f} | {r['errors']} |")
+for label, name in [("one-item order, traces off (fresh shop)", "traces_off"),
+                    ("one-item order, spans exported", "traces_on"),
+                    ("one-item order, collector down", "traces_down")]:
+    r, hello = load(name, 64), m[("hello", 64)]
+    m[(name, 64)] = r
+    print(f"| {label} | 64 | {r['throughput']:,.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} "
+          f"| {r['cpu_us']:.1f} | {ratio(r['throughput'], hello['throughput']):.3f} "
+          f"| {ratio(r['cpu_us'], hello['cpu_us']):.2f} | {r['loadgen_cpu_us']:.1f} | {r['errors']} |")
 print(f"| ready (all four /health) | | {os.environ['READY_MS']} ms | | | | | | |")
 print(f"| resident memory after the run | | {int(os.environ['RSS_KB']) / 1024:.1f} MB "
       f"(peak {int(os.environ['PEAK_KB']) / 1024:.1f} MB) | | | | | | |")
@@ -175,6 +216,10 @@ targets = [
     ("three-item order req/s / chain ceiling req/s", ratio(order3["throughput"], chain["throughput"]), ">=", 0.4),
     ("one-item order CPU/req / hello CPU/req", ratio(order1["cpu_us"], hello["cpu_us"]), "<=", 30),
     ("GET /productos/{id} req/s / hello req/s", ratio(read["throughput"], hello["throughput"]), ">=", 0.85),
+    ("one-item order req/s, spans exported / traces off",
+     ratio(m[("traces_on", 64)]["throughput"], m[("traces_off", 64)]["throughput"]), ">=", 0.9),
+    ("one-item order req/s, collector down / traces off",
+     ratio(m[("traces_down", 64)]["throughput"], m[("traces_off", 64)]["throughput"]), ">=", 0.9),
 ]
 print()
 print("| target at 64 connections | measured | target | |")
@@ -182,6 +227,13 @@ print("| --- | ---: | ---: | --- |")
 for label, value, op, bound in targets:
     met = value >= bound if op == ">=" else value <= bound
     print(f"| {label} | {value:.3f} | {'≥' if op == '>=' else '≤'} {bound} | {'met' if met else 'MISSED'} |")
+print()
+for mode in ("on", "down"):
+    with open(f"{work}/spans-{mode}.txt") as f:
+        spans = " ".join(line.split("{")[1].split(",")[0] + "=" + line.split()[-1] for line in f)
+    print(f"pedidos' spans with the collector {'up' if mode == 'on' else 'down'}: {spans}")
+with open(f"{work}/sink.log") as f:
+    print("the receiver:", f.read().strip().splitlines()[-1])
 PY
 echo
 if [[ -n ${BENCH_KEEP:-} ]]; then

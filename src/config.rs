@@ -26,6 +26,7 @@ use crate::invariantes::CheckArgs;
 use crate::logging::LogFormat;
 use crate::probe::ProbeArgs;
 use crate::service::Service;
+use crate::telemetry::{TraceArgs, TraceSettings};
 
 /// The default shared token of the original design.
 pub const DEFAULT_TOKEN: &str = "penguin-secret";
@@ -257,9 +258,12 @@ pub struct ServeArgs {
     /// How log lines are written: text, or json (one object a line, for a log store)
     #[arg(long, env = "LOG_FORMAT", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub traces: TraceArgs,
 }
 
-fn non_blank(text: &str) -> Result<String, String> {
+pub(crate) fn non_blank(text: &str) -> Result<String, String> {
     if text.trim().is_empty() {
         return Err("it is empty".into());
     }
@@ -311,6 +315,8 @@ pub struct ServiceSettings {
     pub write_queue: usize,
     /// Pages of write-ahead log that trigger a checkpoint; 0: penguin never checkpoints.
     pub wal_autocheckpoint: u32,
+    /// Where its spans are sent, if anywhere.
+    pub traces: Option<TraceSettings>,
 }
 
 /// Where pedidos finds its peers and how it treats them.
@@ -444,7 +450,7 @@ fn without_env(command: clap::Command) -> clap::Command {
 
 /// Settings that name one service: `serve all` takes them from each service's config
 /// file only, never from one variable (or `.env` line) for all four.
-const ONE_SERVICE_ONLY: [&str; 2] = ["PORT", "DB_PATH"];
+const ONE_SERVICE_ONLY: [&str; 3] = ["PORT", "DB_PATH", "OTEL_SERVICE_NAME"];
 
 /// The subcommands whose settings come in layers: those that read a service's settings.
 const LAYERED: [&str; 2] = ["serve", "backup"];
@@ -542,12 +548,14 @@ fn per_service(
         parsed.push((service, parse(command, argv, &[dotenv, &file])?));
     }
     if all {
-        for flag in ["--port", "--db-path"] {
+        for flag in ["--port", "--db-path", "--otel-service-name"] {
             if argv
                 .iter()
                 .any(|a| a.to_string_lossy().split('=').next() == Some(flag))
             {
-                let instead = if subcommand == "serve" {
+                let instead = if flag == "--otel-service-name" {
+                    "each service's OTEL_SERVICE_NAME from its config file"
+                } else if subcommand == "serve" {
                     "--base-port and --data-dir"
                 } else {
                     "--data-dir"
@@ -671,6 +679,7 @@ impl Settings {
                 request_timeout: a.request_timeout.0,
                 write_queue: a.write_queue as usize,
                 wal_autocheckpoint: a.wal_autocheckpoint,
+                traces: a.traces.resolve(*service),
             });
         }
         let settings_of = |wanted| {

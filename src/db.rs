@@ -28,11 +28,12 @@ use std::time::Duration;
 
 use actix_web::web;
 use anyhow::Context as _;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
-
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
@@ -42,7 +43,9 @@ use crate::service::Service;
 const MAX_BATCH: usize = 256;
 
 /// What a write hands back to the writer thread: how to answer once the commit is known.
-type Answer = Box<dyn FnOnce(Result<(), CommitError>) + Send>;
+/// What a write is answered with: whether its batch was committed, and how many
+/// writes that batch held.
+type Answer = Box<dyn FnOnce(Result<(), CommitError>, usize) + Send>;
 
 /// Why a batch was not committed.
 #[derive(Debug, Clone)]
@@ -147,6 +150,15 @@ struct File {
     version: usize,
     /// `wal_autocheckpoint`: 0 when another process (Litestream) checkpoints.
     autocheckpoint: u32,
+}
+
+impl File {
+    /// The database file's name, as a span names the database.
+    fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
 }
 
 impl Pool {
@@ -446,7 +458,7 @@ fn write_loop(mut conn: Connection, writes: Receiver<Write>, queue: &Queue) {
             // Without a batch transaction each write's savepoint is its own transaction.
             log::warn!("database: cannot begin a batch ({e}); writing alone");
             let answer = run_one(&mut conn, first);
-            answer(Ok(()));
+            answer(Ok(()), 1);
             continue;
         }
         let mut answers = vec![run_one(&mut conn, first)];
@@ -464,15 +476,16 @@ fn write_loop(mut conn: Connection, writes: Receiver<Write>, queue: &Queue) {
         if committed.is_err() {
             let _ = execute_cached(&conn, "ROLLBACK");
         }
+        let size = answers.len();
         for answer in answers {
-            answer(committed.clone());
+            answer(committed.clone(), size);
         }
     }
 }
 
 /// Runs one write; a write that panics is answered by dropping its channel.
 fn run_one(conn: &mut Connection, write: Write) -> Answer {
-    catch_unwind(AssertUnwindSafe(|| write(conn))).unwrap_or_else(|_| Box::new(|_| {}))
+    catch_unwind(AssertUnwindSafe(|| write(conn))).unwrap_or_else(|_| Box::new(|_, _| {}))
 }
 
 /// What a route that reads its database ([`run_blocking`]) can answer when no connection
@@ -544,24 +557,43 @@ where
     let (answer, answered) = tokio::sync::oneshot::channel();
     let write: Write = Box::new(move |conn| {
         let result = f(conn);
-        Box::new(move |committed: Result<(), CommitError>| {
+        Box::new(move |committed: Result<(), CommitError>, size| {
             let result = committed.map_err(ApiError::from).and(result);
             if let Ok(value) = &result {
                 on_commit(value);
             }
-            let _ = answer.send(result);
+            let _ = answer.send((result, size));
         })
     });
     if !pool.queue.admit(owed) {
         return Err(ApiError::write_queue_full());
     }
+    // The write's span covers its wait in the queue and the batch that commits it.
+    let mut span = crate::trace::current().map(|t| t.span("sqlite write", SpanKind::Client));
     pool.writer.send(write).map_err(|_| {
         pool.queue.taken();
         ApiError::internal(anyhow::anyhow!("the database writer has stopped"))
     })?;
-    answered
-        .await
+    let answer = answered.await;
+    if let Some(span) = span.as_mut().filter(|s| s.recording()) {
+        span.set_with(|| {
+            let mut attributes = vec![
+                KeyValue::new("db.system.name", "sqlite"),
+                KeyValue::new("db.namespace", pool.file.name()),
+                KeyValue::new("db.operation.name", "write"),
+            ];
+            if let Ok((_, size)) = &answer {
+                attributes.push(KeyValue::new("db.operation.batch.size", *size as i64));
+            }
+            attributes
+        });
+        if let Ok((Err(e), _)) = &answer {
+            span.fail(|| e.to_string());
+        }
+    }
+    answer
         .map_err(|_| ApiError::internal(anyhow::anyhow!("a database write failed without an answer")))?
+        .0
 }
 
 /// Stores enums with strum's `IntoStaticStr` and `EnumString` (a closed set of names)

@@ -68,4 +68,5 @@ pub mod shutdown;
 #[cfg(test)]
 mod simulation;
 pub mod startup;
+pub mod telemetry;
 pub mod trace;

@@ -19,12 +19,15 @@ use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{KeyValue, StringValue, Value};
+use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::shutdown::InFlight;
-use crate::trace::{REQUEST_ID, Trace};
+use crate::trace::{REQUEST_ID, Span, Trace};
 
 /// What the middleware needs of its service, kept in the app's data.
 #[derive(Clone)]
@@ -33,6 +36,8 @@ pub struct Context {
     pub request_timeout: Duration,
     pub in_flight: Arc<InFlight>,
     pub metrics: Arc<Metrics>,
+    /// Where the service's spans go, when a collector is named.
+    pub tracer: Option<SdkTracer>,
 }
 
 /// Routes that probes and scrapers call all day: logged at debug.
@@ -51,9 +56,29 @@ pub async fn around(
             .map(|r| r.map_body(|_, body| Newline::new(body.boxed(), false)));
     };
     let counted = context.in_flight.enter();
-    let trace = Trace::of_request(req.headers());
+    let trace = Trace::of_request(req.headers(), context.tracer.as_ref());
+    let mut span = trace.span(req.method().as_str().to_owned(), SpanKind::Server);
     let id = HeaderValue::from_str(trace.id()).ok();
-    match trace.scope(answer(req, next, &context)).await {
+    span.set_with(|| {
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", req.method().to_string()),
+            KeyValue::new("url.path", req.path().to_owned()),
+            KeyValue::new("url.scheme", "http"),
+            KeyValue::new(
+                "http.request.header.x-request-id",
+                Value::Array(vec![StringValue::from(trace.id().to_owned())].into()),
+            ),
+        ];
+        if let Some(peer) = req.peer_addr() {
+            attributes.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
+        }
+        attributes
+    });
+    match trace
+        .under(&span)
+        .scope(answer(req, next, &context, &mut span))
+        .await
+    {
         Ok(mut response) => {
             finish(response.response_mut().head_mut(), id, counted.draining());
             let json = is_json(response.headers());
@@ -93,6 +118,7 @@ async fn answer<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
     context: &Context,
+    span: &mut Span,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
@@ -110,6 +136,23 @@ async fn answer<B: MessageBody + 'static>(
         Err(e) => (e.as_response_error().status_code(), None),
     };
     let took = started.elapsed();
+    if span.recording() {
+        span.rename(match &route {
+            Some(route) => format!("{method} {route}"),
+            None => method.to_string(),
+        });
+        span.set(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
+        if let Some(route) = &route {
+            span.set(KeyValue::new("http.route", route.clone()));
+        }
+        if status.is_server_error() {
+            span.set(KeyValue::new("error.type", status.as_u16().to_string()));
+            span.fail(|| status.to_string());
+        }
+    }
     context
         .metrics
         .observe(route.as_deref(), method.as_str(), status, took);

@@ -756,6 +756,7 @@ fn instancia(shop: &Shop) -> Rc<Instancia> {
         en_curso: Arc::default(),
         line_by_line: Arc::default(),
         metrics: Arc::new(PedidosMetrics::register(&metrics).expect("metrics")),
+        tracer: None,
     })
 }
 

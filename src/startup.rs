@@ -37,6 +37,8 @@ struct Bound {
     server: Server,
     in_flight: Arc<InFlight>,
     pool: db::Pool,
+    /// Its spans on their way to a collector, if one is named.
+    spans: Option<crate::telemetry::Spans>,
 }
 
 impl Started {
@@ -70,6 +72,7 @@ impl Started {
             .map(|b| (b.service, b.server.handle(), b.in_flight.clone()))
             .collect();
         let pools: Vec<_> = servers.iter().map(|b| b.pool.clone()).collect();
+        let spans: Vec<_> = servers.iter().filter_map(|b| b.spans.clone()).collect();
         let mut serving = std::pin::pin!(futures_util::future::try_join_all(
             servers.into_iter().map(|b| b.server)
         ));
@@ -123,6 +126,15 @@ impl Started {
         // Everything committed moves into the database file itself, so a stopped
         // service's file is whole without its `-wal` beside it (a copy is a backup).
         futures_util::future::join_all(pools.iter().map(db::Pool::checkpoint)).await;
+        // The last spans go to the collector, which is given a second at most.
+        if !spans.is_empty() {
+            let sent = actix_web::rt::task::spawn_blocking(move || {
+                for spans in &spans {
+                    spans.stop(Duration::from_secs(1));
+                }
+            });
+            let _ = sent.await;
+        }
         served.map(drop)
     }
 }
@@ -199,6 +211,14 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
             let conn = pool.get().with_context(|| name.to_string())?;
             crate::secuencia::started(&conn).with_context(|| name.to_string())?;
         }
+        let spans = match &service.traces {
+            Some(traces) => Some(
+                crate::telemetry::Spans::start(traces, name, &metrics)
+                    .with_context(|| format!("{name}: cannot send spans to {}", traces.endpoint))?,
+            ),
+            None => None,
+        };
+        let tracer = spans.as_ref().map(|s| s.tracer().clone());
         let state = State::start(
             service,
             &pool,
@@ -206,6 +226,7 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
             settings.reservation_ttl,
             &stop,
             &mut metrics,
+            tracer.clone(),
         )
         .with_context(|| name.to_string())?;
         let in_flight = Arc::new(InFlight::default());
@@ -216,6 +237,7 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
             state,
             in_flight.clone(),
             Arc::new(metrics),
+            tracer,
         )
         .with_context(|| format!("{name}: cannot start"))?;
         servers.push(Bound {
@@ -224,6 +246,7 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
             server,
             in_flight,
             pool,
+            spans,
         });
     }
     Ok(Started {
@@ -256,6 +279,7 @@ impl State {
         reservation_ttl: Duration,
         stop: &Stop,
         metrics: &mut Metrics,
+        tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
     ) -> anyhow::Result<Self> {
         Ok(match service.service {
             Service::Productos => Self::Productos(Arc::new(productos::Catalogo::load(pool)?)),
@@ -270,7 +294,7 @@ impl State {
                 let sampled = own.clone();
                 metrics.sample_with(Arc::new(move |conn| sampled.sample(conn)));
                 let breakers = pedidos::Breakers::new(peers, &own);
-                let instancia = Arc::new(pedidos::Instancia::load(pool, peers.order_deadline, own)?);
+                let instancia = Arc::new(pedidos::Instancia::load(pool, peers.order_deadline, own, tracer)?);
                 pedidos::spawn_recovery(
                     pool.clone(),
                     instancia.clone(),
@@ -332,6 +356,7 @@ fn build_server(
     state: State,
     in_flight: Arc<InFlight>,
     metrics: Arc<Metrics>,
+    tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
 ) -> std::io::Result<Server> {
     let service = settings.service;
     let token = settings.token.clone();
@@ -343,6 +368,7 @@ fn build_server(
         request_timeout: settings.request_timeout,
         in_flight,
         metrics: metrics.clone(),
+        tracer,
     });
     let metrics = web::Data::from(metrics);
 

@@ -1,30 +1,48 @@
-//! Request ids and W3C trace context, so one order can be followed through the four
-//! services' logs.
+//! Request ids, W3C trace context and spans, so one order can be followed through the
+//! four services' logs and, when a collector is named (`telemetry`), opened as one trace.
 //!
 //! Every request gets an id ([`Trace::of_request`]): its `X-Request-Id` when that is
 //! sane (1 to [`MAX_ID_LEN`] visible ASCII characters), else the trace id of a valid
 //! `traceparent`, else a new random one. The id is answered in `X-Request-Id`, written
 //! in every log line made while the request is answered ([`current_id`], read by
 //! `logging`), and sent on every peer call made for it, with a `traceparent` that keeps
-//! the trace id and names a new span ([`Trace::peer_headers`]). Work no request asked
-//! for (recovery) runs under a [`Trace::new`] of its own.
+//! the trace id and names the span of that call ([`Trace::peer_headers`]). Work no
+//! request asked for (recovery) runs under a [`Trace::new`] of its own.
+//!
+//! A [`Trace`] is also the span its work runs in: [`Trace::span`] starts a child of it,
+//! and [`Trace::under`] is the trace of the work done inside that child. Without a
+//! tracer (no collector named) a span is only an id, so `traceparent` still names a new
+//! span per call and nothing is recorded.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 
 use actix_web::http::header::{HeaderMap, HeaderName};
+use opentelemetry::trace::{
+    Link, Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+    Tracer as _,
+};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::SdkTracer;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The longest `X-Request-Id` taken as given.
 pub const MAX_ID_LEN: usize = 128;
 
-/// The trace a piece of work belongs to, and the id its log lines carry.
+/// The trace a piece of work belongs to, the span it runs in, and the id its log
+/// lines carry.
 #[derive(Debug, Clone)]
 pub struct Trace {
     id: Arc<str>,
     trace_id: u128,
+    /// The span this work runs in (0: none yet, the work is a trace's root).
+    parent: u64,
+    /// Whether `parent` is another process' span (a request's `traceparent`).
+    remote: bool,
     sampled: bool,
+    tracer: Option<SdkTracer>,
 }
 
 tokio::task_local! {
@@ -32,18 +50,22 @@ tokio::task_local! {
 }
 
 impl Trace {
-    /// A new trace, with its trace id (32 hex digits) as its id.
-    pub fn new() -> Self {
+    /// A new trace, with its trace id (32 hex digits) as its id; its spans go to
+    /// `tracer`, if any.
+    pub fn new(tracer: Option<&SdkTracer>) -> Self {
         let trace_id = new_trace_id();
         Self {
             id: format!("{trace_id:032x}").into(),
             trace_id,
+            parent: 0,
+            remote: false,
             sampled: false,
+            tracer: tracer.cloned(),
         }
     }
 
     /// The trace of an incoming request, from its `X-Request-Id` and `traceparent`.
-    pub fn of_request(headers: &HeaderMap) -> Self {
+    pub fn of_request(headers: &HeaderMap, tracer: Option<&SdkTracer>) -> Self {
         let parent = headers
             .get(TRACEPARENT)
             .and_then(|v| parse_traceparent(v.as_bytes()));
@@ -51,7 +73,8 @@ impl Trace {
             .get(REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .filter(|id| sane_id(id));
-        let (trace_id, sampled) = parent.unwrap_or_else(|| (new_trace_id(), false));
+        let remote = parent.is_some();
+        let (trace_id, span, sampled) = parent.unwrap_or_else(|| (new_trace_id(), 0, false));
         let id = match given {
             Some(id) => id.into(),
             None => format!("{trace_id:032x}").into(),
@@ -59,7 +82,10 @@ impl Trace {
         Self {
             id,
             trace_id,
+            parent: span,
+            remote,
             sampled,
+            tracer: tracer.cloned(),
         }
     }
 
@@ -67,34 +93,166 @@ impl Trace {
         &self.id
     }
 
-    /// The headers of a call to a peer made for this trace: the same id, and a
-    /// `traceparent` with the same trace id and a new span id.
-    pub fn peer_headers(&self) -> [(HeaderName, String); 2] {
-        let span = loop {
-            let span = fastrand::u64(..);
-            if span != 0 {
-                break span;
-            }
-        };
+    /// Whether this trace is sampled: its spans are kept, here or upstream.
+    pub fn sampled(&self) -> bool {
+        self.sampled
+    }
+
+    /// The `traceparent` that names the span this work runs in (a new span id when
+    /// it runs in none: a trace's root work, before its first span).
+    pub fn traceparent(&self) -> String {
         let flags = u8::from(self.sampled);
+        let span = if self.parent == 0 {
+            new_span_id()
+        } else {
+            self.parent
+        };
+        format!("00-{:032x}-{span:016x}-{flags:02x}", self.trace_id)
+    }
+
+    /// The headers of a call to a peer made in this trace's span: the same id, and a
+    /// `traceparent` naming that span (the call's own, from [`Trace::under`]).
+    pub fn peer_headers(&self) -> [(HeaderName, String); 2] {
         [
             (REQUEST_ID, self.id.to_string()),
-            (
-                TRACEPARENT,
-                format!("00-{:032x}-{span:016x}-{flags:02x}", self.trace_id),
-            ),
+            (TRACEPARENT, self.traceparent()),
         ]
     }
 
-    /// Runs `work` under this trace: its log lines and peer calls carry it.
+    /// Starts a span, a child of the one this work runs in. It ends when dropped.
+    pub fn span(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Span {
+        self.span_linked(name, kind, None)
+    }
+
+    /// [`Trace::span`], linked to another trace's span given as a `traceparent` (the
+    /// request that placed an order, for recovery's work on it).
+    pub fn span_linked(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        kind: SpanKind,
+        link: Option<&str>,
+    ) -> Span {
+        let id = new_span_id();
+        let Some(tracer) = &self.tracer else {
+            return Span {
+                id,
+                sampled: self.sampled,
+                inner: None,
+            };
+        };
+        let mut builder = tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_span_id(SpanId::from(id))
+            .with_trace_id(TraceId::from(self.trace_id));
+        if let Some((trace, span, sampled)) = link.and_then(|l| parse_traceparent(l.as_bytes())) {
+            let flags = if sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            let linked = SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(span),
+                flags,
+                true,
+                TraceState::NONE,
+            );
+            builder = builder.with_links(vec![Link::with_context(linked)]);
+        }
+        let parent = if self.parent == 0 {
+            Context::new()
+        } else {
+            let flags = if self.sampled {
+                TraceFlags::SAMPLED
+            } else {
+                TraceFlags::default()
+            };
+            Context::new().with_remote_span_context(SpanContext::new(
+                TraceId::from(self.trace_id),
+                SpanId::from(self.parent),
+                flags,
+                self.remote,
+                TraceState::NONE,
+            ))
+        };
+        let inner = tracer.build_with_context(builder, &parent);
+        Span {
+            id,
+            sampled: inner.span_context().is_sampled(),
+            inner: Some(inner).filter(opentelemetry::trace::Span::is_recording),
+        }
+    }
+
+    /// The trace of the work done inside `span`: its spans are `span`'s children.
+    pub fn under(&self, span: &Span) -> Self {
+        Self {
+            parent: span.id,
+            remote: false,
+            sampled: span.sampled,
+            ..self.clone()
+        }
+    }
+
+    /// Runs `work` under this trace: its log lines, spans and peer calls carry it.
     pub async fn scope<F: Future>(self, work: F) -> F::Output {
         CURRENT.scope(self, work).await
     }
 }
 
+/// One span of work: its id, and its record when a tracer keeps it. It ends when dropped.
+#[derive(Debug)]
+pub struct Span {
+    id: u64,
+    sampled: bool,
+    inner: Option<opentelemetry_sdk::trace::Span>,
+}
+
+impl Span {
+    /// Whether the span is recorded: what it is given would be exported.
+    pub fn recording(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Names the span anew (what it was is known only once it is done: a route).
+    pub fn rename(&mut self, name: impl Into<Cow<'static, str>>) {
+        if let Some(inner) = &mut self.inner {
+            inner.update_name(name);
+        }
+    }
+
+    /// Sets an attribute (nothing when the span is not recorded).
+    pub fn set(&mut self, attribute: KeyValue) {
+        if let Some(inner) = &mut self.inner {
+            inner.set_attribute(attribute);
+        }
+    }
+
+    /// Sets the attributes `attributes` makes, making them only if the span is recorded.
+    pub fn set_with(&mut self, attributes: impl FnOnce() -> Vec<KeyValue>) {
+        if let Some(inner) = &mut self.inner {
+            inner.set_attributes(attributes());
+        }
+    }
+
+    /// Records that something happened during the span.
+    pub fn event(&mut self, name: &'static str, attributes: impl FnOnce() -> Vec<KeyValue>) {
+        if let Some(inner) = &mut self.inner {
+            inner.add_event(name, attributes());
+        }
+    }
+
+    /// Marks the span failed, and why.
+    pub fn fail(&mut self, why: impl FnOnce() -> String) {
+        if let Some(inner) = &mut self.inner {
+            inner.set_status(Status::error(why()));
+        }
+    }
+}
+
 impl Default for Trace {
     fn default() -> Self {
-        Self::new()
+        Self::new(None)
     }
 }
 
@@ -108,9 +266,37 @@ pub fn current_id() -> Option<Arc<str>> {
     CURRENT.try_with(|t| t.id.clone()).ok()
 }
 
+/// Runs `work` in a new span, a child of the current one (when the work runs under a
+/// trace); `describe` gives the span what `work`'s output says.
+pub async fn in_span<F: Future>(
+    name: impl Into<Cow<'static, str>>,
+    kind: SpanKind,
+    start: impl FnOnce(&mut Span),
+    describe: impl FnOnce(&mut Span, &F::Output),
+    work: F,
+) -> F::Output {
+    let Some(trace) = current() else {
+        return work.await;
+    };
+    let mut span = trace.span(name, kind);
+    start(&mut span);
+    let out = trace.under(&span).scope(work).await;
+    describe(&mut span, &out);
+    out
+}
+
 fn new_trace_id() -> u128 {
     loop {
         let id = fastrand::u128(..);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+fn new_span_id() -> u64 {
+    loop {
+        let id = fastrand::u64(..);
         if id != 0 {
             return id;
         }
@@ -124,8 +310,8 @@ fn sane_id(id: &str) -> bool {
 }
 
 /// A `traceparent` of version `00` (or a later one, read as `00` as the W3C spec asks):
-/// its trace id and whether it is sampled; `None` if it is not valid.
-fn parse_traceparent(value: &[u8]) -> Option<(u128, bool)> {
+/// its trace id, span id and whether it is sampled; `None` if it is not valid.
+fn parse_traceparent(value: &[u8]) -> Option<(u128, u64, bool)> {
     let value = std::str::from_utf8(value).ok()?.trim();
     let mut parts = value.split('-');
     let version = parts.next()?;
@@ -147,9 +333,9 @@ fn parse_traceparent(value: &[u8]) -> Option<(u128, bool)> {
         return None;
     }
     let trace_id = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
-    u64::from_str_radix(span, 16).ok().filter(|s| *s != 0)?;
+    let span_id = u64::from_str_radix(span, 16).ok().filter(|s| *s != 0)?;
     let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some((trace_id, flags & 1 == 1))
+    Some((trace_id, span_id, flags & 1 == 1))
 }
 
 #[cfg(test)]
@@ -173,9 +359,13 @@ mod tests {
 
     #[test]
     fn a_sane_request_id_is_kept_and_the_parent_trace_goes_on() {
-        let trace = Trace::of_request(&headers(&[(&REQUEST_ID, "order-42"), (&TRACEPARENT, PARENT)]));
+        let trace = Trace::of_request(
+            &headers(&[(&REQUEST_ID, "order-42"), (&TRACEPARENT, PARENT)]),
+            None,
+        );
         assert_eq!(trace.id(), "order-42");
-        let [(_, id), (_, parent)] = trace.peer_headers();
+        let call = trace.span("GET inventario", SpanKind::Client);
+        let [(_, id), (_, parent)] = trace.under(&call).peer_headers();
         assert_eq!(id, "order-42");
         assert!(
             parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
@@ -183,8 +373,14 @@ mod tests {
         );
         assert!(parent.ends_with("-01"), "sampled stays sampled: {parent}");
         assert_ne!(&parent[36..52], "00f067aa0ba902b7", "a new span per peer call");
+        let again = trace.span("GET inventario", SpanKind::Client);
+        assert_ne!(
+            trace.under(&again).peer_headers()[1].1,
+            parent,
+            "one span per call"
+        );
         assert_eq!(
-            parse_traceparent(parent.as_bytes()).map(|(t, _)| t),
+            parse_traceparent(parent.as_bytes()).map(|(t, _, _)| t),
             Some(0x4bf92f3577b34da6a3ce929d0e0e4736)
         );
     }
@@ -197,7 +393,7 @@ mod tests {
                 map.insert(REQUEST_ID, value);
             }
             assert_eq!(
-                Trace::of_request(&map).id(),
+                Trace::of_request(&map, None).id(),
                 "4bf92f3577b34da6a3ce929d0e0e4736",
                 "{bad:?}"
             );
@@ -215,19 +411,19 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
             "garbage",
         ] {
-            let trace = Trace::of_request(&headers(&[(&TRACEPARENT, bad)]));
+            let trace = Trace::of_request(&headers(&[(&TRACEPARENT, bad)]), None);
             assert_eq!(trace.id().len(), 32, "{bad}");
             assert_ne!(trace.id(), "4bf92f3577b34da6a3ce929d0e0e4736", "{bad}");
         }
         let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-more";
         assert_eq!(
-            Trace::of_request(&headers(&[(&TRACEPARENT, later)])).id(),
+            Trace::of_request(&headers(&[(&TRACEPARENT, later)]), None).id(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
     }
 
     #[test]
     fn new_traces_differ() {
-        assert_ne!(Trace::new().id(), Trace::new().id());
+        assert_ne!(Trace::new(None).id(), Trace::new(None).id());
     }
 }

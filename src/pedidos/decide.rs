@@ -628,6 +628,7 @@ mod tests {
             creado_en: String::new(),
             vence_en: 0,
             request_id: None,
+            traceparent: None,
             etapa: Etapa::Registrado,
         }
     }

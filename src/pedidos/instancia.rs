@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use opentelemetry_sdk::trace::SdkTracer;
+
 use super::clients::LineByLine;
 use super::decide::{Ledger, Seen};
 use super::metrics::PedidosMetrics;
@@ -32,6 +34,8 @@ pub struct Instancia {
     /// What this pedidos still has to heal: a peer restored behind it, orders lost to a
     /// restore of its own database.
     pub healing: Healing,
+    /// Where recovery's spans go, when a collector is named.
+    pub tracer: Option<SdkTracer>,
 }
 
 /// The highest number each peer gave a change (see `secuencia`).
@@ -162,7 +166,12 @@ impl Healing {
 
 impl Instancia {
     /// Reads the database's key prefix.
-    pub fn load(pool: &Pool, plazo: Duration, metrics: Arc<PedidosMetrics>) -> anyhow::Result<Self> {
+    pub fn load(
+        pool: &Pool,
+        plazo: Duration,
+        metrics: Arc<PedidosMetrics>,
+        tracer: Option<SdkTracer>,
+    ) -> anyhow::Result<Self> {
         let conn = pool.get()?;
         let healing = Healing::at_start(&conn)?;
         Ok(Self {
@@ -173,6 +182,7 @@ impl Instancia {
             metrics,
             vistos: PeerNumbers::starting_at(healing.recorded),
             healing,
+            tracer,
         })
     }
 }

@@ -56,6 +56,7 @@ pub fn schema() -> Schema {
             M::up(include_str!(
                 "../../migrations/pedidos/0008_claves_por_pedido.sql"
             )),
+            M::up(include_str!("../../migrations/pedidos/0009_traceparent.sql")),
         ],
     )
 }

@@ -167,6 +167,9 @@ pub struct Pedido {
     /// Its key at its peers when it is not made of its id and nonce: an order lost by a
     /// restore of this database and brought back from its peers under another id.
     pub brought_back_key: Option<String>,
+    /// The `traceparent` of the request that placed it, when its trace is sampled:
+    /// recovery's spans for the order link to it.
+    pub traceparent: Option<String>,
     pub etapa: Etapa,
 }
 

@@ -14,6 +14,8 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 use super::clients::{PeerApi, Peers};
 use super::heal;
@@ -141,7 +143,23 @@ async fn settle<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, id: i64) -> Resu
     let Some(pedido) = ctx.store.load(id).await? else {
         return Ok(false);
     };
-    Trace::new().scope(settle_held(ctx, pedido)).await
+    let trace = Trace::new(ctx.instancia.tracer.as_ref());
+    let mut span = trace.span_linked(
+        "recover pedido",
+        SpanKind::Internal,
+        pedido.traceparent.as_deref(),
+    );
+    span.set_with(|| {
+        vec![
+            KeyValue::new("pedido.id", id),
+            KeyValue::new("pedido.estado", <&str>::from(pedido.etapa.estado())),
+        ]
+    });
+    let settled = trace.under(&span).scope(settle_held(ctx, pedido)).await;
+    if let Err(e) = &settled {
+        span.fail(|| e.to_string());
+    }
+    settled
 }
 
 async fn settle_held<P: PeerApi, S: Store>(

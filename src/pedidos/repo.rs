@@ -16,7 +16,7 @@ use crate::money::Money;
 macro_rules! pedido_columns {
     () => {
         "id, etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro, \
-     total, moneda, medio, fail, creado_en, vence_en, request_id, nonce, clave"
+     total, moneda, medio, fail, creado_en, vence_en, request_id, nonce, clave, traceparent"
     };
 }
 
@@ -116,6 +116,7 @@ fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
         request_id: row.get(14)?,
         nonce: row.get(15)?,
         brought_back_key: row.get(16)?,
+        traceparent: row.get(17)?,
         items: Vec::new(),
     })
 }
@@ -182,6 +183,8 @@ pub struct Registro {
     pub etapa: Etapa,
     pub vence_en: i64,
     pub request_id: Option<String>,
+    /// The placing request's `traceparent`, when its trace is sampled.
+    pub traceparent: Option<String>,
 }
 
 /// Records a new order with its lines (and its idempotency key), in one write.
@@ -205,8 +208,8 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
     let id = tx
         .prepare_cached(
             "INSERT INTO pedidos (etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro,
-                                  total, moneda, medio, fail, vence_en, request_id, nonce)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                  total, moneda, medio, fail, vence_en, request_id, nonce, traceparent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .insert(params![
             etapa,
@@ -222,7 +225,8 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
             registro.nuevo.fail,
             registro.vence_en,
             registro.request_id,
-            registro.nonce
+            registro.nonce,
+            registro.traceparent
         ])?;
     // A read by rowid: cheaper than RETURNING, which builds a temporary table.
     let creado_en: String = tx
@@ -246,6 +250,7 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
         request_id: registro.request_id,
         nonce: Some(registro.nonce),
         brought_back_key: None,
+        traceparent: registro.traceparent,
         etapa: registro.etapa,
     })))
 }
@@ -636,6 +641,7 @@ mod tests {
             etapa: Etapa::Registrado,
             vence_en: 0,
             request_id: Some("the-request".into()),
+            traceparent: None,
             nonce: 42,
         };
         match create(conn, registro, None).expect("created") {

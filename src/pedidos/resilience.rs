@@ -27,6 +27,8 @@ use awc::error::{ConnectError, SendRequestError};
 use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use failsafe::futures::CircuitBreaker;
 use failsafe::{Config, Instrument, StateMachine};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 use serde::de::DeserializeOwned;
 
 use super::metrics::PedidosMetrics;
@@ -380,6 +382,7 @@ impl Peer {
         if self.breaker.admits(false) {
             return Ok(());
         }
+        self.rejected(format!("call {}", self.name), self.base_url.clone());
         Err(self.circuit_open())
     }
 
@@ -424,7 +427,13 @@ impl Peer {
                 (Ok(Err(refusal)), "refused")
             }
             Err(failsafe::Error::Inner(e)) => (Err(e), "failed"),
-            Err(failsafe::Error::Rejected) => (Err(self.circuit_open()), "circuit_open"),
+            Err(failsafe::Error::Rejected) => {
+                self.rejected(
+                    format!("{method} {}", self.name),
+                    format!("{}{path}", self.base_url),
+                );
+                (Err(self.circuit_open()), "circuit_open")
+            }
         };
         self.metrics
             .peer_calls
@@ -447,7 +456,7 @@ impl Peer {
         let mut attempt = 1;
         let mut sent = false;
         loop {
-            let cause = match self.attempt(method, &url, body.clone()).await {
+            let cause = match self.attempt(method, &url, body.clone(), attempt - 1).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => {
                     sent |= failure.sent;
@@ -513,23 +522,118 @@ impl Peer {
             .map_err(|failure| failure.cause)
     }
 
-    /// One attempt: a readable answer or a refusal, or why it counts as a failure.
+    /// A call the open circuit kept from the peer: a span of no attempt, with the
+    /// breaker's rejection as its event.
+    fn rejected(&self, name: String, url: String) {
+        let Some(trace) = trace::current() else {
+            return;
+        };
+        let mut span = trace.span(name, SpanKind::Client);
+        span.set_with(|| vec![KeyValue::new("url.full", url), KeyValue::new("peer", self.name)]);
+        span.event("breaker.rejected", || {
+            vec![KeyValue::new(
+                "retry_in_ms",
+                i64::try_from(self.breaker.retry_after().as_millis()).unwrap_or(i64::MAX),
+            )]
+        });
+        span.fail(|| format!("the circuit to {} is open", self.name));
+    }
+
+    /// What a client span of a call to this peer says of it, by OpenTelemetry's HTTP
+    /// conventions, and which peer it is.
+    fn attributes(&self, method: &Method, url: &str) -> Vec<KeyValue> {
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("url.full", url.to_string()),
+            KeyValue::new("peer", self.name),
+        ];
+        if let Ok(uri) = url.parse::<actix_web::http::Uri>() {
+            if let Some(host) = uri.host() {
+                attributes.push(KeyValue::new("server.address", host.to_string()));
+            }
+            if let Some(port) = uri.port_u16() {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
+        }
+        attributes
+    }
+
+    /// One attempt (`resent` attempts came before it), in a client span of its own:
+    /// a readable answer or a refusal, or why it counts as a failure.
     async fn attempt<T: DeserializeOwned>(
         &self,
         method: &Method,
         url: &str,
         body: Option<Bytes>,
+        resent: u32,
     ) -> Result<Result<T, Refusal>, Failure> {
-        let (status, bytes) = self
+        let Some(trace) = trace::current() else {
+            return self.attempt_in_span(method, url, body).await.0;
+        };
+        let mut span = trace.span(format!("{method} {}", self.name), SpanKind::Client);
+        span.set_with(|| {
+            let mut attributes = self.attributes(method, url);
+            if resent > 0 {
+                attributes.push(KeyValue::new("http.request.resend_count", i64::from(resent)));
+            }
+            attributes
+        });
+        let (answer, status) = trace
+            .under(&span)
+            .scope(self.attempt_in_span(method, url, body))
+            .await;
+        if let Some(status) = status {
+            span.set(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status.as_u16()),
+            ));
+        }
+        match &answer {
+            Ok(Ok(_)) => {}
+            Ok(Err(refusal)) => {
+                let code = refusal.code.clone();
+                span.set(KeyValue::new("error.type", code.clone()));
+                span.fail(|| format!("{} {code}: {}", refusal.status.as_u16(), refusal.detail));
+            }
+            Err(failure) => {
+                span.set_with(|| {
+                    let kind = match status {
+                        Some(status) => status.as_u16().to_string(),
+                        None => "no_answer".to_string(),
+                    };
+                    vec![KeyValue::new("error.type", kind)]
+                });
+                span.fail(|| failure.cause.clone());
+            }
+        }
+        answer
+    }
+
+    /// One attempt's exchange and reading, and the status the peer answered, if any.
+    async fn attempt_in_span<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<Bytes>,
+    ) -> (Result<Result<T, Refusal>, Failure>, Option<StatusCode>) {
+        match self
             .exchange(method, url, body, self.timeout, MAX_PEER_BODY)
-            .await?;
+            .await
+        {
+            Ok((status, bytes)) => (Self::read(status, &bytes), Some(status)),
+            Err(failure) => (Err(failure), None),
+        }
+    }
+
+    /// A peer's answer read: a `2xx` as `T`, a `4xx` as a refusal, else a failure.
+    fn read<T: DeserializeOwned>(status: StatusCode, bytes: &[u8]) -> Result<Result<T, Refusal>, Failure> {
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
+            return serde_json::from_slice(bytes)
                 .map(Ok)
                 .map_err(|e| Failure::sent(format!("the answer could not be read: {e}")));
         }
         if status.is_client_error() {
-            return Ok(Err(Refusal::read(status, &bytes)));
+            return Ok(Err(Refusal::read(status, bytes)));
         }
         Err(Failure::sent(format!("answered {status}")))
     }

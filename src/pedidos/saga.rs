@@ -29,6 +29,9 @@
 
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+
 use super::clients::{LoteAnswer, PagarRequest, PagoAnswer, PeerApi, PeerError, Peers};
 use super::decide::{self, Call, Decision, Ledger, Progress, Seen, Settlement};
 use super::instancia::{EnCurso, Instancia, Turno};
@@ -220,7 +223,17 @@ pub async fn colocar<P: PeerApi, S: Store>(
     nuevo: NuevoPedido,
     clave: Option<String>,
 ) -> Result<Alta, ApiError> {
-    let (items, total, etapa) = cotizar(ctx.peers, &nuevo).await;
+    let (items, total, etapa) = trace::in_span(
+        "price",
+        SpanKind::Internal,
+        |_| {},
+        |span, (_, total, etapa): &(Vec<Item>, Money, Etapa)| {
+            span.set(KeyValue::new("pedido.total", total.to_string()));
+            describe(span, etapa);
+        },
+        cotizar(ctx.peers, &nuevo),
+    )
+    .await;
     let plazo = i64::try_from(ctx.instancia.plazo.as_millis()).unwrap_or(i64::MAX);
     let registro = Registro {
         nuevo,
@@ -230,6 +243,9 @@ pub async fn colocar<P: PeerApi, S: Store>(
         etapa,
         vence_en: ctx.store.now_millis().saturating_add(plazo),
         request_id: trace::current_id().map(|id| id.to_string()),
+        traceparent: trace::current()
+            .filter(trace::Trace::sampled)
+            .map(|t| t.traceparent()),
     };
     let (alta, turno) = ctx.store.create(registro, clave, &ctx.instancia.en_curso).await?;
     let Alta::Nuevo(pedido) = alta else {
@@ -301,13 +317,35 @@ pub async fn advance<P: PeerApi, S: Store>(
         let Some(call) = decide::next_call(&pedido, &progress, overdue) else {
             break;
         };
-        let decision = make(ctx, &pedido, progress, call).await;
+        let name: &'static str = call.into();
+        let decision = trace::in_span(
+            name,
+            SpanKind::Internal,
+            |span| span.set(KeyValue::new("pedido.id", pedido.id)),
+            |span, decision: &Decision| describe(span, &decision.progress.etapa),
+            make(ctx, &pedido, progress, call),
+        )
+        .await;
         progress = decision.progress;
         if !decision.go_on {
             break;
         }
     }
     record(ctx, pedido, progress).await
+}
+
+/// What a step's span says of the stage it left the order at: its estado, and a
+/// failure when the order failed there.
+fn describe(span: &mut trace::Span, etapa: &Etapa) {
+    span.set(KeyValue::new("pedido.estado", <&str>::from(etapa.estado())));
+    if let Etapa::Cerrado {
+        desenlace: Desenlace::Fallido { causa, motivo, .. },
+        ..
+    } = etapa
+    {
+        span.set(KeyValue::new("error.type", <&str>::from(causa)));
+        span.fail(|| motivo.clone());
+    }
 }
 
 /// Makes `call` for the order and hands the answer to its decision.

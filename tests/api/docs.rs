@@ -134,6 +134,7 @@ async fn the_readme_lists_every_metric() {
         "src/logging.rs",
         "src/pedidos/metrics.rs",
         "src/inventario/metrics.rs",
+        "src/telemetry.rs",
     ]
     .iter()
     .map(|f| std::fs::read_to_string(format!("{}/{f}", env!("CARGO_MANIFEST_DIR"))).expect(f))

@@ -44,6 +44,7 @@ fn service_settings(dir: &Path, service: Service, addr: SocketAddr) -> ServiceSe
         request_timeout: Duration::from_secs(5),
         write_queue: 1024,
         wal_autocheckpoint: penguin::db::DEFAULT_AUTOCHECKPOINT,
+        traces: None,
     }
 }
 

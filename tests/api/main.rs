@@ -34,3 +34,4 @@ mod restore;
 mod saga;
 mod secuencia;
 mod shutdown;
+mod traces;

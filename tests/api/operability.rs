@@ -610,7 +610,7 @@ async fn ready_is_200_with_the_schema_and_503_naming_the_file_once_the_database_
         (Service::Productos, 1),
         (Service::Inventario, 5),
         (Service::Pagos, 4),
-        (Service::Pedidos, 8),
+        (Service::Pedidos, 9),
     ] {
         let ready = http
             .call(Method::GET, format!("{}/ready", app.url(service)))
