@@ -150,15 +150,8 @@ struct File {
     version: usize,
     /// `wal_autocheckpoint`: 0 when another process (Litestream) checkpoints.
     autocheckpoint: u32,
-}
-
-impl File {
-    /// The database file's name, as a span names the database.
-    fn name(&self) -> String {
-        self.path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    }
+    /// The file's name, as a span names the database (`db.namespace`).
+    name: opentelemetry::StringValue,
 }
 
 impl Pool {
@@ -339,6 +332,10 @@ pub fn open(
             application_id: id,
             version: schema.version,
             autocheckpoint,
+            name: path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                .into(),
         }),
     })
 }
@@ -579,7 +576,7 @@ where
         span.set_with(|| {
             let mut attributes = vec![
                 KeyValue::new("db.system.name", "sqlite"),
-                KeyValue::new("db.namespace", pool.file.name()),
+                KeyValue::new("db.namespace", pool.file.name.clone()),
                 KeyValue::new("db.operation.name", "write"),
             ];
             if let Ok((_, size)) = &answer {

@@ -61,7 +61,7 @@ pub async fn around(
     let id = HeaderValue::from_str(trace.id()).ok();
     span.set_with(|| {
         let mut attributes = vec![
-            KeyValue::new("http.request.method", req.method().to_string()),
+            KeyValue::new("http.request.method", crate::trace::method_value(req.method())),
             KeyValue::new("url.path", req.path().to_owned()),
             KeyValue::new("url.scheme", "http"),
             KeyValue::new(

@@ -180,7 +180,7 @@ impl Trace {
         Span {
             id,
             sampled: inner.span_context().is_sampled(),
-            inner: Some(inner).filter(opentelemetry::trace::Span::is_recording),
+            inner: inner.is_recording().then(|| Box::new(inner)),
         }
     }
 
@@ -205,7 +205,9 @@ impl Trace {
 pub struct Span {
     id: u64,
     sampled: bool,
-    inner: Option<opentelemetry_sdk::trace::Span>,
+    /// Boxed: the SDK's span is hundreds of bytes, and a span lives in the futures
+    /// of the work it covers, which are moved as they are polled.
+    inner: Option<Box<opentelemetry_sdk::trace::Span>>,
 }
 
 impl Span {
@@ -254,6 +256,22 @@ impl Default for Trace {
     fn default() -> Self {
         Self::new(None)
     }
+}
+
+/// An HTTP method as a span attribute's value: the common ones without an allocation.
+pub fn method_value(method: &actix_web::http::Method) -> opentelemetry::Value {
+    use actix_web::http::Method;
+    let name: &'static str = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => return method.as_str().to_owned().into(),
+    };
+    name.into()
 }
 
 /// The trace of the work running now, if it runs under one.

@@ -340,6 +340,8 @@ pub fn millis(d: Duration) -> u64 {
 pub struct Peer {
     name: &'static str,
     base_url: String,
+    /// `server.address` and `server.port` of its client spans, read from `base_url` once.
+    server: Vec<KeyValue>,
     authorization: String,
     client: awc::Client,
     breaker: Breaker,
@@ -359,8 +361,18 @@ impl Peer {
         settings: &PeerSettings,
         metrics: &Arc<PedidosMetrics>,
     ) -> Self {
+        let mut server = Vec::new();
+        if let Ok(uri) = base_url.parse::<actix_web::http::Uri>() {
+            if let Some(host) = uri.host() {
+                server.push(KeyValue::new("server.address", host.to_string()));
+            }
+            if let Some(port) = uri.port_u16() {
+                server.push(KeyValue::new("server.port", i64::from(port)));
+            }
+        }
         Self {
             name,
+            server,
             base_url: base_url.to_string(),
             authorization: format!("Bearer {token}"),
             client,
@@ -543,18 +555,11 @@ impl Peer {
     /// conventions, and which peer it is.
     fn attributes(&self, method: &Method, url: &str) -> Vec<KeyValue> {
         let mut attributes = vec![
-            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("http.request.method", trace::method_value(method)),
             KeyValue::new("url.full", url.to_string()),
             KeyValue::new("peer", self.name),
         ];
-        if let Ok(uri) = url.parse::<actix_web::http::Uri>() {
-            if let Some(host) = uri.host() {
-                attributes.push(KeyValue::new("server.address", host.to_string()));
-            }
-            if let Some(port) = uri.port_u16() {
-                attributes.push(KeyValue::new("server.port", i64::from(port)));
-            }
-        }
+        attributes.extend(self.server.iter().cloned());
         attributes
     }
 
