@@ -90,7 +90,7 @@ pub fn spawn(
 /// past, and the Idempotency-Keys of finished orders older than `retention` (zero
 /// keeps them), a batch per write so that orders never wait long behind it.
 async fn tidy(pool: &Pool, retention: std::time::Duration) -> Result<(), ApiError> {
-    const KEYS_AT_ONCE: i64 = 2000;
+    const KEYS_AT_ONCE: usize = 2000;
     let seconds_before = clock::stored_ago(std::time::Duration::from_secs(120));
     run_write(pool, move |conn| {
         Ok(repo::forget_seconds_before(conn, &seconds_before)?)
@@ -106,7 +106,7 @@ async fn tidy(pool: &Pool, retention: std::time::Duration) -> Result<(), ApiErro
             Ok(repo::forget_keys_before(conn, &before, KEYS_AT_ONCE)?)
         })
         .await?;
-        if forgotten < KEYS_AT_ONCE as usize {
+        if forgotten < KEYS_AT_ONCE {
             return Ok(());
         }
     }

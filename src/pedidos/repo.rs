@@ -391,19 +391,22 @@ pub fn forget_seconds_before(conn: &Connection, before: &str) -> rusqlite::Resul
 /// Forgets at most `limit` Idempotency-Keys of orders placed before `before` (as
 /// `creado_en` writes it) that are over and owe nothing: a key whose order is still
 /// being driven is kept whatever its age, so that a retry never places it twice.
-/// Keys are read oldest order first and the reading stops at the first order placed
-/// at `before` or later. Returns how many keys went.
-pub fn forget_keys_before(conn: &Connection, before: &str, limit: i64) -> rusqlite::Result<usize> {
+/// Keys are read oldest order first, past the kept ones, until `limit` are forgotten
+/// or an order placed at `before` or later comes: fewer than `limit` forgotten means
+/// no older key is left to forget. Returns how many keys went.
+pub fn forget_keys_before(conn: &Connection, before: &str, limit: usize) -> rusqlite::Result<usize> {
     let mut old = Vec::new();
     {
         let mut statement = conn.prepare_cached(concat!(
             "SELECT k.clave, p.creado_en, NOT (",
             sin_terminar!(),
             ") FROM claves_idempotencia k JOIN pedidos p ON p.id = k.pedido_id
-             ORDER BY k.pedido_id LIMIT ?1"
+             ORDER BY k.pedido_id"
         ))?;
-        let mut rows = statement.query([limit])?;
-        while let Some(row) = rows.next()? {
+        let mut rows = statement.query([])?;
+        while old.len() < limit
+            && let Some(row) = rows.next()?
+        {
             if row.get_ref(1)?.as_str()? >= before {
                 break;
             }
@@ -740,6 +743,15 @@ mod tests {
             .and_then(|mut s| s.query_map([], |row| row.get(0))?.collect())
             .expect("read");
         assert_eq!(left, ["unfinished"], "a key whose order is still driven is kept");
+
+        // Kept keys at the front hold back none behind them, whatever the batch.
+        let later = keyed("later", &mut conn);
+        close(&mut conn, later.id, Desenlace::Confirmado { pago_id: Some(2) });
+        assert_eq!(
+            forget_keys_before(&conn, "9999-01-01T00:00:00.000Z", 1).expect("read"),
+            1,
+            "the key behind an unfinished order's"
+        );
     }
 
     #[test]
