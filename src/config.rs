@@ -30,10 +30,10 @@ use crate::telemetry::{TraceArgs, TraceSettings};
 
 /// The default shared token of the original design.
 pub const DEFAULT_TOKEN: &str = "penguin-secret";
-/// How long an unconfirmed reservation holds its units by default: ten minutes.
 /// As long as Stripe keeps its idempotency keys: a client retrying a day later still
 /// finds its order.
 pub const DEFAULT_IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How long an unconfirmed reservation holds its units by default: ten minutes.
 pub const DEFAULT_RESERVATION_TTL: Duration = Duration::from_secs(600);
 /// How long a shutdown waits for requests in flight by default.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

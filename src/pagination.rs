@@ -29,6 +29,13 @@ pub struct Bounds {
 }
 
 impl Bounds {
+    /// This page of `rows`, which are already those past `after`: `offset` of them
+    /// skipped, then at most `limit`.
+    pub fn window<T>(&self, rows: impl Iterator<Item = T>) -> impl Iterator<Item = T> {
+        rows.skip(usize::try_from(self.offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(self.limit).unwrap_or(0))
+    }
+
     /// `rows` (read in id order within these bounds) as a JSON array, with a `Link` to
     /// the next page when this one is full.
     pub fn answer<T: serde::Serialize>(

@@ -532,7 +532,6 @@ pub fn release_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> R
 pub fn lotes_after(conn: &Connection, prefijo: &str, desde: i64, limit: i64) -> rusqlite::Result<Vec<Lote>> {
     let wanted = usize::try_from(limit).unwrap_or(0);
     let mut claves: Vec<String> = Vec::new();
-    let mut listed = std::collections::HashSet::new();
     {
         let mut statement = conn.prepare_cached(
             "SELECT lote FROM reservas
@@ -543,7 +542,8 @@ pub fn lotes_after(conn: &Connection, prefijo: &str, desde: i64, limit: i64) -> 
         while claves.len() < wanted {
             let Some(row) = rows.next()? else { break };
             let clave = row.get_ref(0)?.as_str()?;
-            if listed.insert(clave.to_owned()) {
+            // A lote's rows come one per line: a page holds at most `limit` lotes.
+            if !claves.iter().any(|c| c == clave) {
                 claves.push(clave.to_owned());
             }
         }

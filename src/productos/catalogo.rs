@@ -45,15 +45,9 @@ impl Catalogo {
     /// The products in id order whose id is above `page.after`, `page.limit` of them
     /// after skipping `page.offset`.
     pub fn page(&self, page: Bounds) -> Vec<Producto> {
-        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let take = usize::try_from(page.limit).unwrap_or(0);
-        self.read()
-            .range((Bound::Excluded(page.after), Bound::Unbounded))
-            .map(|(_, producto)| producto)
-            .skip(skip)
-            .take(take)
-            .cloned()
-            .collect()
+        let catalogo = self.read();
+        let past = catalogo.range((Bound::Excluded(page.after), Bound::Unbounded));
+        page.window(past.map(|(_, producto)| producto)).cloned().collect()
     }
 
     pub fn put(&self, producto: &Producto) {

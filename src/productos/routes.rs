@@ -79,13 +79,8 @@ pub async fn listar(
             page.answer(super::PRODUCTOS, &catalogo.page(page), |p| p.id)
         }
         Lista::Ids(ids, page) => {
-            let productos: Vec<_> = catalogo
-                .some(&ids)
-                .into_iter()
-                .filter(|p| p.id > page.after)
-                .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-                .take(usize::try_from(page.limit).unwrap_or(0))
-                .collect();
+            let named = catalogo.some(&ids).into_iter();
+            let productos: Vec<_> = page.window(named.filter(|p| p.id > page.after)).collect();
             HttpResponse::Ok().json(productos)
         }
     })
