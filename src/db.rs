@@ -42,9 +42,8 @@ use crate::service::Service;
 /// The most writes committed together.
 const MAX_BATCH: usize = 256;
 
-/// What a write hands back to the writer thread: how to answer once the commit is known.
-/// What a write is answered with: whether its batch was committed, and how many
-/// writes that batch held.
+/// What a write hands back to the writer thread, to be answered with once the commit
+/// is known: whether its batch was committed, and how many writes that batch held.
 type Answer = Box<dyn FnOnce(Result<(), CommitError>, usize) + Send>;
 
 /// Why a batch was not committed.
@@ -566,13 +565,13 @@ where
         return Err(ApiError::write_queue_full());
     }
     // The write's span covers its wait in the queue and the batch that commits it.
-    let mut span = crate::trace::current().map(|t| t.span("sqlite write", SpanKind::Client));
+    let mut span = crate::trace::recorded().map(|t| t.span("sqlite write", SpanKind::Client));
     pool.writer.send(write).map_err(|_| {
         pool.queue.taken();
         ApiError::internal(anyhow::anyhow!("the database writer has stopped"))
     })?;
     let answer = answered.await;
-    if let Some(span) = span.as_mut().filter(|s| s.recording()) {
+    if let Some(span) = &mut span {
         span.set_with(|| {
             let mut attributes = vec![
                 KeyValue::new("db.system.name", "sqlite"),

@@ -21,13 +21,12 @@ use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{KeyValue, StringValue, Value};
-use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::shutdown::InFlight;
-use crate::trace::{REQUEST_ID, Span, Trace};
+use crate::trace::{REQUEST_ID, Span, Trace, Tracer};
 
 /// What the middleware needs of its service, kept in the app's data.
 #[derive(Clone)]
@@ -37,7 +36,7 @@ pub struct Context {
     pub in_flight: Arc<InFlight>,
     pub metrics: Arc<Metrics>,
     /// Where the service's spans go, when a collector is named.
-    pub tracer: Option<SdkTracer>,
+    pub tracer: Option<Tracer>,
 }
 
 /// Routes that probes and scrapers call all day: logged at debug.
@@ -56,12 +55,14 @@ pub async fn around(
             .map(|r| r.map_body(|_, body| Newline::new(body.boxed(), false)));
     };
     let counted = context.in_flight.enter();
-    let trace = Trace::of_request(req.headers(), context.tracer.as_ref());
-    let mut span = trace.span(req.method().as_str().to_owned(), SpanKind::Server);
+    // Probes and scrapes make no spans: they would bury the orders' traces.
+    let tracer = context.tracer.as_ref().filter(|_| !is_probe(req.path()));
+    let trace = Trace::of_request(req.headers(), tracer);
+    let mut span = trace.span(crate::trace::method_name(req.method()), SpanKind::Server);
     let id = HeaderValue::from_str(trace.id()).ok();
     span.set_with(|| {
         let mut attributes = vec![
-            KeyValue::new("http.request.method", crate::trace::method_value(req.method())),
+            KeyValue::new("http.request.method", crate::trace::method_name(req.method())),
             KeyValue::new("url.path", req.path().to_owned()),
             KeyValue::new("url.scheme", "http"),
             KeyValue::new(

@@ -13,7 +13,6 @@
 //! counted in `penguin_trace_spans_total{outcome}` and said in a warning at most once
 //! a minute ([`Counted`]).
 
-use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,13 +24,14 @@ use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler as SdkSampler, SdkTracer, SdkTracerProvider, SpanData,
-    SpanExporter, SpanProcessor,
+    BatchConfigBuilder, BatchSpanProcessor, Sampler as SdkSampler, SdkTracerProvider, SpanData, SpanExporter,
+    SpanProcessor,
 };
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use crate::metrics::Metrics;
 use crate::service::Service;
+use crate::trace::Tracer;
 
 /// The spans a service may hold for export, unless `OTEL_BSP_MAX_QUEUE_SIZE` says.
 const QUEUE: usize = 8192;
@@ -47,7 +47,8 @@ pub struct TraceArgs {
     /// Where to send spans, used as it is: wins over OTEL_EXPORTER_OTLP_ENDPOINT.
     #[arg(long = "otel-traces-endpoint", env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", value_name = "URL", value_parser = collector_url)]
     pub traces_endpoint: Option<String>,
-    /// How the OTLP exporter sends: only http/protobuf is built in.
+    /// How the OTLP exporter sends: only http/protobuf is built in. Read only to refuse
+    /// another (grpc) at start, rather than send what the collector does not expect.
     #[arg(long = "otel-protocol", env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_name = "PROTOCOL", value_enum, default_value_t = OtlpProtocol::HttpProtobuf)]
     pub protocol: OtlpProtocol,
     /// The name the service's spans carry (in serve all, from its config file; default: the service's name).
@@ -158,13 +159,7 @@ impl TraceSettings {
 #[derive(Clone)]
 pub struct Spans {
     provider: SdkTracerProvider,
-    tracer: SdkTracer,
-}
-
-impl fmt::Debug for Spans {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Spans")
-    }
+    tracer: Tracer,
 }
 
 impl Spans {
@@ -183,6 +178,8 @@ impl Spans {
             .with_protocol(Protocol::HttpBinary)
             .with_endpoint(settings.endpoint.clone())
             .build()?;
+        // The SDK's builder reads OTEL_BSP_* itself; the queue's bound is read here too,
+        // since the gate in front of the processor must hold to the same one.
         let config = BatchConfigBuilder::default();
         let queue = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
             .ok()
@@ -222,7 +219,7 @@ impl Spans {
             .with_sampler(settings.sampler())
             .with_resource(resource)
             .build();
-        let tracer = provider.tracer("penguin");
+        let tracer = Arc::new(provider.tracer("penguin"));
         log::info!(
             target: service.name(),
             "sending spans to {} as service {}",
@@ -232,7 +229,7 @@ impl Spans {
         Ok(Self { provider, tracer })
     }
 
-    pub fn tracer(&self) -> &SdkTracer {
+    pub fn tracer(&self) -> &Tracer {
         &self.tracer
     }
 

@@ -26,6 +26,9 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
+/// A service's tracer, shared by every trace of its work.
+pub type Tracer = Arc<SdkTracer>;
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// The longest `X-Request-Id` taken as given.
@@ -42,7 +45,7 @@ pub struct Trace {
     /// Whether `parent` is another process' span (a request's `traceparent`).
     remote: bool,
     sampled: bool,
-    tracer: Option<SdkTracer>,
+    tracer: Option<Tracer>,
 }
 
 tokio::task_local! {
@@ -52,7 +55,7 @@ tokio::task_local! {
 impl Trace {
     /// A new trace, with its trace id (32 hex digits) as its id; its spans go to
     /// `tracer`, if any.
-    pub fn new(tracer: Option<&SdkTracer>) -> Self {
+    pub fn new(tracer: Option<&Tracer>) -> Self {
         let trace_id = new_trace_id();
         Self {
             id: format!("{trace_id:032x}").into(),
@@ -65,7 +68,7 @@ impl Trace {
     }
 
     /// The trace of an incoming request, from its `X-Request-Id` and `traceparent`.
-    pub fn of_request(headers: &HeaderMap, tracer: Option<&SdkTracer>) -> Self {
+    pub fn of_request(headers: &HeaderMap, tracer: Option<&Tracer>) -> Self {
         let parent = headers
             .get(TRACEPARENT)
             .and_then(|v| parse_traceparent(v.as_bytes()));
@@ -121,7 +124,12 @@ impl Trace {
 
     /// Starts a span, a child of the one this work runs in. It ends when dropped.
     pub fn span(&self, name: impl Into<Cow<'static, str>>, kind: SpanKind) -> Span {
-        self.span_linked(name, kind, None)
+        self.start(|| name.into(), kind, None)
+    }
+
+    /// [`Trace::span`] with a name made only if the span is recorded.
+    pub fn span_named(&self, name: impl FnOnce() -> String, kind: SpanKind) -> Span {
+        self.start(|| name().into(), kind, None)
     }
 
     /// [`Trace::span`], linked to another trace's span given as a `traceparent` (the
@@ -132,16 +140,23 @@ impl Trace {
         kind: SpanKind,
         link: Option<&str>,
     ) -> Span {
-        let id = new_span_id();
+        self.start(|| name.into(), kind, link)
+    }
+
+    /// A new span, named by `name` only if it is recorded.
+    fn start(&self, name: impl FnOnce() -> Cow<'static, str>, kind: SpanKind, link: Option<&str>) -> Span {
+        // Without a tracer a span has no id: the work inside it runs in none, and each
+        // of its peer calls names a new span of its own (see `traceparent`).
         let Some(tracer) = &self.tracer else {
             return Span {
-                id,
+                id: 0,
                 sampled: self.sampled,
                 inner: None,
             };
         };
+        let id = new_span_id();
         let mut builder = tracer
-            .span_builder(name)
+            .span_builder(name())
             .with_kind(kind)
             .with_span_id(SpanId::from(id))
             .with_trace_id(TraceId::from(self.trace_id));
@@ -185,12 +200,12 @@ impl Trace {
     }
 
     /// The trace of the work done inside `span`: its spans are `span`'s children.
-    pub fn under(&self, span: &Span) -> Self {
+    pub fn under(self, span: &Span) -> Self {
         Self {
             parent: span.id,
             remote: false,
             sampled: span.sampled,
-            ..self.clone()
+            ..self
         }
     }
 
@@ -258,10 +273,11 @@ impl Default for Trace {
     }
 }
 
-/// An HTTP method as a span attribute's value: the common ones without an allocation.
-pub fn method_value(method: &actix_web::http::Method) -> opentelemetry::Value {
+/// An HTTP method's name, for a span's name and attribute: the common ones without
+/// an allocation.
+pub fn method_name(method: &actix_web::http::Method) -> Cow<'static, str> {
     use actix_web::http::Method;
-    let name: &'static str = match *method {
+    Cow::Borrowed(match *method {
         Method::GET => "GET",
         Method::POST => "POST",
         Method::PUT => "PUT",
@@ -269,14 +285,22 @@ pub fn method_value(method: &actix_web::http::Method) -> opentelemetry::Value {
         Method::HEAD => "HEAD",
         Method::PATCH => "PATCH",
         Method::OPTIONS => "OPTIONS",
-        _ => return method.as_str().to_owned().into(),
-    };
-    name.into()
+        _ => return Cow::Owned(method.as_str().to_owned()),
+    })
 }
 
 /// The trace of the work running now, if it runs under one.
 pub fn current() -> Option<Trace> {
     CURRENT.try_with(Trace::clone).ok()
+}
+
+/// The trace of the work running now when its spans go to a collector: without one,
+/// a span that no peer call names is never seen, and is not made.
+pub fn recorded() -> Option<Trace> {
+    CURRENT
+        .try_with(|t| t.tracer.is_some().then(|| t.clone()))
+        .ok()
+        .flatten()
 }
 
 /// The id of the work running now, if it runs under a trace.
@@ -285,7 +309,7 @@ pub fn current_id() -> Option<Arc<str>> {
 }
 
 /// Runs `work` in a new span, a child of the current one (when the work runs under a
-/// trace); `describe` gives the span what `work`'s output says.
+/// trace whose spans are recorded); `describe` gives the span what `work`'s output says.
 pub async fn in_span<F: Future>(
     name: impl Into<Cow<'static, str>>,
     kind: SpanKind,
@@ -293,7 +317,7 @@ pub async fn in_span<F: Future>(
     describe: impl FnOnce(&mut Span, &F::Output),
     work: F,
 ) -> F::Output {
-    let Some(trace) = current() else {
+    let Some(trace) = recorded() else {
         return work.await;
     };
     let mut span = trace.span(name, kind);
@@ -383,7 +407,7 @@ mod tests {
         );
         assert_eq!(trace.id(), "order-42");
         let call = trace.span("GET inventario", SpanKind::Client);
-        let [(_, id), (_, parent)] = trace.under(&call).peer_headers();
+        let [(_, id), (_, parent)] = trace.clone().under(&call).peer_headers();
         assert_eq!(id, "order-42");
         assert!(
             parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),

@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use opentelemetry_sdk::trace::SdkTracer;
-
 use super::clients::LineByLine;
 use super::decide::{Ledger, Seen};
 use super::metrics::PedidosMetrics;
 use super::repo;
 use crate::db::Pool;
+use crate::trace::Tracer;
 
 pub struct Instancia {
     /// Prefix of every key pedidos gives its peers, unique to this database.
@@ -35,7 +34,7 @@ pub struct Instancia {
     /// restore of its own database.
     pub healing: Healing,
     /// Where recovery's spans go, when a collector is named.
-    pub tracer: Option<SdkTracer>,
+    pub tracer: Option<Tracer>,
 }
 
 /// The highest number each peer gave a change (see `secuencia`).
@@ -170,7 +169,7 @@ impl Instancia {
         pool: &Pool,
         plazo: Duration,
         metrics: Arc<PedidosMetrics>,
-        tracer: Option<SdkTracer>,
+        tracer: Option<Tracer>,
     ) -> anyhow::Result<Self> {
         let conn = pool.get()?;
         let healing = Healing::at_start(&conn)?;

@@ -394,7 +394,7 @@ impl Peer {
         if self.breaker.admits(false) {
             return Ok(());
         }
-        self.rejected(format!("call {}", self.name), self.base_url.clone());
+        self.rejected(None, "");
         Err(self.circuit_open())
     }
 
@@ -440,10 +440,7 @@ impl Peer {
             }
             Err(failsafe::Error::Inner(e)) => (Err(e), "failed"),
             Err(failsafe::Error::Rejected) => {
-                self.rejected(
-                    format!("{method} {}", self.name),
-                    format!("{}{path}", self.base_url),
-                );
+                self.rejected(Some(&method), path);
                 (Err(self.circuit_open()), "circuit_open")
             }
         };
@@ -534,14 +531,26 @@ impl Peer {
             .map_err(|failure| failure.cause)
     }
 
-    /// A call the open circuit kept from the peer: a span of no attempt, with the
-    /// breaker's rejection as its event.
-    fn rejected(&self, name: String, url: String) {
-        let Some(trace) = trace::current() else {
+    /// A call the open circuit kept from the peer (`method path`, or any call before
+    /// an order is placed): a span of no attempt, with the breaker's rejection as its
+    /// event.
+    fn rejected(&self, method: Option<&Method>, path: &str) {
+        let Some(trace) = trace::recorded() else {
             return;
         };
-        let mut span = trace.span(name, SpanKind::Client);
-        span.set_with(|| vec![KeyValue::new("url.full", url), KeyValue::new("peer", self.name)]);
+        let mut span = trace.span_named(
+            || match method {
+                Some(method) => format!("{method} {}", self.name),
+                None => format!("call {}", self.name),
+            },
+            SpanKind::Client,
+        );
+        span.set_with(|| {
+            vec![
+                KeyValue::new("url.full", format!("{}{path}", self.base_url)),
+                KeyValue::new("peer", self.name),
+            ]
+        });
         span.event("breaker.rejected", || {
             vec![KeyValue::new(
                 "retry_in_ms",
@@ -555,7 +564,7 @@ impl Peer {
     /// conventions, and which peer it is.
     fn attributes(&self, method: &Method, url: &str) -> Vec<KeyValue> {
         let mut attributes = vec![
-            KeyValue::new("http.request.method", trace::method_value(method)),
+            KeyValue::new("http.request.method", trace::method_name(method)),
             KeyValue::new("url.full", url.to_string()),
             KeyValue::new("peer", self.name),
         ];
@@ -572,10 +581,10 @@ impl Peer {
         body: Option<Bytes>,
         resent: u32,
     ) -> Result<Result<T, Refusal>, Failure> {
-        let Some(trace) = trace::current() else {
+        let Some(trace) = trace::recorded() else {
             return self.attempt_in_span(method, url, body).await.0;
         };
-        let mut span = trace.span(format!("{method} {}", self.name), SpanKind::Client);
+        let mut span = trace.span_named(|| format!("{method} {}", self.name), SpanKind::Client);
         span.set_with(|| {
             let mut attributes = self.attributes(method, url);
             if resent > 0 {
@@ -596,9 +605,8 @@ impl Peer {
         match &answer {
             Ok(Ok(_)) => {}
             Ok(Err(refusal)) => {
-                let code = refusal.code.clone();
-                span.set(KeyValue::new("error.type", code.clone()));
-                span.fail(|| format!("{} {code}: {}", refusal.status.as_u16(), refusal.detail));
+                span.set_with(|| vec![KeyValue::new("error.type", refusal.code.clone())]);
+                span.fail(|| format!("{} {}: {}", refusal.status.as_u16(), refusal.code, refusal.detail));
             }
             Err(failure) => {
                 span.set_with(|| {

@@ -243,7 +243,7 @@ pub async fn colocar<P: PeerApi, S: Store>(
         etapa,
         vence_en: ctx.store.now_millis().saturating_add(plazo),
         request_id: trace::current_id().map(|id| id.to_string()),
-        traceparent: trace::current()
+        traceparent: trace::recorded()
             .filter(trace::Trace::sampled)
             .map(|t| t.traceparent()),
     };

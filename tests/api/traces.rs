@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,12 +23,19 @@ use crate::helpers::{Fault, FaultProxy, Http, Running, TOKEN, free_port, penguin
 /// The exports received: path, content type and body of each.
 type Exports = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
 
-/// An OTLP/HTTP receiver on a real port: keeps every export's body, and answers `200`,
-/// or `503` while refusing.
+/// What a [`Receiver`] does with an export.
+const TAKE: u8 = 0;
+const REFUSE: u8 = 1;
+const HANG: u8 = 2;
+
+/// An OTLP/HTTP receiver on a real port: keeps every export's body and answers `200`
+/// ([`TAKE`]), or answers `503` ([`REFUSE`]), or reads it and never answers ([`HANG`]).
 struct Receiver {
     url: String,
     bodies: Exports,
-    refusing: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
+    /// Exports read, kept or not.
+    received: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -37,11 +43,12 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
         let url = format!("http://{}", listener.local_addr().expect("an address"));
         let bodies: Exports = Arc::default();
-        let refusing: Arc<AtomicBool> = Arc::default();
-        let (kept, refuse) = (bodies.clone(), refusing.clone());
+        let mode: Arc<AtomicU8> = Arc::default();
+        let received: Arc<AtomicUsize> = Arc::default();
+        let (kept, chosen, counted) = (bodies.clone(), mode.clone(), received.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
-                let (kept, refuse) = (kept.clone(), refuse.clone());
+                let (kept, chosen, counted) = (kept.clone(), chosen.clone(), counted.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream);
                     // One exporter connection carries many requests (keep-alive).
@@ -72,11 +79,17 @@ impl Receiver {
                         if reader.read_exact(&mut body).is_err() {
                             return;
                         }
-                        let status = if refuse.load(Ordering::SeqCst) {
-                            "503 Service Unavailable"
-                        } else {
-                            kept.lock().unwrap().push((path, content_type, body));
-                            "200 OK"
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        let status = match chosen.load(Ordering::SeqCst) {
+                            TAKE => {
+                                kept.lock().unwrap().push((path, content_type, body));
+                                "200 OK"
+                            }
+                            REFUSE => "503 Service Unavailable",
+                            _ => {
+                                std::thread::sleep(Duration::from_secs(3600));
+                                return;
+                            }
                         };
                         let answer = format!(
                             "HTTP/1.1 {status}\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
@@ -91,8 +104,16 @@ impl Receiver {
         Self {
             url,
             bodies,
-            refusing,
+            mode,
+            received,
         }
+    }
+
+    /// A receiver that meets every export with `mode`.
+    fn in_mode(mode: u8) -> Self {
+        let receiver = Self::start();
+        receiver.mode.store(mode, Ordering::SeqCst);
+        receiver
     }
 
     /// Every span received so far, decoded.
@@ -197,18 +218,97 @@ fn text_of(attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue], key:
         .map(shown)
 }
 
-/// `penguin serve all` sending spans to `receiver`, each export within 100 ms.
-fn serve_all(dir: &Path, endpoint: &str, extra: &[(&str, &str)]) -> Running {
-    let mut command = penguin(dir);
-    command
-        .args(["serve", "all", "--base-port", "0", "--data-dir", "data"])
-        .env("SERVICE_TOKEN", TOKEN)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
-    for (name, value) in extra {
-        command.env(name, value);
+/// `penguin serve all` sending spans to `endpoint`, each export within 100 ms, with
+/// a product of 100 units.
+struct TracedShop {
+    dir: tempfile::TempDir,
+    running: Running,
+    http: Http,
+    producto: i64,
+}
+
+impl TracedShop {
+    async fn start(endpoint: &str, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("a folder");
+        let mut command = penguin(dir.path());
+        command
+            .args(["serve", "all", "--base-port", "0", "--data-dir", "data"])
+            .env("SERVICE_TOKEN", TOKEN)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let running = start(&mut command, 4);
+        let http = Http::default();
+        let producto = stocked_product(&http, &running.urls).await;
+        Self {
+            dir,
+            running,
+            http,
+            producto,
+        }
     }
-    start(&mut command, 4)
+
+    fn url(&self, service: &str) -> &str {
+        &self.running.urls[service]
+    }
+
+    /// An order of one unit at serve all's pedidos.
+    async fn order(&self, fail: bool, headers: &[(&str, &str)]) -> Value {
+        order(&self.http, self.url("pedidos"), self.producto, fail, headers).await
+    }
+
+    /// A second pedidos, a process of its own with its database in `data`, using this
+    /// shop's productos and inventario and the pagos at `payments`, sending spans to
+    /// `receiver` within 100 ms.
+    fn pedidos_beside(
+        &self,
+        data: &str,
+        payments: &str,
+        receiver: &Receiver,
+        env: &[(&str, &str)],
+    ) -> Running {
+        let mut command = penguin(self.dir.path());
+        command
+            .args(["serve", "pedidos", "--port", "0", "--data-dir", data])
+            .env("SERVICE_TOKEN", TOKEN)
+            .env("PRODUCTS_URL", self.url("productos"))
+            .env("INVENTORY_URL", self.url("inventario"))
+            .env("PAYMENTS_URL", payments)
+            .env("RETRY_BACKOFF_MS", "10")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        start(&mut command, 1)
+    }
+
+    /// pedidos' count of spans with `outcome`, once it is above 0 (panics after 15 s).
+    async fn spans_counted(&self, outcome: &str) -> f64 {
+        let series = format!("penguin_trace_spans_total{{outcome=\"{outcome}\",service=\"pedidos\"}} ");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let metrics = self
+                .http
+                .call(Method::GET, format!("{}/metrics", self.url("pedidos")))
+                .send()
+                .await
+                .expect("metrics")
+                .text;
+            let count = metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0);
+            if count > 0.0 {
+                return count;
+            }
+            assert!(Instant::now() < deadline, "no {outcome} spans counted: {metrics}");
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 async fn order(http: &Http, pedidos: &str, producto: i64, fail: bool, headers: &[(&str, &str)]) -> Value {
@@ -256,21 +356,16 @@ fn children<'a>(spans: &'a [Span], parent: &Span) -> Vec<&'a Span> {
 #[actix_web::test]
 async fn an_order_is_one_trace_across_the_four_services() {
     let receiver = Receiver::start();
-    let dir = tempfile::tempdir().expect("a folder");
-    let shop = serve_all(dir.path(), &receiver.url, &[]);
-    let http = Http::default();
-    let producto = stocked_product(&http, &shop.urls).await;
+    let shop = TracedShop::start(&receiver.url, &[]).await;
 
     // A confirmed order, placed with a traceparent of the caller's.
     let caller = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let confirmed = order(
-        &http,
-        &shop.urls["pedidos"],
-        producto,
-        false,
-        &[("traceparent", &format!("00-{caller}-00f067aa0ba902b7-01"))],
-    )
-    .await;
+    let confirmed = shop
+        .order(
+            false,
+            &[("traceparent", &format!("00-{caller}-00f067aa0ba902b7-01"))],
+        )
+        .await;
     assert_eq!(confirmed["estado"], "confirmado", "{confirmed}");
     let spans = receiver.trace(caller, |s| s.len() >= 18).await;
     let services: std::collections::BTreeSet<&str> = spans.iter().map(|s| s.service.as_str()).collect();
@@ -339,7 +434,7 @@ async fn an_order_is_one_trace_across_the_four_services() {
     assert!(spans.iter().all(|s| !s.error), "nothing failed: {spans:#?}");
 
     // A rejected charge: its own trace, the order's estado on its steps.
-    let rejected = order(&http, &shop.urls["pedidos"], producto, true, &[]).await;
+    let rejected = shop.order(true, &[]).await;
     assert_eq!(rejected["estado"], "rechazado", "{rejected}");
     let trace = rejected["request_id"].as_str().expect("a request id");
     let spans = receiver
@@ -354,20 +449,8 @@ async fn an_order_is_one_trace_across_the_four_services() {
             .any(|s| s.name == "POST /reservas/liberar" && s.service == "inventario")
     );
 
-    // Counted in /metrics.
-    let metrics = http
-        .call(Method::GET, format!("{}/metrics", shop.urls["pedidos"]))
-        .send()
-        .await
-        .expect("metrics");
-    assert!(
-        metrics
-            .text
-            .lines()
-            .any(|l| l.starts_with("penguin_trace_spans_total{outcome=\"exported\"") && !l.ends_with(" 0")),
-        "{}",
-        metrics.text
-    );
+    // Counted in /metrics (spans_counted waits for a count above 0).
+    shop.spans_counted("exported").await;
 }
 
 /// A pedidos whose pagos does not answer: each attempt is a client span of its own,
@@ -375,31 +458,23 @@ async fn an_order_is_one_trace_across_the_four_services() {
 #[actix_web::test]
 async fn retries_failures_and_the_open_circuit_are_in_the_trace() {
     let receiver = Receiver::start();
-    let dir = tempfile::tempdir().expect("a folder");
-    let shop = serve_all(dir.path(), &receiver.url, &[]);
-    let http = Http::default();
-    let producto = stocked_product(&http, &shop.urls).await;
+    let shop = TracedShop::start(&receiver.url, &[]).await;
     let gone = format!("http://127.0.0.1:{}", free_port());
-    let mut command = penguin(dir.path());
-    command
-        .args(["serve", "pedidos", "--port", "0", "--data-dir", "lonely"])
-        .env("SERVICE_TOKEN", TOKEN)
-        .env("PRODUCTS_URL", &shop.urls["productos"])
-        .env("INVENTORY_URL", &shop.urls["inventario"])
-        .env("PAYMENTS_URL", &gone)
-        .env("RETRY_ATTEMPTS", "2")
-        .env("RETRY_BACKOFF_MS", "10")
-        .env("BREAKER_FAILURES", "1")
-        .env(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            format!("{}/v1/traces", receiver.url),
-        )
-        .env("OTEL_SERVICE_NAME", "pedidos-sin-pagos")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
-    let lonely = start(&mut command, 1);
+    let traces = format!("{}/v1/traces", receiver.url);
+    let lonely = shop.pedidos_beside(
+        "lonely",
+        &gone,
+        &receiver,
+        &[
+            ("RETRY_ATTEMPTS", "2"),
+            ("BREAKER_FAILURES", "1"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &traces),
+            ("OTEL_SERVICE_NAME", "pedidos-sin-pagos"),
+        ],
+    );
     let pedidos = &lonely.urls["pedidos"];
 
-    let failed = order(&http, pedidos, producto, false, &[]).await;
+    let failed = order(&shop.http, pedidos, shop.producto, false, &[]).await;
     assert_eq!(failed["estado"], "fallido", "{failed}");
     let trace = failed["request_id"].as_str().expect("a request id");
     let spans = receiver
@@ -436,7 +511,7 @@ async fn retries_failures_and_the_open_circuit_are_in_the_trace() {
     assert_eq!(charge.attr("pedido.estado"), Some("fallido"));
 
     // The circuit is open now: the next order's call never leaves, and says why.
-    let refused = order(&http, pedidos, producto, false, &[]).await;
+    let refused = order(&shop.http, pedidos, shop.producto, false, &[]).await;
     assert_eq!(refused["estado"], "fallido", "{refused}");
     let trace = refused["request_id"].as_str().expect("a request id");
     let spans = receiver
@@ -456,55 +531,30 @@ async fn retries_failures_and_the_open_circuit_are_in_the_trace() {
         spans.iter().all(|s| s.service != "pagos"),
         "nothing reached pagos"
     );
-    drop(lonely);
-    drop(shop);
 }
 
-/// A collector that refuses or is gone costs counts and one warning, not answers.
+/// A collector that refuses, hangs or is gone costs counts and one warning, not
+/// answers, and a hung one holds no stop for more than a second.
 #[actix_web::test]
-async fn a_refusing_or_missing_collector_is_counted_and_said_once() {
-    let receiver = Receiver::start();
-    receiver.refusing.store(true, Ordering::SeqCst);
-    let dir = tempfile::tempdir().expect("a folder");
-    let shop = serve_all(
-        dir.path(),
-        &receiver.url,
-        &[("OTEL_EXPORTER_OTLP_TIMEOUT", "500")],
-    );
-    let http = Http::default();
-    let producto = stocked_product(&http, &shop.urls).await;
+async fn a_refusing_hung_or_missing_collector_is_counted_and_said_once() {
+    let receiver = Receiver::in_mode(REFUSE);
+    let shop = TracedShop::start(&receiver.url, &[("OTEL_EXPORTER_OTLP_TIMEOUT", "500")]).await;
     for _ in 0..5 {
-        let placed = order(&http, &shop.urls["pedidos"], producto, false, &[]).await;
+        let placed = shop.order(false, &[]).await;
         assert_eq!(placed["estado"], "confirmado", "{placed}");
     }
-    let failed = || async {
-        let metrics = http
-            .call(Method::GET, format!("{}/metrics", shop.urls["pedidos"]))
-            .send()
-            .await
-            .expect("metrics")
-            .text;
-        metrics
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("penguin_trace_spans_total{outcome=\"failed\",service=\"pedidos\"} ")
-            })
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while failed().await < 1.0 {
-        assert!(Instant::now() < deadline, "the refused spans are counted");
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(receiver.spans().is_empty());
+    shop.spans_counted("failed").await;
+    assert!(
+        receiver.received.load(Ordering::SeqCst) > 0,
+        "the exports reached the receiver"
+    );
     // Five more orders, each answered as before; the warning is not said again.
     for _ in 0..5 {
-        let placed = order(&http, &shop.urls["pedidos"], producto, false, &[]).await;
+        let placed = shop.order(false, &[]).await;
         assert_eq!(placed["estado"], "confirmado", "{placed}");
     }
     actix_web::rt::time::sleep(Duration::from_millis(500)).await;
-    let logs = std::fs::read_to_string(dir.path().join("data/logs.log")).unwrap_or_default();
+    let logs = std::fs::read_to_string(shop.dir.path().join("data/logs.log")).unwrap_or_default();
     let warnings = logs
         .lines()
         .filter(|l| l.contains("pedidos") && l.contains("spans are lost"))
@@ -512,61 +562,63 @@ async fn a_refusing_or_missing_collector_is_counted_and_said_once() {
     assert_eq!(warnings, 1, "one warning a minute: {logs}");
     drop(shop);
 
-    // No collector at all where one is named: orders go on, the loss is counted.
-    let gone = format!("http://127.0.0.1:{}", free_port());
-    let dir = tempfile::tempdir().expect("a folder");
-    let shop = serve_all(dir.path(), &gone, &[]);
-    let producto = stocked_product(&http, &shop.urls).await;
+    // A collector that reads each export and never answers: orders are answered as
+    // fast as ever, and SIGTERM gives the exporters a second, not their timeout.
+    let hung = Receiver::in_mode(HANG);
+    let mut shop = TracedShop::start(&hung.url, &[]).await;
+    let started = Instant::now();
     for _ in 0..5 {
-        let placed = order(&http, &shop.urls["pedidos"], producto, false, &[]).await;
+        let placed = shop.order(false, &[]).await;
         assert_eq!(placed["estado"], "confirmado", "{placed}");
     }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "orders wait for no collector"
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let metrics = http
-            .call(Method::GET, format!("{}/metrics", shop.urls["pedidos"]))
-            .send()
-            .await
-            .expect("metrics")
-            .text;
-        if metrics.lines().any(|l| {
-            l.starts_with("penguin_trace_spans_total{outcome=\"failed\",service=\"pedidos\"}")
-                && !l.ends_with(" 0")
-        }) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the lost spans are counted: {metrics}");
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    while hung.received.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "an export was sent to the hung collector"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+    let stopping = Instant::now();
+    let status = shop.running.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(3),
+        "a hung collector held the stop for {:?}",
+        stopping.elapsed()
+    );
+
+    // No collector at all where one is named: orders go on, the loss is counted.
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let shop = TracedShop::start(&gone, &[]).await;
+    for _ in 0..5 {
+        let placed = shop.order(false, &[]).await;
+        assert_eq!(placed["estado"], "confirmado", "{placed}");
+    }
+    shop.spans_counted("failed").await;
 }
 
 /// Recovery's work on an order is a trace of its own, linked to the one that placed it.
 #[actix_web::test]
 async fn recovery_links_to_the_trace_that_placed_the_order() {
     let receiver = Receiver::start();
-    let dir = tempfile::tempdir().expect("a folder");
-    let shop = serve_all(dir.path(), &receiver.url, &[]);
-    let http = Http::default();
-    let producto = stocked_product(&http, &shop.urls).await;
+    let shop = TracedShop::start(&receiver.url, &[]).await;
     // pagos charges, and its answer never reaches this pedidos: the order fails owing
     // the charge back, which recovery settles.
-    let pagos = FaultProxy::start(&shop.urls["pagos"]);
+    let pagos = FaultProxy::start(shop.url("pagos"));
     pagos.fault(Method::POST, "/pagar", Fault::LoseAnswer);
-    let mut command = penguin(dir.path());
-    command
-        .args(["serve", "pedidos", "--port", "0", "--data-dir", "lost"])
-        .env("SERVICE_TOKEN", TOKEN)
-        .env("PRODUCTS_URL", &shop.urls["productos"])
-        .env("INVENTORY_URL", &shop.urls["inventario"])
-        .env("PAYMENTS_URL", &pagos.url)
-        .env("PEER_TIMEOUT_MS", "400")
-        .env("RETRY_BACKOFF_MS", "10")
-        .env("RECOVERY_INTERVAL", "1")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.url)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
-    let lost = start(&mut command, 1);
+    let lost = shop.pedidos_beside(
+        "lost",
+        &pagos.url,
+        &receiver,
+        &[("PEER_TIMEOUT_MS", "400"), ("RECOVERY_INTERVAL", "1")],
+    );
 
-    let failed = order(&http, &lost.urls["pedidos"], producto, false, &[]).await;
+    let failed = order(&shop.http, &lost.urls["pedidos"], shop.producto, false, &[]).await;
     assert_eq!(failed["estado"], "fallido", "{failed}");
     let placing = failed["request_id"].as_str().expect("a request id").to_string();
     let id = failed["id"].as_i64().expect("an id").to_string();
