@@ -82,9 +82,11 @@ peer_url() { # how pedidos reaches SERVICE: through its faultproxy, if it has on
     if [[ -n "${proxy_port[$1]:-}" ]]; then echo "http://127.0.0.1:${proxy_port[$1]}"; else url "$1"; fi
 }
 
+# OpenTelemetry's settings pass through, so a run can export its spans while it kills.
+mapfile -t otel < <(env | grep '^OTEL_' || true)
 start() {
     local s=$1
-    (cd "$work" && exec env -i PATH="$PATH" RUST_LOG=info \
+    (cd "$work" && exec env -i PATH="$PATH" RUST_LOG=info "${otel[@]}" \
         PORT="${port[$s]}" DB_PATH="$s.db" SERVICE_TOKEN="$token" \
         PRODUCTS_URL="$(peer_url productos)" INVENTORY_URL="$(peer_url inventario)" PAYMENTS_URL="$(peer_url pagos)" \
         "${settings[@]}" "$PENGUIN_BIN" serve "$s" >>"$work/console.log" 2>&1) &
