@@ -12,7 +12,8 @@
 #     held against;
 #   - one-item orders at 64 connections on three fresh serve alls: traces off, spans
 #     exported to a receiver that takes them (scripts/otlp_sink.py, on the same
-#     cores), and exported to a collector that is down: the cost of tracing;
+#     cores), and exported to a collector that is down: the cost of tracing, measured
+#     turn about in rounds;
 #   - for every row, the CPU time the serving process(es) spent per request (utime +
 #     stime from /proc/<pid>/stat, read before and after the measurement): serve all
 #     for penguin's rows, hello for hello's, chain and its peer for chain's.
@@ -31,8 +32,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${BENCH_SECONDS:-8}
 cd "$root"
-# Ten measurements and a warm-up, besides the build and the starts.
-echo "bench: about $((10 * seconds + 1 + 15)) s of load and starts (10 runs of BENCH_SECONDS=$seconds s), after a release build (minutes if none is built yet)"
+# Ten measurements, the tracing rounds and the warm-ups, besides the build and the starts.
+echo "bench: about $((10 * seconds + ${BENCH_TRACE_ROUNDS:-3} * 3 * (seconds / 2) + 4 + 15)) s of load and starts (BENCH_SECONDS=$seconds), after a release build (minutes if none is built yet)"
 cargo build --release --quiet --bin penguin --bin penguin-loadgen --example hello --example chain
 penguin="$root/target/release/penguin"
 loadgen="$root/target/release/penguin-loadgen"
@@ -135,8 +136,12 @@ for c in 16 64; do
     run chain "$c" "$chain_pid $peer_pid" --url "http://127.0.0.1:$chain_port/"
 done
 
-# Tracing's cost: one-item orders on fresh shops, traces off, exported, and exported
-# to nothing. The other serve all is stopped first, so the three run alike.
+# Tracing's cost: one-item orders on three fresh shops, traces off, exported, and
+# exported to nothing. The other serve all is stopped first. The three shops are
+# measured in turn, round after round (BENCH_TRACE_ROUNDS, default 3, of
+# BENCH_SECONDS/2 each), so a machine that speeds up or slows down meanwhile weighs
+# on each alike: this compares rates within a few percent, which one measurement
+# each cannot on a shared machine.
 kill "$pid" 2>/dev/null || true
 sink_port=$(free_port)
 python3 "$root/scripts/otlp_sink.py" --port "$sink_port" >"$work/sink.log" 2>&1 &
@@ -144,6 +149,7 @@ sink_pid=$!
 pids+=("$sink_pid")
 wait_for_sink() { for _ in $(seq 200); do grep -q receiving "$work/sink.log" && return; sleep 0.02; done; }
 wait_for_sink
+declare -A tpids tbases
 for mode in off on down; do
     mkdir -p "$work/traces-$mode"
     case $mode in
@@ -154,18 +160,33 @@ for mode in off on down; do
     read -r tbase tpid _ < <(cd "$work/traces-$mode" && env SERVICE_TOKEN="$token" RUST_LOG=info \
         ${endpoint:+OTEL_EXPORTER_OTLP_ENDPOINT=$endpoint} python3 "$root/scripts/serve_all.py" "$penguin")
     pids+=("$tpid")
-    turls=(--products-url "http://127.0.0.1:$tbase" --inventory-url "http://127.0.0.1:$((tbase + 1))"
-           --orders-url "http://127.0.0.1:$((tbase + 3))" --token "$token")
-    "$loadgen" "${turls[@]}" --create-products 100 --duration 1 --connections 16 --mix order1=1 --quiet >/dev/null
-    run "traces_$mode" 64 "$tpid" "${turls[@]}" --products 100 --mix order1=1
-    curl -s "http://127.0.0.1:$((tbase + 3))/metrics" | grep '^penguin_trace_spans_total' >"$work/spans-$mode.txt" || true
-    kill "$tpid" 2>/dev/null || true
-    wait "$tpid" 2>/dev/null || true
+    tpids[$mode]=$tpid
+    tbases[$mode]=$tbase
+    "$loadgen" --products-url "http://127.0.0.1:$tbase" --inventory-url "http://127.0.0.1:$((tbase + 1))" \
+        --orders-url "http://127.0.0.1:$((tbase + 3))" --token "$token" \
+        --create-products 100 --duration 1 --connections 16 --mix order1=1 --quiet >/dev/null
+done
+rounds=${BENCH_TRACE_ROUNDS:-3}
+whole=$seconds
+seconds=$(( whole / 2 > 2 ? whole / 2 : 2 ))
+for round in $(seq "$rounds"); do
+    for mode in off on down; do
+        tbase=${tbases[$mode]}
+        run "traces_${mode}_$round" 64 "${tpids[$mode]}" --products-url "http://127.0.0.1:$tbase" \
+            --inventory-url "http://127.0.0.1:$((tbase + 1))" --orders-url "http://127.0.0.1:$((tbase + 3))" \
+            --token "$token" --products 100 --mix order1=1
+    done
+done
+seconds=$whole
+for mode in off on down; do
+    curl -s "http://127.0.0.1:$((tbases[$mode] + 3))/metrics" | grep '^penguin_trace_spans_total' >"$work/spans-$mode.txt" || true
+    kill "${tpids[$mode]}" 2>/dev/null || true
+    wait "${tpids[$mode]}" 2>/dev/null || true
 done
 kill -TERM "$sink_pid" 2>/dev/null || true
 wait "$sink_pid" 2>/dev/null || true
 
-WORK=$work CLK_TCK=$clk_tck READY_MS=$ready_ms RSS_KB=$rss_kb PEAK_KB=$peak_kb python3 - <<'PY'
+WORK=$work ROUNDS=$rounds CLK_TCK=$clk_tck READY_MS=$ready_ms RSS_KB=$rss_kb PEAK_KB=$peak_kb python3 - <<'PY'
 import json, os
 
 work = os.environ["WORK"]
@@ -198,10 +219,30 @@ for label, name in rows:
         print(f"| {label} | {c} | {r['throughput']:,.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} "
               f"| {r['cpu_us']:.1f} | {ratio(r['throughput'], hello['throughput']):.3f} "
               f"| {ratio(r['cpu_us'], hello['cpu_us']):.2f} | {r['loadgen_cpu_us']:.1f} | {r['errors']} |")
+rounds = int(os.environ["ROUNDS"])
+
+def rounds_of(name):
+    """A tracing row over its rounds: requests over their whole time, CPU over every
+    request, the median round's latencies; and each round's rate, to show the spread."""
+    each = [load(f"{name}_{i}", 64) for i in range(1, rounds + 1)]
+    requests = sum(r["requests"] for r in each)
+    seconds = sum(r["requests"] / r["throughput"] for r in each if r["throughput"])
+    middle = sorted(each, key=lambda r: r["p50_ms"])[len(each) // 2]
+    return {
+        "throughput": ratio(requests, seconds),
+        "requests": requests,
+        "p50_ms": middle["p50_ms"],
+        "p99_ms": middle["p99_ms"],
+        "cpu_us": ratio(sum(r["cpu_us"] * r["requests"] for r in each), requests),
+        "loadgen_cpu_us": ratio(sum(r["loadgen_cpu_us"] * r["requests"] for r in each), requests),
+        "errors": sum(r["errors"] for r in each),
+        "rounds": [r["throughput"] for r in each],
+    }
+
 for label, name in [("one-item order, traces off (fresh shop)", "traces_off"),
                     ("one-item order, spans exported", "traces_on"),
                     ("one-item order, collector down", "traces_down")]:
-    r, hello = load(name, 64), m[("hello", 64)]
+    r, hello = rounds_of(name), m[("hello", 64)]
     m[(name, 64)] = r
     print(f"| {label} | 64 | {r['throughput']:,.0f} | {r['p50_ms']:.2f} / {r['p99_ms']:.2f} "
           f"| {r['cpu_us']:.1f} | {ratio(r['throughput'], hello['throughput']):.3f} "
@@ -228,6 +269,10 @@ for label, value, op, bound in targets:
     met = value >= bound if op == ">=" else value <= bound
     print(f"| {label} | {value:.3f} | {'≥' if op == '>=' else '≤'} {bound} | {'met' if met else 'MISSED'} |")
 print()
+off_rounds = m[("traces_off", 64)]["rounds"]
+for mode in ("on", "down"):
+    each = ", ".join(f"{ratio(r, o):.2f}" for r, o in zip(m[(f"traces_{mode}", 64)]["rounds"], off_rounds))
+    print(f"traces {mode} / off, round by round ({rounds} rounds, turn about): {each}")
 for mode in ("on", "down"):
     with open(f"{work}/spans-{mode}.txt") as f:
         spans = " ".join(line.split("{")[1].split(",")[0] + "=" + line.split()[-1] for line in f)

@@ -26,10 +26,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
+use crate::trace::{KeyValue, SpanKind};
 use actix_web::web;
 use anyhow::Context as _;
-use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
 use prometheus::{Histogram, HistogramOpts, IntCounter, IntGauge};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
@@ -150,7 +149,7 @@ struct File {
     /// `wal_autocheckpoint`: 0 when another process (Litestream) checkpoints.
     autocheckpoint: u32,
     /// The file's name, as a span names the database (`db.namespace`).
-    name: opentelemetry::StringValue,
+    name: Arc<str>,
 }
 
 impl Pool {

@@ -16,7 +16,9 @@
 //! - `probe`: `penguin probe URL`, a health check for an image with no shell.
 //! - `backup`: `penguin backup --to DIR`, consistent copies of the databases while serving.
 //! - `logging`: console and `logs.log`, written off the request path.
-//! - `trace`: request ids and W3C `traceparent`, carried by log lines and peer calls.
+//! - `trace`: request ids and W3C `traceparent`, carried by log lines and peer calls,
+//!   and the spans they name; `otlp`: spans encoded as OTLP and posted to a collector;
+//!   `telemetry`: the `OTEL_*` settings and the queue and thread that export spans.
 //! - `error`: `ApiError` and the JSON error shape `{"error","detail"}`.
 //! - `json`: the body extractor: JSON only, 64 KiB, objects for structs, exact decimals.
 //! - `auth`: the bearer-token middleware shared by the four apps; `middleware`: the
@@ -57,6 +59,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod money;
 pub mod openapi;
+pub mod otlp;
 pub mod pagination;
 pub mod pagos;
 pub mod pedidos;

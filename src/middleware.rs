@@ -19,14 +19,12 @@ use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
-use opentelemetry::trace::SpanKind;
-use opentelemetry::{KeyValue, StringValue, Value};
 
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::shutdown::InFlight;
-use crate::trace::{REQUEST_ID, Span, Trace, Tracer};
+use crate::trace::{KeyValue, REQUEST_ID, Span, SpanKind, Trace, Tracer, Value};
 
 /// What the middleware needs of its service, kept in the app's data.
 #[derive(Clone)]
@@ -67,7 +65,7 @@ pub async fn around(
             KeyValue::new("url.scheme", "http"),
             KeyValue::new(
                 "http.request.header.x-request-id",
-                Value::Array(vec![StringValue::from(trace.id().to_owned())].into()),
+                Value::List(vec![Value::from(trace.id().to_owned())]),
             ),
         ];
         if let Some(peer) = req.peer_addr() {

@@ -2,39 +2,29 @@
 //!
 //! Off unless `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as it is) or
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (with `/v1/traces` added) is set, and off whatever is
-//! set under `OTEL_SDK_DISABLED=true`. Each service has its own tracer provider, named
-//! by `OTEL_SERVICE_NAME` (in `serve all`, from its config file only; else the
-//! service's own name), sampled by `OTEL_TRACES_SAMPLER` and `_ARG`.
+//! set under `OTEL_SDK_DISABLED=true`. Each service has its own tracer and exporter,
+//! named by `OTEL_SERVICE_NAME` (in `serve all`, from its config file only; else the
+//! service's own name), sampled by `OTEL_TRACES_SAMPLER` and `_ARG`, and batched as
+//! `OTEL_BSP_*` say.
 //!
-//! A span that ends goes into a bounded queue ([`Admitted`]): never a wait on a worker.
-//! The SDK's batch processor exports from its own thread, with the OTLP exporter's
-//! blocking client. What cannot be queued (the queue is full: the collector is slow,
-//! down or refusing) is dropped, and what the collector did not take is lost; both are
-//! counted in `penguin_trace_spans_total{outcome}` and said in a warning at most once
-//! a minute ([`Counted`]).
+//! A span that ends is encoded into a bounded queue ([`Queue`]): never a wait on a
+//! worker. A thread of the service's own sends a batch when one is full or every
+//! `OTEL_BSP_SCHEDULE_DELAY` ([`otlp`]). What cannot be queued (the queue is full: the
+//! collector is slow, down or refusing) is dropped, and what the collector did not
+//! take is lost; both are counted in `penguin_trace_spans_total{outcome}` and said in a
+//! warning at most once a minute ([`Loss`]).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use opentelemetry::KeyValue;
-use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, Sampler as SdkSampler, SdkTracerProvider, SpanData, SpanExporter,
-    SpanProcessor,
-};
 use prometheus::{IntCounter, IntCounterVec, Opts};
 
 use crate::metrics::Metrics;
+use crate::otlp::{self, Collector};
 use crate::service::Service;
-use crate::trace::Tracer;
+use crate::trace::{KeyValue, Record, Sampler, Sink, Tracer};
 
-/// The spans a service may hold for export, unless `OTEL_BSP_MAX_QUEUE_SIZE` says.
-const QUEUE: usize = 8192;
 /// How often a failing export is said in the log, at most.
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
@@ -63,6 +53,65 @@ pub struct TraceArgs {
     /// true: send no spans, whatever else is set.
     #[arg(long = "otel-sdk-disabled", env = "OTEL_SDK_DISABLED", value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set)]
     pub disabled: bool,
+    /// Headers sent with every export, as key=value pairs joined by commas (values percent-encoded).
+    #[arg(long = "otel-headers", env = "OTEL_EXPORTER_OTLP_HEADERS", value_name = "HEADERS", value_parser = headers)]
+    pub headers: Option<Headers>,
+    /// Headers sent with every export of spans: win over OTEL_EXPORTER_OTLP_HEADERS.
+    #[arg(long = "otel-traces-headers", env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS", value_name = "HEADERS", value_parser = headers)]
+    pub traces_headers: Option<Headers>,
+    /// How long one export may take, in milliseconds.
+    #[arg(long = "otel-timeout", env = "OTEL_EXPORTER_OTLP_TIMEOUT", value_name = "MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+    /// How long one export of spans may take, in milliseconds: wins over OTEL_EXPORTER_OTLP_TIMEOUT.
+    #[arg(long = "otel-traces-timeout", env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub traces_timeout_ms: Option<u64>,
+    /// How often the spans waiting are sent, in milliseconds (sooner when a batch is full).
+    #[arg(long = "otel-bsp-schedule-delay", env = "OTEL_BSP_SCHEDULE_DELAY", value_name = "MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub schedule_delay_ms: u64,
+    /// The most spans one export sends.
+    #[arg(long = "otel-bsp-max-export-batch-size", env = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", value_name = "SPANS", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    pub batch: u64,
+    /// The most spans a service holds for export; those that end beyond it are dropped.
+    #[arg(long = "otel-bsp-max-queue-size", env = "OTEL_BSP_MAX_QUEUE_SIZE", value_name = "SPANS", default_value_t = 8_192, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub queue: u64,
+}
+
+/// Headers for a collector, read as OpenTelemetry writes them: `k=v,k2=v2`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers(pub Vec<(String, String)>);
+
+fn headers(text: &str) -> Result<Headers, String> {
+    let mut pairs = Vec::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: expected key=value"))?;
+        let name = name.trim();
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(format!("{name:?}: not a header name"));
+        }
+        let value = percent_decoded(value.trim()).ok_or_else(|| format!("{name}: a bad %-escape"))?;
+        if value.chars().any(char::is_control) {
+            return Err(format!("{name}: control characters in its value"));
+        }
+        pairs.push((name.to_string(), value));
+    }
+    Ok(Headers(pairs))
+}
+
+fn percent_decoded(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -113,6 +162,13 @@ pub struct TraceSettings {
     pub service_name: String,
     pub sampler: SamplerName,
     pub ratio: f64,
+    pub headers: Vec<(String, String)>,
+    /// How long one export may take.
+    pub timeout: Duration,
+    /// How long a span waits for its batch, at most (unless the collector is slow).
+    pub every: Duration,
+    pub batch: usize,
+    pub queue: usize,
 }
 
 impl TraceArgs {
@@ -135,31 +191,41 @@ impl TraceArgs {
                 .unwrap_or_else(|| service.name().to_string()),
             sampler: self.sampler,
             ratio: self.sampler_arg.unwrap_or(1.0),
+            headers: self
+                .traces_headers
+                .clone()
+                .or_else(|| self.headers.clone())
+                .unwrap_or_default()
+                .0,
+            timeout: Duration::from_millis(self.traces_timeout_ms.unwrap_or(self.timeout_ms)),
+            every: Duration::from_millis(self.schedule_delay_ms),
+            batch: usize::try_from(self.batch).unwrap_or(512),
+            queue: usize::try_from(self.queue).unwrap_or(8192),
         })
     }
 }
 
 impl TraceSettings {
-    fn sampler(&self) -> SdkSampler {
-        let ratio = || SdkSampler::TraceIdRatioBased(self.ratio);
-        let parent = |root| SdkSampler::ParentBased(Box::new(root));
+    fn sampler(&self) -> Sampler {
+        let ratio = || Sampler::TraceIdRatio(self.ratio);
+        let parent = |root| Sampler::ParentBased(Box::new(root));
         match self.sampler {
-            SamplerName::AlwaysOn => SdkSampler::AlwaysOn,
-            SamplerName::AlwaysOff => SdkSampler::AlwaysOff,
+            SamplerName::AlwaysOn => Sampler::AlwaysOn,
+            SamplerName::AlwaysOff => Sampler::AlwaysOff,
             SamplerName::Traceidratio => ratio(),
-            SamplerName::ParentbasedAlwaysOn => parent(SdkSampler::AlwaysOn),
-            SamplerName::ParentbasedAlwaysOff => parent(SdkSampler::AlwaysOff),
+            SamplerName::ParentbasedAlwaysOn => parent(Sampler::AlwaysOn),
+            SamplerName::ParentbasedAlwaysOff => parent(Sampler::AlwaysOff),
             SamplerName::ParentbasedTraceidratio => parent(ratio()),
         }
     }
 }
 
-/// One service's spans on their way out: the tracer that makes them and the provider
-/// that exports them.
+/// One service's spans on their way out: the tracer that makes them, and the queue
+/// a thread of its own exports them from.
 #[derive(Clone)]
 pub struct Spans {
-    provider: SdkTracerProvider,
     tracer: Tracer,
+    queue: Arc<Queue>,
 }
 
 impl Spans {
@@ -173,60 +239,45 @@ impl Spans {
             ),
             &["outcome"],
         )?)?;
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(settings.endpoint.clone())
-            .build()?;
-        // The SDK's builder reads OTEL_BSP_* itself; the queue's bound is read here too,
-        // since the gate in front of the processor must hold to the same one.
-        let config = BatchConfigBuilder::default();
-        let queue = std::env::var("OTEL_BSP_MAX_QUEUE_SIZE")
-            .ok()
-            .and_then(|q| q.parse().ok())
-            .unwrap_or(QUEUE);
-        let config = config.with_max_queue_size(queue).build();
-        let loss = Arc::new(Loss {
-            endpoint: settings.endpoint.clone(),
-            service,
-            waiting: AtomicUsize::new(0),
-            exported: outcomes.with_label_values(&["exported"]),
-            failed: outcomes.with_label_values(&["failed"]),
-            dropped: outcomes.with_label_values(&["dropped"]),
-            warned: Mutex::new(None),
+        let collector = Collector::new(&settings.endpoint, &settings.headers).map_err(anyhow::Error::msg)?;
+        let queue = Arc::new(Queue {
+            waiting: Mutex::new(Waiting::default()),
+            changed: Condvar::new(),
+            batch: settings.batch,
+            bound: settings.queue,
+            loss: Loss {
+                endpoint: settings.endpoint.clone(),
+                service,
+                exported: outcomes.with_label_values(&["exported"]),
+                failed: outcomes.with_label_values(&["failed"]),
+                dropped: outcomes.with_label_values(&["dropped"]),
+                warned: Mutex::new(None),
+            },
         });
-        let counted = Counted {
-            inner: exporter,
-            loss: loss.clone(),
-        };
-        let batches = BatchSpanProcessor::builder(counted)
-            .with_batch_config(config)
-            .build();
-        let processor = Admitted {
-            inner: batches,
-            queue,
-            loss,
-        };
-        let resource = Resource::builder_empty()
-            .with_attributes([
+        let exporter = Exporter {
+            queue: queue.clone(),
+            collector,
+            resource: vec![
                 KeyValue::new("service.name", settings.service_name.clone()),
                 KeyValue::new("service.namespace", "penguin"),
                 KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-            ])
-            .build();
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(processor)
-            .with_sampler(settings.sampler())
-            .with_resource(resource)
-            .build();
-        let tracer = Arc::new(provider.tracer("penguin"));
+            ],
+            every: settings.every,
+            timeout: settings.timeout,
+        };
+        std::thread::Builder::new()
+            .name(format!("{service}-spans"))
+            .spawn(move || exporter.run())?;
         log::info!(
             target: service.name(),
             "sending spans to {} as service {}",
             settings.endpoint,
             settings.service_name
         );
-        Ok(Self { provider, tracer })
+        Ok(Self {
+            tracer: Tracer::new(settings.sampler(), queue.clone()),
+            queue,
+        })
     }
 
     pub fn tracer(&self) -> &Tracer {
@@ -235,57 +286,150 @@ impl Spans {
 
     /// Sends what is queued, waiting at most `grace` for the collector; drops the rest.
     pub fn stop(&self, grace: Duration) {
-        if let Err(e) = self.provider.shutdown_with_timeout(grace) {
-            log::debug!("traces: stopping the exporter: {e}");
+        let by = Instant::now() + grace;
+        let Ok(mut waiting) = self.queue.waiting.lock() else {
+            return;
+        };
+        waiting.stop_by.get_or_insert(by);
+        self.queue.changed.notify_all();
+        while !waiting.stopped {
+            let left = by.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            waiting = match self.queue.changed.wait_timeout(waiting, left) {
+                Ok((waiting, _)) => waiting,
+                Err(_) => return,
+            };
         }
     }
 }
 
-/// The batch processor behind a gate that counts the spans it holds: a span that
-/// would go over the bound is dropped and counted here, so the processor's own queue
-/// never fills and every span lost is seen.
+/// The spans that ended and wait for export, bounded: a span beyond the bound is
+/// dropped and counted, never waited for.
 #[derive(Debug)]
-struct Admitted {
-    inner: BatchSpanProcessor,
-    queue: usize,
-    loss: Arc<Loss>,
+struct Queue {
+    waiting: Mutex<Waiting>,
+    /// Signalled when a batch is full, when the exporter is asked to stop, and when
+    /// it has.
+    changed: Condvar,
+    batch: usize,
+    bound: usize,
+    loss: Loss,
 }
 
-impl SpanProcessor for Admitted {
-    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &opentelemetry::Context) {
-        self.inner.on_start(span, cx);
-    }
+#[derive(Debug, Default)]
+struct Waiting {
+    /// The spans, encoded as they ended (on the worker that ended them, so what they
+    /// hold is freed where it was made).
+    spans: Vec<u8>,
+    /// Where each span ends in `spans`.
+    ends: Vec<usize>,
+    /// Set by `stop`: send what is left until then.
+    stop_by: Option<Instant>,
+    /// The exporter has ended.
+    stopped: bool,
+}
 
-    fn on_end(&self, span: SpanData) {
-        if self.loss.waiting.fetch_add(1, Ordering::Relaxed) >= self.queue {
-            self.loss.waiting.fetch_sub(1, Ordering::Relaxed);
+impl Sink for Queue {
+    fn end(&self, span: Record) {
+        let Ok(mut waiting) = self.waiting.lock() else {
+            return;
+        };
+        if waiting.ends.len() >= self.bound {
+            drop(waiting);
             self.loss.dropped.inc();
             self.loss.warn(|| "the export queue is full".into());
             return;
         }
-        self.inner.on_end(span);
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        otlp::encode(&mut waiting.spans, &span);
+        let end = waiting.spans.len();
+        waiting.ends.push(end);
+        let full = waiting.ends.len() == self.batch;
+        drop(waiting);
+        if full {
+            self.changed.notify_all();
+        }
     }
 }
 
-/// What becomes of one service's spans: how many wait for export, the counts of each
-/// outcome, and when a loss was last said.
+/// The thread that sends a service's spans to its collector: a batch when one is
+/// full, or every `every`.
+struct Exporter {
+    queue: Arc<Queue>,
+    collector: Collector,
+    resource: Vec<KeyValue>,
+    every: Duration,
+    timeout: Duration,
+}
+
+impl Exporter {
+    fn run(mut self) {
+        let queue = self.queue.clone();
+        let (mut spans, mut ends) = (Vec::new(), Vec::new());
+        let mut next = Instant::now() + self.every;
+        loop {
+            let Ok(mut waiting) = queue.waiting.lock() else {
+                return;
+            };
+            while waiting.ends.len() < queue.batch && waiting.stop_by.is_none() {
+                let left = next.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                waiting = match queue.changed.wait_timeout(waiting, left) {
+                    Ok((waiting, _)) => waiting,
+                    Err(_) => return,
+                };
+            }
+            std::mem::swap(&mut waiting.spans, &mut spans);
+            std::mem::swap(&mut waiting.ends, &mut ends);
+            let stop_by = waiting.stop_by;
+            let late = stop_by.is_some_and(|by| by <= Instant::now());
+            if late || (ends.is_empty() && stop_by.is_some()) {
+                waiting.stopped = true;
+                drop(waiting);
+                queue.loss.dropped.inc_by(ends.len() as u64);
+                queue.changed.notify_all();
+                return;
+            }
+            drop(waiting);
+            next = Instant::now() + self.every;
+            let mut start = 0;
+            for batch in ends.chunks(queue.batch) {
+                let Some(&end) = batch.last() else {
+                    continue;
+                };
+                let timeout = match stop_by {
+                    Some(by) => self.timeout.min(by.saturating_duration_since(Instant::now())),
+                    None => self.timeout,
+                };
+                let part = &spans[start..end];
+                let head = otlp::envelope(&self.resource, part.len());
+                let n = batch.len() as u64;
+                match self.collector.post(&[&head, part], timeout) {
+                    Ok(()) => queue.loss.exported.inc_by(n),
+                    Err(e) => {
+                        queue.loss.failed.inc_by(n);
+                        queue
+                            .loss
+                            .warn(|| format!("the collector did not take {n} spans ({e})"));
+                    }
+                }
+                start = end;
+            }
+            spans.clear();
+            ends.clear();
+        }
+    }
+}
+
+/// What becomes of one service's spans: the counts of each outcome, and when a loss
+/// was last said.
 #[derive(Debug)]
 struct Loss {
     endpoint: String,
     service: Service,
-    waiting: AtomicUsize,
     exported: IntCounter,
     failed: IntCounter,
     dropped: IntCounter,
@@ -313,42 +457,6 @@ impl Loss {
     }
 }
 
-/// The OTLP exporter, counting what it sent and what the collector did not take.
-#[derive(Debug)]
-struct Counted {
-    inner: opentelemetry_otlp::SpanExporter,
-    loss: Arc<Loss>,
-}
-
-impl SpanExporter for Counted {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let n = batch.len();
-        let result = self.inner.export(batch).await;
-        self.loss.waiting.fetch_sub(n, Ordering::Relaxed);
-        match &result {
-            Ok(()) => self.loss.exported.inc_by(n as u64),
-            Err(e) => {
-                self.loss.failed.inc_by(n as u64);
-                self.loss
-                    .warn(|| format!("the collector did not take {n} spans ({e})"));
-            }
-        }
-        result
-    }
-
-    fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
-        self.inner.shutdown_with_timeout(timeout)
-    }
-
-    fn force_flush(&mut self) -> OTelSdkResult {
-        self.inner.force_flush()
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,6 +470,13 @@ mod tests {
             sampler: SamplerName::ParentbasedAlwaysOn,
             sampler_arg: None,
             disabled: false,
+            headers: None,
+            traces_headers: None,
+            timeout_ms: 10_000,
+            traces_timeout_ms: None,
+            schedule_delay_ms: 5_000,
+            batch: 512,
+            queue: 8_192,
         }
     }
 

@@ -17,17 +17,9 @@
 use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{HeaderMap, HeaderName};
-use opentelemetry::trace::{
-    Link, Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
-    Tracer as _,
-};
-use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::SdkTracer;
-
-/// A service's tracer, shared by every trace of its work.
-pub type Tracer = Arc<SdkTracer>;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
@@ -151,51 +143,39 @@ impl Trace {
             return Span {
                 id: 0,
                 sampled: self.sampled,
-                inner: None,
+                record: None,
             };
         };
         let id = new_span_id();
-        let mut builder = tracer
-            .span_builder(name())
-            .with_kind(kind)
-            .with_span_id(SpanId::from(id))
-            .with_trace_id(TraceId::from(self.trace_id));
-        if let Some((trace, span, sampled)) = link.and_then(|l| parse_traceparent(l.as_bytes())) {
-            let flags = if sampled {
-                TraceFlags::SAMPLED
-            } else {
-                TraceFlags::default()
+        let parent = (self.parent != 0).then_some(self.sampled);
+        if !tracer.0.sampler.keeps(self.trace_id, parent) {
+            return Span {
+                id,
+                sampled: false,
+                record: None,
             };
-            let linked = SpanContext::new(
-                TraceId::from(trace),
-                SpanId::from(span),
-                flags,
-                true,
-                TraceState::NONE,
-            );
-            builder = builder.with_links(vec![Link::with_context(linked)]);
         }
-        let parent = if self.parent == 0 {
-            Context::new()
-        } else {
-            let flags = if self.sampled {
-                TraceFlags::SAMPLED
-            } else {
-                TraceFlags::default()
-            };
-            Context::new().with_remote_span_context(SpanContext::new(
-                TraceId::from(self.trace_id),
-                SpanId::from(self.parent),
-                flags,
-                self.remote,
-                TraceState::NONE,
-            ))
+        let record = Record {
+            trace_id: self.trace_id,
+            span_id: id,
+            parent: self.parent,
+            remote_parent: self.remote,
+            name: name(),
+            kind,
+            start: unix_nanos(),
+            end: 0,
+            attributes: Vec::with_capacity(8),
+            events: Vec::new(),
+            link: link.and_then(|l| parse_traceparent(l.as_bytes())),
+            error: None,
         };
-        let inner = tracer.build_with_context(builder, &parent);
         Span {
             id,
-            sampled: inner.span_context().is_sampled(),
-            inner: inner.is_recording().then(|| Box::new(inner)),
+            sampled: true,
+            record: Some(Box::new(Open {
+                record,
+                tracer: tracer.clone(),
+            })),
         }
     }
 
@@ -215,56 +195,249 @@ impl Trace {
     }
 }
 
-/// One span of work: its id, and its record when a tracer keeps it. It ends when dropped.
+/// One span of work: its id, and its record when it is kept. It ends when dropped,
+/// and its record goes to the tracer's sink.
 #[derive(Debug)]
 pub struct Span {
     id: u64,
     sampled: bool,
-    /// Boxed: the SDK's span is hundreds of bytes, and a span lives in the futures
-    /// of the work it covers, which are moved as they are polled.
-    inner: Option<Box<opentelemetry_sdk::trace::Span>>,
+    /// Boxed: a span lives in the futures of the work it covers, which are moved as
+    /// they are polled.
+    record: Option<Box<Open>>,
+}
+
+/// A kept span not yet ended, and where it goes when it ends.
+#[derive(Debug)]
+struct Open {
+    record: Record,
+    tracer: Tracer,
 }
 
 impl Span {
     /// Whether the span is recorded: what it is given would be exported.
     pub fn recording(&self) -> bool {
-        self.inner.is_some()
+        self.record.is_some()
+    }
+
+    fn record(&mut self) -> Option<&mut Record> {
+        self.record.as_mut().map(|open| &mut open.record)
     }
 
     /// Names the span anew (what it was is known only once it is done: a route).
     pub fn rename(&mut self, name: impl Into<Cow<'static, str>>) {
-        if let Some(inner) = &mut self.inner {
-            inner.update_name(name);
+        if let Some(record) = self.record() {
+            record.name = name.into();
         }
     }
 
     /// Sets an attribute (nothing when the span is not recorded).
     pub fn set(&mut self, attribute: KeyValue) {
-        if let Some(inner) = &mut self.inner {
-            inner.set_attribute(attribute);
+        if let Some(record) = self.record() {
+            record.attributes.push(attribute);
         }
     }
 
     /// Sets the attributes `attributes` makes, making them only if the span is recorded.
-    pub fn set_with(&mut self, attributes: impl FnOnce() -> Vec<KeyValue>) {
-        if let Some(inner) = &mut self.inner {
-            inner.set_attributes(attributes());
+    pub fn set_with<A: IntoIterator<Item = KeyValue>>(&mut self, attributes: impl FnOnce() -> A) {
+        if let Some(record) = self.record() {
+            record.attributes.extend(attributes());
         }
     }
 
     /// Records that something happened during the span.
-    pub fn event(&mut self, name: &'static str, attributes: impl FnOnce() -> Vec<KeyValue>) {
-        if let Some(inner) = &mut self.inner {
-            inner.add_event(name, attributes());
+    pub fn event<A: IntoIterator<Item = KeyValue>>(
+        &mut self,
+        name: &'static str,
+        attributes: impl FnOnce() -> A,
+    ) {
+        if let Some(record) = self.record() {
+            record.events.push(Event {
+                time: unix_nanos(),
+                name,
+                attributes: attributes().into_iter().collect(),
+            });
         }
     }
 
     /// Marks the span failed, and why.
     pub fn fail(&mut self, why: impl FnOnce() -> String) {
-        if let Some(inner) = &mut self.inner {
-            inner.set_status(Status::error(why()));
+        if let Some(record) = self.record() {
+            record.error = Some(why());
         }
     }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        if let Some(open) = self.record.take() {
+            let Open { mut record, tracer } = *open;
+            record.end = unix_nanos();
+            tracer.0.sink.end(record);
+        }
+    }
+}
+
+/// What a span was, once it ended: what an exporter sends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub trace_id: u128,
+    pub span_id: u64,
+    /// The span it is a child of (0: none, it is its trace's root).
+    pub parent: u64,
+    /// Whether `parent` is another process' span.
+    pub remote_parent: bool,
+    pub name: Cow<'static, str>,
+    pub kind: SpanKind,
+    /// Nanoseconds since the Unix epoch.
+    pub start: u64,
+    pub end: u64,
+    pub attributes: Vec<KeyValue>,
+    pub events: Vec<Event>,
+    /// Another trace's span this one is linked to: its trace id, span id and whether
+    /// it is sampled.
+    pub link: Option<(u128, u64, bool)>,
+    /// Why the span failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Something that happened during a span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub time: u64,
+    pub name: &'static str,
+    pub attributes: Vec<KeyValue>,
+}
+
+/// What a span is to its trace, as OpenTelemetry (and OTLP's numbers) name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanKind {
+    Internal = 1,
+    Server = 2,
+    Client = 3,
+}
+
+/// One attribute of a span: a name from OpenTelemetry's conventions (or penguin's
+/// own, `pedido.*` and `peer`) and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyValue {
+    pub key: &'static str,
+    pub value: Value,
+}
+
+impl KeyValue {
+    pub fn new(key: &'static str, value: impl Into<Value>) -> Self {
+        Self {
+            key,
+            value: value.into(),
+        }
+    }
+}
+
+/// An attribute's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Text(Cow<'static, str>),
+    /// Text shared by many spans (a database's name), copied by reference.
+    Shared(Arc<str>),
+    Int(i64),
+    Bool(bool),
+    List(Vec<Value>),
+}
+
+impl From<&'static str> for Value {
+    fn from(text: &'static str) -> Self {
+        Self::Text(Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Self {
+        Self::Text(Cow::Owned(text))
+    }
+}
+
+impl From<Cow<'static, str>> for Value {
+    fn from(text: Cow<'static, str>) -> Self {
+        Self::Text(text)
+    }
+}
+
+impl From<Arc<str>> for Value {
+    fn from(text: Arc<str>) -> Self {
+        Self::Shared(text)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Self::Int(n)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Self::Bool(b)
+    }
+}
+
+/// Where ended spans go (an exporter's queue).
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// Takes a span that ended. Called on the worker that ended it: must not wait.
+    fn end(&self, span: Record);
+}
+
+/// Which traces' spans are kept: OpenTelemetry's samplers (`OTEL_TRACES_SAMPLER`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sampler {
+    AlwaysOn,
+    AlwaysOff,
+    /// Keeps this share of traces, chosen by their trace id, so every service that
+    /// sees a trace makes the same choice.
+    TraceIdRatio(f64),
+    /// Does as the parent span did (kept or not), and as the inner sampler says for a
+    /// trace's root.
+    ParentBased(Box<Sampler>),
+}
+
+impl Sampler {
+    /// Whether a span of trace `trace_id` is kept; `parent` is whether its parent was
+    /// sampled, or `None` for a root span.
+    pub fn keeps(&self, trace_id: u128, parent: Option<bool>) -> bool {
+        match (self, parent) {
+            (Self::AlwaysOn, _) => true,
+            (Self::AlwaysOff, _) => false,
+            (Self::TraceIdRatio(ratio), _) => {
+                // OpenTelemetry's rule: the trace id's low 63 bits under the ratio's share.
+                let bound = (ratio.clamp(0.0, 1.0) * (1u64 << 63) as f64) as u64;
+                ((trace_id as u64) >> 1) < bound || *ratio >= 1.0
+            }
+            (Self::ParentBased(_), Some(sampled)) => sampled,
+            (Self::ParentBased(root), None) => root.keeps(trace_id, None),
+        }
+    }
+}
+
+/// A service's tracer: which spans it keeps, and where they go once ended. Shared by
+/// every trace of the service's work.
+#[derive(Debug, Clone)]
+pub struct Tracer(Arc<TracerParts>);
+
+#[derive(Debug)]
+struct TracerParts {
+    sampler: Sampler,
+    sink: Arc<dyn Sink>,
+}
+
+impl Tracer {
+    pub fn new(sampler: Sampler, sink: Arc<dyn Sink>) -> Self {
+        Self(Arc::new(TracerParts { sampler, sink }))
+    }
+}
+
+fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 impl Default for Trace {
@@ -322,7 +495,8 @@ pub async fn in_span<F: Future>(
     };
     let mut span = trace.span(name, kind);
     start(&mut span);
-    let out = trace.under(&span).scope(work).await;
+    // Boxed: the work is moved into its scope, and a saga step's future is large.
+    let out = trace.under(&span).scope(Box::pin(work)).await;
     describe(&mut span, &out);
     out
 }

@@ -14,8 +14,6 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
 
 use super::clients::{PeerApi, Peers};
 use super::heal;
@@ -29,7 +27,7 @@ use crate::config::PeerSettings;
 use crate::db::{Pool, run_write};
 use crate::error::ApiError;
 use crate::shutdown::Stop;
-use crate::trace::Trace;
+use crate::trace::{KeyValue, SpanKind, Trace};
 
 const LOG_TARGET: &str = "pedidos";
 /// How many unfinished orders one pass takes on.

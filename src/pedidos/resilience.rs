@@ -27,13 +27,11 @@ use awc::error::{ConnectError, SendRequestError};
 use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use failsafe::futures::CircuitBreaker;
 use failsafe::{Config, Instrument, StateMachine};
-use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
 use serde::de::DeserializeOwned;
 
 use super::metrics::PedidosMetrics;
 use crate::config::PeerSettings;
-use crate::trace;
+use crate::trace::{self, KeyValue, SpanKind};
 
 /// The largest peer response pedidos reads.
 const MAX_PEER_BODY: usize = 256 * 1024;
@@ -594,7 +592,7 @@ impl Peer {
         });
         let (answer, status) = trace
             .under(&span)
-            .scope(self.attempt_in_span(method, url, body))
+            .scope(Box::pin(self.attempt_in_span(method, url, body)))
             .await;
         if let Some(status) = status {
             span.set(KeyValue::new(

@@ -29,9 +29,6 @@
 
 use std::sync::Arc;
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
-
 use super::clients::{LoteAnswer, PagarRequest, PagoAnswer, PeerApi, PeerError, Peers};
 use super::decide::{self, Call, Decision, Ledger, Progress, Seen, Settlement};
 use super::instancia::{EnCurso, Instancia, Turno};
@@ -41,7 +38,7 @@ use crate::clock::now_millis;
 use crate::db::{Pool, run_blocking, run_write, run_write_owed};
 use crate::error::ApiError;
 use crate::money::Money;
-use crate::trace;
+use crate::trace::{self, KeyValue, SpanKind};
 
 const LOG_TARGET: &str = "pedidos";
 /// The most calls one driver makes for an order before it records where it got to.
