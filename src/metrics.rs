@@ -106,7 +106,7 @@ impl Metrics {
     }
 
     /// Everything, in Prometheus' text format.
-    fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = Vec::new();
         // Encoding what was gathered into memory cannot fail.
         let mut families = self.registry.gather();

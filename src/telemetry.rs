@@ -508,6 +508,70 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_read_as_opentelemetry_writes_them() {
+        assert_eq!(
+            headers("api-key=abc%20def, x-tenant = shop ,").map(|h| h.0),
+            Ok(vec![
+                ("api-key".to_string(), "abc def".to_string()),
+                ("x-tenant".to_string(), "shop".to_string())
+            ])
+        );
+        assert_eq!(headers("").map(|h| h.0), Ok(vec![]));
+        for bad in ["novalue", "bad name=1", "k=%zz", "k=%0d%0aInjected: 1", "=v"] {
+            assert!(headers(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn spans_beyond_the_queue_are_dropped_and_counted_and_the_rest_are_sent() {
+        use std::io::{Read, Write};
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let address = listener.local_addr().expect("an address");
+        let settings = TraceSettings {
+            endpoint: format!("http://{address}/v1/traces"),
+            queue: 3,
+            every: Duration::from_secs(3600),
+            ..args(Some("http://unused"), None)
+                .resolve(Service::Pagos)
+                .expect("on")
+        };
+        let metrics = Metrics::new(Service::Pagos).expect("metrics");
+        let spans = Spans::start(&settings, Service::Pagos, &metrics).expect("started");
+        let trace = crate::trace::Trace::new(Some(spans.tracer()));
+        for _ in 0..5 {
+            drop(trace.span("sqlite write", crate::trace::SpanKind::Client));
+        }
+        let collector = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("the export");
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+                let n = stream.read(&mut chunk).expect("read");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .expect("answered");
+        });
+        spans.stop(Duration::from_secs(5));
+        collector.join().expect("the collector");
+        let text = metrics.render();
+        let counted = |outcome: &str| {
+            text.lines()
+                .find(|l| l.starts_with("penguin_trace_spans_total") && l.contains(&format!("\"{outcome}\"")))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<f64>().ok())
+        };
+        assert_eq!(
+            counted("dropped"),
+            Some(2.0),
+            "the two beyond the bound of 3: {text}"
+        );
+        assert_eq!(counted("exported"), Some(3.0), "sent when stopped: {text}");
+    }
+
+    #[test]
     fn only_plain_http_collectors_and_ratios_from_0_to_1_are_taken() {
         assert!(collector_url("https://c:4318").is_err_and(|e| e.contains("TLS")));
         assert!(collector_url("c:4318").is_err());

@@ -638,6 +638,95 @@ mod tests {
         );
     }
 
+    /// A sink that keeps what it is given, to look at.
+    #[derive(Debug, Default)]
+    struct Kept(std::sync::Mutex<Vec<Record>>);
+
+    impl Sink for Kept {
+        fn end(&self, span: Record) {
+            self.0.lock().expect("not poisoned").push(span);
+        }
+    }
+
+    #[test]
+    fn samplers_keep_what_opentelemetry_says() {
+        let parent_based = Sampler::ParentBased(Box::new(Sampler::AlwaysOn));
+        assert!(parent_based.keeps(1, None), "a root is kept");
+        assert!(parent_based.keeps(1, Some(true)));
+        assert!(
+            !parent_based.keeps(1, Some(false)),
+            "a parent not kept is followed"
+        );
+        assert!(
+            Sampler::AlwaysOn.keeps(1, Some(false)),
+            "always_on ignores the parent"
+        );
+        assert!(!Sampler::AlwaysOff.keeps(1, Some(true)));
+        // The ratio looks at the trace id's low 63 bits: the same choice in every service.
+        let quarter = Sampler::TraceIdRatio(0.25);
+        let kept = (0..4000u128)
+            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834))
+            .filter(|id| quarter.keeps(*id, None))
+            .count();
+        assert!((800..1200).contains(&kept), "{kept} of 4000");
+        let id = 0xffff_0000_0000_0000_0000_0000_0000_0002u128;
+        assert!(quarter.keeps(id, None), "a low id is under the ratio");
+        assert!(
+            !quarter.keeps(id | u128::from(u64::MAX), None),
+            "a high one is not"
+        );
+        assert!(Sampler::TraceIdRatio(1.0).keeps(u128::MAX, None));
+        assert!(!Sampler::TraceIdRatio(0.0).keeps(0, None));
+    }
+
+    #[test]
+    fn a_kept_span_is_recorded_as_it_was_made_and_a_dropped_one_is_not() {
+        let kept = Arc::new(Kept::default());
+        let tracer = Tracer::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)), kept.clone());
+        let trace = Trace::of_request(&headers(&[(&TRACEPARENT, PARENT)]), Some(&tracer));
+        {
+            let mut server = trace.span("POST", SpanKind::Server);
+            server.set(KeyValue::new("http.response.status_code", 201i64));
+            server.rename("POST /pedidos");
+            let inner = trace.clone().under(&server);
+            let mut call = inner.span_linked("recover pedido", SpanKind::Internal, Some(PARENT));
+            call.event("breaker.rejected", || [KeyValue::new("retry_in_ms", 5i64)]);
+            call.fail(|| "the circuit is open".into());
+            assert!(inner.under(&call).peer_headers()[1].1.ends_with("-01"));
+        }
+        let spans = std::mem::take(&mut *kept.0.lock().expect("not poisoned"));
+        let [call, server] = spans.as_slice() else {
+            panic!("two spans, the inner one ended first: {spans:?}");
+        };
+        assert_eq!(server.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!((server.parent, server.remote_parent), (0x00f067aa0ba902b7, true));
+        assert_eq!(
+            (server.name.as_ref(), server.kind),
+            ("POST /pedidos", SpanKind::Server)
+        );
+        assert_eq!(
+            server.attributes,
+            [KeyValue::new("http.response.status_code", 201i64)]
+        );
+        assert!(server.start <= server.end && server.end > 0);
+        assert_eq!((call.parent, call.remote_parent), (server.span_id, false));
+        assert_eq!(
+            call.link,
+            Some((0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, true))
+        );
+        assert_eq!(call.events[0].name, "breaker.rejected");
+        assert_eq!(call.error.as_deref(), Some("the circuit is open"));
+
+        // A caller that does not keep its trace: nothing is recorded, and the peers
+        // are told so.
+        let unsampled = PARENT.replace("-01", "-00");
+        let trace = Trace::of_request(&headers(&[(&TRACEPARENT, &unsampled)]), Some(&tracer));
+        let span = trace.span("POST", SpanKind::Server);
+        assert!(!span.recording());
+        assert!(trace.under(&span).peer_headers()[1].1.ends_with("-00"));
+        assert!(kept.0.lock().expect("not poisoned").is_empty());
+    }
+
     #[test]
     fn new_traces_differ() {
         assert_ne!(Trace::new(None).id(), Trace::new(None).id());
