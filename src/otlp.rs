@@ -410,7 +410,11 @@ impl Answer {
                 _ => {}
             }
         }
-        let whole = if chunked {
+        // 204 and 304 never have a body, whatever their headers say.
+        let bodiless = matches!(status, 204 | 304);
+        let whole = if bodiless {
+            true
+        } else if chunked {
             body.ends_with(b"0\r\n\r\n")
         } else if let Some(length) = length {
             body.len() >= length
@@ -421,7 +425,7 @@ impl Answer {
         if !whole {
             return None;
         }
-        let keep = !close && (chunked || length.is_some());
+        let keep = !close && (bodiless || chunked || length.is_some());
         Some(if (200..300).contains(&status) {
             Ok(keep)
         } else {
@@ -608,6 +612,7 @@ mod tests {
             &[
                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+                "HTTP/1.1 204 No Content\r\n\r\n",
                 "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
             ],
             false,
@@ -616,11 +621,21 @@ mod tests {
         assert_eq!(collector.post(&[b"one"], Duration::from_secs(5)), Ok(()));
         assert!(collector.connection.is_some(), "kept");
         assert_eq!(collector.post(&[b"tw", b"o"], Duration::from_secs(5)), Ok(()));
+        assert_eq!(
+            collector.post(&[b"2b"], Duration::from_secs(5)),
+            Ok(()),
+            "no body after a 204"
+        );
         let refused = collector.post(&[b"three"], Duration::from_secs(5));
         assert_eq!(refused, Err("the collector answered 503".into()));
         assert_eq!(
             served.join().expect("served"),
-            [b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+            [
+                b"one".to_vec(),
+                b"two".to_vec(),
+                b"2b".to_vec(),
+                b"three".to_vec()
+            ]
         );
     }
 
@@ -628,7 +643,7 @@ mod tests {
     fn a_connection_the_collector_closed_is_opened_anew_and_a_hung_one_times_out() {
         let (url, served) = collector(
             &[
-                "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+                "HTTP/1.1 204 No Content\r\n\r\n",
                 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
             ],
             true,
