@@ -9,7 +9,9 @@
 //! # Layout
 //!
 //! - `service`: the four services' names and default ports.
-//! - `config`: the CLI and typed settings; defaults < `config/<service>.env` < `.env` < env < flags.
+//! - `cli`: the command line, its subcommands and the layers of their settings:
+//!   defaults < `config/<service>.env` < `.env` < env < flags.
+//! - `config`: `serve`'s settings and what they resolve to for each service.
 //! - `startup`: binds, opens databases, builds one server per service, serves until shutdown.
 //! - `shutdown`: SIGTERM or Ctrl-C drains requests in flight and stops background loops.
 //! - `invariantes`: `penguin check`, the shop's books checked over HTTP.
@@ -45,6 +47,7 @@
 
 pub mod auth;
 pub mod backup;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -3,12 +3,13 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use penguin::config::{ConfigError, DEFAULT_TOKEN, Invocation, Settings};
+use penguin::cli::{ConfigError, Invocation};
+use penguin::config::{DEFAULT_TOKEN, Settings};
 use penguin::{backup, invariantes, logging, probe, startup};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    match penguin::config::parse_args(&argv) {
+    match penguin::cli::parse_args(&argv) {
         Ok(Invocation::Serve(settings)) => serve(&settings),
         Ok(Invocation::Check(args)) => match invariantes::run(&args) {
             Ok(true) => ExitCode::SUCCESS,

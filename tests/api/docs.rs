@@ -62,7 +62,7 @@ fn the_readme_lists_every_setting_with_its_default() {
             (cells[1].trim_matches('`').to_string(), cells[3].to_string())
         })
         .collect();
-    let command = penguin::config::Cli::command();
+    let command = penguin::cli::Cli::command();
     let serve = command.find_subcommand("serve").expect("serve");
     for arg in serve.get_arguments() {
         let Some(variable) = arg.get_env() else { continue };
