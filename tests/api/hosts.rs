@@ -53,6 +53,9 @@ const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a busy two-core machine may add to an order's own time.
 const MARGIN: Duration = Duration::from_millis(1500);
+/// What a loaded two-core machine may add to a bound of the settings, when all the
+/// other tests run beside this one.
+const SCHEDULING: Duration = Duration::from_millis(250);
 /// Clients placing orders at once during a burst.
 const CLIENTS: usize = 8;
 
@@ -619,9 +622,12 @@ async fn cut_during_a_burst(
             "an order took {:?}, more than the {bound:?} the settings allow with {peer} cut: {order:?}",
             order.took
         );
+        // An order whose attempt was already under way when the circuit opened waits
+        // for that attempt, then meets the open circuit on its retry; none waits for
+        // a second attempt.
         assert!(
-            !order.circuit_open || order.took < ATTEMPT_TIMEOUT,
-            "an open circuit answers without waiting for an attempt: {order:?}"
+            !order.circuit_open || order.took < ATTEMPT_TIMEOUT + BACKOFF * 2 + SCHEDULING,
+            "an open circuit answers without waiting for another attempt: {order:?}"
         );
     }
     for took in &probes {
