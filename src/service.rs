@@ -34,7 +34,7 @@ impl Service {
         })
     }
 
-    /// The original design's port: 5001 to 5004.
+    /// The contract's port: 5001 to 5004, where `design-es.md`'s curl lines call.
     pub fn default_port(self) -> u16 {
         5001 + self.offset()
     }

@@ -5,8 +5,8 @@
 //!
 //! Answers are read tolerantly: only the fields the flow uses are required.
 //!
-//! An inventario without lotes (the original design's, which answers `POST
-//! /reservas` with a `404` or `405` and none of penguin's error codes) is reached line
+//! An inventario without lotes (the Flask demo's of `design-es.md`, which answers
+//! `POST /reservas` with a `404` or `405` and none of penguin's error codes) is reached line
 //! by line behind the same methods: one `POST /reservar` per line (the lines already
 //! reserved are released if a later one is refused), one `POST /liberar` per
 //! reservation, and no confirmation, since a reservation there is final once the order
@@ -46,7 +46,7 @@ pub enum PeerError {
     /// The peer answered with a `4xx`.
     #[error("{peer} answered {}: {}", .refusal.status, .refusal.detail)]
     Refused { peer: &'static str, refusal: Refusal },
-    /// The peer has no such route: another implementation (the original design's
+    /// The peer has no such route: another implementation (the Flask demo's
     /// inventario has no lotes), or an older penguin.
     #[error(
         "{peer} does not offer {route}, which penguin's pedidos needs: is it another or an older implementation?"
@@ -176,7 +176,7 @@ impl LineByLine {
             log::warn!(
                 target: LOG_TARGET,
                 "inventario offers no lotes (POST /reservas): reserving line by line, as with the \
-                 original design's inventario; reservations there never expire"
+                 Flask demo's inventario; reservations there never expire"
             );
         }
     }
@@ -237,7 +237,8 @@ pub enum EstadoPago {
     Reembolsado,
 }
 
-/// pagos' answer about a charge. The original design's pagos answers only its estado.
+/// pagos' answer about a charge. Only the estado is required: the Flask demo's pagos,
+/// which may stand in for penguin's, answers nothing else.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PagoAnswer {
     #[serde(default)]

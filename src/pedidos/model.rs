@@ -79,7 +79,8 @@ pub struct NuevoPedido {
     pub lineas: Vec<Linea>,
     pub medio: String,
     pub moneda: String,
-    /// The original design's controlled failure: ask pagos to reject the charge.
+    /// The contract's controlled failure: ask pagos to reject the charge (to see an
+    /// order rejected and its lote released without a real payment provider).
     pub fail: bool,
 }
 

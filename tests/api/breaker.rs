@@ -1,4 +1,4 @@
-//! The original design's circuit breaker ("se abre a los 3 fallos y se cierra tras
+//! design-es.md's circuit breaker ("se abre a los 3 fallos y se cierra tras
 //! 30s") walked through with real processes: pagos fails from the start — it accepts
 //! connections and resets them, or answers `500` — so pedidos never heard from it
 //! before its circuit opens. `BREAKER_OPEN_SECS` is scaled down to [`OPEN_SECS`];

@@ -30,9 +30,10 @@ fn a_short_chaos_run_ends_with_every_invariant_true() {
     assert!(!output.contains("FAIL"), "{output}");
 }
 
-/// Issue 8: with inventario's release route black-holed and productos 100 ms late,
-/// a slow recovery pass rewrote orders already answered 201 to `fallido`; with
-/// confirmations cut short, orders answered 201 lost their units to expiry.
+/// With inventario's release route black-holed and productos 100 ms late, a slow
+/// recovery pass could rewrite orders already answered 201 to `fallido`; with
+/// confirmations cut short, orders answered 201 could lose their units to expiry.
+/// Neither may happen: an answer given is kept.
 #[test]
 fn a_chaos_run_with_releases_black_holed_keeps_every_answer_given() {
     let (passed, output) = chaos("20", &[("CHAOS_FAULTS", "1")]);

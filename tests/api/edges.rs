@@ -225,7 +225,7 @@ async fn lines_of_one_product_over_the_limit_name_the_product_and_their_sum() {
 #[actix_web::test]
 async fn null_on_an_optional_field_means_absent() {
     let app = TestApp::spawn_all().await;
-    // As the original design's pedidos sends it when the client gave no referencia.
+    // As the Flask demo's pedidos sends it when the client gave no referencia.
     let answer = app
         .post(
             Pagos,

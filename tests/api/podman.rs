@@ -238,7 +238,7 @@ impl Drop for Created<'_> {
     }
 }
 
-/// `curl` as the original design runs it, with the token if given: the status and the body.
+/// `curl` as design-es.md runs it, with the token if given: the status and the body.
 fn curl(token: Option<&str>, method: &str, url: &str, body: Option<Json>) -> (u16, Json) {
     let mut command = Command::new("curl");
     command.args(["-sS", "-X", method, url, "-w", "\n%{http_code}"]);
@@ -269,7 +269,7 @@ fn get(url: String) -> (u16, Json) {
     curl(Some(TOKEN), "GET", &url, None)
 }
 
-/// The original design's quick tests ("Pruebas rápidas" in design-es.md), its four curl
+/// design-es.md's quick tests ("Pruebas rápidas" in design-es.md), its four curl
 /// commands as written there, against the shop whose services `url` names: a product,
 /// 50 units, an order of 3 paid, an order of 2 whose payment fails and whose units come
 /// back.

@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::helpers::TestApp;
 
-/// The four curl lines of the original design, in order, against `serve all`.
+/// The four curl lines of design-es.md, in order, against `serve all`.
 #[actix_web::test]
 async fn the_original_walkthrough_works_unchanged() {
     let app = TestApp::spawn_all().await;
