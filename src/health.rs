@@ -1,4 +1,5 @@
-//! `GET /health` and `GET /ready`, answered without a token.
+//! `GET /health`, `GET /ready` and `GET /metrics`: what probes and scrapers call,
+//! answered without a token.
 //!
 //! `/health` is liveness: the process is up and answering. `/ready` is readiness: the
 //! service can do its work now — its database file is still there, answers a query
@@ -9,15 +10,18 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
+use prometheus::{Encoder, TextEncoder};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::db::Pool;
+use crate::db::{Pool, run_blocking};
 use crate::error::{ApiError, ErrorCode, method_not_allowed};
+use crate::metrics::Metrics;
 use crate::service::Service;
 
 const HEALTH: &str = "/health";
 const READY: &str = "/ready";
+const METRICS: &str = "/metrics";
 /// How long a client should wait before asking `/ready` again.
 const READY_RETRY_SECS: u64 = 5;
 
@@ -111,6 +115,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource(READY)
             .route(web::get().to(ready))
+            .default_service(web::to(method_not_allowed("GET"))),
+    );
+}
+
+/// The service's metrics in Prometheus' text format (version 0.0.4); no token needed.
+#[utoipa::path(
+    get,
+    path = METRICS,
+    tag = "public",
+    responses(
+        (status = 200, description = "every series carries `service`", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 503, description = "`database_unavailable`: the database could not be sampled",
+         body = crate::error::ErrorBody),
+    )
+)]
+pub(crate) async fn metrics(
+    metrics: web::Data<Metrics>,
+    pool: web::Data<Pool>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(sample) = metrics.sampler() {
+        run_blocking(&pool, move |conn| Ok(sample(conn)?)).await?;
+    }
+    Ok(HttpResponse::Ok()
+        .content_type(TextEncoder::new().format_type())
+        .body(metrics.render()))
+}
+
+/// The route table of `/metrics`; the app must hold a `web::Data<Metrics>` and a
+/// `web::Data<Pool>`.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource(METRICS)
+            .route(web::get().to(metrics))
             .default_service(web::to(method_not_allowed("GET"))),
     );
 }

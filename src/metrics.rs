@@ -1,5 +1,5 @@
-//! `GET /metrics`: a service's counters, gauges and histograms in Prometheus' text
-//! format, answered without a token (they hold no shop data).
+//! A service's counters, gauges and histograms, in Prometheus' text format: what
+//! `GET /metrics` (`health`) answers, without a token (they hold no shop data).
 //!
 //! Every service counts its requests by route, method and status and times them
 //! (`penguin_http_*`), and shows its database write queue (`db`) and the log lines
@@ -17,19 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
 use prometheus::core::Collector;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use rusqlite::Connection;
 
-use crate::db::{Pool, run_blocking};
-use crate::error::{ApiError, method_not_allowed};
 use crate::service::Service;
 
 /// Reads what a service shows from its database, at each scrape.
 pub type Sampler = Arc<dyn Fn(&Connection) -> rusqlite::Result<()> + Send + Sync>;
-
-const METRICS: &str = "/metrics";
 
 /// The route label of requests that matched no route: their paths are not labels,
 /// so that a scan of random paths cannot make series without bound.
@@ -105,6 +100,11 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// What is read from the database at each scrape, if anything.
+    pub(crate) fn sampler(&self) -> Option<Sampler> {
+        self.sampler.clone()
+    }
+
     /// Everything, in Prometheus' text format.
     pub(crate) fn render(&self) -> String {
         let mut text = Vec::new();
@@ -114,37 +114,4 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&families, &mut text);
         String::from_utf8(text).unwrap_or_default()
     }
-}
-
-/// The service's metrics in Prometheus' text format (version 0.0.4); no token needed.
-#[utoipa::path(
-    get,
-    path = METRICS,
-    tag = "public",
-    responses(
-        (status = 200, description = "every series carries `service`", content_type = "text/plain; version=0.0.4", body = String),
-        (status = 503, description = "`database_unavailable`: the database could not be sampled",
-         body = crate::error::ErrorBody),
-    )
-)]
-pub(crate) async fn metrics(
-    metrics: web::Data<Metrics>,
-    pool: web::Data<Pool>,
-) -> Result<HttpResponse, ApiError> {
-    if let Some(sample) = metrics.sampler.clone() {
-        run_blocking(&pool, move |conn| Ok(sample(conn)?)).await?;
-    }
-    Ok(HttpResponse::Ok()
-        .content_type(TextEncoder::new().format_type())
-        .body(metrics.render()))
-}
-
-/// The route table of `/metrics`; the app must hold a `web::Data<Metrics>` and a
-/// `web::Data<Pool>`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(METRICS)
-            .route(web::get().to(metrics))
-            .default_service(web::to(method_not_allowed("GET"))),
-    );
 }

@@ -8,6 +8,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -19,11 +20,11 @@ use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::{self, Bytes};
+use tokio::sync::Notify;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Metrics;
 use crate::service::Service;
-use crate::shutdown::InFlight;
 use crate::trace::{KeyValue, REQUEST_ID, Span, SpanKind, Trace, Tracer, Value};
 
 /// What the middleware needs of its service, kept in the app's data.
@@ -202,6 +203,60 @@ impl MessageBody for Newline {
                 Poll::Ready(Some(Ok(Bytes::from_static(b"\n"))))
             }
             other => other,
+        }
+    }
+}
+
+/// The requests being answered by the services of one process.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    draining: AtomicBool,
+    idle: Notify,
+}
+
+/// One request in flight, counted until dropped.
+pub struct Request(Arc<InFlight>);
+
+impl Request {
+    /// Whether the process is shutting down.
+    pub fn draining(&self) -> bool {
+        self.0.draining.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl InFlight {
+    pub fn enter(self: &Arc<Self>) -> Request {
+        self.count.fetch_add(1, Ordering::AcqRel);
+        Request(self.clone())
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Marks the process as shutting down and waits until no request is in flight,
+    /// or `grace` is over. Returns how many requests were still in flight.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.draining.store(true, Ordering::Release);
+        let deadline = Instant::now() + grace;
+        loop {
+            let idle = self.idle.notified();
+            if self.count() == 0 {
+                return 0;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || actix_web::rt::time::timeout(left, idle).await.is_err() {
+                return self.count();
+            }
         }
     }
 }

@@ -19,9 +19,10 @@ use crate::auth::{ServiceToken, require_token};
 use crate::config::{PeerSettings, ServiceSettings, Settings, Target};
 use crate::error::{not_found, path_config, query_config};
 use crate::metrics::Metrics;
+use crate::middleware::InFlight;
 use crate::service::Service;
-use crate::shutdown::{self, InFlight, Stop, StopSender};
-use crate::{db, health, inventario, metrics, middleware, openapi, pagos, pedidos, productos};
+use crate::shutdown::{self, Stop, StopSender};
+use crate::{db, health, inventario, middleware, openapi, pagos, pedidos, productos};
 
 /// The services of one `penguin serve`, bound and ready to run.
 pub struct Started {
@@ -382,7 +383,7 @@ fn build_server(
             .app_data(path_config())
             .app_data(query_config())
             .configure(health::configure)
-            .configure(metrics::configure)
+            .configure(health::configure_metrics)
             .configure(openapi::configure)
             .configure(|cfg| state.configure(&token, cfg))
             .default_service(web::to(not_found))

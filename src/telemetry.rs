@@ -42,7 +42,7 @@ pub struct TraceArgs {
     #[arg(long = "otel-protocol", env = "OTEL_EXPORTER_OTLP_PROTOCOL", value_name = "PROTOCOL", value_enum, default_value_t = OtlpProtocol::HttpProtobuf)]
     pub protocol: OtlpProtocol,
     /// The name the service's spans carry (in serve all, from its config file; default: the service's name).
-    #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME", value_name = "NAME", value_parser = crate::config::non_blank)]
+    #[arg(long = "otel-service-name", env = "OTEL_SERVICE_NAME", value_name = "NAME", value_parser = service_name)]
     pub service_name: Option<String>,
     /// Which traces are kept.
     #[arg(long = "otel-traces-sampler", env = "OTEL_TRACES_SAMPLER", value_name = "SAMPLER", value_enum, default_value_t = SamplerName::ParentbasedAlwaysOn)]
@@ -130,6 +130,13 @@ pub enum SamplerName {
     ParentbasedAlwaysOn,
     ParentbasedAlwaysOff,
     ParentbasedTraceidratio,
+}
+
+fn service_name(text: &str) -> Result<String, String> {
+    match text.trim() {
+        "" => Err("it is empty".into()),
+        name => Ok(name.to_string()),
+    }
 }
 
 /// An http:// URL, or nothing (an empty value, as a compose file passes an unset one).

@@ -20,8 +20,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::error::{ErrorBody, ErrorCode, method_not_allowed};
+use crate::health;
 use crate::service::Service;
-use crate::{health, metrics};
 
 /// The page of `GET /docs`.
 const DOCS_HTML: &str = include_str!("docs.html");
@@ -109,7 +109,7 @@ fn guard(api: &mut utoipa::openapi::OpenApi) {
 /// The routes of every service that answer without a token.
 #[derive(OpenApi)]
 #[openapi(
-    paths(health::health, health::ready, metrics::metrics, openapi_json, docs),
+    paths(health::health, health::ready, health::metrics, openapi_json, docs),
     components(schemas(ErrorBody, ErrorCode))
 )]
 struct PublicRoutes;
