@@ -5,9 +5,9 @@
 #   - time from start until all four services answer /health;
 #   - GET /productos/{id}, one-item orders and three-item orders at 16 and 64 connections;
 #   - resident memory of the process after the run (and its peak);
-#   - the same load tool against examples/hello.rs, a bare actix-web server, as the
+#   - the same load tool against benches/hello.rs, a bare actix-web server, as the
 #     baseline every figure is also shown against;
-#   - and against examples/chain.rs, the same bare server making the four chained
+#   - and against benches/chain.rs, the same bare server making the four chained
 #     peer calls of a one-item order (to a second hello), the ceiling orders are
 #     held against;
 #   - one-item orders at 64 connections on three fresh serve alls: traces off, spans
