@@ -20,7 +20,7 @@ const STORAGE_FULL_RETRY_SECS: u64 = 30;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The stable, machine-readable code of every error penguin answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumIter, strum::EnumString)]
 #[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     // 400: malformed JSON, wrong types, unknown fields, bad ids.

@@ -36,9 +36,8 @@ use crate::metrics::Metrics;
 use crate::money::Money;
 use crate::pagos::model::{Cobro, EstadoPago as Pago};
 use crate::pedidos::PedidosMetrics;
-use crate::pedidos::clients::{
-    LoteAnswer, LotesListed, PagarRequest, PagoAnswer, PagosListed, PeerApi, PeerError, lote_held,
-};
+use crate::pedidos::answers::{LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode};
+use crate::pedidos::clients::{PagarRequest, PeerApi, PeerError, lote_held};
 use crate::pedidos::decide::{Ledger, Seen};
 use crate::pedidos::instancia::{EnCurso, Healing, Instancia, PeerNumbers, Turno};
 use crate::pedidos::model::{EstadoPedido, Etapa, Item, Linea, NuevoPedido, Pedido};
@@ -149,7 +148,7 @@ fn refusal(peer: &'static str, error: ApiError) -> PeerError {
         peer,
         refusal: Refusal {
             status: code.status(),
-            code: code.as_str().to_string(),
+            code: PeerCode::Known(code),
             detail: error.body().detail.to_string(),
         },
     }

@@ -338,7 +338,9 @@ impl State {
                     &instancia.metrics,
                 );
                 let circuits = breakers.clone();
-                let circuits = health::Circuits(Arc::new(move || circuits.status()));
+                let circuits = health::Circuits(Arc::new(move || {
+                    serde_json::to_value(circuits.status()).unwrap_or_default()
+                }));
                 cfg.app_data(web::Data::new(peers))
                     .app_data(web::Data::new(breakers.clone()))
                     .app_data(web::Data::from(instancia.clone()))

@@ -23,16 +23,20 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::Bytes;
+use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
-use serde::{Deserialize, Serialize};
 
+use super::answers::{
+    EstadoLote, LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode, ProductoAnswer, ReservaAnswer,
+};
 use super::decide::Ledger;
 use super::metrics::PedidosMetrics;
 use super::model::{Item, Linea};
 use super::resilience::{Breakers, CallError, Peer, Refusal};
 use crate::config::PeerSettings;
+use crate::error::ErrorCode;
 use crate::money::Money;
-use crate::secuencia::{Cambios, Numeros, Secuencia};
+use crate::secuencia::{Cambios, Secuencia};
 
 const LOG_TARGET: &str = "pedidos";
 
@@ -74,12 +78,6 @@ impl PeerError {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct ProductoAnswer {
-    id: i64,
-    precio: Money,
-}
-
 #[derive(Debug, Serialize)]
 struct LoteRequest<'a> {
     clave: &'a str,
@@ -89,51 +87,6 @@ struct LoteRequest<'a> {
 #[derive(Debug, Serialize)]
 struct ClaveRequest<'a> {
     clave: &'a str,
-}
-
-/// inventario's answer about an order's lote: the reservation of each line.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LoteAnswer {
-    pub estado: EstadoLote,
-    pub reservas: Vec<ReservaAnswer>,
-    /// The number of the change it reports (see `secuencia`); none from an
-    /// inventario that does not number them.
-    #[serde(default)]
-    pub secuencia: Option<i64>,
-}
-
-/// Whether a lote holds its units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EstadoLote {
-    Activa,
-    Confirmada,
-    Liberada,
-    Expirada,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ReservaAnswer {
-    pub reserva_id: i64,
-}
-
-impl LoteAnswer {
-    /// The reservation ids, one per line.
-    pub fn ids(&self) -> Vec<i64> {
-        self.reservas.iter().map(|r| r.reserva_id).collect()
-    }
-
-    /// A lote reserved line by line, as if inventario had answered it.
-    fn line_by_line(estado: EstadoLote, ids: &[i64]) -> Self {
-        Self {
-            secuencia: None,
-            estado,
-            reservas: ids
-                .iter()
-                .map(|&reserva_id| ReservaAnswer { reserva_id })
-                .collect(),
-        }
-    }
 }
 
 /// How long pedidos takes it that inventario lacks the lote routes before it tries
@@ -223,77 +176,6 @@ pub struct PagarRequest<'a> {
 #[derive(Debug, Serialize)]
 struct ReferenciaRequest<'a> {
     referencia: &'a str,
-}
-
-/// What pagos says a referencia's payment is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EstadoPago {
-    Aprobado,
-    Rechazado,
-    /// Not a charge: the referencia was voided, so no charge can be made with it.
-    Anulado,
-    /// An approved charge whose money was given back.
-    Reembolsado,
-}
-
-/// pagos' answer about a charge. Only the estado is required: the Flask demo's pagos,
-/// which may stand in for penguin's, answers nothing else.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PagoAnswer {
-    #[serde(default)]
-    pub pago_id: Option<i64>,
-    pub estado: EstadoPago,
-    /// The number of the change it reports (see `secuencia`).
-    #[serde(default)]
-    pub secuencia: Option<i64>,
-}
-
-/// What `GET /cambios` answers at inventario.
-#[derive(Debug, Clone, Deserialize)]
-pub struct LotesListed {
-    #[serde(flatten)]
-    pub numeros: Numeros,
-    pub lotes: Vec<ListedLote>,
-}
-
-/// A lote as inventario lists it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ListedLote {
-    pub clave: String,
-    pub estado: EstadoLote,
-    pub reservas: Vec<ListedReserva>,
-    #[serde(default)]
-    pub secuencia: Option<i64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ListedReserva {
-    pub reserva_id: i64,
-    pub producto_id: Option<i64>,
-    pub cantidad: i64,
-}
-
-/// What `GET /cambios` answers at pagos.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PagosListed {
-    #[serde(flatten)]
-    pub numeros: Numeros,
-    pub pagos: Vec<ListedPago>,
-}
-
-/// A payment as pagos lists it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ListedPago {
-    pub pago_id: i64,
-    pub estado: EstadoPago,
-    pub monto: Money,
-    pub moneda: String,
-    pub medio: String,
-    #[serde(default)]
-    pub referencia: Option<String>,
-    #[serde(default)]
-    pub secuencia: Option<i64>,
 }
 
 /// `path` asking for a numbered change (`?visto=`), if pedidos numbers it.
@@ -690,11 +572,10 @@ fn answer<T>(
         // A penguin service names its refusals; a 404 or 405 without one of its own
         // codes is a route the peer does not have.
         let no_route = matches!(refusal.status.as_u16(), 404 | 405)
-            && matches!(
-                refusal.code.as_str(),
-                "" | "route_not_found" | "method_not_allowed"
-            );
-        if refusal.code == "stale_copy" {
+            && (refusal.code == PeerCode::Other(String::new())
+                || refusal.code.is(ErrorCode::RouteNotFound)
+                || refusal.code.is(ErrorCode::MethodNotAllowed));
+        if refusal.code.is(ErrorCode::StaleCopy) {
             PeerError::Stale {
                 peer: peer.name(),
                 detail: refusal.detail,
@@ -720,8 +601,8 @@ fn stock_refusal(error: PeerError) -> PeerError {
     match error {
         PeerError::Refused { peer, mut refusal } => {
             match refusal.status {
-                StatusCode::CONFLICT => refusal.code = "insufficient_stock".into(),
-                StatusCode::NOT_FOUND => refusal.code = "stock_not_found".into(),
+                StatusCode::CONFLICT => refusal.code = PeerCode::Known(ErrorCode::InsufficientStock),
+                StatusCode::NOT_FOUND => refusal.code = PeerCode::Known(ErrorCode::StockNotFound),
                 _ => {}
             }
             PeerError::Refused { peer, refusal }
@@ -738,7 +619,7 @@ pub fn lote_held(peer: &'static str, clave: &str, lote: LoteAnswer) -> Result<Lo
             peer,
             refusal: Refusal {
                 status: StatusCode::CONFLICT,
-                code: "reserva_released".into(),
+                code: PeerCode::Known(ErrorCode::ReservaReleased),
                 detail: format!("the lote {clave:?} was released"),
             },
         });
@@ -749,5 +630,5 @@ pub fn lote_held(peer: &'static str, clave: &str, lote: LoteAnswer) -> Result<Lo
 /// Whether a refusal is inventario saying an order's lote was released.
 pub fn lote_released(refusal: &Refusal) -> bool {
     refusal.status == StatusCode::CONFLICT
-        && matches!(refusal.code.as_str(), "reserva_released" | "reserva_not_active")
+        && (refusal.code.is(ErrorCode::ReservaReleased) || refusal.code.is(ErrorCode::ReservaNotActive))
 }

@@ -7,8 +7,10 @@
 //! ([`Deuda`]: a lote to release, a referencia to void or a charge to refund), and one
 //! step, [`Call::Settle`], pays what is owed, whoever drives the order.
 
-use super::clients::{EstadoLote, EstadoPago, LoteAnswer, PagoAnswer, PeerError, lote_released};
+use super::answers::{EstadoLote, EstadoPago, ListedLote, ListedPago, LoteAnswer, PagoAnswer};
+use super::clients::{PeerError, lote_released};
 use super::model::{Causa, Desenlace, Deuda, Etapa, Pedido, el_pago};
+use crate::error::ErrorCode;
 use crate::money::Money;
 
 /// A call to a peer that moves an order on.
@@ -245,10 +247,12 @@ pub fn reserved(progress: Progress, answer: Result<LoteAnswer, PeerError>) -> De
         };
         return go_on(progress.closed(fallido(Causa::ReservaReleased, motivo), deuda));
     }
-    let desenlace = match refusal.code.as_str() {
-        "insufficient_stock" | "stock_not_found" => fallido(Causa::InsufficientStock, refusal.detail.clone()),
-        _ => fallido_por(&error),
-    };
+    let desenlace =
+        if refusal.code.is(ErrorCode::InsufficientStock) || refusal.code.is(ErrorCode::StockNotFound) {
+            fallido(Causa::InsufficientStock, refusal.detail.clone())
+        } else {
+            fallido_por(&error)
+        };
     let deuda = progress.owing(false, false);
     go_on(progress.closed(desenlace, deuda))
 }
@@ -517,8 +521,8 @@ pub fn charge_reasserted(pedido: &Pedido, answer: Result<PagoAnswer, PeerError>)
 /// What a lost order's peers hold under its key, as inventario and pagos list them.
 #[derive(Debug, Clone, Default)]
 pub struct Held {
-    pub lote: Option<super::clients::ListedLote>,
-    pub pago: Option<super::clients::ListedPago>,
+    pub lote: Option<ListedLote>,
+    pub pago: Option<ListedPago>,
     /// Whether productos prices every line of the lote at 0 now: an order that asks
     /// nothing of pagos, so a held lote without a charge is one still to confirm.
     pub free: bool,
@@ -604,7 +608,7 @@ pub fn brought_back(held: &Held) -> (Etapa, Vec<super::model::Item>, Money, Stri
 mod tests {
     use super::*;
     use crate::money::Money;
-    use crate::pedidos::clients::ReservaAnswer;
+    use crate::pedidos::answers::{PeerCode, ReservaAnswer};
     use crate::pedidos::model::Item;
     use crate::pedidos::resilience::{CallError, Refusal};
     use actix_web::http::StatusCode;
@@ -639,7 +643,7 @@ mod tests {
             peer: "peer",
             refusal: Refusal {
                 status,
-                code: code.into(),
+                code: PeerCode::parse(code),
                 detail: format!("refused: {code}"),
             },
         };
@@ -1078,7 +1082,7 @@ mod tests {
         }
     }
 
-    fn listed_lote(estado: EstadoLote) -> super::super::clients::ListedLote {
+    fn listed_lote(estado: EstadoLote) -> ListedLote {
         serde_json::from_value(serde_json::json!({
             "clave": "p-7-9", "estado": estado_name(estado), "secuencia": 4,
             "reservas": [{"reserva_id": 11, "producto_id": 2, "cantidad": 3}]
@@ -1095,7 +1099,7 @@ mod tests {
         }
     }
 
-    fn listed_pago(estado: &str) -> super::super::clients::ListedPago {
+    fn listed_pago(estado: &str) -> ListedPago {
         serde_json::from_value(serde_json::json!({
             "pago_id": 5, "estado": estado, "monto": 12.5, "moneda": "PYG", "medio": "tarjeta",
             "referencia": "p-7-9", "secuencia": 2

@@ -368,7 +368,7 @@ async fn bring_back<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, clave: &str)
     let pago = pagos.pagos.into_iter().next();
     // A held lote without a charge: a free order still to confirm, or one that failed.
     let free = match (&lote, &pago) {
-        (Some(lote), None) if lote.estado == super::clients::EstadoLote::Activa => {
+        (Some(lote), None) if lote.estado == super::answers::EstadoLote::Activa => {
             let ids: Vec<i64> = lote.reservas.iter().filter_map(|r| r.producto_id).collect();
             match ctx.peers.precios(&ids).await {
                 Ok(precios) => ids

@@ -11,6 +11,7 @@
 //! in `resilience`; who is driving which order, in `instancia`. `heal` makes the books
 //! agree again after any one service was restored from an older copy of its database.
 
+pub(crate) mod answers;
 pub(crate) mod clients;
 pub(crate) mod decide;
 pub(crate) mod heal;

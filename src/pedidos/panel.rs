@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::answers::{ErrorAnswer, ProductoAnswer, ReadyAnswer, StockAnswer};
 use super::clients::Peers;
 use super::decide::Ledger;
 use super::instancia::Instancia;
 use super::model::{EstadoPedido, PedidoVista};
 use super::repo;
-use super::resilience::{Breakers, millis};
+use super::resilience::{Breakers, CircuitStatus};
 use crate::clock;
 use crate::db::{self, Pool, run_blocking};
 use crate::error::ApiError;
@@ -131,12 +132,8 @@ struct Servicio {
 #[derive(Serialize, ToSchema)]
 struct Circuito {
     peer: &'static str,
-    /// `closed`, `half_open` (a trial call is under way) or `open`.
-    #[schema(pattern = "^(closed|half_open|open)$")]
-    circuit: &'static str,
-    /// While open: milliseconds until the next call goes through as a trial.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retry_in_ms: Option<u64>,
+    #[serde(flatten)]
+    status: CircuitStatus,
     /// While open: when that trial may go (UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
     proxima_prueba: Option<String>,
@@ -162,33 +159,6 @@ struct ProductoPanel {
     disponible: Option<i64>,
     reservado: Option<i64>,
     confirmado: Option<i64>,
-}
-
-#[derive(Deserialize)]
-struct ProductoAnswer {
-    id: i64,
-    nombre: String,
-    precio: Money,
-}
-
-#[derive(Deserialize)]
-struct StockAnswer {
-    producto_id: i64,
-    cantidad: i64,
-    reservado: i64,
-    confirmado: i64,
-}
-
-#[derive(Deserialize)]
-struct ReadyAnswer {
-    status: String,
-    version: Option<String>,
-    schema_version: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct ErrorAnswer {
-    detail: String,
 }
 
 /// The status page: HTML, CSS and a small script, with no data in it and nothing
@@ -292,11 +262,10 @@ fn circuitos(breakers: &Breakers, now: jiff::Timestamp) -> Vec<Circuito> {
         .each()
         .into_iter()
         .map(|(peer, breaker)| {
-            let (circuit, left) = breaker.status();
+            let (_, left) = breaker.status();
             Circuito {
                 peer,
-                circuit: circuit.into(),
-                retry_in_ms: left.map(millis),
+                status: breaker.circuit_status(),
                 proxima_prueba: left
                     .and_then(|l| jiff::SignedDuration::try_from(l).ok())
                     .and_then(|l| now.checked_add(l).ok())

@@ -29,6 +29,7 @@ use failsafe::futures::CircuitBreaker;
 use failsafe::{Config, Instrument, StateMachine};
 use serde::de::DeserializeOwned;
 
+use super::answers::{ErrorAnswer, PeerCode};
 use super::metrics::PedidosMetrics;
 use crate::config::PeerSettings;
 use crate::trace::{self, KeyValue, SpanKind};
@@ -57,13 +58,36 @@ pub enum CallError {
     },
 }
 
-/// A circuit's state, as pedidos reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+/// A circuit's state, as pedidos reports it: in `/ready`, on the status page, and
+/// in its metrics (a label, and `penguin_circuit_state`'s value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
 pub enum Circuit {
     Closed,
+    /// A trial call is under way.
     HalfOpen,
     Open,
+}
+
+impl Circuit {
+    /// The gauge's value: 0 closed, 1 half-open, 2 open.
+    pub fn gauge(self) -> i64 {
+        match self {
+            Self::Closed => 0,
+            Self::HalfOpen => 1,
+            Self::Open => 2,
+        }
+    }
+}
+
+/// One peer's circuit, as `/ready` and the status page show it.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct CircuitStatus {
+    pub circuit: Circuit,
+    /// While open: milliseconds until the next call goes through as a trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
 }
 
 /// How long a circuit stays open: at most a second for a peer that is not listening
@@ -129,12 +153,10 @@ impl BreakerLog {
     }
 
     fn moved_to(&self, circuit: Circuit) {
-        let gauge = match circuit {
-            Circuit::Closed => 0,
-            Circuit::HalfOpen => 1,
-            Circuit::Open => 2,
-        };
-        self.metrics.circuit.with_label_values(&[self.peer]).set(gauge);
+        self.metrics
+            .circuit
+            .with_label_values(&[self.peer])
+            .set(circuit.gauge());
         self.metrics
             .transitions
             .with_label_values(&[self.peer, circuit.into()])
@@ -279,6 +301,15 @@ impl Breaker {
         (seen.circuit, left.filter(|_| seen.circuit == Circuit::Open))
     }
 
+    /// The circuit's state, as `/ready` and the status page show it.
+    pub fn circuit_status(&self) -> CircuitStatus {
+        let (circuit, left) = self.status();
+        CircuitStatus {
+            circuit,
+            retry_in_ms: left.map(millis),
+        }
+    }
+
     /// How long until the open circuit lets a call through, at least one second.
     fn retry_after(&self) -> Duration {
         let left = self.status().1.unwrap_or(Duration::ZERO);
@@ -315,17 +346,11 @@ impl Breakers {
 
     /// Each peer's circuit, for `/ready`: `{"productos": {"circuit": "closed"}, …}`,
     /// with `retry_in_ms` while open.
-    pub fn status(&self) -> serde_json::Value {
-        let mut peers = serde_json::Map::new();
-        for (peer, breaker) in self.each() {
-            let (circuit, left) = breaker.status();
-            let mut status = serde_json::json!({"circuit": <&str>::from(circuit)});
-            if let Some(left) = left {
-                status["retry_in_ms"] = millis(left).into();
-            }
-            peers.insert(peer.into(), status);
-        }
-        peers.into()
+    pub fn status(&self) -> std::collections::BTreeMap<&'static str, CircuitStatus> {
+        self.each()
+            .into_iter()
+            .map(|(peer, breaker)| (peer, breaker.circuit_status()))
+            .collect()
     }
 }
 
@@ -603,7 +628,7 @@ impl Peer {
         match &answer {
             Ok(Ok(_)) => {}
             Ok(Err(refusal)) => {
-                span.set_with(|| vec![KeyValue::new("error.type", refusal.code.clone())]);
+                span.set_with(|| vec![KeyValue::new("error.type", refusal.code.to_string())]);
                 span.fail(|| format!("{} {}: {}", refusal.status.as_u16(), refusal.code, refusal.detail));
             }
             Err(failure) => {
@@ -725,29 +750,22 @@ fn never_sent(error: &SendRequestError) -> bool {
 #[derive(Debug, Clone)]
 pub struct Refusal {
     pub status: StatusCode,
-    /// The error code of penguin's error shape, empty if the body had none.
-    pub code: String,
+    /// The error code of penguin's error shape (`Other("")` if the body had none).
+    pub code: PeerCode,
     pub detail: String,
 }
 
 impl Refusal {
     fn read(status: StatusCode, body: &[u8]) -> Self {
-        #[derive(serde::Deserialize)]
-        struct ErrorAnswer {
-            #[serde(default)]
-            error: String,
-            #[serde(default)]
-            detail: String,
-        }
         let answer: Option<ErrorAnswer> = serde_json::from_slice(body).ok();
         let (code, detail) = answer.map_or_else(
             || {
                 (
-                    String::new(),
+                    PeerCode::Other(String::new()),
                     String::from_utf8_lossy(body).chars().take(200).collect(),
                 )
             },
-            |a| (a.error, a.detail),
+            |a| (PeerCode::parse(&a.error), a.detail),
         );
         Self { status, code, detail }
     }

@@ -29,7 +29,8 @@
 
 use std::sync::Arc;
 
-use super::clients::{LoteAnswer, PagarRequest, PagoAnswer, PeerApi, PeerError, Peers};
+use super::answers::{EstadoPago, LoteAnswer, PagoAnswer};
+use super::clients::{PagarRequest, PeerApi, PeerError, Peers};
 use super::decide::{self, Call, Decision, Ledger, Progress, Seen, Settlement};
 use super::instancia::{EnCurso, Instancia, Turno};
 use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, el_pago};
@@ -514,7 +515,7 @@ async fn refund<P: PeerApi>(
 ) -> Result<PagoAnswer, PeerError> {
     let answer = peers.reembolsar(clave, visto).await;
     match &answer {
-        Ok(pago) if pago.estado == super::clients::EstadoPago::Reembolsado => log::warn!(
+        Ok(pago) if pago.estado == EstadoPago::Reembolsado => log::warn!(
             target: LOG_TARGET,
             "pedido {} failed after it was charged; {} refunded",
             pedido.id,
