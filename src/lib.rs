@@ -39,7 +39,8 @@
 //!   `GET /cambios`, `POST /secuencia`).
 //! - `productos`, `inventario`, `pagos`, `pedidos`: one module per service, each with
 //!   its route table (`configure`), handlers, SQL and models; pedidos adds its peer
-//!   clients (behind the `PeerApi` trait), resilience (retries, timeouts, breakers),
+//!   clients (behind the `PeerApi` trait) and their answers, the HTTP transport with
+//!   retries and timeouts (`peer`), the circuit breakers (`breaker`),
 //!   the order's decisions (`decide`, no I/O), the order flow that makes the calls and
 //!   writes they ask for (`saga`) and the status page (`panel`).
 //! - `simulation` (tests only): the whole shop in one thread, driven by a seed, that

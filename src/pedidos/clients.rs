@@ -29,10 +29,11 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use super::answers::{
     EstadoLote, LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode, ProductoAnswer, ReservaAnswer,
 };
+use super::breaker::Breakers;
 use super::decide::Ledger;
 use super::metrics::PedidosMetrics;
 use super::model::{Item, Linea};
-use super::resilience::{Breakers, CallError, Peer, Refusal};
+use super::peer::{CallError, Peer, Refusal};
 use crate::config::PeerSettings;
 use crate::error::ErrorCode;
 use crate::money::Money;

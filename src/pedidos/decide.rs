@@ -610,7 +610,7 @@ mod tests {
     use crate::money::Money;
     use crate::pedidos::answers::{PeerCode, ReservaAnswer};
     use crate::pedidos::model::Item;
-    use crate::pedidos::resilience::{CallError, Refusal};
+    use crate::pedidos::peer::{CallError, Refusal};
     use actix_web::http::StatusCode;
     use std::time::Duration;
 

@@ -7,11 +7,13 @@
 //! (stage + a peer's answer → next stage, no I/O) are in `decide`, and
 //! `saga::advance` is the one function that moves an order on, called by the request
 //! that places it and by `recovery` for every order no request is driving. The typed
-//! peer calls are in `clients`; retries, timeouts and the per-peer circuit breakers
-//! in `resilience`; who is driving which order, in `instancia`. `heal` makes the books
+//! peer calls are in `clients`, what the peers answer in `answers`; one call's
+//! attempts, retries and timeouts in `peer`; the per-peer circuit breakers in
+//! `breaker`; who is driving which order, in `instancia`. `heal` makes the books
 //! agree again after any one service was restored from an older copy of its database.
 
 pub(crate) mod answers;
+pub(crate) mod breaker;
 pub(crate) mod clients;
 pub(crate) mod decide;
 pub(crate) mod heal;
@@ -19,9 +21,9 @@ pub(crate) mod instancia;
 mod metrics;
 pub(crate) mod model;
 mod panel;
+pub(crate) mod peer;
 pub(crate) mod recovery;
 pub(crate) mod repo;
-pub(crate) mod resilience;
 mod routes;
 pub(crate) mod saga;
 
@@ -29,11 +31,11 @@ use actix_web::web;
 use rusqlite_migration::M;
 use utoipa::OpenApi;
 
+pub use breaker::Breakers;
 pub use clients::Peers;
 pub use instancia::Instancia;
 pub use metrics::PedidosMetrics;
 pub use recovery::spawn as spawn_recovery;
-pub use resilience::Breakers;
 
 use crate::db::Schema;
 use crate::error::method_not_allowed;

@@ -16,12 +16,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::answers::{ErrorAnswer, ProductoAnswer, ReadyAnswer, StockAnswer};
+use super::breaker::{Breakers, CircuitStatus};
 use super::clients::Peers;
 use super::decide::Ledger;
 use super::instancia::Instancia;
 use super::model::{EstadoPedido, PedidoVista};
 use super::repo;
-use super::resilience::{Breakers, CircuitStatus};
 use crate::clock;
 use crate::db::{self, Pool, run_blocking};
 use crate::error::ApiError;

@@ -15,12 +15,12 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
+use super::breaker::Breakers;
 use super::clients::{PeerApi, Peers};
 use super::heal;
 use super::instancia::Instancia;
 use super::model::Pedido;
 use super::repo;
-use super::resilience::Breakers;
 use super::saga::{self, Contexto, Store};
 use crate::clock;
 use crate::config::PeerSettings;

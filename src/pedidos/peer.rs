@@ -1,35 +1,21 @@
 //! How pedidos calls a peer: a timeout on every attempt, retries with jittered
 //! backoff on connection errors, timeouts, `5xx` and answers cut short or unreadable
-//! (never on `4xx`), all inside that peer's circuit breaker.
-//!
-//! Each peer has one breaker shared by every worker ([`Breakers`]): it opens after
-//! `BREAKER_FAILURES` consecutive failed calls (a call fails when its last attempt
-//! fails) and rejects calls at once while open, for `BREAKER_OPEN_SECS` (30 s, as the
-//! contract says) — except for a peer that is not listening yet: one that has not
-//! answered once since pedidos started and whose every failure since was a request
-//! that never left (connection refused, unreachable, connect timeout). It is taken to
-//! be starting, and its circuit opens for a second at most, so a peer that comes up
-//! after pedidos costs users a second, not thirty. A peer that accepts the connection
-//! and then fails (a reset, a timeout, a `5xx`, an answer cut short) is failing, not
-//! starting, whether or not it ever answered. When a period is over, one trial call goes through (the others are still rejected): its
-//! success closes the circuit, its failure opens it again. Transitions and retries
-//! are logged.
+//! (never on `4xx`), all inside that peer's circuit breaker (`breaker`), which is
+//! told how each call ended. Retries are logged; each attempt is a client span.
 //!
 //! Every attempt carries the request id and a `traceparent` with a new span id of the
 //! work it is made for (`trace`).
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::Bytes;
 use awc::error::{ConnectError, SendRequestError};
-use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
-use failsafe::futures::CircuitBreaker;
-use failsafe::{Config, Instrument, StateMachine};
 use serde::de::DeserializeOwned;
 
 use super::answers::{ErrorAnswer, PeerCode};
+use super::breaker::Breaker;
 use super::metrics::PedidosMetrics;
 use crate::config::PeerSettings;
 use crate::trace::{self, KeyValue, SpanKind};
@@ -56,302 +42,6 @@ pub enum CallError {
         peer: &'static str,
         retry_after: Duration,
     },
-}
-
-/// A circuit's state, as pedidos reports it: in `/ready`, on the status page, and
-/// in its metrics (a label, and `penguin_circuit_state`'s value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, strum::IntoStaticStr)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum Circuit {
-    Closed,
-    /// A trial call is under way.
-    HalfOpen,
-    Open,
-}
-
-impl Circuit {
-    /// The gauge's value: 0 closed, 1 half-open, 2 open.
-    pub fn gauge(self) -> i64 {
-        match self {
-            Self::Closed => 0,
-            Self::HalfOpen => 1,
-            Self::Open => 2,
-        }
-    }
-}
-
-/// One peer's circuit, as `/ready` and the status page show it.
-#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
-pub struct CircuitStatus {
-    pub circuit: Circuit,
-    /// While open: milliseconds until the next call goes through as a trial.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub retry_in_ms: Option<u64>,
-}
-
-/// How long a circuit stays open: at most a second for a peer that is not listening
-/// yet (it never answered, and no failed request of the run that opens the circuit
-/// ever left pedidos), which is taken to be starting (on an orchestrator its pods may
-/// come up after pedidos'), so that it is used within a second of being up;
-/// `longest` (`BREAKER_OPEN_SECS`) for every other, as the contract says.
-fn open_period(seen: &Seen, longest: Duration) -> Duration {
-    if seen.reached || !seen.only_unsent {
-        longest
-    } else {
-        longest.min(Duration::from_secs(1))
-    }
-}
-
-/// The open periods of a circuit, as failsafe asks for one each time it opens
-/// ([`open_period`]). The period chosen is kept in [`Seen`] for the breaker's own view.
-#[derive(Clone)]
-struct Periods {
-    seen: Arc<Mutex<Seen>>,
-    longest: Duration,
-}
-
-impl Iterator for Periods {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.period = open_period(&seen, self.longest);
-        Some(seen.period)
-    }
-}
-
-/// What a breaker's transitions told so far.
-#[derive(Debug)]
-struct Seen {
-    circuit: Circuit,
-    /// Whether the peer ever answered.
-    reached: bool,
-    /// Whether every failed call since the peer last answered (or since pedidos
-    /// started) never left pedidos: the peer is not listening, rather than failing.
-    only_unsent: bool,
-    /// The open period failsafe was last given.
-    period: Duration,
-    /// While open: when it lets a trial call through.
-    open_until: Option<Instant>,
-    /// While half-open: since when the one trial call has been under way.
-    trial_since: Option<Instant>,
-}
-
-/// Follows a breaker's transitions: logs and counts them, remembers the state, and
-/// lets one trial call at a time through a half-open circuit.
-#[derive(Clone)]
-pub struct BreakerLog {
-    peer: &'static str,
-    seen: Arc<Mutex<Seen>>,
-    metrics: Arc<PedidosMetrics>,
-}
-
-impl BreakerLog {
-    fn seen(&self) -> MutexGuard<'_, Seen> {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn moved_to(&self, circuit: Circuit) {
-        self.metrics
-            .circuit
-            .with_label_values(&[self.peer])
-            .set(circuit.gauge());
-        self.metrics
-            .transitions
-            .with_label_values(&[self.peer, circuit.into()])
-            .inc();
-    }
-}
-
-impl Instrument for BreakerLog {
-    fn on_call_rejected(&self) {
-        log::debug!(target: LOG_TARGET, "circuit of {} is open: call rejected", self.peer);
-    }
-
-    fn on_open(&self) {
-        let period = {
-            let mut seen = self.seen();
-            let period = seen.period;
-            seen.circuit = Circuit::Open;
-            seen.open_until = Some(Instant::now() + period);
-            seen.trial_since = None;
-            period
-        };
-        self.moved_to(Circuit::Open);
-        log::warn!(
-            target: LOG_TARGET,
-            "circuit of {} opened for {} ms",
-            self.peer,
-            period.as_millis()
-        );
-    }
-
-    fn on_half_open(&self) {
-        self.seen().circuit = Circuit::HalfOpen;
-        self.moved_to(Circuit::HalfOpen);
-        log::info!(target: LOG_TARGET, "circuit of {} half-open: letting a trial call through", self.peer);
-    }
-
-    fn on_closed(&self) {
-        // failsafe also calls this as it builds the machine: closing says nothing of
-        // whether the peer ever answered (`Breaker::reached` does).
-        let mut seen = self.seen();
-        let reached = seen.reached;
-        let was = std::mem::replace(&mut *seen, Seen::closed(reached));
-        drop(seen);
-        if was.circuit != Circuit::Closed {
-            self.moved_to(Circuit::Closed);
-            log::info!(target: LOG_TARGET, "circuit of {} closed", self.peer);
-        }
-    }
-}
-
-impl Seen {
-    fn closed(reached: bool) -> Self {
-        Self {
-            circuit: Circuit::Closed,
-            reached,
-            only_unsent: true,
-            period: Duration::ZERO,
-            open_until: None,
-            trial_since: None,
-        }
-    }
-}
-
-type Machine = StateMachine<ConsecutiveFailures<Periods>, BreakerLog>;
-
-/// One peer's circuit breaker; clones share the same state.
-#[derive(Clone)]
-pub struct Breaker {
-    machine: Machine,
-    log: BreakerLog,
-    /// How long a trial call may take before another may be tried in its place (it
-    /// was cut off before it could tell the breaker how it went).
-    trial_timeout: Duration,
-}
-
-impl Breaker {
-    pub fn new(peer: &'static str, settings: &PeerSettings, metrics: &Arc<PedidosMetrics>) -> Self {
-        let seen = Arc::new(Mutex::new(Seen::closed(false)));
-        let log = BreakerLog {
-            peer,
-            seen: seen.clone(),
-            metrics: metrics.clone(),
-        };
-        metrics.circuit.with_label_values(&[peer]).set(0);
-        let periods = Periods {
-            seen,
-            longest: settings.breaker_open,
-        };
-        let machine = Config::new()
-            .failure_policy(consecutive_failures(settings.breaker_failures, periods))
-            .instrument(log.clone())
-            .build();
-        let attempt = settings.timeout + settings.retry_backoff * 2;
-        Self {
-            machine,
-            log,
-            trial_timeout: attempt * settings.retry_attempts + Duration::from_secs(1),
-        }
-    }
-
-    /// Whether a call may go to the peer now: always while closed; while open, once
-    /// its open period is over, as the one trial call (claimed by it when `claim`).
-    fn admits(&self, claim: bool) -> bool {
-        let mut seen = self.log.seen();
-        let now = Instant::now();
-        let trial_free = seen
-            .trial_since
-            .is_none_or(|since| now.duration_since(since) >= self.trial_timeout);
-        let admitted = match seen.circuit {
-            Circuit::Closed => return true,
-            Circuit::Open => seen.open_until.is_none_or(|until| now >= until) && trial_free,
-            Circuit::HalfOpen => trial_free,
-        };
-        if admitted && claim {
-            seen.trial_since = Some(now);
-        }
-        admitted
-    }
-
-    /// Notes that the peer answered: from now on, an outage is not a start.
-    fn reached(&self) {
-        let mut seen = self.log.seen();
-        seen.reached = true;
-        seen.only_unsent = true;
-    }
-
-    /// Notes how a call failed, before the breaker counts it: one that may have
-    /// reached the peer shows a peer that is failing, not one that is starting.
-    fn failed(&self, error: &CallError) {
-        if matches!(error, CallError::Unavailable { sent: true, .. }) {
-            self.log.seen().only_unsent = false;
-        }
-    }
-
-    /// The circuit's state, and while it is open, how long until it lets a trial
-    /// call through (zero once the next call will be one).
-    pub fn status(&self) -> (Circuit, Option<Duration>) {
-        let seen = self.log.seen();
-        let left = seen
-            .open_until
-            .map(|until| until.saturating_duration_since(Instant::now()));
-        (seen.circuit, left.filter(|_| seen.circuit == Circuit::Open))
-    }
-
-    /// The circuit's state, as `/ready` and the status page show it.
-    pub fn circuit_status(&self) -> CircuitStatus {
-        let (circuit, left) = self.status();
-        CircuitStatus {
-            circuit,
-            retry_in_ms: left.map(millis),
-        }
-    }
-
-    /// How long until the open circuit lets a call through, at least one second.
-    fn retry_after(&self) -> Duration {
-        let left = self.status().1.unwrap_or(Duration::ZERO);
-        Duration::from_secs(left.as_secs_f64().ceil().max(1.0) as u64)
-    }
-}
-
-/// The breakers of pedidos' three peers, built once and shared by every worker.
-#[derive(Clone)]
-pub struct Breakers {
-    pub productos: Breaker,
-    pub inventario: Breaker,
-    pub pagos: Breaker,
-}
-
-impl Breakers {
-    pub fn new(settings: &PeerSettings, metrics: &Arc<PedidosMetrics>) -> Self {
-        let breaker = |peer| Breaker::new(peer, settings, metrics);
-        Self {
-            productos: breaker("productos"),
-            inventario: breaker("inventario"),
-            pagos: breaker("pagos"),
-        }
-    }
-
-    /// Each peer's name and breaker.
-    pub fn each(&self) -> [(&'static str, &Breaker); 3] {
-        [
-            ("productos", &self.productos),
-            ("inventario", &self.inventario),
-            ("pagos", &self.pagos),
-        ]
-    }
-
-    /// Each peer's circuit, for `/ready`: `{"productos": {"circuit": "closed"}, …}`,
-    /// with `retry_in_ms` while open.
-    pub fn status(&self) -> std::collections::BTreeMap<&'static str, CircuitStatus> {
-        self.each()
-            .into_iter()
-            .map(|(peer, breaker)| (peer, breaker.circuit_status()))
-            .collect()
-    }
 }
 
 /// A duration in whole milliseconds, as `retry_in_ms` shows it.
@@ -439,33 +129,21 @@ impl Peer {
         body: Option<Bytes>,
     ) -> Result<Result<T, Refusal>, CallError> {
         let started = Instant::now();
-        let called = async {
-            if !self.breaker.admits(true) {
-                return Err(failsafe::Error::Rejected);
-            }
-            let retried = async {
-                let answer = self.retried(&method, path, body).await;
-                if let Err(e) = &answer {
-                    self.breaker.failed(e);
+        let (answer, outcome) = if self.breaker.admits(true) {
+            match self.retried(&method, path, body).await {
+                Ok(answer) => {
+                    self.breaker.answered();
+                    let outcome = if answer.is_ok() { "ok" } else { "refused" };
+                    (Ok(answer), outcome)
                 }
-                answer
-            };
-            self.breaker.machine.call(retried).await
-        };
-        let (answer, outcome) = match called.await {
-            Ok(Ok(answer)) => {
-                self.breaker.reached();
-                (Ok(Ok(answer)), "ok")
+                Err(e) => {
+                    self.breaker.failed(&e);
+                    (Err(e), "failed")
+                }
             }
-            Ok(Err(refusal)) => {
-                self.breaker.reached();
-                (Ok(Err(refusal)), "refused")
-            }
-            Err(failsafe::Error::Inner(e)) => (Err(e), "failed"),
-            Err(failsafe::Error::Rejected) => {
-                self.rejected(Some(&method), path);
-                (Err(self.circuit_open()), "circuit_open")
-            }
+        } else {
+            self.rejected(Some(&method), path);
+            (Err(self.circuit_open()), "circuit_open")
         };
         self.metrics
             .peer_calls

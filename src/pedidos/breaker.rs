@@ -1,0 +1,394 @@
+//! Each peer's circuit breaker, shared by every worker ([`Breakers`]).
+//!
+//! It opens after `BREAKER_FAILURES` consecutive failed calls (a call fails when its
+//! last attempt fails; a refusal is an answer, not a failure) and rejects calls at
+//! once while open, for `BREAKER_OPEN_SECS` (30 s, as the contract says) — except for
+//! a peer that is not listening yet: one that has not answered once since pedidos
+//! started and whose every failure since was a request that never left (connection
+//! refused, unreachable, connect timeout). It is taken to be starting, and its
+//! circuit opens for a second at most, so a peer that comes up after pedidos (an
+//! orchestrator may start it later) costs users a second, not thirty. A peer that
+//! accepts the connection and then fails (a reset, a timeout, a `5xx`, an answer cut
+//! short) is failing, not starting, whether or not it ever answered. When a period is
+//! over, one trial call goes through (the others are still rejected): its success
+//! closes the circuit, its failure opens it again. A trial that never ends (its
+//! order was dropped) gives way to another after the longest a call may take.
+//!
+//! Written here rather than with the `failsafe` crate, which the first version used:
+//! failsafe lets every call through a half-open circuit, has no open period that
+//! depends on how the calls failed, and its backoffs panic below one second. Each
+//! was added around it, which kept a second state machine beside failsafe's, fed by
+//! its callbacks and by the backoff iterator it asked for periods. One small state
+//! machine ([`State`]) is the one source of truth instead.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::metrics::PedidosMetrics;
+use super::peer::{CallError, millis};
+use crate::config::PeerSettings;
+
+const LOG_TARGET: &str = "pedidos";
+
+/// A circuit's state, as pedidos reports it: in `/ready`, on the status page, and
+/// in its metrics (a label, and `penguin_circuit_state`'s value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, strum::IntoStaticStr)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Circuit {
+    Closed,
+    /// A trial call is under way.
+    HalfOpen,
+    Open,
+}
+
+impl Circuit {
+    /// The gauge's value: 0 closed, 1 half-open, 2 open.
+    pub fn gauge(self) -> i64 {
+        match self {
+            Self::Closed => 0,
+            Self::HalfOpen => 1,
+            Self::Open => 2,
+        }
+    }
+}
+
+/// One peer's circuit, as `/ready` and the status page show it.
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+pub struct CircuitStatus {
+    pub circuit: Circuit,
+    /// While open: milliseconds until the next call goes through as a trial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+}
+
+/// One peer's circuit breaker; clones share the same state.
+#[derive(Clone)]
+pub struct Breaker(Arc<Parts>);
+
+struct Parts {
+    peer: &'static str,
+    state: Mutex<State>,
+    /// How many consecutive failed calls open the circuit.
+    failures: u32,
+    /// How long the circuit stays open for a peer that is not starting.
+    longest: Duration,
+    /// How long a trial call may take before another may be tried in its place (it
+    /// was cut off before it could tell the breaker how it went).
+    trial_timeout: Duration,
+    metrics: Arc<PedidosMetrics>,
+}
+
+/// What a breaker knows of its peer.
+#[derive(Debug)]
+struct State {
+    circuit: Circuit,
+    /// Consecutive failed calls while closed.
+    failures: u32,
+    /// Whether the peer ever answered.
+    reached: bool,
+    /// Whether every failed call since the peer last answered (or since pedidos
+    /// started) never left pedidos: the peer is not listening, rather than failing.
+    only_unsent: bool,
+    /// While open: when it lets a trial call through.
+    open_until: Option<Instant>,
+    /// While half-open: since when the one trial call has been under way.
+    trial_since: Option<Instant>,
+}
+
+impl Breaker {
+    pub fn new(peer: &'static str, settings: &PeerSettings, metrics: &Arc<PedidosMetrics>) -> Self {
+        metrics.circuit.with_label_values(&[peer]).set(0);
+        let attempt = settings.timeout + settings.retry_backoff * 2;
+        Self(Arc::new(Parts {
+            peer,
+            state: Mutex::new(State {
+                circuit: Circuit::Closed,
+                failures: 0,
+                reached: false,
+                only_unsent: true,
+                open_until: None,
+                trial_since: None,
+            }),
+            failures: settings.breaker_failures.max(1),
+            longest: settings.breaker_open,
+            trial_timeout: attempt * settings.retry_attempts + Duration::from_secs(1),
+            metrics: metrics.clone(),
+        }))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a call may go to the peer now: always while closed; while open, once
+    /// its open period is over, as the one trial call. `claim` makes the call that
+    /// asks the trial (the circuit is then half-open); without it the question is
+    /// only whether one could go.
+    pub fn admits(&self, claim: bool) -> bool {
+        let mut state = self.state();
+        let now = Instant::now();
+        let trial_free = state
+            .trial_since
+            .is_none_or(|since| now.duration_since(since) >= self.0.trial_timeout);
+        let admitted = match state.circuit {
+            Circuit::Closed => return true,
+            Circuit::Open => state.open_until.is_none_or(|until| now >= until),
+            Circuit::HalfOpen => trial_free,
+        };
+        if !admitted {
+            log::debug!(target: LOG_TARGET, "circuit of {} is open: call rejected", self.0.peer);
+        }
+        if admitted && claim {
+            state.trial_since = Some(now);
+            if state.circuit == Circuit::Open {
+                state.circuit = Circuit::HalfOpen;
+                state.open_until = None;
+                drop(state);
+                self.moved_to(Circuit::HalfOpen);
+                log::info!(target: LOG_TARGET, "circuit of {} half-open: letting a trial call through", self.0.peer);
+            }
+        }
+        admitted
+    }
+
+    /// The peer answered (a success or a refusal): an outage from now on is not a
+    /// start, and a half-open circuit closes.
+    pub fn answered(&self) {
+        let mut state = self.state();
+        state.reached = true;
+        state.only_unsent = true;
+        state.failures = 0;
+        if state.circuit == Circuit::HalfOpen {
+            state.circuit = Circuit::Closed;
+            state.trial_since = None;
+            drop(state);
+            self.moved_to(Circuit::Closed);
+            log::info!(target: LOG_TARGET, "circuit of {} closed", self.0.peer);
+        }
+    }
+
+    /// A call failed: counted while closed (the circuit opens at the threshold), and
+    /// a half-open circuit opens again. One that may have reached the peer shows a
+    /// peer that is failing, not one that is starting.
+    pub fn failed(&self, error: &CallError) {
+        let mut state = self.state();
+        if matches!(error, CallError::Unavailable { sent: true, .. }) {
+            state.only_unsent = false;
+        }
+        let opens = match state.circuit {
+            Circuit::Closed => {
+                state.failures += 1;
+                state.failures >= self.0.failures
+            }
+            Circuit::HalfOpen => true,
+            // Calls let through before it opened end while it is open: already counted.
+            Circuit::Open => false,
+        };
+        if !opens {
+            return;
+        }
+        let period = if state.reached || !state.only_unsent {
+            self.0.longest
+        } else {
+            self.0.longest.min(Duration::from_secs(1))
+        };
+        state.circuit = Circuit::Open;
+        state.failures = 0;
+        state.open_until = Some(Instant::now() + period);
+        state.trial_since = None;
+        drop(state);
+        self.moved_to(Circuit::Open);
+        log::warn!(
+            target: LOG_TARGET,
+            "circuit of {} opened for {} ms",
+            self.0.peer,
+            period.as_millis()
+        );
+    }
+
+    fn moved_to(&self, circuit: Circuit) {
+        self.0
+            .metrics
+            .circuit
+            .with_label_values(&[self.0.peer])
+            .set(circuit.gauge());
+        self.0
+            .metrics
+            .transitions
+            .with_label_values(&[self.0.peer, circuit.into()])
+            .inc();
+    }
+
+    /// The circuit's state, and while it is open, how long until it lets a trial
+    /// call through (zero once the next call will be one).
+    pub fn status(&self) -> (Circuit, Option<Duration>) {
+        let state = self.state();
+        let left = state
+            .open_until
+            .map(|until| until.saturating_duration_since(Instant::now()));
+        (state.circuit, left.filter(|_| state.circuit == Circuit::Open))
+    }
+
+    /// The circuit's state, as `/ready` and the status page show it.
+    pub fn circuit_status(&self) -> CircuitStatus {
+        let (circuit, left) = self.status();
+        CircuitStatus {
+            circuit,
+            retry_in_ms: left.map(millis),
+        }
+    }
+
+    /// How long until the open circuit lets a call through, at least one second.
+    pub fn retry_after(&self) -> Duration {
+        let left = self.status().1.unwrap_or(Duration::ZERO);
+        Duration::from_secs(left.as_secs_f64().ceil().max(1.0) as u64)
+    }
+}
+
+/// The breakers of pedidos' three peers, built once and shared by every worker.
+#[derive(Clone)]
+pub struct Breakers {
+    pub productos: Breaker,
+    pub inventario: Breaker,
+    pub pagos: Breaker,
+}
+
+impl Breakers {
+    pub fn new(settings: &PeerSettings, metrics: &Arc<PedidosMetrics>) -> Self {
+        let breaker = |peer| Breaker::new(peer, settings, metrics);
+        Self {
+            productos: breaker("productos"),
+            inventario: breaker("inventario"),
+            pagos: breaker("pagos"),
+        }
+    }
+
+    /// Each peer's name and breaker.
+    pub fn each(&self) -> [(&'static str, &Breaker); 3] {
+        [
+            ("productos", &self.productos),
+            ("inventario", &self.inventario),
+            ("pagos", &self.pagos),
+        ]
+    }
+
+    /// Each peer's circuit, for `/ready`: `{"productos": {"circuit": "closed"}, …}`,
+    /// with `retry_in_ms` while open.
+    pub fn status(&self) -> BTreeMap<&'static str, CircuitStatus> {
+        self.each()
+            .into_iter()
+            .map(|(peer, breaker)| (peer, breaker.circuit_status()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::service::Service;
+
+    fn breaker(open: Duration) -> Breaker {
+        let settings = PeerSettings {
+            breaker_failures: 3,
+            breaker_open: open,
+            timeout: Duration::from_millis(20),
+            retry_backoff: Duration::from_millis(1),
+            retry_attempts: 1,
+            ..PeerSettings::defaults()
+        };
+        let metrics = Metrics::new(Service::Pedidos).expect("metrics");
+        let pedidos = Arc::new(PedidosMetrics::register(&metrics).expect("pedidos' metrics"));
+        Breaker::new("inventario", &settings, &pedidos)
+    }
+
+    fn unavailable(sent: bool) -> CallError {
+        CallError::Unavailable {
+            peer: "inventario",
+            cause: "refused".into(),
+            sent,
+        }
+    }
+
+    #[test]
+    fn it_opens_after_consecutive_failures_and_lets_one_trial_through_at_a_time() {
+        let breaker = breaker(Duration::from_millis(300));
+        breaker.answered();
+        breaker.failed(&unavailable(true));
+        breaker.failed(&unavailable(true));
+        breaker.answered();
+        breaker.failed(&unavailable(true));
+        breaker.failed(&unavailable(true));
+        assert_eq!(
+            breaker.status().0,
+            Circuit::Closed,
+            "an answer between restarts the count"
+        );
+        breaker.failed(&unavailable(true));
+        let (circuit, left) = breaker.status();
+        assert_eq!(circuit, Circuit::Open);
+        assert!(left.is_some_and(|l| l <= Duration::from_millis(300)), "{left:?}");
+        assert!(!breaker.admits(true) && !breaker.admits(false), "open: rejected");
+        assert_eq!(breaker.retry_after(), Duration::from_secs(1), "at least a second");
+
+        std::thread::sleep(Duration::from_millis(310));
+        assert!(breaker.admits(false), "a trial could go");
+        assert_eq!(breaker.status().0, Circuit::Open, "asking does not claim it");
+        assert!(breaker.admits(true), "the trial");
+        assert_eq!(breaker.status().0, Circuit::HalfOpen);
+        assert!(!breaker.admits(true), "one trial at a time");
+        breaker.failed(&unavailable(true));
+        assert_eq!(breaker.status().0, Circuit::Open, "a failed trial opens it again");
+
+        std::thread::sleep(Duration::from_millis(310));
+        assert!(breaker.admits(true));
+        breaker.answered();
+        assert_eq!(breaker.status().0, Circuit::Closed, "a trial answered closes it");
+        assert!(breaker.admits(true));
+    }
+
+    #[test]
+    fn a_peer_not_listening_yet_is_tried_again_within_a_second_and_one_failing_after_the_whole_period() {
+        let starting = breaker(Duration::from_secs(30));
+        for _ in 0..3 {
+            starting.failed(&unavailable(false));
+        }
+        let left = starting.status().1.expect("open");
+        assert!(
+            left <= Duration::from_secs(1),
+            "never answered, never reached: {left:?}"
+        );
+
+        let failing = breaker(Duration::from_secs(30));
+        failing.failed(&unavailable(false));
+        failing.failed(&unavailable(true));
+        failing.failed(&unavailable(false));
+        let left = failing.status().1.expect("open");
+        assert!(left > Duration::from_secs(29), "a request that left: {left:?}");
+
+        let answered_once = breaker(Duration::from_secs(30));
+        answered_once.answered();
+        for _ in 0..3 {
+            answered_once.failed(&unavailable(false));
+        }
+        let left = answered_once.status().1.expect("open");
+        assert!(left > Duration::from_secs(29), "it answered before: {left:?}");
+    }
+
+    #[test]
+    fn a_trial_that_never_ends_gives_way_to_another() {
+        let breaker = breaker(Duration::from_millis(10));
+        for _ in 0..3 {
+            breaker.failed(&unavailable(true));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(breaker.admits(true), "the trial, whose order is then dropped");
+        assert!(!breaker.admits(true));
+        // The trial timeout: one attempt of 20 ms with its backoffs, and a second.
+        std::thread::sleep(Duration::from_millis(1050));
+        assert!(breaker.admits(true), "another trial in its place");
+        assert_eq!(breaker.status().0, Circuit::HalfOpen);
+    }
+}
