@@ -263,15 +263,7 @@ impl Etapa {
         let code = match desenlace {
             Desenlace::Confirmado { .. } => return (StatusCode::CREATED, None),
             Desenlace::Rechazado { .. } => ErrorCode::PaymentRejected,
-            Desenlace::Fallido { causa, .. } => match causa {
-                Causa::ProductoNotFound => ErrorCode::ProductoNotFound,
-                Causa::TotalTooLarge => ErrorCode::TotalTooLarge,
-                Causa::InsufficientStock => ErrorCode::InsufficientStock,
-                Causa::ReservaReleased => ErrorCode::ReservaReleased,
-                Causa::PeerError => ErrorCode::PeerError,
-                Causa::PeerUnavailable => ErrorCode::PeerUnavailable,
-                Causa::Interrupted => ErrorCode::Interrupted,
-            },
+            Desenlace::Fallido { causa, .. } => ErrorCode::from(*causa),
         };
         (code.status(), Some(code))
     }
@@ -316,6 +308,21 @@ pub enum Causa {
 }
 
 crate::db::stored_as_text!(Causa);
+
+impl From<Causa> for ErrorCode {
+    /// The error code an order that failed for `causa` is answered with.
+    fn from(causa: Causa) -> Self {
+        match causa {
+            Causa::ProductoNotFound => Self::ProductoNotFound,
+            Causa::TotalTooLarge => Self::TotalTooLarge,
+            Causa::InsufficientStock => Self::InsufficientStock,
+            Causa::ReservaReleased => Self::ReservaReleased,
+            Causa::PeerError => Self::PeerError,
+            Causa::PeerUnavailable => Self::PeerUnavailable,
+            Causa::Interrupted => Self::Interrupted,
+        }
+    }
+}
 
 /// What a client sees of an order's stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, strum::IntoStaticStr, strum::EnumString)]
