@@ -521,7 +521,7 @@ where
 /// [`run_write`] for a write that records work already done at a peer (an order's
 /// next stage): never refused for a full queue, since refusing it would leave the
 /// record behind what happened. The work that led to it was admitted as new work.
-pub async fn run_write_owed<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
+pub async fn run_write_always<T, F>(pool: &Pool, f: F) -> Result<T, ApiError>
 where
     F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,

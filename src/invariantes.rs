@@ -76,14 +76,14 @@ pub struct Tienda {
 
 /// An answer a client got: its status and the order it named.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Respuesta {
+pub struct ClientAnswer {
     pub status: u16,
     pub pedido_id: i64,
     /// The Idempotency-Key it was placed with, to find it in the logs.
     pub clave: String,
 }
 
-impl Respuesta {
+impl ClientAnswer {
     /// The answer a client got for order `pedido_id`, placed without a key.
     pub fn of(status: u16, pedido_id: i64) -> Self {
         Self {
@@ -210,7 +210,7 @@ async fn every(
 pub async fn check(
     tienda: &Tienda,
     cargado: &[(i64, i64)],
-    respuestas: &[Respuesta],
+    answers: &[ClientAnswer],
 ) -> Result<Informe, String> {
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
     let pedidos = every(&client, tienda, &tienda.pedidos, "/pedidos", "id").await?;
@@ -299,7 +299,7 @@ pub async fn check(
         sin_pago == 0,
         format!("{sin_pago} without"),
     );
-    if !respuestas.is_empty() {
+    if !answers.is_empty() {
         let final_: HashMap<i64, &Value> = pedidos
             .iter()
             .filter_map(|p| Some((p["id"].as_i64()?, p)))
@@ -310,7 +310,7 @@ pub async fn check(
             _ => None,
         };
         let mut revisadas = 0;
-        for r in respuestas {
+        for r in answers {
             let Some(prometido) = prometido(r.status) else {
                 continue;
             };
@@ -343,12 +343,12 @@ pub async fn check(
 pub async fn check_until(
     tienda: &Tienda,
     cargado: &[(i64, i64)],
-    respuestas: &[Respuesta],
+    answers: &[ClientAnswer],
     wait: Duration,
 ) -> Informe {
     let deadline = Instant::now() + wait;
     loop {
-        let informe = check(tienda, cargado, respuestas).await.unwrap_or_else(|e| {
+        let informe = check(tienda, cargado, answers).await.unwrap_or_else(|e| {
             // A service still restarting.
             let mut informe = Informe::default();
             informe.add("services answer", false, e);
@@ -363,8 +363,8 @@ pub async fn check_until(
 
 /// Reads answer files of `STATUS CURL_EXIT PEDIDO_ID KEY` lines; lost answers (a curl
 /// error, no order id) promised nothing and are left out.
-pub fn read_answers(paths: &[PathBuf]) -> Result<Vec<Respuesta>, String> {
-    let mut respuestas = Vec::new();
+pub fn read_answers(paths: &[PathBuf]) -> Result<Vec<ClientAnswer>, String> {
+    let mut answers = Vec::new();
     for path in paths {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         for line in text.lines() {
@@ -372,7 +372,7 @@ pub fn read_answers(paths: &[PathBuf]) -> Result<Vec<Respuesta>, String> {
             if let [status, "0", pedido_id, clave] = fields[..]
                 && let (Ok(status), Ok(pedido_id)) = (status.parse(), pedido_id.parse())
             {
-                respuestas.push(Respuesta {
+                answers.push(ClientAnswer {
                     status,
                     pedido_id,
                     clave: clave.to_string(),
@@ -380,7 +380,7 @@ pub fn read_answers(paths: &[PathBuf]) -> Result<Vec<Respuesta>, String> {
             }
         }
     }
-    Ok(respuestas)
+    Ok(answers)
 }
 
 /// `penguin check`: prints every invariant; fails unless all hold.
@@ -391,10 +391,9 @@ pub fn run(args: &CheckArgs) -> Result<bool, String> {
         pagos: args.payments_url.trim_end_matches('/').to_string(),
         token: args.token.clone(),
     };
-    let respuestas = read_answers(&args.answers)?;
+    let answers = read_answers(&args.answers)?;
     let wait = Duration::try_from_secs_f64(args.wait).map_err(|e| format!("--wait: {e}"))?;
-    let informe =
-        actix_web::rt::System::new().block_on(check_until(&tienda, &args.loaded, &respuestas, wait));
+    let informe = actix_web::rt::System::new().block_on(check_until(&tienda, &args.loaded, &answers, wait));
     println!("{informe}");
     Ok(informe.cumple())
 }

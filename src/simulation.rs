@@ -39,12 +39,12 @@ use crate::pedidos::PedidosMetrics;
 use crate::pedidos::answers::{LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode};
 use crate::pedidos::clients::{PagarRequest, PeerApi, PeerError, lote_held};
 use crate::pedidos::decide::{Ledger, Seen};
-use crate::pedidos::instancia::{EnCurso, Healing, Instancia, PeerNumbers, Turno};
+use crate::pedidos::instancia::{Claim, Healing, InProgress, Instancia, PeerNumbers};
 use crate::pedidos::model::{EstadoPedido, Etapa, Item, Linea, NuevoPedido, Pedido};
 use crate::pedidos::peer::{CallError, Refusal};
 use crate::pedidos::recovery;
-use crate::pedidos::repo::{self, Alta, BroughtBack, Registro};
-use crate::pedidos::saga::{self, Contexto, Store};
+use crate::pedidos::repo::{self, BroughtBack, Placement, Registro};
+use crate::pedidos::saga::{self, SagaContext, Store};
 use crate::secuencia::Cambios;
 use crate::service::Service;
 
@@ -610,14 +610,14 @@ impl Store for SimStore<'_> {
         &self,
         registro: Registro,
         clave: Option<String>,
-        en_curso: &Arc<EnCurso>,
-    ) -> Result<(Alta, Option<Turno>), ApiError> {
+        in_progress: &Arc<InProgress>,
+    ) -> Result<(Placement, Option<Claim>), ApiError> {
         Yield::default().await;
         Ok(saga::record_new(
             &mut self.0.pedidos.borrow_mut(),
             registro,
             clave.as_deref(),
-            en_curso,
+            in_progress,
         )?)
     }
 
@@ -752,7 +752,7 @@ fn instancia(shop: &Shop) -> Rc<Instancia> {
         healing,
         prefijo: repo::prefijo(&shop.pedidos.borrow()).expect("prefijo"),
         plazo: Duration::from_millis(DEADLINE_MS as u64),
-        en_curso: Arc::default(),
+        in_progress: Arc::default(),
         line_by_line: Arc::default(),
         metrics: Arc::new(PedidosMetrics::register(&metrics).expect("metrics")),
         tracer: None,
@@ -871,7 +871,7 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
     shop.log("*** faults stop; recovery finishes the rest");
     let current = instancia(&shop);
     for _ in 0..5 {
-        let ctx = Contexto {
+        let ctx = SagaContext {
             peers: &peers,
             store: &store,
             instancia: &current,
@@ -898,13 +898,13 @@ fn place<'a>(
     n: usize,
 ) -> Task<'a> {
     Box::pin(async move {
-        let ctx = Contexto {
+        let ctx = SagaContext {
             peers,
             store,
             instancia: &instancia,
         };
         match saga::colocar(&ctx, nuevo, None).await {
-            Ok(Alta::Nuevo(pedido)) => {
+            Ok(Placement::New(pedido)) => {
                 let (status, _) = pedido.etapa.answer();
                 if shop.hung_up.borrow().contains(&n) {
                     shop.log(format!(
@@ -932,7 +932,7 @@ fn recover<'a>(
     instancia: Rc<Instancia>,
 ) -> Task<'a> {
     Box::pin(async move {
-        let ctx = Contexto {
+        let ctx = SagaContext {
             peers,
             store,
             instancia: &instancia,

@@ -79,7 +79,7 @@ pub fn list_stock(conn: &Connection, page: Bounds) -> rusqlite::Result<Vec<Stock
     .collect()
 }
 
-pub fn get_stock(conn: &Connection, producto_id: i64) -> rusqlite::Result<Option<Stock>> {
+pub fn stock_of(conn: &Connection, producto_id: i64) -> rusqlite::Result<Option<Stock>> {
     conn.prepare_cached(concat!(
         "SELECT ",
         stock_columns!(),

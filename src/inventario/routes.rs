@@ -128,7 +128,7 @@ pub async fn consultar_stock(
         ErrorCode::StockNotFound,
         "stock row for producto",
     )?;
-    let stock = run_blocking(&pool, move |conn| Ok(repo::get_stock(conn, producto_id)?)).await?;
+    let stock = run_blocking(&pool, move |conn| Ok(repo::stock_of(conn, producto_id)?)).await?;
     stock.map(|s| HttpResponse::Ok().json(s)).ok_or_else(|| {
         ApiError::new(
             ErrorCode::StockNotFound,

@@ -9,7 +9,7 @@
 
 use super::answers::{EstadoLote, EstadoPago, ListedLote, ListedPago, LoteAnswer, PagoAnswer};
 use super::clients::{PeerError, lote_released};
-use super::model::{Causa, Desenlace, Deuda, Etapa, Pedido, el_pago};
+use super::model::{Causa, Desenlace, Deuda, Etapa, Pedido, payment_named};
 use crate::error::ErrorCode;
 use crate::money::Money;
 
@@ -279,7 +279,7 @@ pub fn charged(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Dec
         Ok(PagoAnswer { pago_id, estado, .. }) => {
             let motivo = format!(
                 "pagos answered {} {estado:?}: nothing is charged",
-                el_pago(pago_id)
+                payment_named(pago_id)
             );
             go_on(progress.closed(fallido(Causa::PeerError, motivo), liberar))
         }
@@ -329,7 +329,7 @@ fn failed_confirmation(pedido: &Pedido, progress: Progress, pago_id: Option<i64>
         "pedido {} was paid ({}) but its reservation can no longer be confirmed ({why}); \
          the payment is refunded",
         pedido.id,
-        el_pago(pago_id)
+        payment_named(pago_id)
     );
     let desenlace = Desenlace::Fallido {
         causa: Causa::ReservaReleased,
@@ -367,7 +367,7 @@ pub fn voided(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Deci
                 causa: Causa::Interrupted,
                 motivo: format!(
                     "the order was not completed within its deadline; {} was refunded",
-                    el_pago(pago_id)
+                    payment_named(pago_id)
                 ),
                 pago_id,
             };
@@ -496,7 +496,7 @@ pub fn charge_reasserted(pedido: &Pedido, answer: Result<PagoAnswer, PeerError>)
     if pago.estado != EstadoPago::Aprobado {
         return Reasserted::Unhealed(format!(
             "pagos holds {} for its referencia as {:?}, not approved",
-            el_pago(pago.pago_id),
+            payment_named(pago.pago_id),
             pago.estado
         ));
     }

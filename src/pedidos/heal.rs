@@ -24,7 +24,7 @@
 use super::clients::{PeerApi, PeerError};
 use super::decide::{self, Held, Ledger, Reassert, Reasserted};
 use super::repo::BroughtBack;
-use super::saga::{Contexto, Store};
+use super::saga::{SagaContext, Store};
 use crate::error::ApiError;
 use crate::money::Money;
 use crate::secuencia::{Cambios, Numeros};
@@ -37,7 +37,7 @@ const VERIFIED: i64 = 32;
 
 /// Heals what is owed: each peer found behind, then the orders this database lost
 /// (once per start). Returns whether nothing is left to heal.
-pub async fn pass<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>) -> Result<bool, ApiError> {
+pub async fn pass<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>) -> Result<bool, ApiError> {
     let mut done = true;
     for ledger in Ledger::BOTH {
         if !ctx.instancia.healing.is_stale(ledger) && behind(ctx, ledger).await? {
@@ -66,7 +66,7 @@ pub async fn pass<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>) -> Result<bool
 /// recorded after it is what the copy lost, unless a change asked before the restore
 /// made it again). A peer restored while no order asks anything of it is found this
 /// way, and so is one a pedidos that restarted had found behind before it recorded so.
-async fn behind<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) -> Result<bool, ApiError> {
+async fn behind<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledger) -> Result<bool, ApiError> {
     let seen = ctx.instancia.vistos.get(ledger);
     let Ok(numbers) = last_number(ctx.peers, &ctx.instancia.prefijo, ledger).await else {
         return Ok(false);
@@ -122,7 +122,7 @@ async fn last_number<P: PeerApi>(peers: &P, prefijo: &str, ledger: Ledger) -> Re
 
 /// Re-asserts at `ledger` every order its restored copy may have lost, then lifts its
 /// refusal. Returns whether it is healed.
-async fn heal<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) -> Result<bool, ApiError> {
+async fn heal<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledger) -> Result<bool, ApiError> {
     let name: &str = ledger.into();
     let (desde, hasta) = match ctx.store.healing(ledger).await? {
         Some(under_way) => under_way,
@@ -164,7 +164,7 @@ async fn heal<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) ->
     );
     // Orders being driven now may have heard the peer before the copy was put back
     // and not recorded it yet: each is re-asserted once its driver is done.
-    let driven = ctx.instancia.en_curso.driven();
+    let driven = ctx.instancia.in_progress.driven();
     let mut complete = true;
     for id in driven {
         complete &= reassert(ctx, ledger, id).await?;
@@ -203,11 +203,11 @@ async fn heal<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, ledger: Ledger) ->
 /// Re-asserts one order at `ledger`, holding its turn. Returns whether it is done with
 /// (healed, or surfaced as unhealable); `false` to try again.
 async fn reassert<P: PeerApi, S: Store>(
-    ctx: &Contexto<'_, P, S>,
+    ctx: &SagaContext<'_, P, S>,
     ledger: Ledger,
     id: i64,
 ) -> Result<bool, ApiError> {
-    let Some(_turno) = ctx.instancia.en_curso.tomar(id) else {
+    let Some(_claim) = ctx.instancia.in_progress.claim(id) else {
         return Ok(false);
     };
     let Some(pedido) = ctx.store.load(id).await? else {
@@ -302,7 +302,7 @@ async fn reassert<P: PeerApi, S: Store>(
 /// Brings back the orders this database lost: those its peers changed after the
 /// highest numbers it recorded, under its prefix, that it does not know. Returns
 /// whether it has read everything its peers had.
-async fn learn<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>) -> Result<bool, ApiError> {
+async fn learn<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>) -> Result<bool, ApiError> {
     let prefijo = &ctx.instancia.prefijo;
     let mut complete = true;
     for ledger in Ledger::BOTH {
@@ -355,7 +355,10 @@ async fn learn<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>) -> Result<bool, A
 
 /// Asks both peers what they hold under `clave` and records the order it tells.
 /// Returns whether it is done.
-async fn bring_back<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, clave: &str) -> Result<bool, ApiError> {
+async fn bring_back<P: PeerApi, S: Store>(
+    ctx: &SagaContext<'_, P, S>,
+    clave: &str,
+) -> Result<bool, ApiError> {
     let key = Cambios::Key(clave.to_string());
     let (lotes, pagos) = match (ctx.peers.lotes(&key).await, ctx.peers.pagos(&key).await) {
         (Ok(lotes), Ok(pagos)) => (lotes, pagos),

@@ -23,7 +23,7 @@ pub struct Instancia {
     pub prefijo: String,
     /// How long after it is placed an order may still be charged.
     pub plazo: Duration,
-    pub en_curso: Arc<EnCurso>,
+    pub in_progress: Arc<InProgress>,
     /// The lotes reserved line by line at an inventario without lotes.
     pub line_by_line: Arc<LineByLine>,
     pub metrics: Arc<PedidosMetrics>,
@@ -176,7 +176,7 @@ impl Instancia {
         Ok(Self {
             prefijo: repo::prefijo(&conn)?,
             plazo,
-            en_curso: Arc::default(),
+            in_progress: Arc::default(),
             line_by_line: Arc::default(),
             metrics,
             vistos: PeerNumbers::starting_at(healing.recorded),
@@ -188,30 +188,30 @@ impl Instancia {
 
 /// The orders being driven in this process.
 #[derive(Debug, Default)]
-pub struct EnCurso(Mutex<HashSet<i64>>);
+pub struct InProgress(Mutex<HashSet<i64>>);
 
 /// The right to move one order on, held until dropped.
 #[derive(Debug)]
-pub struct Turno {
-    en_curso: Arc<EnCurso>,
+pub struct Claim {
+    in_progress: Arc<InProgress>,
     id: i64,
 }
 
-impl Drop for Turno {
+impl Drop for Claim {
     fn drop(&mut self) {
-        self.en_curso.ids().remove(&self.id);
+        self.in_progress.ids().remove(&self.id);
     }
 }
 
-impl EnCurso {
+impl InProgress {
     fn ids(&self) -> MutexGuard<'_, HashSet<i64>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The turn to drive order `id`, unless someone else holds it.
-    pub fn tomar(self: &Arc<Self>, id: i64) -> Option<Turno> {
-        self.ids().insert(id).then(|| Turno {
-            en_curso: self.clone(),
+    pub fn claim(self: &Arc<Self>, id: i64) -> Option<Claim> {
+        self.ids().insert(id).then(|| Claim {
+            in_progress: self.clone(),
             id,
         })
     }

@@ -86,7 +86,7 @@ pub struct NuevoPedido {
 
 impl NuevoPedido {
     /// The order in canonical form: two requests for the same order have the same one.
-    pub fn huella(&self) -> String {
+    pub fn fingerprint(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
@@ -383,9 +383,10 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
             ),
             Etapa::Cerrado { desenlace, .. } => match desenlace {
                 Desenlace::Confirmado { pago_id } => (*pago_id, None),
-                Desenlace::Rechazado { pago_id } => {
-                    (*pago_id, Some(format!("pagos rejected {}", el_pago(*pago_id))))
-                }
+                Desenlace::Rechazado { pago_id } => (
+                    *pago_id,
+                    Some(format!("pagos rejected {}", payment_named(*pago_id))),
+                ),
                 Desenlace::Fallido { motivo, pago_id, .. } => (*pago_id, Some(motivo.clone())),
             },
         };
@@ -416,7 +417,7 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
 }
 
 /// A payment in a sentence: `the payment 5`, or `the payment` when pagos gave no id.
-pub fn el_pago(pago_id: Option<i64>) -> String {
+pub fn payment_named(pago_id: Option<i64>) -> String {
     pago_id.map_or_else(|| "the payment".into(), |id| format!("the payment {id}"))
 }
 

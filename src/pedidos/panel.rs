@@ -230,7 +230,7 @@ pub async fn estado(
     let (pedidos, recientes) = run_blocking(&pool, move |conn| {
         Ok((
             repo::latest(conn, LAST_ORDERS)?,
-            repo::estados_since(conn, &since)?,
+            repo::counts_since(conn, &since)?,
         ))
     })
     .await?;

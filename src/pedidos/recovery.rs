@@ -21,7 +21,7 @@ use super::heal;
 use super::instancia::Instancia;
 use super::model::Pedido;
 use super::repo;
-use super::saga::{self, Contexto, Store};
+use super::saga::{self, SagaContext, Store};
 use crate::clock;
 use crate::config::PeerSettings;
 use crate::db::{Pool, run_write};
@@ -53,7 +53,7 @@ pub fn spawn(
             &instancia.line_by_line,
             &instancia.metrics,
         );
-        let ctx = Contexto {
+        let ctx = SagaContext {
             peers: &peers,
             store: &pool,
             instancia: &instancia,
@@ -112,7 +112,7 @@ async fn tidy(pool: &Pool, retention: std::time::Duration) -> Result<(), ApiErro
 
 /// One pass: what a restore left to heal first, then the unfinished orders; returns how
 /// many orders it finished.
-pub async fn pass<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>) -> Result<usize, ApiError> {
+pub async fn pass<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>) -> Result<usize, ApiError> {
     ctx.instancia.metrics.recovery_passes.inc();
     heal::pass(ctx).await?;
     let ids = ctx.store.unfinished(BATCH).await?;
@@ -134,8 +134,8 @@ pub async fn pass<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>) -> Result<usiz
 
 /// Moves one order on as far as it goes now, under a trace of its own; returns
 /// whether it is finished.
-async fn settle<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, id: i64) -> Result<bool, ApiError> {
-    let Some(_turno) = ctx.instancia.en_curso.tomar(id) else {
+async fn settle<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, id: i64) -> Result<bool, ApiError> {
+    let Some(_claim) = ctx.instancia.in_progress.claim(id) else {
         return Ok(false);
     };
     let Some(pedido) = ctx.store.load(id).await? else {
@@ -161,7 +161,7 @@ async fn settle<P: PeerApi, S: Store>(ctx: &Contexto<'_, P, S>, id: i64) -> Resu
 }
 
 async fn settle_held<P: PeerApi, S: Store>(
-    ctx: &Contexto<'_, P, S>,
+    ctx: &SagaContext<'_, P, S>,
     pedido: Pedido,
 ) -> Result<bool, ApiError> {
     let id = pedido.id;

@@ -161,14 +161,14 @@ fn insert_items(tx: &Connection, id: i64, items: &[Item]) -> rusqlite::Result<()
 
 /// The outcome of recording a new order.
 #[derive(Debug)]
-pub enum Alta {
+pub enum Placement {
     /// A new order, recorded at its first stage with its lines (`saga::colocar`
     /// answers it moved on as far as it goes).
-    Nuevo(Box<Pedido>),
+    New(Box<Pedido>),
     /// The idempotency key was used before for the same order: this one.
-    Repetido(i64),
+    Repeat(i64),
     /// The idempotency key was used before for a different order.
-    ClaveEnUso,
+    KeyInUse,
 }
 
 /// A new order as it is first recorded: its lines as priced, its total, its first
@@ -188,19 +188,19 @@ pub struct Registro {
 }
 
 /// Records a new order with its lines (and its idempotency key), in one write.
-pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) -> rusqlite::Result<Alta> {
+pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) -> rusqlite::Result<Placement> {
     let tx = Savepoint::begin(conn)?;
-    let huella = clave.map(|_| registro.nuevo.huella());
+    let fingerprint = clave.map(|_| registro.nuevo.fingerprint());
     if let Some(clave) = clave {
         let previa: Option<(String, i64)> = tx
             .prepare_cached("SELECT huella, pedido_id FROM claves_idempotencia WHERE clave = ?1")?
             .query_row([clave], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()?;
-        if let Some((huella_previa, pedido_id)) = previa {
-            return Ok(if Some(huella_previa) == huella {
-                Alta::Repetido(pedido_id)
+        if let Some((previous, pedido_id)) = previa {
+            return Ok(if Some(previous) == fingerprint {
+                Placement::Repeat(pedido_id)
             } else {
-                Alta::ClaveEnUso
+                Placement::KeyInUse
             });
         }
     }
@@ -233,12 +233,12 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
         .prepare_cached("SELECT creado_en FROM pedidos WHERE id = ?1")?
         .query_row([id], |row| row.get(0))?;
     insert_items(&tx, id, &registro.items)?;
-    if let (Some(clave), Some(huella)) = (clave, huella) {
+    if let (Some(clave), Some(fingerprint)) = (clave, fingerprint) {
         tx.prepare_cached("INSERT INTO claves_idempotencia (clave, huella, pedido_id) VALUES (?1, ?2, ?3)")?
-            .execute(params![clave, huella, id])?;
+            .execute(params![clave, fingerprint, id])?;
     }
     tx.commit()?;
-    Ok(Alta::Nuevo(Box::new(Pedido {
+    Ok(Placement::New(Box::new(Pedido {
         id,
         items: registro.items,
         total: registro.total,
@@ -367,7 +367,7 @@ pub fn latest(conn: &Connection, limit: i64) -> rusqlite::Result<Vec<Pedido>> {
 /// stand in each estado now, read from the counts kept per second
 /// (`pedidos_por_segundo`, migration 0007): at most four rows a second, however many
 /// orders were placed.
-pub fn estados_since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<(EstadoPedido, u64)>> {
+pub fn counts_since(conn: &Connection, since: &str) -> rusqlite::Result<Vec<(EstadoPedido, u64)>> {
     let second = since.get(..19).unwrap_or(since);
     conn.prepare_cached("SELECT estado, sum(n) FROM pedidos_por_segundo WHERE segundo >= ?1 GROUP BY estado")?
         .query_map([second], |row| {
@@ -648,13 +648,13 @@ mod tests {
             nonce: 42,
         };
         match create(conn, registro, None).expect("created") {
-            Alta::Nuevo(pedido) => *pedido,
+            Placement::New(pedido) => *pedido,
             other => panic!("{other:?}"),
         }
     }
 
     fn counts(conn: &Connection) -> Vec<(EstadoPedido, u64)> {
-        let mut counts = estados_since(conn, "2000-01-01T00:00:00.000Z").expect("read");
+        let mut counts = counts_since(conn, "2000-01-01T00:00:00.000Z").expect("read");
         counts.sort_by_key(|(estado, _)| *estado as u8);
         counts.retain(|(_, n)| *n > 0);
         counts
@@ -682,10 +682,7 @@ mod tests {
             [(EstadoPedido::Pendiente, 1), (EstadoPedido::Rechazado, 1)]
         );
         // A later second is not counted from an earlier `since`'s point of view.
-        assert_eq!(
-            estados_since(&conn, "9999-01-01T00:00:00.000Z").expect("read"),
-            []
-        );
+        assert_eq!(counts_since(&conn, "9999-01-01T00:00:00.000Z").expect("read"), []);
         assert_eq!(
             forget_seconds_before(&conn, "9999-01-01T00:00:00.000Z").expect("forgotten"),
             2

@@ -13,8 +13,8 @@ use utoipa::{IntoResponses, ToSchema};
 use super::clients::Peers;
 use super::instancia::Instancia;
 use super::model::{NuevoPedido, Pedido, PedidoBody, PedidoVista};
-use super::repo::{self, Alta};
-use super::saga::{self, Contexto, Store};
+use super::repo::{self, Placement};
+use super::saga::{self, SagaContext, Store};
 use crate::db::{self, Pool, run_blocking};
 use crate::error::{ApiError, ErrorCode};
 use crate::input::{self, IdPath, schema::IdempotencyKey};
@@ -142,7 +142,7 @@ pub async fn crear(
     let placing = {
         let (pool, peers, instancia) = (pool.clone(), peers.clone(), instancia.clone());
         let work = async move {
-            let ctx = Contexto {
+            let ctx = SagaContext {
                 peers: &**peers,
                 store: &**pool,
                 instancia: &instancia,
@@ -154,16 +154,16 @@ pub async fn crear(
             None => actix_web::rt::spawn(work),
         }
     };
-    let alta = placing.await.map_err(ApiError::internal)??;
-    let ctx = Contexto {
+    let placement = placing.await.map_err(ApiError::internal)??;
+    let ctx = SagaContext {
         peers: &**peers,
         store: &**pool,
         instancia: &instancia,
     };
-    match alta {
-        Alta::Nuevo(pedido) => Ok(respond(&pedido, &peers)),
-        Alta::Repetido(id) => replay(&ctx, id).await,
-        Alta::ClaveEnUso => Err(ApiError::new(
+    match placement {
+        Placement::New(pedido) => Ok(respond(&pedido, &peers)),
+        Placement::Repeat(id) => replay(&ctx, id).await,
+        Placement::KeyInUse => Err(ApiError::new(
             ErrorCode::IdempotencyKeyReused,
             "this Idempotency-Key was used for a different order",
         )),
@@ -172,12 +172,12 @@ pub async fn crear(
 
 /// A request with a key already used for the same order: that order's answer, once
 /// no one is moving it on any more (the first request, or recovery).
-async fn replay(ctx: &Contexto<'_>, id: i64) -> Result<HttpResponse, ApiError> {
+async fn replay(ctx: &SagaContext<'_>, id: i64) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     loop {
         // Read once no one drives it: what is read then is its answer.
-        if !ctx.instancia.en_curso.ocupado(id) {
+        if !ctx.instancia.in_progress.ocupado(id) {
             let pedido = ctx.store.load(id).await?.ok_or_else(|| {
                 ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
             })?;

@@ -32,11 +32,11 @@ use std::sync::Arc;
 use super::answers::{EstadoPago, LoteAnswer, PagoAnswer};
 use super::clients::{PagarRequest, PeerApi, PeerError, Peers};
 use super::decide::{self, Call, Decision, Ledger, Progress, Seen, Settlement};
-use super::instancia::{EnCurso, Instancia, Turno};
-use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, el_pago};
-use super::repo::{self, Alta, BroughtBack, Registro};
+use super::instancia::{Claim, InProgress, Instancia};
+use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, payment_named};
+use super::repo::{self, BroughtBack, Placement, Registro};
 use crate::clock::now_millis;
-use crate::db::{Pool, run_blocking, run_write, run_write_owed};
+use crate::db::{Pool, run_blocking, run_write, run_write_always};
 use crate::error::ApiError;
 use crate::money::Money;
 use crate::trace::{self, KeyValue, SpanKind};
@@ -52,13 +52,13 @@ pub trait Store {
     /// The clock deadlines are measured by, in Unix milliseconds.
     fn now_millis(&self) -> i64;
     /// Records a new order (or finds its idempotency key used), and takes its turn in
-    /// `en_curso` inside the same write, before anyone else can see it.
+    /// `in_progress` inside the same write, before anyone else can see it.
     async fn create(
         &self,
         registro: Registro,
         clave: Option<String>,
-        en_curso: &Arc<EnCurso>,
-    ) -> Result<(Alta, Option<Turno>), ApiError>;
+        in_progress: &Arc<InProgress>,
+    ) -> Result<(Placement, Option<Claim>), ApiError>;
     /// Records that order `id` moved from `desde` to `hacia` (and its reservations, and
     /// the numbers its peers gave the changes seen), if it still stands at `desde`;
     /// returns whether it did.
@@ -97,14 +97,14 @@ pub fn record_new(
     conn: &mut rusqlite::Connection,
     registro: Registro,
     clave: Option<&str>,
-    en_curso: &Arc<EnCurso>,
-) -> rusqlite::Result<(Alta, Option<Turno>)> {
-    let alta = repo::create(conn, registro, clave)?;
-    let turno = match &alta {
-        Alta::Nuevo(pedido) => en_curso.tomar(pedido.id),
-        Alta::Repetido(_) | Alta::ClaveEnUso => None,
+    in_progress: &Arc<InProgress>,
+) -> rusqlite::Result<(Placement, Option<Claim>)> {
+    let placement = repo::create(conn, registro, clave)?;
+    let claim = match &placement {
+        Placement::New(pedido) => in_progress.claim(pedido.id),
+        Placement::Repeat(_) | Placement::KeyInUse => None,
     };
-    Ok((alta, turno))
+    Ok((placement, claim))
 }
 
 impl Store for Pool {
@@ -116,11 +116,11 @@ impl Store for Pool {
         &self,
         registro: Registro,
         clave: Option<String>,
-        en_curso: &Arc<EnCurso>,
-    ) -> Result<(Alta, Option<Turno>), ApiError> {
-        let en_curso = en_curso.clone();
+        in_progress: &Arc<InProgress>,
+    ) -> Result<(Placement, Option<Claim>), ApiError> {
+        let in_progress = in_progress.clone();
         run_write(self, move |conn| {
-            Ok(record_new(conn, registro, clave.as_deref(), &en_curso)?)
+            Ok(record_new(conn, registro, clave.as_deref(), &in_progress)?)
         })
         .await
     }
@@ -133,7 +133,7 @@ impl Store for Pool {
         reservas: Option<Vec<i64>>,
         seen: Seen,
     ) -> Result<bool, ApiError> {
-        run_write_owed(self, move |conn| {
+        run_write_always(self, move |conn| {
             Ok(repo::transition(
                 conn,
                 id,
@@ -193,7 +193,7 @@ impl Store for Pool {
 }
 
 /// What the flow needs: the peers, where orders are recorded, and what this pedidos shares.
-pub struct Contexto<'a, P: PeerApi = Peers, S: Store = Pool> {
+pub struct SagaContext<'a, P: PeerApi = Peers, S: Store = Pool> {
     pub peers: &'a P,
     pub store: &'a S,
     pub instancia: &'a Instancia,
@@ -217,10 +217,10 @@ fn sin_precio(items: Vec<Item>, desenlace: Desenlace) -> (Vec<Item>, Money, Etap
 /// Places a new order: prices it, records it (claimed by this request before anyone
 /// can see it), and moves it on as far as it goes.
 pub async fn colocar<P: PeerApi, S: Store>(
-    ctx: &Contexto<'_, P, S>,
+    ctx: &SagaContext<'_, P, S>,
     nuevo: NuevoPedido,
     clave: Option<String>,
-) -> Result<Alta, ApiError> {
+) -> Result<Placement, ApiError> {
     let (items, total, etapa) = trace::in_span(
         "price",
         SpanKind::Internal,
@@ -245,9 +245,12 @@ pub async fn colocar<P: PeerApi, S: Store>(
             .filter(trace::Trace::sampled)
             .map(|t| t.traceparent()),
     };
-    let (alta, turno) = ctx.store.create(registro, clave, &ctx.instancia.en_curso).await?;
-    let Alta::Nuevo(pedido) = alta else {
-        return Ok(alta);
+    let (placement, claim) = ctx
+        .store
+        .create(registro, clave, &ctx.instancia.in_progress)
+        .await?;
+    let Placement::New(pedido) = placement else {
+        return Ok(placement);
     };
     let pedido = match pedido.etapa {
         Etapa::Registrado => Box::new(advance(ctx, *pedido, true).await?),
@@ -256,8 +259,8 @@ pub async fn colocar<P: PeerApi, S: Store>(
             pedido
         }
     };
-    drop(turno);
-    Ok(Alta::Nuevo(pedido))
+    drop(claim);
+    Ok(Placement::New(pedido))
 }
 
 /// The order's lines priced by productos, in one call, its total, and the stage it is
@@ -302,7 +305,7 @@ async fn cotizar<P: PeerApi>(peers: &P, nuevo: &NuevoPedido) -> (Vec<Item>, Mone
 /// and records the stage reached. `fresh`: this driver is the request that placed the
 /// order, so nothing was asked of a peer for it before. Returns the order as it now stands.
 pub async fn advance<P: PeerApi, S: Store>(
-    ctx: &Contexto<'_, P, S>,
+    ctx: &SagaContext<'_, P, S>,
     pedido: Pedido,
     fresh: bool,
 ) -> Result<Pedido, ApiError> {
@@ -348,7 +351,7 @@ fn describe(span: &mut trace::Span, etapa: &Etapa) {
 
 /// Makes `call` for the order and hands the answer to its decision.
 async fn make<P: PeerApi, S: Store>(
-    ctx: &Contexto<'_, P, S>,
+    ctx: &SagaContext<'_, P, S>,
     pedido: &Pedido,
     progress: Progress,
     call: Call,
@@ -444,7 +447,7 @@ struct Fence<'a> {
 }
 
 impl<'a> Fence<'a> {
-    fn new<P: PeerApi, S: Store>(ctx: &Contexto<'a, P, S>, ledger: Ledger) -> Self {
+    fn new<P: PeerApi, S: Store>(ctx: &SagaContext<'a, P, S>, ledger: Ledger) -> Self {
         Self {
             ledger,
             instancia: ctx.instancia,
@@ -519,7 +522,7 @@ async fn refund<P: PeerApi>(
             target: LOG_TARGET,
             "pedido {} failed after it was charged; {} refunded",
             pedido.id,
-            el_pago(pago.pago_id)
+            payment_named(pago.pago_id)
         ),
         Ok(_) => {}
         Err(e) => log::warn!(target: LOG_TARGET, "pedido {}: payment not voided yet: {e}", pedido.id),
@@ -530,7 +533,7 @@ async fn refund<P: PeerApi>(
 /// Records where a driver got to, if the order still stands where it was when the
 /// driver began; otherwise reads it as it now stands.
 async fn record<P: PeerApi, S: Store>(
-    ctx: &Contexto<'_, P, S>,
+    ctx: &SagaContext<'_, P, S>,
     mut pedido: Pedido,
     progress: Progress,
 ) -> Result<Pedido, ApiError> {
@@ -571,7 +574,7 @@ async fn record<P: PeerApi, S: Store>(
                 log::info!(target: LOG_TARGET, "pedido {id} fallido ({}): {motivo}", <&str>::from(causa));
             }
             Desenlace::Rechazado { pago_id } => {
-                log::info!(target: LOG_TARGET, "pedido {id} rechazado: pagos rejected {}", el_pago(*pago_id));
+                log::info!(target: LOG_TARGET, "pedido {id} rechazado: pagos rejected {}", payment_named(*pago_id));
             }
             Desenlace::Confirmado { .. } => {}
         }

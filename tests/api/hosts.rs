@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
-use penguin::invariantes::{self, Respuesta, Tienda};
+use penguin::invariantes::{self, ClientAnswer, Tienda};
 use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -457,13 +457,12 @@ impl Shop {
             pagos: Network::url(Service::Pagos),
             token: TOKEN.into(),
         };
-        let respuestas: Vec<Respuesta> = sent
+        let answers: Vec<ClientAnswer> = sent
             .iter()
-            .map(|s| Respuesta::of(s.status, s.pedido_id))
+            .map(|s| ClientAnswer::of(s.status, s.pedido_id))
             .collect();
         let started = Instant::now();
-        let informe =
-            invariantes::check_until(&tienda, productos, &respuestas, Duration::from_secs(30)).await;
+        let informe = invariantes::check_until(&tienda, productos, &answers, Duration::from_secs(30)).await;
         assert!(informe.cumple(), "never settled:\n{informe}");
         started.elapsed()
     }

@@ -161,15 +161,14 @@ async fn a_run_orders_only_its_own_products_and_writes_answers_penguin_check_rea
         "a product loaded by hand was sold"
     );
 
-    let respuestas =
-        penguin::invariantes::read_answers(std::slice::from_ref(&answers)).expect("answers read");
+    let answers = penguin::invariantes::read_answers(std::slice::from_ref(&answers)).expect("answers read");
     let orders: u64 = ["order1", "order3"]
         .iter()
         .map(|op| report["operations"][op]["answered"].as_u64().unwrap_or(0))
         .sum();
-    assert_eq!(respuestas.len() as u64, orders, "{report}");
-    assert!(respuestas.iter().any(|r| r.status == 402), "no rejected payment");
-    for r in &respuestas {
+    assert_eq!(answers.len() as u64, orders, "{report}");
+    assert!(answers.iter().any(|r| r.status == 402), "no rejected payment");
+    for r in &answers {
         let pedido = app
             .get(Service::Pedidos, &format!("/pedidos/{}", r.pedido_id))
             .await;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use penguin::invariantes::{self, Respuesta, Tienda};
+use penguin::invariantes::{self, ClientAnswer, Tienda};
 use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -148,9 +148,11 @@ impl Shop {
             pagos: self.url(Service::Pagos),
             token: TOKEN.into(),
         };
-        let respuestas: Vec<Respuesta> = answered.iter().map(|a| Respuesta::of(a.status, a.id)).collect();
-        let informe =
-            invariantes::check_until(&tienda, productos, &respuestas, Duration::from_secs(60)).await;
+        let answers: Vec<ClientAnswer> = answered
+            .iter()
+            .map(|a| ClientAnswer::of(a.status, a.id))
+            .collect();
+        let informe = invariantes::check_until(&tienda, productos, &answers, Duration::from_secs(60)).await;
         assert!(
             informe.cumple(),
             "after {after}, the books do not hold:\n{informe}"
