@@ -143,11 +143,8 @@ impl Breaker {
         if admitted && claim {
             state.trial_since = Some(now);
             if state.circuit == Circuit::Open {
-                state.circuit = Circuit::HalfOpen;
                 state.open_until = None;
-                drop(state);
-                self.moved_to(Circuit::HalfOpen);
-                log::info!(target: LOG_TARGET, "circuit of {} half-open: letting a trial call through", self.0.peer);
+                self.move_to(state, Circuit::HalfOpen);
             }
         }
         admitted
@@ -161,11 +158,8 @@ impl Breaker {
         state.only_unsent = true;
         state.failures = 0;
         if state.circuit == Circuit::HalfOpen {
-            state.circuit = Circuit::Closed;
             state.trial_since = None;
-            drop(state);
-            self.moved_to(Circuit::Closed);
-            log::info!(target: LOG_TARGET, "circuit of {} closed", self.0.peer);
+            self.move_to(state, Circuit::Closed);
         }
     }
 
@@ -194,31 +188,37 @@ impl Breaker {
         } else {
             self.0.longest.min(Duration::from_secs(1))
         };
-        state.circuit = Circuit::Open;
         state.failures = 0;
         state.open_until = Some(Instant::now() + period);
         state.trial_since = None;
-        drop(state);
-        self.moved_to(Circuit::Open);
-        log::warn!(
-            target: LOG_TARGET,
-            "circuit of {} opened for {} ms",
-            self.0.peer,
-            period.as_millis()
-        );
+        self.move_to(state, Circuit::Open);
     }
 
-    fn moved_to(&self, circuit: Circuit) {
-        self.0
-            .metrics
-            .circuit
-            .with_label_values(&[self.0.peer])
-            .set(circuit.gauge());
-        self.0
-            .metrics
+    /// Moves the circuit to `circuit` (the rest of `state` already set for it), then,
+    /// with the lock let go, counts and logs the move.
+    fn move_to(&self, mut state: MutexGuard<'_, State>, circuit: Circuit) {
+        state.circuit = circuit;
+        let open_for = state
+            .open_until
+            .map(|until| until.saturating_duration_since(Instant::now()));
+        drop(state);
+        let (peer, metrics) = (self.0.peer, &self.0.metrics);
+        metrics.circuit.with_label_values(&[peer]).set(circuit.gauge());
+        metrics
             .transitions
-            .with_label_values(&[self.0.peer, circuit.into()])
+            .with_label_values(&[peer, circuit.into()])
             .inc();
+        match circuit {
+            Circuit::Open => log::warn!(
+                target: LOG_TARGET,
+                "circuit of {peer} opened for {:.0} ms",
+                open_for.unwrap_or_default().as_secs_f64() * 1000.0
+            ),
+            Circuit::HalfOpen => {
+                log::info!(target: LOG_TARGET, "circuit of {peer} half-open: letting a trial call through");
+            }
+            Circuit::Closed => log::info!(target: LOG_TARGET, "circuit of {peer} closed"),
+        }
     }
 
     /// The circuit's state, and while it is open, how long until it lets a trial
