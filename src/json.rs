@@ -109,62 +109,171 @@ pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
         ),
     })?;
     serde_path_to_error::deserialize(Strict(node)).map_err(|e| {
-        let message = e.inner().to_string();
         // serde's own split: a value of the wrong type is malformed (400), a value of
         // the right type that breaks a rule is invalid (422).
-        let code = if message.starts_with("invalid value: ") {
-            ErrorCode::InvalidValue
-        } else {
-            ErrorCode::InvalidBody
+        let code = match e.inner() {
+            BodyError::InvalidValue { .. } => ErrorCode::InvalidValue,
+            _ => ErrorCode::InvalidBody,
         };
-        ApiError::new(code, plain(&e.path().to_string(), &message))
+        ApiError::new(code, plain(&e.path().to_string(), e.inner()))
     })
 }
 
-/// serde's message about the field at `path`, in the words of a person.
-fn plain(path: &str, message: &str) -> String {
+/// Why a body's JSON does not fit the type it is read into, by serde's kind of error:
+/// what [`plain`] words for a person, whatever words serde would use.
+#[derive(Debug)]
+enum BodyError {
+    InvalidType {
+        got: String,
+        expected: String,
+    },
+    InvalidValue {
+        got: String,
+        expected: String,
+    },
+    InvalidLength {
+        len: usize,
+        expected: String,
+    },
+    UnknownVariant {
+        variant: String,
+        expected: &'static [&'static str],
+    },
+    UnknownField {
+        field: String,
+        expected: &'static [&'static str],
+    },
+    MissingField(&'static str),
+    DuplicateField(&'static str),
+    /// What a type's own reading refused, in its words.
+    Custom(String),
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let one_of = |names: &[&str]| match names {
+            [] => "nothing".to_string(),
+            names => names.join(", "),
+        };
+        match self {
+            Self::InvalidType { got, expected } | Self::InvalidValue { got, expected } => {
+                write!(f, "{got}, expected {expected}")
+            }
+            Self::InvalidLength { len, expected } => write!(f, "{len} items, expected {expected}"),
+            Self::UnknownVariant { variant, expected } => {
+                write!(f, "`{variant}` is not one of {}", one_of(expected))
+            }
+            Self::UnknownField { field, expected } => {
+                write!(f, "`{field}`, expected one of {}", one_of(expected))
+            }
+            Self::MissingField(field) => write!(f, "`{field}` is missing"),
+            Self::DuplicateField(field) => write!(f, "`{field}` is given twice"),
+            Self::Custom(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl de::Error for BodyError {
+    fn custom<T: std::fmt::Display>(message: T) -> Self {
+        Self::Custom(message.to_string())
+    }
+
+    fn invalid_type(got: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        Self::InvalidType {
+            got: got.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+
+    fn invalid_value(got: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        Self::InvalidValue {
+            got: got.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+
+    fn invalid_length(len: usize, expected: &dyn de::Expected) -> Self {
+        Self::InvalidLength {
+            len,
+            expected: expected.to_string(),
+        }
+    }
+
+    fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
+        Self::UnknownVariant {
+            variant: variant.to_string(),
+            expected,
+        }
+    }
+
+    fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
+        Self::UnknownField {
+            field: field.to_string(),
+            expected,
+        }
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        Self::MissingField(field)
+    }
+
+    fn duplicate_field(field: &'static str) -> Self {
+        Self::DuplicateField(field)
+    }
+}
+
+/// A refusal of the field at `path`, in the words of a person.
+fn plain(path: &str, error: &BodyError) -> String {
     let here = |field: &str| match path {
         "." | "" => format!("`{field}`"),
         path => format!("`{path}.{field}`"),
     };
-    let quoted = |text: &str| text.split('`').nth(1).unwrap_or_default().to_string();
-    if let Some(rest) = message.strip_prefix("missing field ") {
-        return format!("{} is required", here(&quoted(rest)));
-    }
-    if let Some(rest) = message.strip_prefix("unknown field ") {
-        let field = quoted(rest);
-        let known = rest
-            .split_once(", expected ")
-            .map_or(String::new(), |(_, known)| {
-                format!("; it takes {}", known.replace("one of ", "").replace('`', ""))
-            });
-        // The path already ends with the unknown field.
-        let named = match path {
-            "." | "" => format!("`{field}`"),
-            path => format!("`{path}`"),
-        };
-        return format!("{named} is not a field of this body{known}");
-    }
     let field = match path {
         "." | "" => "the body".to_string(),
         path => format!("`{path}`"),
     };
-    if let Some(rest) = message
-        .strip_prefix("invalid type: ")
-        .or_else(|| message.strip_prefix("invalid value: "))
-        && let Some((got, expected)) = rest.split_once(", expected ")
-    {
-        let expected = match expected {
-            "i64" | "i32" | "u32" | "u64" | "a whole number" => "a whole number",
-            "a string" => "text",
-            "a boolean" => "true or false",
-            "a sequence" => "a list",
-            e if e.starts_with("struct ") || e == "a map" => "an object",
-            e => e,
-        };
-        return format!("{field} must be {expected}, not {got}");
+    match error {
+        BodyError::MissingField(name) => format!("{} is required", here(name)),
+        BodyError::UnknownField {
+            field: name,
+            expected,
+        } => {
+            let known = if expected.is_empty() {
+                String::new()
+            } else {
+                format!("; it takes {}", expected.join(", "))
+            };
+            // The path already ends with the unknown field.
+            let named = match path {
+                "." | "" => format!("`{name}`"),
+                path => format!("`{path}`"),
+            };
+            format!("{named} is not a field of this body{known}")
+        }
+        BodyError::InvalidType { got, expected } | BodyError::InvalidValue { got, expected } => {
+            let expected = match expected.as_str() {
+                "i64" | "i32" | "u32" | "u64" | "a whole number" => "a whole number",
+                "a string" => "text",
+                "a boolean" => "true or false",
+                "a sequence" => "a list",
+                e if e.starts_with("struct ") || e == "a map" => "an object",
+                // A unit variant is written as its name.
+                e if e.starts_with("enum ") => "text",
+                e => e,
+            };
+            format!("{field} must be {expected}, not {got}")
+        }
+        BodyError::InvalidLength { len, expected } => {
+            let items = if *len == 1 { "item" } else { "items" };
+            format!("{field} has {len} {items}, expected {expected}")
+        }
+        BodyError::UnknownVariant { variant, expected } => {
+            format!("{field} must be one of {}, not `{variant}`", expected.join(", "))
+        }
+        other => format!("{field}: {other}"),
     }
-    format!("{field}: {message}")
 }
 
 /// A JSON value as sent: numbers kept as their literals, object fields in order.
@@ -373,7 +482,7 @@ fn unexpected(node: &Node) -> de::Unexpected<'_> {
 
 /// A number's literal handed to `visitor` as the smallest type that holds it exactly:
 /// a whole number as an integer (beyond 128 bits, the largest), any other as a float.
-fn visit_number<'de, V: Visitor<'de>>(literal: &str, visitor: V) -> Result<V::Value, serde_json::Error> {
+fn visit_number<'de, V: Visitor<'de>>(literal: &str, visitor: V) -> Result<V::Value, BodyError> {
     match input::whole_number(literal) {
         Some(n) => match (i64::try_from(n), u64::try_from(n)) {
             (Ok(n), _) => visitor.visit_i64(n),
@@ -386,7 +495,7 @@ fn visit_number<'de, V: Visitor<'de>>(literal: &str, visitor: V) -> Result<V::Va
 
 impl Strict {
     /// What a whole-number field reads: a number with a fraction is of the wrong type.
-    fn whole<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, serde_json::Error> {
+    fn whole<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
         match &self.0 {
             Node::Number(literal) if input::whole_number(literal).is_none() => {
                 Err(de::Error::invalid_type(unexpected(&self.0), &visitor))
@@ -396,7 +505,7 @@ impl Strict {
     }
 
     /// What an amount reads: a number with more than two decimals is an invalid value.
-    fn amount<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, serde_json::Error> {
+    fn amount<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
         match &self.0 {
             Node::Number(literal) if decimals(literal) > 2 => Err(de::Error::invalid_value(
                 unexpected(&self.0),
@@ -416,7 +525,7 @@ macro_rules! whole {
 }
 
 impl<'de> Deserializer<'de> for Strict {
-    type Error = serde_json::Error;
+    type Error = BodyError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         match self.0 {
@@ -494,7 +603,7 @@ impl<'de> Deserializer<'de> for Strict {
 struct StrictSeq(std::vec::IntoIter<Node>);
 
 impl<'de> SeqAccess<'de> for StrictSeq {
-    type Error = serde_json::Error;
+    type Error = BodyError;
 
     fn next_element_seed<S: DeserializeSeed<'de>>(
         &mut self,
@@ -510,7 +619,7 @@ struct StrictMap {
 }
 
 impl<'de> MapAccess<'de> for StrictMap {
-    type Error = serde_json::Error;
+    type Error = BodyError;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
         let Some((key, value)) = self.fields.next() else {
@@ -547,6 +656,48 @@ mod tests {
     struct Pedido {
         items: Vec<Linea>,
         nota: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum Moneda {
+        Eur,
+        Usd,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cobro {
+        moneda: Moneda,
+        lineas: (i64, i64),
+    }
+
+    #[test]
+    fn each_kind_of_refusal_is_worded_from_its_kind_and_path() {
+        let refused = |body: &[u8]| parse::<Cobro>(body).expect_err("refused");
+        let detail = |body: &[u8]| refused(body).body().detail.to_string();
+        assert_eq!(detail(br#"{"lineas": [1, 2]}"#), "`moneda` is required");
+        assert_eq!(
+            detail(br#"{"moneda": "gbp", "lineas": [1, 2]}"#),
+            "`moneda` must be one of eur, usd, not `gbp`"
+        );
+        assert_eq!(
+            detail(br#"{"moneda": "eur", "lineas": [1, 2], "nota": 1}"#),
+            "`nota` is not a field of this body; it takes moneda, lineas"
+        );
+        assert_eq!(
+            detail(br#"{"moneda": 3, "lineas": [1, 2]}"#),
+            "`moneda` must be text, not 3"
+        );
+        assert_eq!(
+            detail(br#"{"moneda": "eur", "lineas": [1]}"#),
+            "`lineas` has 1 item, expected a tuple of size 2"
+        );
+        assert_eq!(
+            refused(br#"{"moneda": "gbp", "lineas": [1, 2]}"#).code(),
+            ErrorCode::InvalidBody
+        );
     }
 
     #[test]
