@@ -142,43 +142,100 @@ pub fn id(field: &str, value: Entero, missing: ErrorCode) -> Result<i64, ApiErro
 /// `-7`, `7.0`, `7e2`. Beyond what an `i128` holds it saturates; `None` if it is no
 /// whole number (`7.5`, `seven`, empty).
 pub fn whole_number(text: &str) -> Option<i128> {
-    let (negative, unsigned) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()?),
-        None => (unsigned, 0),
-    };
-    let (units, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if units.is_empty() || !units.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // The digits, and how many places the point moves right past them.
-    let digits: Vec<u8> = units.bytes().chain(fraction.bytes()).collect();
-    let shift = exponent.saturating_sub(fraction.len() as i64);
-    let kept = if shift < 0 {
-        let cut = digits
-            .len()
-            .saturating_sub(shift.unsigned_abs().try_into().unwrap_or(usize::MAX));
-        if digits[cut..].iter().any(|d| *d != b'0') {
+    Decimal::parse(text)?.whole()
+}
+
+/// A decimal number as written (`-12`, `+7`, `10.50`, `7e2`, `1000e-5`): its sign, its
+/// digits without the zeros at either end, and how many of them fall after the point
+/// once the exponent is applied (negative: that many zeros follow them). The one
+/// reader of number literals: whole numbers, amounts and a JSON number's decimal
+/// places all come from it, never through a float.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decimal {
+    pub negative: bool,
+    /// Each a digit 0 to 9; empty for zero.
+    digits: Vec<u8>,
+    pub scale: i64,
+}
+
+impl Decimal {
+    /// `None` if `text` is no decimal number (`seven`, `.5`, `1e`, empty).
+    pub fn parse(text: &str) -> Option<Self> {
+        let (negative, unsigned) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+            // Clamped: a body is 64 KiB at most, so no literal has more digits than this.
+            Some((mantissa, exponent)) => (
+                mantissa,
+                exponent.parse::<i64>().ok()?.clamp(-1_000_000, 1_000_000),
+            ),
+            None => (unsigned, 0),
+        };
+        let (units, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        if units.is_empty() || !units.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
             return None;
         }
-        &digits[..cut]
-    } else {
-        &digits[..]
-    };
-    let mut value: i128 = 0;
-    for digit in kept {
-        value = value.saturating_mul(10).saturating_add(i128::from(digit - b'0'));
-    }
-    if shift > 0 && value != 0 {
-        for _ in 0..shift.min(40) {
-            value = value.saturating_mul(10);
+        let mut digits: Vec<u8> = units
+            .bytes()
+            .chain(fraction.bytes())
+            .map(|b| b - b'0')
+            .skip_while(|d| *d == 0)
+            .collect();
+        let mut scale = fraction.len() as i64 - exponent;
+        while digits.last() == Some(&0) {
+            digits.pop();
+            scale -= 1;
         }
+        if digits.is_empty() {
+            scale = 0;
+        }
+        Some(Self {
+            negative: negative && !digits.is_empty(),
+            digits,
+            scale,
+        })
     }
-    Some(if negative { -value } else { value })
+
+    /// Its value, if it is a whole number; beyond what an `i128` holds it saturates.
+    pub fn whole(&self) -> Option<i128> {
+        if self.scale > 0 {
+            return None;
+        }
+        let mut value: i128 = 0;
+        for digit in &self.digits {
+            value = value.saturating_mul(10).saturating_add(i128::from(*digit));
+        }
+        if value != 0 {
+            for _ in 0..self.scale.unsigned_abs().min(40) {
+                value = value.saturating_mul(10);
+            }
+        }
+        Some(if self.negative { -value } else { value })
+    }
+
+    /// How many of its digits come before the point (0 for `0.5` and for zero).
+    pub fn integer_digits(&self) -> i64 {
+        (self.digits.len() as i64 - self.scale).max(0)
+    }
+
+    /// Its value in units of 10^-`places` (`places` at least its scale), if it fits an
+    /// `i64`.
+    pub fn in_units_of(&self, places: i64) -> Option<i64> {
+        if self.scale > places {
+            return None;
+        }
+        let mut value: i64 = 0;
+        for digit in &self.digits {
+            value = value.checked_mul(10)?.checked_add(i64::from(*digit))?;
+        }
+        for _ in 0..(places - self.scale) {
+            value = value.checked_mul(10)?;
+        }
+        Some(if self.negative { -value } else { value })
+    }
 }
 
 /// The id in a path, named `name`: one that is no whole number is a `400`; `0` or
@@ -378,6 +435,23 @@ mod tests {
             code(cantidad("cantidad", Entero::Enorme, 1)),
             Err(ErrorCode::InvalidValue)
         );
+    }
+
+    #[test]
+    fn a_decimal_is_read_once_as_written() {
+        let d = |text: &str| Decimal::parse(text).expect(text);
+        assert_eq!((d("10.50").scale, d("10.50").integer_digits()), (1, 2));
+        assert_eq!(d("1000e-5").scale, 2);
+        assert_eq!(d("100").scale, -2, "trailing zeros leave the digits");
+        assert_eq!(d("007.10").in_units_of(2), Some(710));
+        assert_eq!(d("-0.07").in_units_of(2), Some(-7));
+        assert_eq!(d("0.001").in_units_of(2), None, "finer than asked");
+        assert_eq!(d("9".repeat(30).as_str()).in_units_of(2), None, "beyond i64");
+        assert_eq!(d("0e5"), d("-0.000"), "zero, however written");
+        assert_eq!(d("0.5").integer_digits(), 0);
+        for no in ["", "-", ".5", "1e", "1.2.3", "1,5", "seven", "1e1.5"] {
+            assert_eq!(Decimal::parse(no), None, "{no:?}");
+        }
     }
 
     #[test]

@@ -358,24 +358,9 @@ fn is_number(literal: &[u8]) -> bool {
 }
 
 /// The decimal places a JSON number literal really has: `1.50` has 1, `1e-3` has 3,
-/// `1000e-5` has 2.
+/// `1000e-5` has 2, a whole number none.
 fn decimals(literal: &str) -> i64 {
-    let unsigned = literal.trim_start_matches('-');
-    let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
-        Some(at) => (
-            &unsigned[..at],
-            unsigned[at + 1..].parse::<i64>().unwrap_or(0).clamp(-1000, 1000),
-        ),
-        None => (unsigned, 0),
-    };
-    let (units, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut digits: Vec<u8> = units.bytes().chain(fraction.bytes()).collect();
-    let mut scale = fraction.len() as i64 - exponent;
-    while scale > 0 && digits.last() == Some(&b'0') {
-        digits.pop();
-        scale -= 1;
-    }
-    scale
+    input::Decimal::parse(literal).map_or(0, |d| d.scale.max(0))
 }
 
 /// A JSON value, read into a [`Node`], whose objects have no key twice, at any depth;

@@ -12,6 +12,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::input::Decimal;
+
 /// The largest amount penguin handles: 999,999,999,999.99.
 pub const MAX_HUNDREDTHS: i64 = 99_999_999_999_999;
 
@@ -63,32 +65,17 @@ impl Money {
             .and_then(Self::from_hundredths)
     }
 
-    /// Reads a decimal literal such as `-12`, `10.5` or `0.07`.
+    /// Reads a decimal literal such as `-12`, `10.5` or `0.07` ([`Decimal`]).
     fn parse_decimal(text: &str) -> Result<Self, MoneyError> {
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
-        let (units, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-        let fraction = fraction.trim_end_matches('0');
-        if fraction.len() > 2 {
+        let decimal = Decimal::parse(text).ok_or(MoneyError::TooLarge)?;
+        if decimal.scale > 2 {
             return Err(MoneyError::TooPrecise);
         }
-        // At most 15 digits of units keeps the arithmetic below far from i64's limit.
-        if units.len() > 15 || !units.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        // At most 15 digits of units keeps the arithmetic far from i64's limit.
+        if decimal.integer_digits() > 15 {
             return Err(MoneyError::TooLarge);
         }
-        let units: i64 = if units.is_empty() {
-            0
-        } else {
-            units.parse().map_err(|_| MoneyError::TooLarge)?
-        };
-        let mut cents: i64 = fraction.parse().unwrap_or(0);
-        if fraction.len() == 1 {
-            cents *= 10;
-        }
-        let hundredths = units * 100 + cents;
-        Self::from_hundredths(if negative { -hundredths } else { hundredths })
+        Self::from_hundredths(decimal.in_units_of(2).ok_or(MoneyError::TooLarge)?)
     }
 }
 
