@@ -13,10 +13,10 @@ use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::helpers::TOKEN;
 use crate::helpers::{Http, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_penguin");
-const TOKEN: &str = "crash-token";
 
 /// Four penguin processes on fixed ports, sharing one folder for their files.
 struct Shop {

@@ -37,10 +37,10 @@ use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::helpers::TOKEN;
 use crate::helpers::{Answer, Http};
 
 const BIN: &str = env!("CARGO_BIN_EXE_penguin");
-const TOKEN: &str = "hosts-token";
 
 // pedidos' settings, from which every bound below is derived.
 const ATTEMPTS: u32 = 2;

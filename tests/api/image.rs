@@ -16,9 +16,8 @@ use std::time::Duration;
 use actix_web::http::Method;
 use serde_json::json;
 
+use crate::helpers::TOKEN;
 use crate::helpers::{Http, on_path, skip, start};
-
-const TOKEN: &str = "chroot-secret";
 
 /// The `chroot` command, or why this machine cannot run the test.
 fn chroot() -> Result<PathBuf, String> {

@@ -12,9 +12,8 @@ use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
 use penguin::service::Service;
 
+use crate::helpers::TOKEN;
 use crate::helpers::{Fault, FaultProxy, Http, Running, TestApp, fast_peers, free_port, penguin, start};
-
-const TOKEN: &str = "operability";
 
 /// `serve all` as a user runs it, on free ports, with its files in `data`.
 fn serve_all(dir: &Path, extra: &[(&str, &str)]) -> Running {

@@ -16,9 +16,8 @@ use actix_web::http::Method;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::helpers::TOKEN;
 use crate::helpers::{Answer, Http, Running, Script, ScriptedPeer, free_port, penguin, say, skip, start};
-
-const TOKEN: &str = "panel-test-token";
 
 /// The four services as processes, each on its own port, sharing one data folder.
 struct Shop {

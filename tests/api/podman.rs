@@ -21,10 +21,9 @@ use serde_json::{Value as Json, json};
 use serde_norway::Value;
 
 use crate::deploy::{deploy, kustomized, said, text, yaml_documents};
+use crate::helpers::TOKEN;
 use crate::helpers::{free_port, on_path, penguin, skip};
 use crate::image::static_binary;
-
-const TOKEN: &str = "podman-secret";
 
 /// How long a container may take to start, restart or pass its health check.
 const PATIENCE: Duration = Duration::from_secs(60);

@@ -19,9 +19,8 @@ use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::helpers::TOKEN;
 use crate::helpers::{Http, Running, free_port, penguin, run_to_end, skip, start};
-
-const TOKEN: &str = "restore-token";
 
 /// An order a client placed and the answer it got.
 #[derive(Debug, Clone)]
