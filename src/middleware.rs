@@ -29,7 +29,7 @@ use crate::trace::{KeyValue, REQUEST_ID, Span, SpanKind, Trace, Tracer, Value};
 
 /// What the middleware needs of its service, kept in the app's data.
 #[derive(Clone)]
-pub struct Context {
+pub struct RequestContext {
     pub service: Service,
     pub request_timeout: Duration,
     pub in_flight: Arc<InFlight>,
@@ -47,7 +47,7 @@ pub async fn around(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<Newline>, actix_web::Error> {
-    let Some(context) = req.app_data::<web::Data<Context>>().cloned() else {
+    let Some(context) = req.app_data::<web::Data<RequestContext>>().cloned() else {
         return next
             .call(req)
             .await
@@ -117,7 +117,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 async fn answer<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
-    context: &Context,
+    context: &RequestContext,
     span: &mut Span,
 ) -> Result<ServiceResponse<B>, actix_web::Error> {
     let started = Instant::now();

@@ -365,7 +365,7 @@ fn build_server(
     let pool = web::Data::new(pool);
     let service_token = web::Data::new(ServiceToken::new(&token));
     let document = web::Data::new(openapi::Document::new(service, api(service)));
-    let context = web::Data::new(middleware::Context {
+    let context = web::Data::new(middleware::RequestContext {
         service,
         request_timeout: settings.request_timeout,
         in_flight,

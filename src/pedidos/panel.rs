@@ -52,27 +52,27 @@ pub struct Panel<'a> {
     /// When this answer was made (UTC).
     generado_en: String,
     /// pedidos, then its peers as pedidos reaches them.
-    servicios: Vec<Servicio>,
+    servicios: Vec<ServiceStatus>,
     /// Each peer's circuit breaker at pedidos.
-    circuitos: Vec<Circuito>,
+    circuitos: Vec<PeerCircuit>,
     /// The last 20 orders, newest first.
     pedidos: Vec<PedidoVista<'a>>,
     /// Orders placed in the last minute, by their estado now.
-    ultimo_minuto: UltimoMinuto,
+    ultimo_minuto: LastMinute,
     /// The first 1000 products by id, with their units at inventario; `null` when
     /// productos gave no readable list (no answer, not `2xx`, unreadable or beyond
     /// 4 MiB): `productos_detalle` says why.
-    productos: Option<Vec<ProductoPanel>>,
+    productos: Option<Vec<ProductRow>>,
     /// Why `productos`, or some or all of their units, are missing.
     #[serde(skip_serializing_if = "Option::is_none")]
     productos_detalle: Option<String>,
     /// What this pedidos healed after a restore since it started.
-    restauracion: Restauracion,
+    restauracion: RestoreStatus,
 }
 
 /// Healing after a restore of one service from an older copy, since pedidos started.
 #[derive(Serialize, ToSchema)]
-struct Restauracion {
+struct RestoreStatus {
     /// The peers found restored behind pedidos and being healed now: orders that need
     /// them fail at once until they are.
     sanando: Vec<&'static str>,
@@ -84,7 +84,7 @@ struct Restauracion {
     traidos: u64,
 }
 
-fn restauracion(instancia: &Instancia) -> Restauracion {
+fn restore_status(instancia: &Instancia) -> RestoreStatus {
     let metrics = &instancia.metrics;
     let count = |outcome: &str| {
         Ledger::BOTH
@@ -97,7 +97,7 @@ fn restauracion(instancia: &Instancia) -> Restauracion {
             })
             .sum()
     };
-    Restauracion {
+    RestoreStatus {
         sanando: Ledger::BOTH
             .into_iter()
             .filter(|l| instancia.healing.is_stale(*l))
@@ -111,7 +111,7 @@ fn restauracion(instancia: &Instancia) -> Restauracion {
 
 /// One service's readiness, as its `GET /ready` answered.
 #[derive(Serialize, ToSchema)]
-struct Servicio {
+struct ServiceStatus {
     /// `productos`, `inventario`, `pagos` or `pedidos`.
     service: &'static str,
     /// Where pedidos reaches it (peers only).
@@ -130,7 +130,7 @@ struct Servicio {
 
 /// One peer's circuit breaker.
 #[derive(Serialize, ToSchema)]
-struct Circuito {
+struct PeerCircuit {
     peer: &'static str,
     #[serde(flatten)]
     status: CircuitStatus,
@@ -141,7 +141,7 @@ struct Circuito {
 
 /// Orders placed in the last minute, by estado.
 #[derive(Serialize, ToSchema, Default)]
-struct UltimoMinuto {
+struct LastMinute {
     pendiente: u64,
     confirmado: u64,
     rechazado: u64,
@@ -152,7 +152,7 @@ struct UltimoMinuto {
 /// `confirmado` has been sold. The units are `null` for a product without stock, or
 /// when inventario did not answer.
 #[derive(Serialize, ToSchema)]
-struct ProductoPanel {
+struct ProductRow {
     id: i64,
     nombre: String,
     precio: Money,
@@ -201,7 +201,7 @@ pub async fn estado(
 ) -> Result<HttpResponse, ApiError> {
     let now = jiff::Timestamp::now();
     let since = clock::stored(now - jiff::SignedDuration::from_secs(60));
-    let circuitos = circuitos(&breakers, now);
+    let circuitos = peer_circuits(&breakers, now);
     let deadline = Instant::now() + PEEK_LIMIT;
     let (propio, peers_ready, productos) = tokio::join!(
         pool.ready(),
@@ -212,9 +212,9 @@ pub async fn estado(
                 peer.peek("/ready", PEEK_LIMIT, MAX_READY_BODY).await,
             )
         })),
-        productos_panel(&peers, deadline),
+        product_rows(&peers, deadline),
     );
-    let mut servicios = vec![Servicio {
+    let mut servicios = vec![ServiceStatus {
         service: Service::Pedidos.name(),
         url: None,
         ready: propio.is_ok(),
@@ -234,7 +234,7 @@ pub async fn estado(
         ))
     })
     .await?;
-    let mut ultimo_minuto = UltimoMinuto::default();
+    let mut ultimo_minuto = LastMinute::default();
     for (estado, n) in recientes {
         *match estado {
             EstadoPedido::Pendiente => &mut ultimo_minuto.pendiente,
@@ -253,17 +253,17 @@ pub async fn estado(
             ultimo_minuto,
             productos,
             productos_detalle,
-            restauracion: restauracion(&instancia),
+            restauracion: restore_status(&instancia),
         }))
 }
 
-fn circuitos(breakers: &Breakers, now: jiff::Timestamp) -> Vec<Circuito> {
+fn peer_circuits(breakers: &Breakers, now: jiff::Timestamp) -> Vec<PeerCircuit> {
     breakers
         .each()
         .into_iter()
         .map(|(peer, breaker)| {
             let (_, left) = breaker.status();
-            Circuito {
+            PeerCircuit {
                 peer,
                 status: breaker.circuit_status(),
                 proxima_prueba: left
@@ -277,8 +277,12 @@ fn circuitos(breakers: &Breakers, now: jiff::Timestamp) -> Vec<Circuito> {
 
 /// A peer's readiness from its `GET /ready` answer: ready only when it answered `200`
 /// with `"status": "ready"`.
-fn ready(service: &'static str, url: &str, answer: Result<(StatusCode, web::Bytes), String>) -> Servicio {
-    let mut servicio = Servicio {
+fn ready(
+    service: &'static str,
+    url: &str,
+    answer: Result<(StatusCode, web::Bytes), String>,
+) -> ServiceStatus {
+    let mut servicio = ServiceStatus {
         service,
         url: Some(url.to_string()),
         ready: false,
@@ -324,10 +328,7 @@ fn read<T: serde::de::DeserializeOwned>(
 /// missing if they are; `Err` when the products themselves are. inventario's stock rows
 /// are read page by page (they may include products since deleted) until they reach
 /// the last product shown, or `deadline` passes.
-async fn productos_panel(
-    peers: &Peers,
-    deadline: Instant,
-) -> Result<(Vec<ProductoPanel>, Option<String>), String> {
+async fn product_rows(peers: &Peers, deadline: Instant) -> Result<(Vec<ProductRow>, Option<String>), String> {
     let [productos, inventario, _] = peers.each();
     let left = || deadline.saturating_duration_since(Instant::now());
     let catalogo = productos
@@ -366,7 +367,7 @@ async fn productos_panel(
         .into_iter()
         .map(|p| {
             let units = stock.remove(&p.id);
-            ProductoPanel {
+            ProductRow {
                 id: p.id,
                 nombre: p.nombre,
                 precio: p.precio,
