@@ -154,14 +154,10 @@ fn key_value(buf: &mut Vec<u8>, attribute: &KeyValue) {
 
 /// An `AnyValue`: one of its fields, written even when it is the default (a oneof).
 fn any_value(buf: &mut Vec<u8>, value: &Value) {
-    let string = |buf: &mut Vec<u8>, s: &str| {
-        tag(buf, field::STRING, LENGTH);
-        varint(buf, s.len() as u64);
-        buf.extend_from_slice(s.as_bytes());
-    };
     match value {
-        Value::Text(s) => string(buf, s),
-        Value::Shared(s) => string(buf, s),
+        // Written even when empty, unlike `text`: a oneof's field says which it is.
+        Value::Text(s) => bytes(buf, field::STRING, s.as_bytes()),
+        Value::Shared(s) => bytes(buf, field::STRING, s.as_bytes()),
         Value::Int(n) => {
             tag(buf, field::INT, VARINT);
             varint(buf, *n as u64);
@@ -397,7 +393,8 @@ impl Answer {
         };
         let mut length = None;
         let mut chunked = false;
-        let mut close = false;
+        // HTTP/1.0 closes unless it says it keeps the connection.
+        let mut close = head.starts_with("HTTP/1.0");
         for line in lines {
             let Some((name, value)) = line.split_once(':') else {
                 continue;
@@ -406,7 +403,10 @@ impl Answer {
             match name.trim().to_ascii_lowercase().as_str() {
                 "content-length" => length = value.parse::<usize>().ok(),
                 "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
-                "connection" => close = value.eq_ignore_ascii_case("close"),
+                "connection" => {
+                    let said = |word: &str| value.split(',').any(|t| t.trim().eq_ignore_ascii_case(word));
+                    close = said("close") || (close && !said("keep-alive"));
+                }
                 _ => {}
             }
         }
@@ -415,7 +415,10 @@ impl Answer {
         let whole = if bodiless {
             true
         } else if chunked {
-            body.ends_with(b"0\r\n\r\n")
+            match chunked_end(body) {
+                Some(whole) => whole,
+                None => return Some(Err("a chunked answer that is not one".into())),
+            }
         } else if let Some(length) = length {
             body.len() >= length
         } else {
@@ -433,20 +436,56 @@ impl Answer {
         })
     }
 
-    /// The connection closed: the answer is whatever came.
+    /// The connection closed: the answer is whatever came, and the connection is not
+    /// kept.
     fn closed(&self) -> Result<bool, PostError> {
         match self.complete() {
-            Some(done) => done,
-            None => {
-                let head_end = self.received.windows(4).position(|w| w == b"\r\n\r\n");
-                let status = self.received.get(9..12).and_then(|c| std::str::from_utf8(c).ok());
-                match (head_end, status.and_then(|s| s.parse::<u16>().ok())) {
-                    (Some(_), Some(200..=299)) => Ok(false),
-                    (Some(_), Some(status)) => Err(format!("the collector answered {status}")),
-                    _ => Err("the collector closed the connection mid-answer".into()),
+            Some(done) => done.map(|_| false),
+            // Its head came whole (an answer read to the end of the connection).
+            None if self.received.windows(4).any(|w| w == b"\r\n\r\n") => {
+                let status = String::from_utf8_lossy(&self.received)
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|code| code.parse::<u16>().ok());
+                match status {
+                    Some(200..=299) => Ok(false),
+                    Some(status) => Err(format!("the collector answered {status}")),
+                    None => Err("not an HTTP answer".into()),
                 }
             }
+            None => Err("the collector closed the connection mid-answer".into()),
         }
+    }
+}
+
+/// Whether a chunked body is whole: `Some(true)` once its last chunk (size 0) and its
+/// trailers have come, `Some(false)` while it is still arriving, `None` if it is no
+/// chunked body. Chunk extensions and trailers are read past, not used.
+fn chunked_end(mut body: &[u8]) -> Option<bool> {
+    loop {
+        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else {
+            return Some(false);
+        };
+        let line = std::str::from_utf8(&body[..line_end]).ok()?;
+        let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+        body = &body[line_end + 2..];
+        if size == 0 {
+            // Trailers, each a line, end with an empty one.
+            let mut rest = body;
+            loop {
+                let Some(end) = rest.windows(2).position(|w| w == b"\r\n") else {
+                    return Some(false);
+                };
+                if end == 0 {
+                    return Some(true);
+                }
+                rest = &rest[end + 2..];
+            }
+        }
+        if body.len() < size + 2 {
+            return Some(false);
+        }
+        body = &body[size + 2..];
     }
 }
 
@@ -674,6 +713,30 @@ mod tests {
             .expect("a URL")
             .post(&[b"x"], Duration::from_secs(1));
         assert!(gone.is_err(), "nothing listens: {gone:?}");
+    }
+
+    #[test]
+    fn an_answer_is_whole_when_its_framing_says_so() {
+        let complete = |text: &str| {
+            Answer {
+                received: text.as_bytes().to_vec(),
+            }
+            .complete()
+        };
+        // Chunk data that ends like a last chunk is data, not the end.
+        let data = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab0\r\n\r\n";
+        assert_eq!(complete(data), None, "still arriving");
+        assert_eq!(complete(&format!("{data}0\r\n\r\n")), Some(Ok(true)));
+        let trailers = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0;x=1\r\nX-Trace: y\r\n\r\n";
+        assert_eq!(complete(trailers), Some(Ok(true)), "an extension and a trailer");
+        let bad = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert!(matches!(complete(bad), Some(Err(_))));
+        let old = "HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(complete(old), Some(Ok(false)), "HTTP/1.0 closes");
+        let kept = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(complete(kept), Some(Ok(true)));
+        let listed = "HTTP/1.1 200 OK\r\nConnection: upgrade, close\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(complete(listed), Some(Ok(false)), "close among other tokens");
     }
 
     #[test]

@@ -206,7 +206,9 @@ impl TraceArgs {
                 .0,
             timeout: Duration::from_millis(self.traces_timeout_ms.unwrap_or(self.timeout_ms)),
             every: Duration::from_millis(self.schedule_delay_ms),
-            batch: usize::try_from(self.batch).unwrap_or(512),
+            // OpenTelemetry asks that a batch be no larger than the queue: a larger one
+            // would never be full, and spans would go only on the timer.
+            batch: usize::try_from(self.batch.min(self.queue)).unwrap_or(512),
             queue: usize::try_from(self.queue).unwrap_or(8192),
         })
     }
@@ -340,24 +342,41 @@ struct Waiting {
 
 impl Sink for Queue {
     fn end(&self, span: Record) {
-        let Ok(mut waiting) = self.waiting.lock() else {
-            return;
-        };
-        if waiting.ends.len() >= self.bound {
+        // Encoded before the lock is taken, into this thread's own buffer, so that
+        // workers ending spans at once wait only for each other's copy.
+        ENCODED.with_borrow_mut(|encoded| {
+            encoded.clear();
+            otlp::encode(encoded, &span);
+            drop(span);
+            let Ok(mut waiting) = self.waiting.lock() else {
+                return;
+            };
+            if waiting.stopped || waiting.ends.len() >= self.bound {
+                let why = if waiting.stopped {
+                    "the exporter has stopped"
+                } else {
+                    "the export queue is full"
+                };
+                drop(waiting);
+                self.loss.dropped.inc();
+                self.loss.warn(|| why.into());
+                return;
+            }
+            waiting.spans.extend_from_slice(encoded);
+            let end = waiting.spans.len();
+            waiting.ends.push(end);
+            let full = waiting.ends.len() == self.batch;
             drop(waiting);
-            self.loss.dropped.inc();
-            self.loss.warn(|| "the export queue is full".into());
-            return;
-        }
-        otlp::encode(&mut waiting.spans, &span);
-        let end = waiting.spans.len();
-        waiting.ends.push(end);
-        let full = waiting.ends.len() == self.batch;
-        drop(waiting);
-        if full {
-            self.changed.notify_all();
-        }
+            if full {
+                self.changed.notify_all();
+            }
+        });
     }
+}
+
+thread_local! {
+    /// Each thread's span as it is encoded, before it joins a queue.
+    static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The thread that sends a service's spans to its collector: a batch when one is
@@ -404,9 +423,8 @@ impl Exporter {
             next = Instant::now() + self.every;
             let mut start = 0;
             for batch in ends.chunks(queue.batch) {
-                let Some(&end) = batch.last() else {
-                    continue;
-                };
+                // chunks() yields no empty slice.
+                let end = batch.last().copied().unwrap_or(start);
                 let timeout = match stop_by {
                     Some(by) => self.timeout.min(by.saturating_duration_since(Instant::now())),
                     None => self.timeout,

@@ -408,8 +408,9 @@ impl Sampler {
             (Self::AlwaysOff, _) => false,
             (Self::TraceIdRatio(ratio), _) => {
                 // OpenTelemetry's rule: the trace id's low 63 bits under the ratio's share.
-                let bound = (ratio.clamp(0.0, 1.0) * (1u64 << 63) as f64) as u64;
-                ((trace_id as u64) >> 1) < bound || *ratio >= 1.0
+                // 2^63 (a ratio of 1) is above every 63-bit value; the cast saturates.
+                let bound = (ratio * (1u64 << 63) as f64) as u64;
+                ((trace_id as u64) >> 1) < bound
             }
             (Self::ParentBased(_), Some(sampled)) => sampled,
             (Self::ParentBased(root), None) => root.keeps(trace_id, None),
@@ -575,9 +576,12 @@ mod tests {
 
     #[test]
     fn a_sane_request_id_is_kept_and_the_parent_trace_goes_on() {
+        // With a tracer, so that each span named in `traceparent` is a span made.
+        let kept = Arc::new(Kept::default());
+        let tracer = Tracer::new(Sampler::AlwaysOn, kept.clone());
         let trace = Trace::of_request(
             &headers(&[(&REQUEST_ID, "order-42"), (&TRACEPARENT, PARENT)]),
-            None,
+            Some(&tracer),
         );
         assert_eq!(trace.id(), "order-42");
         let call = trace.span("GET inventario", SpanKind::Client);
@@ -589,6 +593,11 @@ mod tests {
         );
         assert!(parent.ends_with("-01"), "sampled stays sampled: {parent}");
         assert_ne!(&parent[36..52], "00f067aa0ba902b7", "a new span per peer call");
+        assert_eq!(
+            &parent[36..52],
+            format!("{:016x}", call.id),
+            "the call's own span"
+        );
         let again = trace.span("GET inventario", SpanKind::Client);
         assert_ne!(
             trace.under(&again).peer_headers()[1].1,

@@ -255,7 +255,7 @@ impl Peer {
         span.event("breaker.rejected", || {
             vec![KeyValue::new(
                 "retry_in_ms",
-                i64::try_from(self.breaker.retry_after().as_millis()).unwrap_or(i64::MAX),
+                i64::try_from(millis(self.breaker.retry_after())).unwrap_or(i64::MAX),
             )]
         });
         span.fail(|| format!("the circuit to {} is open", self.name));

@@ -226,7 +226,7 @@ pub async fn colocar<P: PeerApi, S: Store>(
         SpanKind::Internal,
         |_| {},
         |span, (_, total, etapa): &(Vec<Item>, Money, Etapa)| {
-            span.set(KeyValue::new("pedido.total", total.to_string()));
+            span.set_with(|| [KeyValue::new("pedido.total", total.to_string())]);
             describe(span, etapa);
         },
         cotizar(ctx.peers, &nuevo),
