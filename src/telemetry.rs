@@ -571,8 +571,24 @@ mod tests {
             let (mut stream, _) = listener.accept().expect("the export");
             let mut got = Vec::new();
             let mut chunk = [0u8; 4096];
-            while !String::from_utf8_lossy(&got).contains("\r\n\r\n") {
+            // The whole request, body included: closing on unread bytes would reset the
+            // connection before the answer is read.
+            let whole = |got: &[u8]| {
+                let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    return false;
+                };
+                let head = String::from_utf8_lossy(&got[..end]).to_lowercase();
+                let length = head
+                    .split("content-length: ")
+                    .nth(1)
+                    .and_then(|l| l.split("\r\n").next())
+                    .and_then(|l| l.parse::<usize>().ok())
+                    .unwrap_or(0);
+                got.len() - end - 4 >= length
+            };
+            while !whole(&got) {
                 let n = stream.read(&mut chunk).expect("read");
+                assert!(n > 0, "the request ended early");
                 got.extend_from_slice(&chunk[..n]);
             }
             stream
