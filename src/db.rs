@@ -259,6 +259,18 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// An in-memory database migrated to `version` (`None`: the latest), for tests.
+    #[cfg(test)]
+    pub fn in_memory(&self, version: Option<usize>) -> Connection {
+        let mut conn = Connection::open_in_memory().expect("an in-memory database");
+        match version {
+            Some(version) => self.migrations.to_version(&mut conn, version),
+            None => self.migrations.to_latest(&mut conn),
+        }
+        .expect("migrated");
+        conn
+    }
+
     pub fn new(service: Service, table: &'static str, migrations: Vec<M<'static>>) -> Self {
         Self {
             service,

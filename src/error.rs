@@ -6,11 +6,12 @@
 //! domain errors become `ApiError`s at the edge. Body failures (bad JSON, wrong content
 //! type, oversized bodies) come from `json::Json`, bad path or query parameters are
 //! turned into the same shape by [`path_config`] and [`query_config`], and unknown
-//! routes or methods by [`not_found`] and [`method_not_allowed`].
+//! routes by [`not_found`], methods a route does not have by the resources that
+//! [`resource`], [`get`] and [`post`] make.
 
 use actix_web::error::{PathError, QueryPayloadError};
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Resource, Responder, ResponseError, web};
 use serde::Serialize;
 
 /// How long a client should wait after a full disk before trying again.
@@ -326,10 +327,32 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// The default service of a resource: the route exists, the method does not.
-pub fn method_not_allowed(
+fn method_not_allowed(
     allow: &'static str,
 ) -> impl Fn() -> std::future::Ready<Result<HttpResponse, ApiError>> + Clone {
     move || std::future::ready(Err(ApiError::MethodNotAllowed { allow }))
+}
+
+/// A route table's resource at `path` whose methods are `allow`, spelt as the `Allow`
+/// header lists them (`"GET, POST"`): any other method is answered `405` with that
+/// header. Its routes are added with `.route(...)`.
+pub fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed(allow)))
+}
+
+/// A handler a route can call: what actix-web's `Route::to` takes.
+pub trait Routable<Args>: Handler<Args, Output: Responder + 'static> {}
+
+impl<F: Handler<Args, Output: Responder + 'static>, Args> Routable<Args> for F {}
+
+/// A resource at `path` that answers `GET` with `handler`, and `405` to any other method.
+pub fn get<Args: FromRequest + 'static>(path: &str, handler: impl Routable<Args>) -> Resource {
+    resource(path, "GET").route(web::get().to(handler))
+}
+
+/// A resource at `path` that answers `POST` with `handler`, and `405` to any other method.
+pub fn post<Args: FromRequest + 'static>(path: &str, handler: impl Routable<Args>) -> Resource {
+    resource(path, "POST").route(web::post().to(handler))
 }
 
 #[cfg(test)]

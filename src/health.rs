@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::db::{Pool, run_blocking};
-use crate::error::{ApiError, ErrorCode, method_not_allowed};
+use crate::error::{ApiError, ErrorCode, get};
 use crate::metrics::Metrics;
 use crate::service::Service;
 
@@ -107,16 +107,7 @@ pub(crate) async fn ready(
 /// The route table of the operational routes; the app must hold a `web::Data<Service>`
 /// and a `web::Data<Pool>`, and pedidos' a `web::Data<Circuits>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(HEALTH)
-            .route(web::get().to(health))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(READY)
-            .route(web::get().to(ready))
-            .default_service(web::to(method_not_allowed("GET"))),
-    );
+    cfg.service(get(HEALTH, health)).service(get(READY, ready));
 }
 
 /// The service's metrics in Prometheus' text format (version 0.0.4); no token needed.
@@ -145,9 +136,5 @@ pub(crate) async fn metrics(
 /// The route table of `/metrics`; the app must hold a `web::Data<Metrics>` and a
 /// `web::Data<Pool>`.
 pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(METRICS)
-            .route(web::get().to(metrics))
-            .default_service(web::to(method_not_allowed("GET"))),
-    );
+    cfg.service(get(METRICS, metrics));
 }

@@ -243,19 +243,38 @@ impl Decimal {
 /// bits names nothing that exists: a `404` with `missing`, the code of what it would
 /// name.
 pub fn path_id(text: &str, name: &str, missing: ErrorCode, what: &str) -> Result<i64, ApiError> {
-    let number = whole_number(text).ok_or_else(|| {
+    let refusal = |code, shown: String| {
         ApiError::new(
-            ErrorCode::InvalidId,
-            format!("`{name}` in the path must be a positive integer, not {text:?}"),
+            code,
+            format!("`{name}` in the path must be a positive integer, not {shown}"),
         )
-    })?;
-    if number <= 0 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidValue,
-            format!("`{name}` in the path must be a positive integer, not {text}"),
-        ));
+    };
+    match id_in_text(text) {
+        Ok(id) => Ok(id),
+        Err(BadId::NotANumber) => Err(refusal(ErrorCode::InvalidId, format!("{text:?}"))),
+        Err(BadId::NotPositive) => Err(refusal(ErrorCode::InvalidValue, text.to_string())),
+        Err(BadId::BeyondAnyId) => Err(ApiError::new(missing, format!("there is no {what} {text}"))),
     }
-    i64::try_from(number).map_err(|_| ApiError::new(missing, format!("there is no {what} {text}")))
+}
+
+/// Why a path or a query string's text is no id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadId {
+    /// No whole number at all (`uno`, `1.5`, empty).
+    NotANumber,
+    /// `0` or less: ids are positive.
+    NotPositive,
+    /// Beyond 64 bits: it could be an id, but none that exists.
+    BeyondAnyId,
+}
+
+/// An id written in a path or a query string: a positive whole number that fits 64 bits.
+pub fn id_in_text(text: &str) -> Result<i64, BadId> {
+    match whole_number(text) {
+        None => Err(BadId::NotANumber),
+        Some(n) if n <= 0 => Err(BadId::NotPositive),
+        Some(n) => i64::try_from(n).map_err(|_| BadId::BeyondAnyId),
+    }
 }
 
 /// A quantity: at least `min` (0 or 1) and at most [`MAX_CANTIDAD`].
@@ -271,9 +290,10 @@ pub fn cantidad(field: &str, value: Entero, min: i64) -> Result<i64, ApiError> {
 
 /// The rules above as OpenAPI schemas, for the documents of the services.
 pub mod schema {
+    use utoipa::openapi::RefOr;
     use utoipa::openapi::Required;
     use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
-    use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type};
 
     use super::{MAX_CANTIDAD, MAX_KEY_CHARS, MAX_TEXT_CHARS};
 
@@ -309,16 +329,14 @@ pub mod schema {
 
     /// A name or other text: 1 to [`MAX_TEXT_CHARS`] characters, not blank, no control characters.
     pub fn text() -> Object {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .min_length(Some(1))
-            .max_length(Some(MAX_TEXT_CHARS))
-            .pattern(Some(TEXT_PATTERN))
-            .description(Some(format!(
+        string(
+            MAX_TEXT_CHARS,
+            TEXT_PATTERN,
+            format!(
                 "1 to {MAX_TEXT_CHARS} characters, not blank, without control characters; \
                  surrounding spaces are trimmed"
-            )))
-            .build()
+            ),
+        )
     }
 
     /// [`text`], or `null` for absent.
@@ -328,12 +346,21 @@ pub mod schema {
 
     /// A key: 1 to [`MAX_KEY_CHARS`] visible ASCII characters.
     pub fn key() -> Object {
+        string(
+            MAX_KEY_CHARS,
+            KEY_PATTERN,
+            format!("1 to {MAX_KEY_CHARS} visible ASCII characters"),
+        )
+    }
+
+    /// A string of 1 to `max` characters matching `pattern`.
+    fn string(max: usize, pattern: &str, description: String) -> Object {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(1))
-            .max_length(Some(MAX_KEY_CHARS))
-            .pattern(Some(KEY_PATTERN))
-            .description(Some(format!("1 to {MAX_KEY_CHARS} visible ASCII characters")))
+            .max_length(Some(max))
+            .pattern(Some(pattern))
+            .description(Some(description))
             .build()
     }
 
@@ -343,6 +370,20 @@ pub mod schema {
             .name(name)
             .parameter_in(ParameterIn::Path)
             .required(Required::True)
+            .schema(Some(schema))
+            .description(Some(description))
+            .build()
+    }
+
+    /// An optional parameter of the query string.
+    pub fn in_query(
+        name: &str,
+        schema: impl Into<RefOr<Schema>>,
+        description: impl Into<String>,
+    ) -> Parameter {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
             .schema(Some(schema))
             .description(Some(description))
             .build()

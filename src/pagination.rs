@@ -6,11 +6,11 @@
 use actix_web::HttpResponse;
 use actix_web::http::header;
 
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::input;
+use crate::input::{self, schema::in_query as param};
 
 /// `limit`, `after` and `offset` of a list route, as sent; [`Page::bounds`] checks them.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -120,33 +120,26 @@ impl utoipa::IntoParams for Page {
                 .default(Some(0.into()))
         };
         vec![
-            ParameterBuilder::new()
-                .name("limit")
-                .parameter_in(ParameterIn::Query)
-                .schema(Some(limit))
-                .description(Some(format!(
+            param(
+                "limit",
+                limit,
+                format!(
                     "how many at most: 1 to {} (422 `invalid_limit` outside)",
                     Self::MAX_LIMIT
-                )))
-                .build(),
-            ParameterBuilder::new()
-                .name("after")
-                .parameter_in(ParameterIn::Query)
-                .schema(Some(at_least_zero()))
-                .description(Some(
-                    "only rows whose id is above this one: the last id of the page before, as \
-                     the `Link: <...>; rel=\"next\"` header of a full page names it \
-                     (422 `invalid_value` if negative)",
-                ))
-                .build(),
-            ParameterBuilder::new()
-                .name("offset")
-                .parameter_in(ParameterIn::Query)
-                .schema(Some(at_least_zero()))
-                .description(Some(
-                    "how many to skip: 0 or more (422 `invalid_value` if negative); past the end, an empty page",
-                ))
-                .build(),
+                ),
+            ),
+            param(
+                "after",
+                at_least_zero(),
+                "only rows whose id is above this one: the last id of the page before, as \
+                 the `Link: <...>; rel=\"next\"` header of a full page names it \
+                 (422 `invalid_value` if negative)",
+            ),
+            param(
+                "offset",
+                at_least_zero(),
+                "how many to skip: 0 or more (422 `invalid_value` if negative); past the end, an empty page",
+            ),
         ]
     }
 }

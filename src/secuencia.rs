@@ -14,15 +14,14 @@
 //! A change asked for without `?visto=` (a client other than pedidos) is neither
 //! fenced nor numbered.
 
-use actix_web::dev::Handler;
-use actix_web::{FromRequest, HttpResponse, Responder, web};
+use actix_web::{FromRequest, HttpResponse, web};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::db::{self, Pool, run_blocking, run_write};
-use crate::error::{ApiError, ErrorCode, method_not_allowed};
+use crate::error::{ApiError, ErrorCode, Routable, get, post};
 use crate::input::{self, Entero};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
@@ -38,30 +37,14 @@ refusals!(SecuenciaRefusals: json::REFUSALS, db::WRITE_REFUSALS);
 
 /// The routes of a numbered service: its own `GET /cambios` and `GET /cambios/{clave}`
 /// (what it lists is its own), and `POST /secuencia`, the same for both.
-pub fn configure<C, CArgs, D, DArgs>(cfg: &mut web::ServiceConfig, cambios: C, cambios_de: D)
-where
-    C: Handler<CArgs>,
-    CArgs: FromRequest + 'static,
-    C::Output: Responder + 'static,
-    D: Handler<DArgs>,
-    DArgs: FromRequest + 'static,
-    D::Output: Responder + 'static,
-{
-    cfg.service(
-        web::resource(CAMBIOS)
-            .route(web::get().to(cambios))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(CAMBIOS_DE)
-            .route(web::get().to(cambios_de))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(SECUENCIA)
-            .route(web::post().to(subir_secuencia))
-            .default_service(web::to(method_not_allowed("POST"))),
-    );
+pub fn configure<C: FromRequest + 'static, D: FromRequest + 'static>(
+    cfg: &mut web::ServiceConfig,
+    cambios: impl Routable<C>,
+    cambios_de: impl Routable<D>,
+) {
+    cfg.service(get(CAMBIOS, cambios))
+        .service(get(CAMBIOS_DE, cambios_de))
+        .service(post(SECUENCIA, subir_secuencia));
 }
 
 /// Answers `GET /cambios` or `GET /cambios/{clave}`: the service's numbers, with what
@@ -250,15 +233,6 @@ fn whole(name: &str, text: &str) -> Result<i64, ApiError> {
     Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-fn query_param(name: &str, schema: ObjectBuilder, description: &str) -> Parameter {
-    ParameterBuilder::new()
-        .name(name)
-        .parameter_in(ParameterIn::Query)
-        .schema(Some(schema))
-        .description(Some(description))
-        .build()
-}
-
 fn counter_schema() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::Integer)
@@ -270,7 +244,7 @@ fn counter_schema() -> ObjectBuilder {
 
 impl utoipa::IntoParams for Visto {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        vec![query_param(
+        vec![input::schema::in_query(
             "visto",
             counter_schema(),
             "the highest `secuencia` the caller was answered here: the change is numbered, and refused \
@@ -360,12 +334,12 @@ impl utoipa::IntoParams for CambiosQuery {
             .build();
         vec![
             prefijo,
-            query_param(
+            input::schema::in_query(
                 "desde",
                 counter_schema(),
                 "list the changes numbered after this one (default 0)",
             ),
-            query_param(
+            input::schema::in_query(
                 "limit",
                 ObjectBuilder::new()
                     .schema_type(Type::Integer)

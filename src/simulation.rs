@@ -38,7 +38,7 @@ use crate::pagos::model::{Cobro, EstadoPago as Pago};
 use crate::pedidos::PedidosMetrics;
 use crate::pedidos::answers::{LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode};
 use crate::pedidos::clients::{PagarRequest, PeerApi, PeerError, lote_held};
-use crate::pedidos::decide::{Ledger, Seen};
+use crate::pedidos::decide::{ChangeNumbers, Ledger};
 use crate::pedidos::instancia::{Claim, Healing, InProgress, Instancia, PeerNumbers};
 use crate::pedidos::model::{EstadoPedido, Etapa, Item, Linea, NuevoPedido, Pedido};
 use crate::pedidos::peer::{CallError, Refusal};
@@ -120,9 +120,7 @@ fn database(service: Service) -> Connection {
                 Service::Inventario => crate::inventario::schema(),
                 _ => crate::pagos::schema(),
             };
-            let mut conn = Connection::open_in_memory().expect("an in-memory database");
-            schema.migrations.to_latest(&mut conn).expect("migrated");
-            conn
+            schema.in_memory(None)
         });
         copy_of(template)
     })
@@ -624,10 +622,10 @@ impl Store for SimStore<'_> {
     async fn transition(
         &self,
         id: i64,
-        desde: Etapa,
-        hacia: Etapa,
+        from: Etapa,
+        to: Etapa,
         reservas: Option<Vec<i64>>,
-        seen: Seen,
+        seen: ChangeNumbers,
     ) -> Result<bool, ApiError> {
         // Queued for the writer, as the real one is: it is written even if the request
         // that asked for it is gone by then (its client hung up, its turn released).
@@ -637,14 +635,14 @@ impl Store for SimStore<'_> {
             let done = repo::transition(
                 &mut shop.pedidos.borrow_mut(),
                 id,
-                &desde,
-                &hacia,
+                &from,
+                &to,
                 reservas.as_deref(),
                 seen,
             )
             .expect("written");
             shop.log(format!(
-                "pedidos records pedido {id}: {desde:?} -> {hacia:?}{}",
+                "pedidos records pedido {id}: {from:?} -> {to:?}{}",
                 if done { "" } else { " (stale: not written)" }
             ));
             slot.set(Some(done));

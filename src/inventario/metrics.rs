@@ -62,16 +62,17 @@ mod tests {
 
     #[test]
     fn the_counts_by_estado_follow_every_reservation_from_the_migration_on() {
-        let mut conn = Connection::open_in_memory().expect("an in-memory database");
-        let migrations = crate::inventario::schema().migrations;
-        migrations.to_version(&mut conn, 4).expect("migrated to 4");
+        let mut conn = crate::inventario::schema().in_memory(Some(4));
         conn.execute_batch(
             "INSERT INTO stock (producto_id, cantidad) VALUES (1, 10);
              INSERT INTO reservas (producto_id, cantidad, estado, expira_en) VALUES
                  (1, 1, 'activa', 0), (1, 1, 'expirada', 0), (1, 1, 'confirmada', 0);",
         )
         .expect("reservations of the older schema");
-        migrations.to_latest(&mut conn).expect("migrated");
+        crate::inventario::schema()
+            .migrations
+            .to_latest(&mut conn)
+            .expect("migrated");
         let expected =
             |list: &[(&str, i64)]| list.iter().map(|(e, n)| (e.to_string(), *n)).collect::<Vec<_>>();
         assert_eq!(

@@ -35,7 +35,7 @@ use crate::db::{Pool, Schema, run_write};
 use crate::service::Service;
 use crate::shutdown::Stop;
 
-use crate::error::method_not_allowed;
+use crate::error::{get, post, resource};
 
 /// The schema of `inventario.db`.
 pub fn schema() -> Schema {
@@ -69,48 +69,19 @@ const STOCK_DE: &str = "/stock/{producto_id}";
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The routes pedidos calls for every order come first, and the one with a path
     // parameter last: the router tries each in turn, and a parameter costs a regex.
-    cfg.service(
-        web::resource(RESERVAS)
-            .route(web::post().to(routes::reservar_lote))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(RESERVAS_CONFIRMAR)
-            .route(web::post().to(routes::confirmar_lote))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(RESERVAS_LIBERAR)
-            .route(web::post().to(routes::liberar_lote))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .configure(|cfg| crate::secuencia::configure(cfg, routes::cambios, routes::cambios_de))
-    .service(
-        web::resource(STOCK)
-            .route(web::post().to(routes::cargar_stock))
-            .route(web::get().to(routes::listar_stock))
-            .default_service(web::to(method_not_allowed("GET, POST"))),
-    )
-    .service(
-        web::resource(RESERVAR)
-            .route(web::post().to(routes::reservar))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(LIBERAR)
-            .route(web::post().to(routes::liberar))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(CONFIRMAR)
-            .route(web::post().to(routes::confirmar))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(STOCK_DE)
-            .route(web::get().to(routes::consultar_stock))
-            .default_service(web::to(method_not_allowed("GET"))),
-    );
+    cfg.service(post(RESERVAS, routes::reservar_lote))
+        .service(post(RESERVAS_CONFIRMAR, routes::confirmar_lote))
+        .service(post(RESERVAS_LIBERAR, routes::liberar_lote))
+        .configure(|cfg| crate::secuencia::configure(cfg, routes::cambios, routes::cambios_de))
+        .service(
+            resource(STOCK, "GET, POST")
+                .route(web::post().to(routes::cargar_stock))
+                .route(web::get().to(routes::listar_stock)),
+        )
+        .service(post(RESERVAR, routes::reservar))
+        .service(post(LIBERAR, routes::liberar))
+        .service(post(CONFIRMAR, routes::confirmar))
+        .service(get(STOCK_DE, routes::consultar_stock));
 }
 
 /// The OpenAPI document of inventario's own routes.

@@ -19,7 +19,7 @@ use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, Object, ObjectBuilder,
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, HeaderBuilder, Ref, RefOr, Response, ResponseBuilder};
 
-use crate::error::{ErrorBody, ErrorCode, method_not_allowed};
+use crate::error::{ErrorBody, ErrorCode, get};
 use crate::health;
 use crate::service::Service;
 
@@ -268,14 +268,6 @@ async fn docs() -> HttpResponse {
 
 /// The route table of the documents; the app must hold a `web::Data<Document>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(OPENAPI_JSON)
-            .route(web::get().to(openapi_json))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(DOCS)
-            .route(web::get().to(docs))
-            .default_service(web::to(method_not_allowed("GET"))),
-    );
+    cfg.service(get(OPENAPI_JSON, openapi_json))
+        .service(get(DOCS, docs));
 }

@@ -20,7 +20,7 @@ use rusqlite_migration::M;
 use utoipa::OpenApi;
 
 use crate::db::Schema;
-use crate::error::method_not_allowed;
+use crate::error::{get, post};
 use crate::service::Service;
 
 /// The schema of `pagos.db`.
@@ -46,37 +46,13 @@ const PAGO: &str = "/pagos/{id}";
 
 /// The route table of pagos.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource(PAGAR)
-            .route(web::post().to(routes::pagar))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(ANULAR)
-            .route(web::post().to(routes::anular))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .service(
-        web::resource(REEMBOLSAR)
-            .route(web::post().to(routes::reembolsar))
-            .default_service(web::to(method_not_allowed("POST"))),
-    )
-    .configure(|cfg| crate::secuencia::configure(cfg, routes::cambios, routes::cambios_de))
-    .service(
-        web::resource(PAGOS)
-            .route(web::get().to(routes::listar))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(PAGO_POR_REFERENCIA)
-            .route(web::get().to(routes::por_referencia))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(PAGO)
-            .route(web::get().to(routes::obtener))
-            .default_service(web::to(method_not_allowed("GET"))),
-    );
+    cfg.service(post(PAGAR, routes::pagar))
+        .service(post(ANULAR, routes::anular))
+        .service(post(REEMBOLSAR, routes::reembolsar))
+        .configure(|cfg| crate::secuencia::configure(cfg, routes::cambios, routes::cambios_de))
+        .service(get(PAGOS, routes::listar))
+        .service(get(PAGO_POR_REFERENCIA, routes::por_referencia))
+        .service(get(PAGO, routes::obtener));
 }
 
 /// The OpenAPI document of pagos' own routes.

@@ -265,6 +265,20 @@ impl Peers {
         self.metrics.compensations.with_label_values(&[kind]).inc();
     }
 
+    /// `POST /anular` or `POST /reembolsar` (`path`) for a referencia, counted as a
+    /// compensation of `kind`.
+    async fn undo_charge(
+        &self,
+        kind: &str,
+        path: &str,
+        referencia: &str,
+        visto: Option<i64>,
+    ) -> Result<PagoAnswer, PeerError> {
+        self.compensating(kind);
+        let body = ReferenciaRequest { referencia };
+        post(&self.pagos, &fenced(path, visto), &body).await
+    }
+
     /// One `POST /reservar` per line. A line refused releases the lines reserved
     /// before it, so the order holds nothing, as with a lote; if they cannot be
     /// released now, the error says the call may have reached inventario, so the
@@ -486,23 +500,11 @@ impl PeerApi for Peers {
     }
 
     async fn anular(&self, referencia: &str, visto: Option<i64>) -> Result<PagoAnswer, PeerError> {
-        self.compensating("void");
-        post(
-            &self.pagos,
-            &fenced("/anular", visto),
-            &ReferenciaRequest { referencia },
-        )
-        .await
+        self.undo_charge("void", "/anular", referencia, visto).await
     }
 
     async fn reembolsar(&self, referencia: &str, visto: Option<i64>) -> Result<PagoAnswer, PeerError> {
-        self.compensating("refund");
-        post(
-            &self.pagos,
-            &fenced("/reembolsar", visto),
-            &ReferenciaRequest { referencia },
-        )
-        .await
+        self.undo_charge("refund", "/reembolsar", referencia, visto).await
     }
 
     async fn lotes(&self, cambios: &Cambios) -> Result<LotesListed, PeerError> {

@@ -56,7 +56,7 @@ pub struct Progress {
     /// next driver, rather than count against their circuit twice for one order.
     pub silent: Silent,
     /// The numbers the peers gave the changes this driver saw.
-    pub seen: Seen,
+    pub seen: ChangeNumbers,
 }
 
 /// Which of the peers an order owes work to did not answer.
@@ -82,12 +82,12 @@ impl Ledger {
 /// as a driver saw them: recorded with the order, so that the orders a restored peer
 /// lost can be found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Seen {
+pub struct ChangeNumbers {
     pub inventario: Option<i64>,
     pub pagos: Option<i64>,
 }
 
-impl Seen {
+impl ChangeNumbers {
     pub fn get(&self, ledger: Ledger) -> Option<i64> {
         match ledger {
             Ledger::Inventario => self.inventario,
@@ -116,7 +116,7 @@ impl Progress {
             fresh,
             free: false,
             silent: Silent::default(),
-            seen: Seen::default(),
+            seen: ChangeNumbers::default(),
         }
     }
 

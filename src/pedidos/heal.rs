@@ -282,7 +282,13 @@ async fn reassert<P: PeerApi, S: Store>(
             if etapa != pedido.etapa || reservas.is_some() {
                 let moved = ctx
                     .store
-                    .transition(id, pedido.etapa.clone(), etapa, reservas, decide::Seen::default())
+                    .transition(
+                        id,
+                        pedido.etapa.clone(),
+                        etapa,
+                        reservas,
+                        decide::ChangeNumbers::default(),
+                    )
                     .await?;
                 if !moved {
                     return Ok(false);
@@ -386,7 +392,7 @@ async fn bring_back<P: PeerApi, S: Store>(
         _ => false,
     };
     let held = Held { lote, pago, free };
-    let seen = decide::Seen {
+    let seen = decide::ChangeNumbers {
         inventario: held.lote.as_ref().and_then(|l| l.secuencia),
         pagos: held.pago.as_ref().and_then(|p| p.secuencia),
     };

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::clients::LineByLine;
-use super::decide::{Ledger, Seen};
+use super::decide::{ChangeNumbers, Ledger};
 use super::metrics::PedidosMetrics;
 use super::repo;
 use crate::db::Pool;
@@ -45,7 +45,7 @@ pub struct PeerNumbers {
 }
 
 impl PeerNumbers {
-    pub fn starting_at(seen: Seen) -> Self {
+    pub fn starting_at(seen: ChangeNumbers) -> Self {
         Self {
             inventario: AtomicI64::new(seen.inventario.unwrap_or(0)),
             pagos: AtomicI64::new(seen.pagos.unwrap_or(0)),
@@ -84,7 +84,7 @@ pub struct Healing {
     verified: [AtomicI64; 2],
     /// The highest numbers its database had recorded when this pedidos started: what
     /// its peers changed after them is what it may have lost.
-    pub recorded: Seen,
+    pub recorded: ChangeNumbers,
     pub wake: tokio::sync::Notify,
 }
 

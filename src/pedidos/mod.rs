@@ -38,7 +38,7 @@ pub use metrics::PedidosMetrics;
 pub use recovery::spawn as spawn_recovery;
 
 use crate::db::Schema;
-use crate::error::method_not_allowed;
+use crate::error::{get, resource};
 use crate::service::Service;
 
 /// The schema of `pedidos.db`.
@@ -73,26 +73,13 @@ const PANEL_ESTADO: &str = "/panel/estado";
 /// `web::Data<Instancia>` and a `web::Data<Breakers>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource(PEDIDOS)
+        resource(PEDIDOS, "GET, POST")
             .route(web::post().to(routes::crear))
-            .route(web::get().to(routes::listar))
-            .default_service(web::to(method_not_allowed("GET, POST"))),
+            .route(web::get().to(routes::listar)),
     )
-    .service(
-        web::resource(PEDIDO)
-            .route(web::get().to(routes::obtener))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(PANEL)
-            .route(web::get().to(panel::pagina))
-            .default_service(web::to(method_not_allowed("GET"))),
-    )
-    .service(
-        web::resource(PANEL_ESTADO)
-            .route(web::get().to(panel::estado))
-            .default_service(web::to(method_not_allowed("GET"))),
-    );
+    .service(get(PEDIDO, routes::obtener))
+    .service(get(PANEL, panel::pagina))
+    .service(get(PANEL_ESTADO, panel::estado));
 }
 
 /// The OpenAPI document of pedidos' own routes.

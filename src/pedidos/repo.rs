@@ -7,7 +7,7 @@ use crate::pagination::Bounds;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::decide::{Ledger, Seen};
+use super::decide::{ChangeNumbers, Ledger};
 use super::model::{Causa, Desenlace, Deuda, EstadoPedido, Etapa, Item, NuevoPedido, Pedido};
 use crate::db::Savepoint;
 use crate::money::Money;
@@ -255,20 +255,20 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
     })))
 }
 
-/// Records that an order moved from stage `desde` to `hacia`, and the reservation of
-/// each of its lines when given, if the order still stands at `desde`. Returns
+/// Records that an order moved from stage `from` to `to`, and the reservation of
+/// each of its lines when given, if the order still stands at `from`. Returns
 /// whether it did; `false` means the order had moved on and nothing was written.
 pub fn transition(
     conn: &mut Connection,
     id: i64,
-    desde: &Etapa,
-    hacia: &Etapa,
+    from: &Etapa,
+    to: &Etapa,
     reservas: Option<&[i64]>,
-    seen: Seen,
+    seen: ChangeNumbers,
 ) -> rusqlite::Result<bool> {
     let tx = Savepoint::begin(conn)?;
-    let (desde_etapa, _, _, _, _, desde_liberar, desde_anular) = stage_columns(desde);
-    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) = stage_columns(hacia);
+    let (from_etapa, _, _, _, _, from_liberar, from_anular) = stage_columns(from);
+    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) = stage_columns(to);
     let changed = tx
         .prepare_cached(
             "UPDATE pedidos SET etapa = ?5, desenlace = ?6, causa = ?7, motivo = ?8, pago_id = ?9,
@@ -281,9 +281,9 @@ pub fn transition(
         )?
         .execute(params![
             id,
-            desde_etapa,
-            desde_liberar,
-            desde_anular,
+            from_etapa,
+            from_liberar,
+            from_anular,
             etapa,
             desenlace,
             causa,
@@ -446,7 +446,7 @@ pub fn prefijo(conn: &Connection) -> rusqlite::Result<String> {
 
 /// The highest number each peer gave a change recorded here (see `secuencia`), or that
 /// a healing under way goes up to.
-pub fn seen(conn: &Connection) -> rusqlite::Result<Seen> {
+pub fn seen(conn: &Connection) -> rusqlite::Result<ChangeNumbers> {
     conn.prepare_cached(
         // `IS NOT NULL` lets SQLite read each max from the end of its partial index;
         // without it, it reads every order.
@@ -457,7 +457,7 @@ pub fn seen(conn: &Connection) -> rusqlite::Result<Seen> {
                     coalesce((SELECT hasta FROM curas WHERE peer = 'pagos'), 0))",
     )?
     .query_row([], |row| {
-        Ok(Seen {
+        Ok(ChangeNumbers {
             inventario: Some(row.get(0)?),
             pagos: Some(row.get(1)?),
         })
@@ -522,7 +522,7 @@ pub struct BroughtBack {
     pub moneda: String,
     pub medio: String,
     pub etapa: Etapa,
-    pub seen: Seen,
+    pub seen: ChangeNumbers,
 }
 
 /// Records an order brought back from its peers: under the id its key names if this
@@ -614,12 +614,7 @@ mod tests {
     use crate::pedidos::model::Linea;
 
     fn database() -> Connection {
-        let mut conn = Connection::open_in_memory().expect("an in-memory database");
-        crate::pedidos::schema()
-            .migrations
-            .to_latest(&mut conn)
-            .expect("migrated");
-        conn
+        crate::pedidos::schema().in_memory(None)
     }
 
     fn registrado(conn: &mut Connection) -> Pedido {
@@ -666,7 +661,14 @@ mod tests {
             desenlace,
             deuda: Deuda::default(),
         };
-        let written = transition(conn, id, &Etapa::Registrado, &cerrado, None, Seen::default());
+        let written = transition(
+            conn,
+            id,
+            &Etapa::Registrado,
+            &cerrado,
+            None,
+            ChangeNumbers::default(),
+        );
         assert!(written.expect("written"));
     }
 
@@ -692,9 +694,7 @@ mod tests {
 
     #[test]
     fn migrating_counts_the_last_two_minutes_orders_already_stored() {
-        let mut conn = Connection::open_in_memory().expect("an in-memory database");
-        let migrations = crate::pedidos::schema().migrations;
-        migrations.to_version(&mut conn, 6).expect("migrated to 6");
+        let mut conn = crate::pedidos::schema().in_memory(Some(6));
         conn.execute_batch(
             "INSERT INTO pedidos (etapa, desenlace, total, moneda, medio) VALUES
                  ('cerrado', 'confirmado', 1, 'PYG', 't'), ('cerrado', 'confirmado', 1, 'PYG', 't'),
@@ -703,7 +703,10 @@ mod tests {
                  VALUES ('cerrado', 'fallido', 1, 'PYG', 't', '2001-01-01T00:00:00.000Z');",
         )
         .expect("orders of the older schema");
-        migrations.to_latest(&mut conn).expect("migrated");
+        crate::pedidos::schema()
+            .migrations
+            .to_latest(&mut conn)
+            .expect("migrated");
         assert_eq!(
             counts(&conn),
             [(EstadoPedido::Pendiente, 1), (EstadoPedido::Confirmado, 2)],
@@ -766,7 +769,7 @@ mod tests {
                 &Etapa::Registrado,
                 &confirmado,
                 Some(&[3]),
-                Seen::default()
+                ChangeNumbers::default()
             )
             .expect("written")
         );
@@ -789,7 +792,7 @@ mod tests {
                 &Etapa::Registrado,
                 &fallido,
                 None,
-                Seen::default()
+                ChangeNumbers::default()
             )
             .expect("no error")
         );
@@ -824,13 +827,21 @@ mod tests {
                 deuda: Deuda::default(),
             },
         ];
-        let mut desde = Etapa::Registrado;
+        let mut from = Etapa::Registrado;
         for etapa in stages {
             assert!(
-                transition(&mut conn, pedido.id, &desde, &etapa, None, Seen::default()).expect("written")
+                transition(
+                    &mut conn,
+                    pedido.id,
+                    &from,
+                    &etapa,
+                    None,
+                    ChangeNumbers::default()
+                )
+                .expect("written")
             );
             assert_eq!(get(&conn, pedido.id).expect("read").expect("there").etapa, etapa);
-            desde = etapa;
+            from = etapa;
         }
         assert_eq!(unfinished(&conn, 10).expect("read"), Vec::<i64>::new());
     }
@@ -859,7 +870,7 @@ mod tests {
                 desenlace: Desenlace::Confirmado { pago_id: Some(5) },
                 deuda: Deuda::default(),
             },
-            seen: Seen {
+            seen: ChangeNumbers {
                 inventario: Some(4),
                 pagos: Some(2),
             },
@@ -891,7 +902,7 @@ mod tests {
         assert_eq!(by_clave(&conn, &prefijo, &taken).expect("read"), Some(id));
         assert_eq!(
             seen(&conn).expect("read"),
-            Seen {
+            ChangeNumbers {
                 inventario: Some(4),
                 pagos: Some(2)
             }

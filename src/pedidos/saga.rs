@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use super::answers::{EstadoPago, LoteAnswer, PagoAnswer};
 use super::clients::{PagarRequest, PeerApi, PeerError, Peers};
-use super::decide::{self, Call, Decision, Ledger, Progress, Seen, Settlement};
+use super::decide::{self, Call, ChangeNumbers, Decision, Ledger, Progress, Settlement};
 use super::instancia::{Claim, InProgress, Instancia};
 use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, payment_named};
 use super::repo::{self, BroughtBack, Placement, Registro};
@@ -59,16 +59,16 @@ pub trait Store {
         clave: Option<String>,
         in_progress: &Arc<InProgress>,
     ) -> Result<(Placement, Option<Claim>), ApiError>;
-    /// Records that order `id` moved from `desde` to `hacia` (and its reservations, and
-    /// the numbers its peers gave the changes seen), if it still stands at `desde`;
+    /// Records that order `id` moved from `from` to `to` (and its reservations, and
+    /// the numbers its peers gave the changes seen), if it still stands at `from`;
     /// returns whether it did.
     async fn transition(
         &self,
         id: i64,
-        desde: Etapa,
-        hacia: Etapa,
+        from: Etapa,
+        to: Etapa,
         reservas: Option<Vec<i64>>,
-        seen: Seen,
+        seen: ChangeNumbers,
     ) -> Result<bool, ApiError>;
     async fn load(&self, id: i64) -> Result<Option<Pedido>, ApiError>;
     /// Orders not over or still owing work to a peer, oldest first.
@@ -128,20 +128,13 @@ impl Store for Pool {
     async fn transition(
         &self,
         id: i64,
-        desde: Etapa,
-        hacia: Etapa,
+        from: Etapa,
+        to: Etapa,
         reservas: Option<Vec<i64>>,
-        seen: Seen,
+        seen: ChangeNumbers,
     ) -> Result<bool, ApiError> {
         run_write_always(self, move |conn| {
-            Ok(repo::transition(
-                conn,
-                id,
-                &desde,
-                &hacia,
-                reservas.as_deref(),
-                seen,
-            )?)
+            Ok(repo::transition(conn, id, &from, &to, reservas.as_deref(), seen)?)
         })
         .await
     }
@@ -541,12 +534,12 @@ async fn record<P: PeerApi, S: Store>(
     if progress.etapa == pedido.etapa && progress.reservas.is_none() {
         return Ok(pedido);
     }
-    let desde = pedido.etapa.clone();
+    let from = pedido.etapa.clone();
     let recorded = ctx
         .store
         .transition(
             id,
-            desde,
+            from,
             progress.etapa.clone(),
             progress.reservas.clone(),
             progress.seen,

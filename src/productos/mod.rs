@@ -18,7 +18,7 @@ use utoipa::OpenApi;
 pub use catalogo::Catalogo;
 
 use crate::db::Schema;
-use crate::error::method_not_allowed;
+use crate::error::resource;
 use crate::service::Service;
 
 /// The schema of `productos.db`.
@@ -38,17 +38,15 @@ const PRODUCTO: &str = "/productos/{id}";
 /// The route table of productos.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource(PRODUCTOS)
+        resource(PRODUCTOS, "GET, POST")
             .route(web::post().to(routes::crear))
-            .route(web::get().to(routes::listar))
-            .default_service(web::to(method_not_allowed("GET, POST"))),
+            .route(web::get().to(routes::listar)),
     )
     .service(
-        web::resource(PRODUCTO)
+        resource(PRODUCTO, "GET, PUT, DELETE")
             .route(web::get().to(routes::obtener))
             .route(web::put().to(routes::actualizar))
-            .route(web::delete().to(routes::borrar))
-            .default_service(web::to(method_not_allowed("GET, PUT, DELETE"))),
+            .route(web::delete().to(routes::borrar)),
     );
 }
 

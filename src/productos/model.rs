@@ -6,7 +6,7 @@ use utoipa::openapi::schema::ArrayBuilder;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::input;
+use crate::input::{self, BadId};
 use crate::money::{self, Money, MoneyInput};
 use crate::pagination::{Bounds, Page};
 
@@ -149,24 +149,21 @@ impl Lista {
             ));
         }
         let mut parsed: Vec<i64> = Vec::new();
-        for id in ids.split(',') {
-            let id = input::whole_number(id).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    format!("ids must be product ids separated by commas, got {id:?}"),
-                )
-            })?;
-            if id <= 0 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidValue,
-                    "ids must be positive integers",
-                ));
-            }
-            // An id larger than any id can be names no product: it is simply left out.
-            if let Ok(id) = i64::try_from(id)
-                && !parsed.contains(&id)
-            {
-                parsed.push(id);
+        for text in ids.split(',') {
+            match input::id_in_text(text) {
+                Ok(id) if !parsed.contains(&id) => parsed.push(id),
+                // Named twice, or larger than any id can be (so naming no product): left out.
+                Ok(_) | Err(BadId::BeyondAnyId) => {}
+                Err(BadId::NotANumber) => {
+                    let detail = format!("ids must be product ids separated by commas, got {text:?}");
+                    return Err(ApiError::new(ErrorCode::InvalidQuery, detail));
+                }
+                Err(BadId::NotPositive) => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidValue,
+                        "ids must be positive integers",
+                    ));
+                }
             }
         }
         Ok(Self::Ids(parsed, bounds))
