@@ -78,7 +78,7 @@ async fn until_it_lets_a_call_through(app: &TestApp, peer: &str) {
 
 /// An order, which the open circuit of one of its peers fails at once.
 async fn refused_by_an_open_circuit(app: &TestApp, producto_id: i64) -> crate::helpers::Answer {
-    let answer = app.pedir(producto_id, 3, false).await;
+    let answer = app.pedir(&[(producto_id, 3)], false).await;
     let detail = answer.body["detail"].as_str().unwrap_or_default();
     assert!(answer.status == 503 && detail.contains("circuit"), "{answer:?}");
     answer
@@ -101,12 +101,11 @@ where
     F: FnOnce(SocketAddr) -> Fut,
     Fut: Future<Output = (Charges, Keep)>,
 {
-    let hielo = app.crear_producto("Hielo Premium", json!(10000)).await;
-    app.cargar_stock(hielo, 50).await;
+    let hielo = app.stocked("Hielo Premium", json!(10000), 50).await;
 
     // 1) Three orders fail, each after trying pagos twice.
     for failed in 1..=3 {
-        let answer = app.pedir(hielo, 3, false).await;
+        let answer = app.pedir(&[(hielo, 3)], false).await;
         assert_eq!(
             (
                 answer.status,
@@ -147,7 +146,7 @@ where
     // 4) Once the period is over, the next order is the trial call: charged,
     //    confirmed, and the circuit closed.
     until_it_lets_a_call_through(app, "pagos").await;
-    let answer = app.pedir(hielo, 3, false).await;
+    let answer = app.pedir(&[(hielo, 3)], false).await;
     assert_eq!(
         (answer.status, answer.body["estado"].as_str()),
         (201, Some("confirmado")),
@@ -240,9 +239,9 @@ async fn pedidos_started_before_its_peers_waits_a_second_for_them_then_the_full_
     // Nothing listens yet: every connection is refused. The circuit of productos (the
     // first peer an order needs) opens, but for a second, not BREAKER_OPEN_SECS.
     for _ in 0..3 {
-        assert_eq!(app.pedir(1, 1, false).await.status, 503);
+        assert_eq!(app.pedir(&[(1, 1)], false).await.status, 503);
     }
-    let answer = app.pedir(1, 1, false).await;
+    let answer = app.pedir(&[(1, 1)], false).await;
     assert_eq!(answer.status, 503, "{answer:?}");
     let (state, left) = circuit(&app, "productos").await;
     assert_eq!(state, "open");

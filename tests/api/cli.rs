@@ -5,23 +5,17 @@
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use actix_web::http::Method;
+use penguin::service::Service::{Inventario, Pedidos, Productos};
+use serde_json::json;
 
-use crate::helpers::{Http, Script, ScriptedPeer, penguin, run_to_end, start};
+use crate::helpers::{Http, Script, ScriptedPeer, TOKEN, penguin, run_to_end, start};
+use crate::shop::{Layout, Shop};
 
 /// Arguments, environment, and a word the one error line must contain.
 type BadCase<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
 /// The token that should win, and what sets the layers above the config file.
 type Layer = (&'static str, fn(&mut Command));
-
-async fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut call = Http::default().call(method.parse().unwrap(), url).token(token);
-    if let Some(body) = &body {
-        call = call.json(body);
-    }
-    let answer = call.send().await.expect("an answer");
-    (answer.status, answer.body)
-}
 
 #[test]
 fn help_documents_every_flag_with_its_variable_and_default() {
@@ -162,7 +156,8 @@ fn settings_come_from_flags_then_environment_then_dotenv_then_config_file() {
         let url = format!("{}/productos", running.urls["productos"]);
         system.block_on(async {
             for token in ["from-config", "from-dotenv", "from-env", "from-flag"] {
-                let (status, _) = call("GET", &url, token, None).await;
+                let answer = Http::default().call(Method::GET, &url).token(token).send().await;
+                let status = answer.expect("an answer").status;
                 assert_eq!(
                     status == 200,
                     token == expected,
@@ -175,54 +170,36 @@ fn settings_come_from_flags_then_environment_then_dotenv_then_config_file() {
     assert!(dir.path().join("logs.log").exists());
 }
 
-#[test]
-fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut command = penguin(dir.path());
-    command
-        .args(["serve", "all", "--base-port", "0", "--data-dir"])
-        .arg(&data)
-        .env("SERVICE_TOKEN", "walkthrough");
-    let running = start(&mut command, 4);
-    let url = |service: &str| running.urls[service].clone();
-    let token = "walkthrough";
-    actix_web::rt::System::new().block_on(async {
-        let (status, body) = call(
-            "POST",
-            &format!("{}/productos", url("productos")),
-            token,
-            Some(json!({"nombre": "Hielo Premium", "precio": 10000})),
-        )
+#[actix_web::test]
+async fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
+    let shop = Shop::start(Layout::Together, &[]).await;
+    let data = shop.dir.path().join("data");
+    let body = json!({"nombre": "Hielo Premium", "precio": 10000});
+    let answer = shop.post(Productos, "/productos", body).await;
+    assert_eq!((answer.status, answer.body["id"].as_i64()), (201, Some(1)));
+    let answer = shop
+        .post(Inventario, "/stock", json!({"producto_id": 1, "cantidad": 50}))
         .await;
-        assert_eq!((status, body["id"].as_i64()), (201, Some(1)));
-        let (status, _) = call(
-            "POST",
-            &format!("{}/stock", url("inventario")),
-            token,
-            Some(json!({"producto_id": 1, "cantidad": 50})),
-        )
-        .await;
-        assert_eq!(status, 200);
-        let (status, body) = call(
-            "POST",
-            &format!("{}/pedidos", url("pedidos")),
-            token,
-            Some(json!({"items":[{"producto_id":1,"cantidad":3}], "pago":{"medio":"tarjeta","moneda":"PYG"}})),
-        )
-        .await;
-        assert_eq!((status, body["estado"].as_str()), (201, Some("confirmado")), "{body}");
-        let (status, body) = call(
-            "POST",
-            &format!("{}/pedidos", url("pedidos")),
-            token,
-            Some(json!({"items":[{"producto_id":1,"cantidad":2}], "pago":{"medio":"tarjeta","moneda":"PYG","fail":true}})),
-        )
-        .await;
-        assert_eq!((status, body["estado"].as_str()), (402, Some("rechazado")), "{body}");
-        let (_, stock) = call("GET", &format!("{}/stock/1", url("inventario")), token, None).await;
-        assert_eq!(stock, json!({"producto_id": 1, "cantidad": 47, "reservado": 0, "confirmado": 3}));
-    });
+    assert_eq!(answer.status, 200);
+    let body = json!({"items":[{"producto_id":1,"cantidad":3}], "pago":{"medio":"tarjeta","moneda":"PYG"}});
+    let answer = shop.post(Pedidos, "/pedidos", body).await;
+    assert_eq!(
+        (answer.status, answer.body["estado"].as_str()),
+        (201, Some("confirmado")),
+        "{answer:?}"
+    );
+    let body = json!({"items":[{"producto_id":1,"cantidad":2}], "pago":{"medio":"tarjeta","moneda":"PYG","fail":true}});
+    let answer = shop.post(Pedidos, "/pedidos", body).await;
+    assert_eq!(
+        (answer.status, answer.body["estado"].as_str()),
+        (402, Some("rechazado")),
+        "{answer:?}"
+    );
+    let stock = shop.get(Inventario, "/stock/1").await.body;
+    assert_eq!(
+        stock,
+        json!({"producto_id": 1, "cantidad": 47, "reservado": 0, "confirmado": 3})
+    );
     for db in ["productos.db", "inventario.db", "pagos.db", "pedidos.db"] {
         assert!(data.join(db).exists(), "{db}");
     }
@@ -234,7 +211,7 @@ fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    drop(running);
+    shop.kill(None);
     let logs = read_logs();
     for line in [
         "productos] POST /productos 201",
@@ -249,10 +226,7 @@ fn serve_all_runs_the_original_walkthrough_and_logs_every_request() {
     ] {
         assert!(logs.contains(line), "{line:?} missing from logs.log:\n{logs}");
     }
-    assert!(
-        !logs.contains("walkthrough"),
-        "the token never appears in the logs"
-    );
+    assert!(!logs.contains(TOKEN), "the token never appears in the logs");
 }
 
 #[test]

@@ -109,9 +109,8 @@ async fn the_readme_lists_every_metric() {
     assert!(!documented.is_empty(), "a metrics table");
 
     let app = TestApp::spawn_all().await;
-    let producto = app.crear_producto("Hielo", serde_json::json!(5)).await;
-    app.cargar_stock(producto, 3).await;
-    assert_eq!(app.pedir(producto, 1, false).await.status, 201);
+    let producto = app.stocked("Hielo", serde_json::json!(5), 3).await;
+    assert_eq!(app.pedir(&[(producto, 1)], false).await.status, 201);
     let mut served = Vec::new();
     for service in Service::ALL {
         let scrape = Http::default()

@@ -148,10 +148,7 @@ async fn an_empty_idempotency_key_is_refused_like_any_malformed_key() {
 async fn an_id_beyond_64_bits_names_nothing_and_one_below_1_is_refused() {
     let app = TestApp::spawn_all().await;
     let answer = app.get(Productos, "/productos/99999999999999999999").await;
-    assert_eq!(
-        (answer.status, answer.body["error"].as_str()),
-        (404, Some("producto_not_found"))
-    );
+    answer.assert_refused(404, "producto_not_found");
     for (service, path) in [
         (Productos, "/productos/0"),
         (Productos, "/productos/-3"),
@@ -226,35 +223,19 @@ async fn lines_of_one_product_over_the_limit_name_the_product_and_their_sum() {
 async fn null_on_an_optional_field_means_absent() {
     let app = TestApp::spawn_all().await;
     // As the Flask demo's pedidos sends it when the client gave no referencia.
-    let answer = app
-        .post(
-            Pagos,
-            "/pagar",
-            json!({"monto": 5, "moneda": "PYG", "medio": "t", "referencia": null, "fail": null}),
-        )
-        .await;
+    let request_body = json!({"monto": 5, "moneda": "PYG", "medio": "t", "referencia": null, "fail": null});
+    let answer = app.post(Pagos, "/pagar", request_body).await;
     assert_eq!(
         (answer.status, answer.body["estado"].as_str()),
         (201, Some("aprobado")),
         "{answer:?}"
     );
-    let hielo = app.crear_producto("Hielo", json!(1)).await;
-    app.cargar_stock(hielo, 5).await;
-    let answer = app
-        .post(
-            Pedidos,
-            "/pedidos",
-            json!({"items": [{"producto_id": hielo, "cantidad": 1}], "pago": {"medio": "t", "moneda": "PYG", "fail": null}}),
-        )
-        .await;
+    let hielo = app.stocked("Hielo", json!(1), 5).await;
+    let request_body = json!({"items": [{"producto_id": hielo, "cantidad": 1}], "pago": {"medio": "t", "moneda": "PYG", "fail": null}});
+    let answer = app.post(Pedidos, "/pedidos", request_body).await;
     assert_eq!(answer.status, 201, "{answer:?}");
-    let reserva = app
-        .post(
-            Inventario,
-            "/reservar",
-            json!({"producto_id": hielo, "cantidad": 1}),
-        )
-        .await;
+    let request_body = json!({"producto_id": hielo, "cantidad": 1});
+    let reserva = app.post(Inventario, "/reservar", request_body).await;
     let id = reserva.body["reserva_id"].as_i64().unwrap();
     let answer = app
         .post(Inventario, "/liberar", json!({"reserva_id": id, "clave": null}))
@@ -269,10 +250,9 @@ async fn null_on_an_optional_field_means_absent() {
 #[actix_web::test]
 async fn a_free_order_is_confirmed_without_a_charge() {
     let app = TestApp::spawn_all().await;
-    let regalo = app.crear_producto("Regalo", json!(0)).await;
-    app.cargar_stock(regalo, 5).await;
+    let regalo = app.stocked("Regalo", json!(0), 5).await;
     for fail in [false, true] {
-        let answer = app.pedir(regalo, 2, fail).await;
+        let answer = app.pedir(&[(regalo, 2)], fail).await;
         assert_eq!(
             (answer.status, answer.body["estado"].as_str()),
             (201, Some("confirmado")),
@@ -325,10 +305,7 @@ async fn a_replayed_reservation_key_answers_the_reservation_as_it_stands() {
     // A key released before any reservation was made with it is the one conflict.
     app.post(Inventario, "/liberar", json!({"clave": "k-3"})).await;
     let late = app.post_with_key(Inventario, "/reservar", &body, "k-3").await;
-    assert_eq!(
-        (late.status, late.body["error"].as_str()),
-        (409, Some("reserva_released"))
-    );
+    late.assert_refused(409, "reserva_released");
 }
 
 #[actix_web::test]

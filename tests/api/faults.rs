@@ -90,8 +90,7 @@ async fn orders_answered_while_recovery_struggles_are_never_rewritten() {
         shop_behind_proxies(short_settings(), Duration::from_secs(10));
     let mut productos = Vec::new();
     for n in 0..3 {
-        let id = app.crear_producto(&format!("p{n}"), json!(5)).await;
-        app.cargar_stock(id, 10_000).await;
+        let id = app.stocked(&format!("p{n}"), json!(5), 10_000).await;
         productos.push(id);
     }
     productos_proxy.fault(
@@ -114,7 +113,7 @@ async fn orders_answered_while_recovery_struggles_are_never_rewritten() {
             let mut n = 0;
             while Instant::now() < stop {
                 n += 1;
-                let answer = app.pedir(productos[n % 3], 1, (n + client) % 4 == 0).await;
+                let answer = app.pedir(&[(productos[n % 3], 1)], (n + client) % 4 == 0).await;
                 answers.push((answer.status, answer.body["id"].as_i64()));
                 // A steady stream rather than a flood of instant refusals while a circuit is open.
                 actix_web::rt::time::sleep(Duration::from_millis(10)).await;
@@ -184,8 +183,7 @@ async fn an_order_that_cannot_be_confirmed_yet_is_answered_202_and_confirmed_lat
     };
     // Reservations of 200 ms: the order's units must outlive them while owed.
     let (app, _productos_proxy, inventario_proxy) = shop_behind_proxies(peers, Duration::from_millis(200));
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app.stocked("Hielo", json!(10), 10).await;
     inventario_proxy.fault(Method::POST, "/reservas/confirmar", Fault::Hang);
 
     let body =
@@ -291,11 +289,8 @@ async fn a_charge_that_never_connected_is_not_voided_later() {
         .start_shop_with_pagos_at(format!("http://{pagos_addr}"), peers)
         .await;
 
-    let answer = app.pedir(hielo, 1, false).await;
-    assert_eq!(
-        (answer.status, answer.body["error"].as_str()),
-        (503, Some("peer_unavailable"))
-    );
+    let answer = app.pedir(&[(hielo, 1)], false).await;
+    answer.assert_refused(503, "peer_unavailable");
     assert_eq!(app.stock(hielo).await, (10, 0, 0));
 
     // pagos comes up where it was expected. Recovery is given its chance to void the
@@ -321,7 +316,7 @@ async fn a_charge_whose_answer_is_lost_is_refunded_and_its_units_come_back() {
     let hielo = app.start_shop_with_pagos_at(pagos.url.clone(), peers).await;
     pagos.fault(Method::POST, "/pagar", Fault::LoseAnswer);
 
-    let answer = app.pedir(hielo, 2, false).await;
+    let answer = app.pedir(&[(hielo, 2)], false).await;
     assert_eq!(
         (answer.status, answer.body["error"].as_str()),
         (503, Some("peer_unavailable")),

@@ -353,8 +353,7 @@ fn no_generated_request_gets_a_5xx_and_no_refused_one_changes_anything() {
     let app = system.block_on(async {
         let app = TestApp::spawn_all().await;
         for (nombre, precio, stock) in [("Hielo", json!(10), 50), ("Pez", json!(2.5), 1)] {
-            let id = app.crear_producto(nombre, precio).await;
-            app.cargar_stock(id, stock).await;
+            app.stocked(nombre, precio, stock).await;
         }
         app
     });

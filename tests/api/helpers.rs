@@ -65,6 +65,18 @@ pub struct Answer {
     pub text: String,
 }
 
+impl Answer {
+    /// Asserts that this is a refusal with `status` and the error `code`.
+    #[track_caller]
+    pub fn assert_refused(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.body["error"].as_str()),
+            (status, Some(code)),
+            "{self:?}"
+        );
+    }
+}
+
 /// The one HTTP client of the tests, for any URL.
 #[derive(Clone)]
 pub struct Http(awc::Client);
@@ -370,26 +382,23 @@ impl TestApp {
 
     /// Creates a product and returns its id.
     pub async fn crear_producto(&self, nombre: &str, precio: Value) -> i64 {
-        let answer = self
-            .post(
-                Service::Productos,
-                "/productos",
-                serde_json::json!({"nombre": nombre, "precio": precio}),
-            )
-            .await;
+        let body = serde_json::json!({"nombre": nombre, "precio": precio});
+        let answer = self.post(Service::Productos, "/productos", body).await;
         assert_eq!(answer.status, 201, "{answer:?}");
         answer.body["id"].as_i64().expect("an id")
     }
 
     pub async fn cargar_stock(&self, producto_id: i64, cantidad: i64) {
-        let answer = self
-            .post(
-                Service::Inventario,
-                "/stock",
-                serde_json::json!({"producto_id": producto_id, "cantidad": cantidad}),
-            )
-            .await;
+        let body = serde_json::json!({"producto_id": producto_id, "cantidad": cantidad});
+        let answer = self.post(Service::Inventario, "/stock", body).await;
         assert_eq!(answer.status, 200, "{answer:?}");
+    }
+
+    /// Creates a product with `cantidad` units in stock and returns its id.
+    pub async fn stocked(&self, nombre: &str, precio: Value, cantidad: i64) -> i64 {
+        let id = self.crear_producto(nombre, precio).await;
+        self.cargar_stock(id, cantidad).await;
+        id
     }
 
     /// Waits until inventario's expiry has run past every reservation made so far: a
@@ -421,17 +430,19 @@ impl TestApp {
         )
     }
 
-    /// Places an order of one line, paid by card in PYG.
-    pub async fn pedir(&self, producto_id: i64, cantidad: i64, fail: bool) -> Answer {
+    /// Places an order of `lineas` (product id, units), paid by card in PYG; its
+    /// payment is rejected if `fail`.
+    pub fn pedir<'a>(&'a self, lineas: &[(i64, i64)], fail: bool) -> impl Future<Output = Answer> + use<'a> {
+        let items: Vec<Value> = lineas
+            .iter()
+            .map(|(id, cantidad)| serde_json::json!({"producto_id": id, "cantidad": cantidad}))
+            .collect();
+        let pago = serde_json::json!({"medio": "tarjeta", "moneda": "PYG", "fail": fail});
         self.post(
             Service::Pedidos,
             "/pedidos",
-            serde_json::json!({
-                "items": [{"producto_id": producto_id, "cantidad": cantidad}],
-                "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": fail}
-            }),
+            serde_json::json!({"items": items, "pago": pago}),
         )
-        .await
     }
 }
 

@@ -18,8 +18,7 @@ fn orden(producto_id: i64, cantidad: i64) -> Value {
 #[actix_web::test]
 async fn the_same_key_sent_twenty_times_at_once_places_one_order_and_one_charge() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 100).await;
+    let hielo = app.stocked("Hielo", json!(10), 100).await;
     let body = orden(hielo, 3);
     let answers =
         futures_util::future::join_all((0..20).map(|_| pedir_con_clave(&app, "compra-42", &body))).await;
@@ -38,8 +37,7 @@ async fn the_same_key_sent_twenty_times_at_once_places_one_order_and_one_charge(
 #[actix_web::test]
 async fn a_failed_order_is_replayed_with_its_failure() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 1).await;
+    let hielo = app.stocked("Hielo", json!(10), 1).await;
     let body = orden(hielo, 5);
     let first = pedir_con_clave(&app, "corta", &body).await;
     assert_eq!(first.status, 409);
@@ -59,12 +57,10 @@ async fn a_failed_order_is_replayed_with_its_failure() {
 #[actix_web::test]
 async fn the_same_key_with_another_body_is_refused_with_422() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 100).await;
+    let hielo = app.stocked("Hielo", json!(10), 100).await;
     assert_eq!(pedir_con_clave(&app, "k-1", &orden(hielo, 1)).await.status, 201);
     let answer = pedir_con_clave(&app, "k-1", &orden(hielo, 2)).await;
-    assert_eq!(answer.status, 422);
-    assert_eq!(answer.body["error"], "idempotency_key_reused");
+    answer.assert_refused(422, "idempotency_key_reused");
     assert_eq!(app.stock(hielo).await, (99, 0, 1));
     let answer = pedir_con_clave(&app, "no spaces allowed", &orden(hielo, 1)).await;
     assert_eq!(answer.status, 422);
@@ -103,8 +99,7 @@ async fn releasing_an_unused_key_stops_a_late_reservation_from_taking_anything()
     assert_eq!(answer.body["estado"], "liberada");
     let body = json!({"producto_id": 1, "cantidad": 4});
     let late = app.post_with_key(Inventario, "/reservar", &body, "tarde-0").await;
-    assert_eq!(late.status, 409, "{late:?}");
-    assert_eq!(late.body["error"], "reserva_released");
+    late.assert_refused(409, "reserva_released");
     assert_eq!(app.stock(1).await, (10, 0, 0));
 }
 
@@ -137,8 +132,7 @@ async fn confirmar_makes_units_leave_for_good() {
     let answer = app
         .post(Inventario, "/confirmar", json!({"reserva_id": otra}))
         .await;
-    assert_eq!(answer.status, 409);
-    assert_eq!(answer.body["error"], "reserva_not_active");
+    answer.assert_refused(409, "reserva_not_active");
     assert_eq!(
         app.post(Inventario, "/confirmar", json!({"reserva_id": 999}))
             .await
@@ -156,9 +150,8 @@ async fn confirmar_makes_units_leave_for_good() {
 #[actix_web::test]
 async fn a_confirmed_order_confirms_its_reservations() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
-    let answer = app.pedir(hielo, 3, false).await;
+    let hielo = app.stocked("Hielo", json!(10), 10).await;
+    let answer = app.pedir(&[(hielo, 3)], false).await;
     assert_eq!(answer.status, 201);
     assert_eq!(app.stock(hielo).await, (7, 0, 3));
 }
@@ -171,15 +164,9 @@ async fn a_referencia_is_charged_once() {
     let second = app.post(Pagos, "/pagar", cobro).await;
     assert_eq!((first.status, second.status), (201, 201));
     assert_eq!(first.body, second.body);
-    let other = app
-        .post(
-            Pagos,
-            "/pagar",
-            json!({"monto": 60, "moneda": "PYG", "medio": "tarjeta", "referencia": "orden-9"}),
-        )
-        .await;
-    assert_eq!(other.status, 409);
-    assert_eq!(other.body["error"], "referencia_in_use");
+    let request_body = json!({"monto": 60, "moneda": "PYG", "medio": "tarjeta", "referencia": "orden-9"});
+    let other = app.post(Pagos, "/pagar", request_body).await;
+    other.assert_refused(409, "referencia_in_use");
     assert_eq!(app.get(Pagos, "/pagos").await.body.as_array().unwrap().len(), 1);
 
     let found = app.get(Pagos, "/pagos/referencia/orden-9").await;
@@ -200,23 +187,13 @@ async fn a_voided_referencia_can_never_be_charged_and_a_charge_can_be_refunded()
         (voided.status, voided.body["estado"].as_str()),
         (200, Some("anulado"))
     );
-    let late = app
-        .post(
-            Pagos,
-            "/pagar",
-            json!({"monto": 5, "moneda": "PYG", "medio": "t", "referencia": "r-1"}),
-        )
-        .await;
-    assert_eq!(late.status, 409);
-    assert_eq!(late.body["error"], "referencia_void");
+    let request_body = json!({"monto": 5, "moneda": "PYG", "medio": "t", "referencia": "r-1"});
+    let late = app.post(Pagos, "/pagar", request_body).await;
+    late.assert_refused(409, "referencia_void");
 
-    let paid = app
-        .post(
-            Pagos,
-            "/pagar",
-            json!({"monto": 5, "moneda": "PYG", "medio": "t", "referencia": "r-2"}),
-        )
-        .await;
+    let request_body = json!({"monto": 5, "moneda": "PYG", "medio": "t", "referencia": "r-2"});
+
+    let paid = app.post(Pagos, "/pagar", request_body).await;
     assert_eq!(paid.body["estado"], "aprobado");
     let kept = app.post(Pagos, "/anular", json!({"referencia": "r-2"})).await;
     assert_eq!(kept.body["estado"], "aprobado", "anular never undoes a charge");

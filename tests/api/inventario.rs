@@ -28,8 +28,7 @@ async fn stock_sets_the_available_quantity_rather_than_adding() {
 async fn consultar_returns_404_without_a_stock_row() {
     let app = TestApp::spawn_all().await;
     let answer = app.get(Inventario, "/stock/5").await;
-    assert_eq!(answer.status, 404);
-    assert_eq!(answer.body["error"], "stock_not_found");
+    answer.assert_refused(404, "stock_not_found");
     assert_eq!(app.get(Inventario, "/stock/x").await.status, 400);
 }
 
@@ -61,8 +60,7 @@ async fn listar_stock_returns_every_row_by_product_in_pages() {
     );
     assert_eq!(app.get(Inventario, "/stock?offset=9").await.body, json!([]));
     let refused = app.get(Inventario, "/stock?limit=0").await;
-    assert_eq!(refused.status, 422);
-    assert_eq!(refused.body["error"], "invalid_limit");
+    refused.assert_refused(422, "invalid_limit");
     assert_eq!(app.get(Inventario, "/stock?limit=x").await.status, 400);
 }
 
@@ -88,8 +86,7 @@ async fn reservar_returns_409_when_stock_is_short_and_404_without_a_row() {
     let answer = app
         .post(Inventario, "/reservar", json!({"producto_id": 1, "cantidad": 4}))
         .await;
-    assert_eq!(answer.status, 409);
-    assert_eq!(answer.body["error"], "insufficient_stock");
+    answer.assert_refused(409, "insufficient_stock");
     assert_eq!(app.stock(1).await, (3, 0, 0));
     let answer = app
         .post(Inventario, "/reservar", json!({"producto_id": 2, "cantidad": 1}))
@@ -113,8 +110,7 @@ async fn liberar_returns_the_units_once_however_often_it_is_called() {
         assert_eq!(app.stock(1).await, (10, 0, 0));
     }
     let answer = app.post(Inventario, "/liberar", json!({"reserva_id": 999})).await;
-    assert_eq!(answer.status, 404);
-    assert_eq!(answer.body["error"], "reserva_not_found");
+    answer.assert_refused(404, "reserva_not_found");
 }
 
 #[actix_web::test]

@@ -141,8 +141,7 @@ async fn a_threshold_of_errors_is_the_users_to_set() {
 #[actix_web::test]
 async fn a_run_orders_only_its_own_products_and_writes_answers_penguin_check_reads() {
     let app = TestApp::spawn_all().await;
-    let loaded_by_hand = app.crear_producto("by hand", serde_json::json!(10)).await;
-    app.cargar_stock(loaded_by_hand, 5).await;
+    let loaded_by_hand = app.stocked("by hand", serde_json::json!(10), 5).await;
     let stock_by_hand = app.stock(loaded_by_hand).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let answers = dir.path().join("answers.txt");

@@ -53,8 +53,7 @@ async fn a_lote_with_one_short_line_reserves_nothing() {
     let answer = app
         .post(Inventario, "/reservas", lote("p-1", &[(1, 3), (2, 4)]))
         .await;
-    assert_eq!(answer.status, 409, "{answer:?}");
-    assert_eq!(answer.body["error"], "insufficient_stock");
+    answer.assert_refused(409, "insufficient_stock");
     assert!(
         answer.body["detail"].as_str().unwrap().contains("producto 2"),
         "{answer:?}"
@@ -87,8 +86,7 @@ async fn the_same_key_reserves_once_and_another_lote_with_it_is_refused() {
     assert_eq!((first.status, &first.body), (again.status, &again.body));
     assert_eq!(app.stock(1).await, (6, 4, 0));
     let other = app.post(Inventario, "/reservas", lote("p-7", &[(1, 5)])).await;
-    assert_eq!(other.status, 422, "{other:?}");
-    assert_eq!(other.body["error"], "idempotency_key_reused");
+    other.assert_refused(422, "idempotency_key_reused");
     assert_eq!(app.stock(1).await, (6, 4, 0));
 }
 
@@ -159,17 +157,11 @@ async fn a_lote_is_confirmed_or_released_as_one() {
     let answer = app
         .post(Inventario, "/reservas/liberar", json!({"clave": "a"}))
         .await;
-    assert_eq!(
-        (answer.status, answer.body["error"].as_str()),
-        (409, Some("reserva_confirmed"))
-    );
+    answer.assert_refused(409, "reserva_confirmed");
     let answer = app
         .post(Inventario, "/reservas/confirmar", json!({"clave": "b"}))
         .await;
-    assert_eq!(
-        (answer.status, answer.body["error"].as_str()),
-        (409, Some("reserva_not_active"))
-    );
+    answer.assert_refused(409, "reserva_not_active");
     let answer = app
         .post(Inventario, "/reservas/confirmar", json!({"clave": "nunca"}))
         .await;
@@ -183,10 +175,7 @@ async fn a_lote_is_confirmed_or_released_as_one() {
     let linea = app.post(Inventario, "/reservas", lote("c", &[(1, 1)])).await;
     let id = linea.body["reservas"][0]["reserva_id"].as_i64().unwrap();
     let answer = app.post(Inventario, "/liberar", json!({"reserva_id": id})).await;
-    assert_eq!(
-        (answer.status, answer.body["error"].as_str()),
-        (409, Some("reserva_in_lote"))
-    );
+    answer.assert_refused(409, "reserva_in_lote");
     assert_eq!(app.stock(1).await, (8, 1, 1));
 }
 
@@ -203,10 +192,7 @@ async fn releasing_a_key_first_keeps_a_late_lote_from_taking_anything() {
     );
     assert_eq!(answer.body["reservas"], json!([]));
     let late = app.post(Inventario, "/reservas", lote("tarde", &[(1, 4)])).await;
-    assert_eq!(
-        (late.status, late.body["error"].as_str()),
-        (409, Some("reserva_released"))
-    );
+    late.assert_refused(409, "reserva_released");
     assert_eq!(app.stock(1).await, (10, 0, 0));
 }
 

@@ -33,5 +33,6 @@ mod resilience;
 mod restore;
 mod saga;
 mod secuencia;
+mod shop;
 mod shutdown;
 mod traces;

@@ -13,19 +13,8 @@ use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
 use penguin::service::Service;
 
 use crate::helpers::TOKEN;
-use crate::helpers::{Fault, FaultProxy, Http, Running, TestApp, fast_peers, free_port, penguin, start};
-
-/// `serve all` as a user runs it, on free ports, with its files in `data`.
-fn serve_all(dir: &Path, extra: &[(&str, &str)]) -> Running {
-    let mut command = penguin(dir);
-    command
-        .args(["serve", "all", "--base-port", "0", "--data-dir", "data"])
-        .env("SERVICE_TOKEN", TOKEN);
-    for (name, value) in extra {
-        command.env(name, value);
-    }
-    start(&mut command, 4)
-}
+use crate::helpers::{Fault, FaultProxy, Http, TestApp, fast_peers, free_port, penguin, serve_alone, start};
+use crate::shop::{Layout, Shop};
 
 /// logs.log once it holds a line with each of `wanted`, or as it is after 10 s.
 fn logs_with(dir: &Path, wanted: &[&str]) -> String {
@@ -50,38 +39,17 @@ fn lines_of<'a>(logs: &'a str, id: &str) -> Vec<&'a str> {
     logs.lines().filter(|l| l.ends_with(&tail)).collect()
 }
 
-async fn stock_up(http: &Http, running: &Running) -> i64 {
-    let producto = http
-        .call(Method::POST, format!("{}/productos", running.urls["productos"]))
-        .token(TOKEN)
-        .json(&json!({"nombre": "Hielo", "precio": 10}))
-        .send()
-        .await
-        .expect("productos answers");
-    let id = producto.body["id"].as_i64().expect("an id");
-    let stock = http
-        .call(Method::POST, format!("{}/stock", running.urls["inventario"]))
-        .token(TOKEN)
-        .json(&json!({"producto_id": id, "cantidad": 100}))
-        .send()
-        .await
-        .expect("inventario answers");
-    assert_eq!(stock.status, 200);
-    id
-}
-
 fn orden(producto: i64) -> Value {
     json!({"items": [{"producto_id": producto, "cantidad": 1}], "pago": {"medio": "t", "moneda": "PYG"}})
 }
 
-#[test]
-fn one_order_is_found_in_the_logs_of_all_four_services_by_its_request_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = serve_all(dir.path(), &[]);
-    let pedidos = format!("{}/pedidos", running.urls["pedidos"]);
-    let (given, from_parent, fresh) = actix_web::rt::System::new().block_on(async {
-        let http = Http::default();
-        let producto = stock_up(&http, &running).await;
+#[actix_web::test]
+async fn one_order_is_found_in_the_logs_of_all_four_services_by_its_request_id() {
+    let shop = Shop::start(Layout::Together, &[]).await;
+    let pedidos = format!("{}/pedidos", shop.url(Service::Pedidos));
+    let (given, from_parent, fresh) = {
+        let http = &shop.http;
+        let producto = shop.producto("Hielo", 10.0, 100).await;
         let given = http
             .call(Method::POST, &pedidos)
             .token(TOKEN)
@@ -145,10 +113,10 @@ fn one_order_is_found_in_the_logs_of_all_four_services_by_its_request_id() {
             "0af7651916cd43dd8448eb211c80319c".to_string(),
             fresh,
         )
-    });
+    };
     // The last request's line comes after every line of the orders before it.
-    let logs = logs_with(dir.path(), &["pedidos] GET /pedidos 401"]);
-    drop(running);
+    let logs = logs_with(shop.dir.path(), &["pedidos] GET /pedidos 401"]);
+    shop.kill(None);
     for id in [&given, &from_parent, &fresh] {
         let lines = lines_of(&logs, id);
         for wanted in [
@@ -175,8 +143,7 @@ async fn recovery_moves_an_order_on_under_an_id_of_its_own_that_names_the_placin
     for service in [Service::Productos, Service::Inventario, Service::Pagos] {
         app.start_service(service, any, fast_peers());
     }
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app.stocked("Hielo", json!(10), 10).await;
     let inventario = FaultProxy::start(app.url(Service::Inventario));
     inventario.fault(Method::POST, "/reservas/confirmar", Fault::Hang);
 
@@ -310,10 +277,9 @@ fn observations(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 #[actix_web::test]
 async fn metrics_count_requests_orders_peer_calls_and_stock_in_prometheus_format() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
-    assert_eq!(app.pedir(hielo, 2, false).await.status, 201);
-    assert_eq!(app.pedir(hielo, 1, true).await.status, 402);
+    let hielo = app.stocked("Hielo", json!(10), 10).await;
+    assert_eq!(app.pedir(&[(hielo, 2)], false).await.status, 201);
+    assert_eq!(app.pedir(&[(hielo, 1)], true).await.status, 402);
     assert_eq!(app.get(Service::Productos, "/productos/999").await.status, 404);
 
     let pedidos = scrape(&app, Service::Pedidos).await;
@@ -460,7 +426,7 @@ fn json_lines(logs: &str) -> Vec<Value> {
 #[test]
 fn with_log_format_json_every_line_is_one_object_with_its_fields_on_the_console_and_in_logs_log() {
     let dir = tempfile::tempdir().unwrap();
-    let mut running = serve_pagos(dir.path(), &[("LOG_FORMAT", "json")]);
+    let mut running = serve_alone(dir.path(), Service::Pagos, 0, &[("LOG_FORMAT", "json".into())]);
     let url = running.urls["pagos"].clone();
     actix_web::rt::System::new().block_on(async {
         let http = Http::default();
@@ -481,7 +447,7 @@ fn with_log_format_json_every_line_is_one_object_with_its_fields_on_the_console_
         assert_eq!(refused.status, 401);
     });
     assert!(running.terminate().success());
-    let logs = std::fs::read_to_string(dir.path().join("logs.log")).expect("logs.log");
+    let logs = std::fs::read_to_string(dir.path().join("pagos/logs.log")).expect("logs.log");
     let lines = json_lines(&logs);
     for line in &lines {
         for field in ["time", "level", "service", "message"] {
@@ -549,11 +515,10 @@ async fn an_open_circuit_shows_in_metrics_and_readiness_without_making_pedidos_u
         ..fast_peers()
     };
     app.start_service(Service::Pedidos, any, peers);
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app.stocked("Hielo", json!(10), 10).await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        statuses.push(app.pedir(hielo, 1, false).await.status);
+        statuses.push(app.pedir(&[(hielo, 1)], false).await.status);
     }
     assert_eq!(statuses, [503; 5], "pagos cannot be reached");
 
@@ -717,18 +682,6 @@ fn a_service_refuses_to_start_on_another_services_database_or_a_newer_schema() {
     }
 }
 
-/// pagos alone as a process, its database `pagos.db` in `dir`.
-fn serve_pagos(dir: &Path, extra: &[(&str, &str)]) -> Running {
-    let mut command = penguin(dir);
-    command
-        .args(["serve", "pagos", "--port", "0", "--db-path", "pagos.db"])
-        .env("SERVICE_TOKEN", TOKEN);
-    for (name, value) in extra {
-        command.env(name, value);
-    }
-    start(&mut command, 1)
-}
-
 async fn pagar(http: &Http, url: &str, referencia: &str) -> crate::helpers::Answer {
     http.call(Method::POST, format!("{url}/pagar"))
         .token(TOKEN)
@@ -758,13 +711,13 @@ async fn referencias(http: &Http, url: &str) -> Vec<String> {
 #[actix_web::test]
 async fn a_full_write_queue_refuses_new_work_with_503_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let running = serve_pagos(dir.path(), &[("WRITE_QUEUE", "2")]);
+    let running = serve_alone(dir.path(), Service::Pagos, 0, &[("WRITE_QUEUE", "2".into())]);
     let url = running.urls["pagos"].clone();
     let http = Http::default();
     assert_eq!(pagar(&http, &url, "antes").await.status, 201);
 
     // Another process holds the write lock: pagos' writer waits, and writes queue up.
-    let lock = rusqlite::Connection::open(dir.path().join("pagos.db")).expect("pagos.db");
+    let lock = rusqlite::Connection::open(dir.path().join("pagos/pagos.db")).expect("pagos.db");
     lock.execute_batch("BEGIN IMMEDIATE").expect("the write lock");
     let answered = std::cell::Cell::new(0);
     let orders = (0..12).map(|n| {
@@ -866,7 +819,7 @@ async fn a_full_disk_is_503_storage_full_changes_nothing_and_passes_when_room_re
         Ok(disk) => disk,
         Err(why) => return crate::helpers::skip(&why),
     };
-    let running = serve_pagos(disk.0.path(), &[]);
+    let running = serve_alone(disk.0.path(), Service::Pagos, 0, &[]);
     let url = running.urls["pagos"].clone();
     let http = Http::default();
     assert_eq!(pagar(&http, &url, "antes").await.status, 201);

@@ -431,25 +431,13 @@ async fn curl_walkthrough(swapped: Service) {
         )
         .await;
     assert_eq!(stock.status, 200, "{stock:?}");
-    let pedido = app
-        .post(
-            Service::Pedidos,
-            "/pedidos",
-            json!({"items":[{"producto_id":1,"cantidad":3}], "pago":{"medio":"tarjeta","moneda":"PYG"}}),
-        )
-        .await;
+    let pedido = app.pedir(&[(1, 3)], false).await;
     assert_eq!(
         (pedido.status, pedido.body["estado"].as_str()),
         (201, Some("confirmado")),
         "{pedido:?}"
     );
-    let rechazado = app
-        .post(
-            Service::Pedidos,
-            "/pedidos",
-            json!({"items":[{"producto_id":1,"cantidad":2}], "pago":{"medio":"tarjeta","moneda":"PYG","fail":true}}),
-        )
-        .await;
+    let rechazado = app.pedir(&[(1, 2)], true).await;
     assert_eq!(
         (rechazado.status, rechazado.body["estado"].as_str()),
         (402, Some("rechazado")),
@@ -529,18 +517,9 @@ async fn the_breaker_walkthrough_passes_with_the_original_pagos() {
 #[actix_web::test]
 async fn an_order_refused_on_its_second_line_by_the_original_inventario_releases_the_first() {
     let (app, _original) = shop(Service::Inventario, None, fast_peers());
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    let sal = app.crear_producto("Sal", json!(5)).await;
-    app.cargar_stock(hielo, 10).await;
-    app.cargar_stock(sal, 1).await;
-    let answer = app
-        .post(
-            Service::Pedidos,
-            "/pedidos",
-            json!({"items": [{"producto_id": hielo, "cantidad": 4}, {"producto_id": sal, "cantidad": 2}],
-                   "pago": {"medio": "tarjeta", "moneda": "PYG"}}),
-        )
-        .await;
+    let hielo = app.stocked("Hielo", json!(10), 10).await;
+    let sal = app.stocked("Sal", json!(5), 1).await;
+    let answer = app.pedir(&[(hielo, 4), (sal, 2)], false).await;
     assert_eq!(
         (
             answer.status,
@@ -566,10 +545,9 @@ async fn an_order_refused_on_its_second_line_by_the_original_inventario_releases
 #[actix_web::test]
 async fn pedidos_uses_lotes_again_once_the_original_inventario_is_replaced_by_penguins() {
     let (mut app, original) = shop(Service::Inventario, None, fast_peers());
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 50).await;
-    assert_eq!(app.pedir(hielo, 3, false).await.status, 201, "line by line");
-    assert_eq!(app.pedir(hielo, 2, true).await.status, 402, "line by line");
+    let hielo = app.stocked("Hielo", json!(10), 50).await;
+    assert_eq!(app.pedir(&[(hielo, 3)], false).await.status, 201, "line by line");
+    assert_eq!(app.pedir(&[(hielo, 2)], true).await.status, 402, "line by line");
     let stock = app.get(Service::Inventario, &format!("/stock/{hielo}")).await;
     assert_eq!(stock.body["cantidad"], 47, "{stock:?}");
 
@@ -582,7 +560,7 @@ async fn pedidos_uses_lotes_again_once_the_original_inventario_is_replaced_by_pe
     original.expect("the original inventario").stop(true).await;
     app.start_service(Service::Inventario, addr, fast_peers());
     app.cargar_stock(hielo, 50).await;
-    let answer = app.pedir(hielo, 5, false).await;
+    let answer = app.pedir(&[(hielo, 5)], false).await;
     assert_eq!(
         (answer.status, answer.body["estado"].as_str()),
         (201, Some("confirmado")),
@@ -594,7 +572,7 @@ async fn pedidos_uses_lotes_again_once_the_original_inventario_is_replaced_by_pe
         "its units are confirmed, not left to expire"
     );
     // The next order is a lote again.
-    let answer = app.pedir(hielo, 1, false).await;
+    let answer = app.pedir(&[(hielo, 1)], false).await;
     assert_eq!(answer.status, 201, "{answer:?}");
     assert_eq!(app.stock(hielo).await, (44, 0, 6));
     let metrics = app
@@ -628,7 +606,7 @@ async fn against_an_inventario_with_neither_lotes_nor_reservar_penguin_says_whic
     };
     app.start_service(Service::Pedidos, any(), peers);
     let hielo = app.crear_producto("Hielo", json!(1)).await;
-    let answer = app.pedir(hielo, 1, false).await;
+    let answer = app.pedir(&[(hielo, 1)], false).await;
     assert_eq!(
         (answer.status, answer.body["error"].as_str()),
         (502, Some("peer_error")),

@@ -49,8 +49,7 @@ async fn every_listing_is_walked_by_its_next_links_and_matches_the_whole_list() 
     let app = TestApp::spawn_all().await;
     let mut productos = Vec::new();
     for n in 0..5 {
-        let id = app.crear_producto(&format!("Hielo {n}"), json!(10)).await;
-        app.cargar_stock(id, 10).await;
+        let id = app.stocked(&format!("Hielo {n}"), json!(10), 10).await;
         productos.push(id);
     }
     for &id in &productos {
@@ -130,8 +129,7 @@ async fn an_idempotency_key_is_forgotten_after_its_retention_once_its_order_is_o
         ..fast_peers()
     };
     let app = TestApp::spawn_all_with(peers).await;
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app.stocked("Hielo", json!(10), 10).await;
     let first = app
         .post_with_key(Pedidos, "/pedidos", &orden(hielo), "una-vez")
         .await;
@@ -169,8 +167,7 @@ async fn an_idempotency_key_is_forgotten_after_its_retention_once_its_order_is_o
 #[actix_web::test]
 async fn idempotency_keys_are_kept_for_a_day_by_default() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app.stocked("Hielo", json!(10), 10).await;
     let first = app
         .post_with_key(Pedidos, "/pedidos", &orden(hielo), "guardada")
         .await;

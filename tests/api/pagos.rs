@@ -6,13 +6,8 @@ use crate::helpers::TestApp;
 #[actix_web::test]
 async fn pagar_approves_by_default() {
     let app = TestApp::spawn_all().await;
-    let answer = app
-        .post(
-            Pagos,
-            "/pagar",
-            json!({"monto": 30000, "moneda": "PYG", "medio": "tarjeta", "referencia": "p-1"}),
-        )
-        .await;
+    let request_body = json!({"monto": 30000, "moneda": "PYG", "medio": "tarjeta", "referencia": "p-1"});
+    let answer = app.post(Pagos, "/pagar", request_body).await;
     assert_eq!(answer.status, 201);
     assert_eq!(
         answer.body,
@@ -23,13 +18,8 @@ async fn pagar_approves_by_default() {
 #[actix_web::test]
 async fn pagar_with_fail_records_a_rejection_with_201() {
     let app = TestApp::spawn_all().await;
-    let answer = app
-        .post(
-            Pagos,
-            "/pagar",
-            json!({"monto": 12.5, "moneda": "USD", "medio": "efectivo", "fail": true}),
-        )
-        .await;
+    let request_body = json!({"monto": 12.5, "moneda": "USD", "medio": "efectivo", "fail": true});
+    let answer = app.post(Pagos, "/pagar", request_body).await;
     assert_eq!(answer.status, 201);
     assert_eq!(answer.body["estado"], "rechazado");
     assert_eq!(answer.body["monto"], json!(12.5));

@@ -17,129 +17,37 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::helpers::TOKEN;
-use crate::helpers::{Answer, Http, Running, Script, ScriptedPeer, free_port, penguin, say, skip, start};
+use crate::helpers::{Answer, Http, Script, ScriptedPeer, free_port, say, serve_alone, skip};
+use crate::shop::{Layout, Shop};
+use penguin::service::Service;
 
-/// The four services as processes, each on its own port, sharing one data folder.
-struct Shop {
-    dir: tempfile::TempDir,
-    http: Http,
-    ports: [u16; 4],
-    /// productos, pagos and pedidos, killed when the shop is dropped.
-    _running: Vec<Running>,
-    inventario: Option<Running>,
+/// The four services as processes, each on its own port: one failed call opens a
+/// circuit, which lets a trial through two seconds later.
+async fn shop() -> Shop {
+    let env = [
+        ("WORKERS", "1"),
+        ("BREAKER_FAILURES", "1"),
+        ("BREAKER_OPEN_SECS", "2"),
+        ("RETRY_ATTEMPTS", "1"),
+        ("PEER_TIMEOUT_MS", "1000"),
+        ("RECOVERY_INTERVAL", "1"),
+    ];
+    Shop::start(Layout::Apart, &env).await
 }
 
-impl Shop {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let ports = [free_port(), free_port(), free_port(), free_port()];
-        let productos = Self::serve(dir.path(), "productos", ports[0], &[]);
-        let inventario = Self::serve(dir.path(), "inventario", ports[1], &[]);
-        let pagos = Self::serve(dir.path(), "pagos", ports[2], &[]);
-        let urls = ports.map(|p| format!("http://127.0.0.1:{p}"));
-        let pedidos = Self::serve(
-            dir.path(),
-            "pedidos",
-            ports[3],
-            &[
-                ("PRODUCTS_URL", &urls[0]),
-                ("INVENTORY_URL", &urls[1]),
-                ("PAYMENTS_URL", &urls[2]),
-                // One failed call opens a circuit; it lets a trial through a second later.
-                ("BREAKER_FAILURES", "1"),
-                ("BREAKER_OPEN_SECS", "2"),
-                ("RETRY_ATTEMPTS", "1"),
-                ("PEER_TIMEOUT_MS", "1000"),
-                ("RECOVERY_INTERVAL", "1"),
-            ],
-        );
-        Self {
-            dir,
-            http: Http::default(),
-            ports,
-            _running: vec![productos, pagos, pedidos],
-            inventario: Some(inventario),
-        }
-    }
+/// An order of one unit of `producto`, its payment rejected if `fail`.
+async fn pedir(shop: &Shop, producto: i64, fail: bool) -> Answer {
+    let body = json!({
+        "items": [{"producto_id": producto, "cantidad": 1}],
+        "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": fail},
+    });
+    shop.post(Service::Pedidos, "/pedidos", body).await
+}
 
-    fn serve(dir: &Path, service: &str, port: u16, extra: &[(&str, &str)]) -> Running {
-        let mut command = penguin(dir);
-        command
-            .args(["serve", service])
-            .env("PORT", port.to_string())
-            .env("SERVICE_TOKEN", TOKEN)
-            .env("WORKERS", "1");
-        for (name, value) in extra {
-            command.env(name, value);
-        }
-        start(&mut command, 1)
-    }
-
-    fn url(&self, service: usize) -> String {
-        format!("http://127.0.0.1:{}", self.ports[service])
-    }
-
-    fn pedidos_url(&self) -> String {
-        self.url(3)
-    }
-
-    fn stop_inventario(&mut self) {
-        self.inventario = None;
-    }
-
-    fn start_inventario(&mut self) {
-        self.inventario = Some(Self::serve(self.dir.path(), "inventario", self.ports[1], &[]));
-    }
-
-    async fn send(&self, method: Method, url: String, body: Option<Value>) -> Answer {
-        let mut call = self.http.call(method, url).token(TOKEN);
-        if let Some(body) = &body {
-            call = call.json(body);
-        }
-        call.send().await.expect("an answer")
-    }
-
-    /// A product with `stock` units; its id.
-    async fn producto(&self, nombre: &str, stock: i64) -> i64 {
-        let producto = self
-            .send(
-                Method::POST,
-                format!("{}/productos", self.url(0)),
-                Some(json!({"nombre": nombre, "precio": 12.5})),
-            )
-            .await;
-        assert_eq!(producto.status, 201, "{producto:?}");
-        let id = producto.body["id"].as_i64().expect("an id");
-        let stock = self
-            .send(
-                Method::POST,
-                format!("{}/stock", self.url(1)),
-                Some(json!({"producto_id": id, "cantidad": stock})),
-            )
-            .await;
-        assert_eq!(stock.status, 200, "{stock:?}");
-        id
-    }
-
-    async fn pedir(&self, producto: i64, fail: bool) -> Answer {
-        self.send(
-            Method::POST,
-            format!("{}/pedidos", self.pedidos_url()),
-            Some(json!({
-                "items": [{"producto_id": producto, "cantidad": 1}],
-                "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": fail},
-            })),
-        )
-        .await
-    }
-
-    async fn estado(&self) -> Value {
-        let answer = self
-            .send(Method::GET, format!("{}/panel/estado", self.pedidos_url()), None)
-            .await;
-        assert_eq!(answer.status, 200, "{answer:?}");
-        answer.body
-    }
+async fn panel_estado(shop: &Shop) -> Value {
+    let answer = shop.get(Service::Pedidos, "/panel/estado").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.body
 }
 
 fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
@@ -150,10 +58,10 @@ fn find<'a>(list: &'a Value, key: &str, value: &str) -> &'a Value {
 
 #[actix_web::test]
 async fn the_page_holds_no_data_and_its_json_needs_the_token() {
-    let shop = Shop::start();
+    let shop = shop().await;
     let page = shop
         .http
-        .call(Method::GET, format!("{}/panel", shop.pedidos_url()))
+        .call(Method::GET, format!("{}/panel", shop.url(Service::Pedidos)))
         .send()
         .await
         .expect("the page");
@@ -176,17 +84,19 @@ async fn the_page_holds_no_data_and_its_json_needs_the_token() {
 
     let refused = shop
         .http
-        .call(Method::GET, format!("{}/panel/estado", shop.pedidos_url()))
+        .call(
+            Method::GET,
+            format!("{}/panel/estado", shop.url(Service::Pedidos)),
+        )
         .send()
         .await
         .expect("an answer");
-    assert_eq!(refused.status, 401);
-    assert_eq!(refused.body["error"], "unauthorized");
+    refused.assert_refused(401, "unauthorized");
 
-    let hielo = shop.producto("Hielo <b>frío</b>", 10).await;
-    assert_eq!(shop.pedir(hielo, false).await.status, 201);
-    assert_eq!(shop.pedir(hielo, true).await.status, 402);
-    let estado = shop.estado().await;
+    let hielo = shop.producto("Hielo <b>frío</b>", 12.5, 10).await;
+    assert_eq!(pedir(&shop, hielo, false).await.status, 201);
+    assert_eq!(pedir(&shop, hielo, true).await.status, 402);
+    let estado = panel_estado(&shop).await;
     for service in ["pedidos", "productos", "inventario", "pagos"] {
         let servicio = find(&estado["servicios"], "service", service);
         assert_eq!(servicio["ready"], true, "{servicio}");
@@ -216,11 +126,10 @@ async fn the_page_holds_no_data_and_its_json_needs_the_token() {
     );
 
     // inventario stopped: it is shown not ready, the stock as unknown, and an order fails.
-    let mut shop = shop;
-    shop.stop_inventario();
-    let failed = shop.pedir(hielo, false).await;
+    shop.kill(Some(Service::Inventario));
+    let failed = pedir(&shop, hielo, false).await;
     assert_eq!(failed.status, 503, "{failed:?}");
-    let estado = shop.estado().await;
+    let estado = panel_estado(&shop).await;
     let inventario = find(&estado["servicios"], "service", "inventario");
     assert_eq!(inventario["ready"], false);
     assert!(
@@ -259,15 +168,15 @@ async fn peers_that_hang_or_cut_their_answers_are_shown_not_ready_and_their_circ
     .await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _pedidos = Shop::serve(
+    let _pedidos = serve_alone(
         dir.path(),
-        "pedidos",
+        Service::Pedidos,
         port,
         &[
-            ("PRODUCTS_URL", &odd.url()),
-            ("INVENTORY_URL", &hung.url()),
-            ("PAYMENTS_URL", &cut.url()),
-            ("BREAKER_FAILURES", "1"),
+            ("PRODUCTS_URL", odd.url()),
+            ("INVENTORY_URL", hung.url()),
+            ("PAYMENTS_URL", cut.url()),
+            ("BREAKER_FAILURES", "1".into()),
         ],
     );
     let url = format!("http://127.0.0.1:{port}");
@@ -533,11 +442,13 @@ async fn a_person_sees_orders_circuits_and_stock_in_a_real_browser() {
         Ok(browser) => browser,
         Err(why) => return skip(&why),
     };
-    let mut shop = Shop::start();
-    let hielo = shop.producto("Hielo", 10).await;
+    let shop = shop().await;
+    let hielo = shop.producto("Hielo", 12.5, 10).await;
 
     // Before the token: the form, and nothing else.
-    browser.open(&format!("{}/panel", shop.pedidos_url())).await;
+    browser
+        .open(&format!("{}/panel", shop.url(Service::Pedidos)))
+        .await;
     let shown = browser.wait_for("the token form", |s| s["login"] == true).await;
     assert_eq!(shown["panel"], false);
     browser.type_into("#token", "not-the-token").await;
@@ -568,12 +479,12 @@ async fn a_person_sees_orders_circuits_and_stock_in_a_real_browser() {
         .await;
     assert_eq!(stored, TOKEN, "the token is kept in the tab's session storage");
 
-    let confirmado = shop.pedir(hielo, false).await;
+    let confirmado = pedir(&shop, hielo, false).await;
     assert_eq!(confirmado.status, 201, "{confirmado:?}");
-    let rechazado = shop.pedir(hielo, true).await;
+    let rechazado = pedir(&shop, hielo, true).await;
     assert_eq!(rechazado.status, 402, "{rechazado:?}");
-    shop.stop_inventario();
-    let fallido = shop.pedir(hielo, false).await;
+    shop.kill(Some(Service::Inventario));
+    let fallido = pedir(&shop, hielo, false).await;
     assert_eq!(fallido.status, 503, "{fallido:?}");
     let ids = [&confirmado, &rechazado, &fallido].map(|a| a.body["id"].to_string());
 
@@ -627,10 +538,10 @@ async fn a_person_sees_orders_circuits_and_stock_in_a_real_browser() {
     let open = browser.screenshot("panel-circuit-open.png").await;
 
     // inventario back: an order goes through, the circuit closes, the stock shows again.
-    shop.start_inventario();
+    shop.run(Some(Service::Inventario)).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     let repuesto = loop {
-        let answer = shop.pedir(hielo, false).await;
+        let answer = pedir(&shop, hielo, false).await;
         if answer.status == 201 {
             break answer;
         }
@@ -649,7 +560,7 @@ async fn a_person_sees_orders_circuits_and_stock_in_a_real_browser() {
         })
         .await;
     assert!(text(&shown, "circuitos", "inventario").contains("closed"));
-    let stock = shop.estado().await["productos"][0].clone();
+    let stock = panel_estado(&shop).await["productos"][0].clone();
     let units = text(&shown, "productos", &hielo.to_string());
     assert!(
         units.contains(&format!(

@@ -6,18 +6,9 @@ use crate::helpers::TestApp;
 #[actix_web::test]
 async fn an_order_shows_its_lines_prices_and_payment() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(10.25)).await;
-    let pez = app.crear_producto("Pez", json!(3)).await;
-    app.cargar_stock(hielo, 10).await;
-    app.cargar_stock(pez, 10).await;
-    let answer = app
-        .post(
-            Pedidos,
-            "/pedidos",
-            json!({"items": [{"producto_id": hielo, "cantidad": 2}, {"producto_id": pez, "cantidad": 3}],
-                   "pago": {"medio": "tarjeta", "moneda": "PYG"}}),
-        )
-        .await;
+    let hielo = app.stocked("Hielo", json!(10.25), 10).await;
+    let pez = app.stocked("Pez", json!(3), 10).await;
+    let answer = app.pedir(&[(hielo, 2), (pez, 3)], false).await;
     assert_eq!(answer.status, 201, "{answer:?}");
     let pedido = &answer.body;
     assert_eq!(pedido["estado"], "confirmado");
@@ -41,16 +32,8 @@ async fn an_order_shows_its_lines_prices_and_payment() {
 #[actix_web::test]
 async fn lines_of_the_same_product_are_merged() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(1)).await;
-    app.cargar_stock(hielo, 10).await;
-    let answer = app
-        .post(
-            Pedidos,
-            "/pedidos",
-            json!({"items": [{"producto_id": hielo, "cantidad": 2}, {"producto_id": hielo, "cantidad": 3}],
-                   "pago": {"medio": "tarjeta", "moneda": "PYG"}}),
-        )
-        .await;
+    let hielo = app.stocked("Hielo", json!(1), 10).await;
+    let answer = app.pedir(&[(hielo, 2), (hielo, 3)], false).await;
     assert_eq!(answer.status, 201);
     assert_eq!(answer.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(answer.body["items"][0]["cantidad"], 5);
@@ -61,8 +44,7 @@ async fn lines_of_the_same_product_are_merged() {
 async fn obtener_returns_404_for_an_unknown_order() {
     let app = TestApp::spawn_all().await;
     let answer = app.get(Pedidos, "/pedidos/42").await;
-    assert_eq!(answer.status, 404);
-    assert_eq!(answer.body["error"], "pedido_not_found");
+    answer.assert_refused(404, "pedido_not_found");
     assert_eq!(app.get(Pedidos, "/pedidos/-1").await.status, 422);
     assert_eq!(app.get(Pedidos, "/pedidos/uno").await.status, 400);
 }
@@ -70,8 +52,7 @@ async fn obtener_returns_404_for_an_unknown_order() {
 #[actix_web::test]
 async fn invalid_orders_are_refused_before_anything_is_recorded() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(1)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app.stocked("Hielo", json!(1), 10).await;
     let pago = json!({"medio": "tarjeta", "moneda": "PYG"});
     let many: Vec<_> = (1..=101)
         .map(|i| json!({"producto_id": i, "cantidad": 1}))
@@ -127,8 +108,7 @@ async fn invalid_orders_are_refused_before_anything_is_recorded() {
 #[actix_web::test]
 async fn the_total_comes_from_productos_not_from_the_request() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(7)).await;
-    app.cargar_stock(hielo, 10).await;
+    let hielo = app.stocked("Hielo", json!(7), 10).await;
     let answer = app
         .post(
             Pedidos,
@@ -141,6 +121,6 @@ async fn the_total_comes_from_productos_not_from_the_request() {
         answer.status, 400,
         "a price in the request is refused, never used"
     );
-    let answer = app.pedir(hielo, 2, false).await;
+    let answer = app.pedir(&[(hielo, 2)], false).await;
     assert_eq!(answer.body["total"], 14);
 }

@@ -6,13 +6,8 @@ use crate::helpers::TestApp;
 #[actix_web::test]
 async fn crear_returns_201_with_the_product_and_its_location() {
     let app = TestApp::spawn_all().await;
-    let answer = app
-        .post(
-            Productos,
-            "/productos",
-            json!({"nombre": "Hielo Premium", "precio": 10000}),
-        )
-        .await;
+    let request_body = json!({"nombre": "Hielo Premium", "precio": 10000});
+    let answer = app.post(Productos, "/productos", request_body).await;
     assert_eq!(answer.status, 201);
     assert_eq!(
         answer.body,
@@ -64,8 +59,7 @@ async fn listar_returns_every_product_in_order_and_pages() {
 async fn obtener_returns_404_for_an_unknown_product_and_400_for_a_bad_id() {
     let app = TestApp::spawn_all().await;
     let answer = app.get(Productos, "/productos/99").await;
-    assert_eq!(answer.status, 404);
-    assert_eq!(answer.body["error"], "producto_not_found");
+    answer.assert_refused(404, "producto_not_found");
     assert!(answer.body["detail"].as_str().unwrap().contains("99"));
     assert_eq!(app.get(Productos, "/productos/abc").await.status, 400);
 }

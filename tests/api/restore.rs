@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use penguin::invariantes::{self, ClientAnswer, Tienda};
+use penguin::invariantes::ClientAnswer;
 use penguin::service::Service;
-use serde_json::{Value, json};
-use tempfile::TempDir;
+use serde_json::Value;
 
 use crate::helpers::TOKEN;
-use crate::helpers::{Http, Running, free_port, penguin, run_to_end, skip, start};
+use crate::helpers::{Http, free_port, penguin, run_to_end, skip, start};
+use crate::shop::{Layout, Shop};
 
 /// An order a client placed and the answer it got.
 #[derive(Debug, Clone)]
@@ -30,165 +30,77 @@ struct Answered {
     estado: String,
 }
 
-/// `penguin serve all` in its own folder, started and killed as a process.
-struct Shop {
-    dir: TempDir,
-    running: Option<Running>,
-    http: Http,
+/// `penguin serve all` as one process, leaving checkpoints to Litestream.
+async fn shop() -> Shop {
+    Shop::start(Layout::Together, &[("WAL_AUTOCHECKPOINT", "0")]).await
 }
 
-impl Shop {
-    async fn start() -> Self {
-        let mut shop = Self {
-            dir: tempfile::tempdir().expect("a folder"),
-            running: None,
-            http: Http::default(),
-        };
-        shop.restart().await;
-        shop
-    }
+/// Three products with plenty of stock; `(id, units loaded)` of each.
+async fn stock_up(shop: &Shop) -> Vec<(i64, i64)> {
+    shop.stock_up(&[10_000; 3]).await
+}
 
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn database(&self, service: Service) -> PathBuf {
-        self.data().join(format!("{service}.db"))
-    }
-
-    /// Starts penguin on the files in `data/`, leaving checkpoints to Litestream.
-    async fn restart(&mut self) {
-        let mut command = penguin(self.dir.path());
-        command
-            .args(["serve", "all", "--base-port", "0", "--data-dir", "data"])
-            .env("SERVICE_TOKEN", TOKEN)
-            .env("WORKERS", "2")
-            .env("WAL_AUTOCHECKPOINT", "0")
-            .env("RETRY_BACKOFF_MS", "20")
-            .env("BREAKER_OPEN_SECS", "0.5")
-            .env("RECOVERY_INTERVAL", "0.25");
-        let running = start(&mut command, Service::ALL.len());
-        self.running = Some(running);
-        for service in Service::ALL {
-            self.http.wait_healthy(&self.url(service)).await;
-        }
-    }
-
-    /// SIGKILL: no drain, no checkpoint, as when the host dies.
-    fn kill(&mut self) {
-        self.running = None;
-    }
-
-    fn url(&self, service: Service) -> String {
-        self.running.as_ref().expect("penguin runs").urls[service.name()].clone()
-    }
-
-    async fn post(&self, service: Service, path: &str, body: Value) -> (u16, Value) {
-        let answer = self
-            .http
-            .call(
-                actix_web::http::Method::POST,
-                format!("{}{path}", self.url(service)),
-            )
-            .token(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("an answer");
-        (answer.status, answer.body)
-    }
-
-    /// Products with plenty of stock; returns `(id, units loaded)`.
-    async fn stock_up(&self) -> Vec<(i64, i64)> {
-        let mut productos = Vec::new();
-        for n in 0..3 {
-            let body = json!({"nombre": format!("producto {n}"), "precio": 2.5 + f64::from(n)});
-            let (status, producto) = self.post(Service::Productos, "/productos", body).await;
-            assert_eq!(status, 201, "{producto}");
-            let id = producto["id"].as_i64().expect("an id");
-            let body = json!({"producto_id": id, "cantidad": 10_000});
-            let (status, stock) = self.post(Service::Inventario, "/stock", body).await;
-            assert_eq!(status, 200, "{stock}");
-            productos.push((id, 10_000));
-        }
-        productos
-    }
-
-    /// Places `count` orders, eight at a time: one to three lines each, every fifth
-    /// payment rejected. Each answer is added to `answered` as it comes.
-    async fn place(&self, productos: &[(i64, i64)], count: usize, answered: &RefCell<Vec<Answered>>) {
-        for wave in 0..count.div_ceil(8) {
-            let orders = (wave * 8..(wave * 8 + 8).min(count)).map(|n| {
-                let items: Vec<Value> = (0..1 + n % 3)
-                    .map(|l| json!({"producto_id": productos[(n + l) % productos.len()].0, "cantidad": 1 + l % 2}))
-                    .collect();
-                let body = json!({"items": items, "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": n % 5 == 4}});
-                async move {
-                    let (status, order) = self.post(Service::Pedidos, "/pedidos", body).await;
-                    if let (Some(id), Some(estado)) = (order["id"].as_i64(), order["estado"].as_str()) {
-                        answered.borrow_mut().push(Answered {
-                            status,
-                            id,
-                            estado: estado.to_string(),
-                        });
-                    }
+/// Places `count` orders ([`Shop::nth_order`]), eight at a time. Each answer is added
+/// to `answered` as it comes.
+async fn place(shop: &Shop, productos: &[(i64, i64)], count: usize, answered: &RefCell<Vec<Answered>>) {
+    for wave in 0..count.div_ceil(8) {
+        let orders = (wave * 8..(wave * 8 + 8).min(count)).map(|n| {
+            let body = Shop::nth_order(productos, n);
+            async move {
+                let order = shop.post(Service::Pedidos, "/pedidos", body).await;
+                if let (Some(id), Some(estado)) = (order.body["id"].as_i64(), order.body["estado"].as_str()) {
+                    answered.borrow_mut().push(Answered {
+                        status: order.status,
+                        id,
+                        estado: estado.to_string(),
+                    });
                 }
-            });
-            futures_util::future::join_all(orders).await;
-        }
-    }
-
-    /// Every invariant of `penguin check` holds, and every order answered is listed
-    /// with the estado it was answered with.
-    async fn assert_intact(&self, productos: &[(i64, i64)], answered: &[Answered], after: &str) {
-        let tienda = Tienda {
-            pedidos: self.url(Service::Pedidos),
-            inventario: self.url(Service::Inventario),
-            pagos: self.url(Service::Pagos),
-            token: TOKEN.into(),
-        };
-        let answers: Vec<ClientAnswer> = answered
-            .iter()
-            .map(|a| ClientAnswer::of(a.status, a.id))
-            .collect();
-        let informe = invariantes::check_until(&tienda, productos, &answers, Duration::from_secs(60)).await;
-        assert!(
-            informe.cumple(),
-            "after {after}, the books do not hold:\n{informe}"
-        );
-        let listed = listed(&self.http, &self.url(Service::Pedidos)).await;
-        for order in answered {
-            assert_eq!(
-                listed.get(&order.id),
-                Some(&order.estado),
-                "after {after}, order {} answered {} {} is listed as {:?}",
-                order.id,
-                order.status,
-                order.estado,
-                listed.get(&order.id)
-            );
-        }
-    }
-
-    /// What a lost disk loses of one service: its database, write-ahead log, shared
-    /// memory, and Litestream's own state beside them.
-    fn lose_disk(&self, service: Service) {
-        let db = self.database(service);
-        for suffix in ["", "-wal", "-shm"] {
-            let file = PathBuf::from(format!("{}{suffix}", db.display()));
-            match std::fs::remove_file(&file) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
-                Err(e) => panic!("{}: {e}", file.display()),
             }
-        }
-        let _ = std::fs::remove_dir_all(self.data().join(format!(".{service}.db-litestream")));
-        assert!(!db.exists());
+        });
+        futures_util::future::join_all(orders).await;
     }
+}
 
-    fn backup(&self, to: &Path, target: &str) -> Output {
-        backup(self.dir.path(), to, target)
+/// Every invariant of `penguin check` holds, and every order answered is listed
+/// with the estado it was answered with.
+async fn assert_intact(shop: &Shop, productos: &[(i64, i64)], answered: &[Answered], after: &str) {
+    let answers: Vec<ClientAnswer> = answered
+        .iter()
+        .map(|a| ClientAnswer::of(a.status, a.id))
+        .collect();
+    let informe = shop.check(productos, &answers).await;
+    assert!(
+        informe.cumple(),
+        "after {after}, the books do not hold:\n{informe}"
+    );
+    let listed = listed(&shop.http, &shop.url(Service::Pedidos)).await;
+    for order in answered {
+        assert_eq!(
+            listed.get(&order.id),
+            Some(&order.estado),
+            "after {after}, order {} answered {} {} is listed as {:?}",
+            order.id,
+            order.status,
+            order.estado,
+            listed.get(&order.id)
+        );
     }
+}
+
+/// What a lost disk loses of one service: its database, write-ahead log, shared
+/// memory, and Litestream's own state beside them.
+fn lose_disk(shop: &Shop, service: Service) {
+    let db = shop.database(service);
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", db.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
+            Err(e) => panic!("{}: {e}", file.display()),
+        }
+    }
+    let _ = std::fs::remove_dir_all(db.with_file_name(format!(".{service}.db-litestream")));
+    assert!(!db.exists());
 }
 
 /// `penguin backup` of the shop in `dir`, run as a user runs it, beside the running shop.
@@ -239,8 +151,8 @@ fn said(output: &Output) -> String {
 
 #[actix_web::test]
 async fn a_backup_taken_while_orders_flow_holds_every_order_answered_before_it() {
-    let shop = Shop::start().await;
-    let productos = shop.stock_up().await;
+    let shop = shop().await;
+    let productos = stock_up(&shop).await;
     let answered = RefCell::new(Vec::new());
     let backed_up = Cell::new(false);
     let copies = shop.dir.path().join("copies");
@@ -248,14 +160,14 @@ async fn a_backup_taken_while_orders_flow_holds_every_order_answered_before_it()
     let orders = async {
         let mut after = 0;
         for _ in 0..200 {
-            shop.place(&productos, 8, &answered).await;
+            place(&shop, &productos, 8, &answered).await;
             after += usize::from(backed_up.get());
             if after >= 3 {
                 break;
             }
         }
     };
-    let backup = async {
+    let backing_up = async {
         while answered.borrow().len() < 40 {
             actix_web::rt::time::sleep(Duration::from_millis(5)).await;
         }
@@ -267,7 +179,7 @@ async fn a_backup_taken_while_orders_flow_holds_every_order_answered_before_it()
         backed_up.set(true);
         (before, output)
     };
-    let ((), (before, output)) = futures_util::future::join(orders, backup).await;
+    let ((), (before, output)) = futures_util::future::join(orders, backing_up).await;
     assert!(output.status.success(), "{}", said(&output));
     assert!(
         answered.borrow().len() > before.len(),
@@ -302,7 +214,7 @@ async fn a_backup_taken_while_orders_flow_holds_every_order_answered_before_it()
             order.estado
         );
     }
-    let again = shop.backup(&copies, "pagos");
+    let again = backup(shop.dir.path(), &copies, "pagos");
     assert!(!again.status.success(), "a backup overwrote an earlier copy");
     assert!(said(&again).contains("already exists"), "{}", said(&again));
 }
@@ -365,21 +277,21 @@ fn backup_is_documented_and_refuses_what_it_cannot_copy() {
 
 #[actix_web::test]
 async fn each_service_restored_from_a_backup_taken_when_quiet_keeps_every_order() {
-    let mut shop = Shop::start().await;
-    let productos = shop.stock_up().await;
+    let shop = shop().await;
+    let productos = stock_up(&shop).await;
     let answered = RefCell::new(Vec::new());
     for (round, victim) in Service::ALL.into_iter().enumerate() {
-        shop.place(&productos, 24, &answered).await;
+        place(&shop, &productos, 24, &answered).await;
         let copy = shop.dir.path().join(format!("backup-{round}"));
-        let output = shop.backup(&copy, victim.name());
+        let output = backup(shop.dir.path(), &copy, victim.name());
         assert!(output.status.success(), "{}", said(&output));
-        shop.kill();
-        shop.lose_disk(victim);
+        shop.kill(None);
+        lose_disk(&shop, victim);
         std::fs::copy(copy.join(format!("{victim}.db")), shop.database(victim)).expect("the copy put back");
-        shop.restart().await;
+        shop.run(None).await;
         let after = format!("{victim} was restored from penguin backup");
         let so_far = answered.borrow().clone();
-        shop.assert_intact(&productos, &so_far, &after).await;
+        assert_intact(&shop, &productos, &so_far, &after).await;
     }
 }
 
@@ -387,8 +299,8 @@ async fn each_service_restored_from_a_backup_taken_when_quiet_keeps_every_order(
 /// the other three keep them. The shop heals by itself while new orders keep coming.
 #[actix_web::test]
 async fn each_service_restored_from_a_copy_that_lags_heals_itself_while_orders_go_on() {
-    let mut shop = Shop::start().await;
-    let productos = shop.stock_up().await;
+    let shop = shop().await;
+    let productos = stock_up(&shop).await;
     let answered = RefCell::new(Vec::new());
     for (round, victim) in [
         Service::Inventario,
@@ -399,24 +311,24 @@ async fn each_service_restored_from_a_copy_that_lags_heals_itself_while_orders_g
     .into_iter()
     .enumerate()
     {
-        shop.place(&productos, 16, &answered).await;
+        place(&shop, &productos, 16, &answered).await;
         let copy = shop.dir.path().join(format!("lagging-{round}"));
-        let output = shop.backup(&copy, victim.name());
+        let output = backup(shop.dir.path(), &copy, victim.name());
         assert!(output.status.success(), "{}", said(&output));
         // What the copy will not have: orders confirmed, rejected, and charged.
-        shop.place(&productos, 24, &answered).await;
-        shop.kill();
-        shop.lose_disk(victim);
+        place(&shop, &productos, 24, &answered).await;
+        shop.kill(None);
+        lose_disk(&shop, victim);
         std::fs::copy(copy.join(format!("{victim}.db")), shop.database(victim)).expect("the copy put back");
-        shop.restart().await;
+        shop.run(None).await;
         // New orders at once: the first ones may be refused while the shop heals
         // (503), never sold twice.
-        shop.place(&productos, 24, &answered).await;
+        place(&shop, &productos, 24, &answered).await;
         let after = format!("{victim} was restored from a copy 24 orders behind");
         let so_far = answered.borrow().clone();
-        shop.assert_intact(&productos, &so_far, &after).await;
+        assert_intact(&shop, &productos, &so_far, &after).await;
         // Healed: orders are confirmed again (every fifth is rejected on purpose).
-        shop.place(&productos, 8, &answered).await;
+        place(&shop, &productos, 8, &answered).await;
         let last: Vec<u16> = answered.borrow().iter().rev().take(8).map(|a| a.status).collect();
         assert!(
             last.iter().all(|s| *s == 201 || *s == 402) && last.contains(&201),
@@ -424,27 +336,25 @@ async fn each_service_restored_from_a_copy_that_lags_heals_itself_while_orders_g
         );
     }
     let so_far = answered.borrow().clone();
-    shop.assert_intact(&productos, &so_far, "every restore").await;
+    assert_intact(&shop, &productos, &so_far, "every restore").await;
 }
 
 #[actix_web::test]
 async fn with_wal_autocheckpoint_0_penguin_leaves_every_checkpoint_to_litestream_even_at_a_stop() {
-    let mut shop = Shop::start().await;
-    let productos = shop.stock_up().await;
+    let shop = shop().await;
+    let productos = stock_up(&shop).await;
     let answered = RefCell::new(Vec::new());
-    shop.place(&productos, 16, &answered).await;
-    let stopped = shop.running.as_mut().expect("penguin runs").terminate();
+    place(&shop, &productos, 16, &answered).await;
+    let stopped = shop.terminate(None);
     assert!(stopped.success(), "{stopped:?}");
-    shop.running = None;
     for service in [Service::Inventario, Service::Pagos, Service::Pedidos] {
-        let wal = shop.data().join(format!("{service}.db-wal"));
+        let wal = shop.database(service).with_extension("db-wal");
         let kept = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
         assert!(kept > 0, "{service}: the stop checkpointed {}", wal.display());
     }
-    shop.restart().await;
+    shop.run(None).await;
     let so_far = answered.borrow().clone();
-    shop.assert_intact(&productos, &so_far, "a stop without a checkpoint")
-        .await;
+    assert_intact(&shop, &productos, &so_far, "a stop without a checkpoint").await;
 }
 
 /// The real `litestream replicate`, replicating the shop's four databases to
@@ -544,26 +454,26 @@ impl Litestream {
 
 #[actix_web::test]
 async fn each_service_restored_by_litestream_after_kill_9_keeps_every_order() {
-    let mut shop = Shop::start().await;
+    let shop = shop().await;
     let Some(mut litestream) = Litestream::start(&shop) else {
         return skip("litestream is not on PATH (.ci/run installs it)");
     };
-    let productos = shop.stock_up().await;
+    let productos = stock_up(&shop).await;
     let answered = RefCell::new(Vec::new());
     for victim in Service::ALL {
-        shop.place(&productos, 24, &answered).await;
+        place(&shop, &productos, 24, &answered).await;
         for service in Service::ALL {
             litestream.caught_up(&shop.database(service)).await;
         }
         // The host dies: penguin and its replicator with it.
-        shop.kill();
+        shop.kill(None);
         litestream.kill();
-        shop.lose_disk(victim);
+        lose_disk(&shop, victim);
         litestream.restore(&shop.database(victim));
-        shop.restart().await;
+        shop.run(None).await;
         litestream.restart().expect("litestream runs again");
         let after = format!("{victim} was restored by litestream");
         let so_far = answered.borrow().clone();
-        shop.assert_intact(&productos, &so_far, &after).await;
+        assert_intact(&shop, &productos, &so_far, &after).await;
     }
 }

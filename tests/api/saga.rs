@@ -7,13 +7,8 @@ use crate::helpers::TestApp;
 #[actix_web::test]
 async fn the_original_walkthrough_works_unchanged() {
     let app = TestApp::spawn_all().await;
-    let producto = app
-        .post(
-            Productos,
-            "/productos",
-            json!({"nombre": "Hielo Premium", "precio": 10000}),
-        )
-        .await;
+    let request_body = json!({"nombre": "Hielo Premium", "precio": 10000});
+    let producto = app.post(Productos, "/productos", request_body).await;
     assert_eq!(producto.status, 201);
     assert_eq!(producto.body["id"], 1);
 
@@ -23,27 +18,14 @@ async fn the_original_walkthrough_works_unchanged() {
     assert_eq!(stock.status, 200);
     assert_eq!(stock.body["cantidad"], 50);
 
-    let feliz = app
-        .post(
-            Pedidos,
-            "/pedidos",
-            json!({"items":[{"producto_id":1,"cantidad":3}], "pago":{"medio":"tarjeta","moneda":"PYG"}}),
-        )
-        .await;
+    let feliz = app.pedir(&[(1, 3)], false).await;
     assert_eq!(feliz.status, 201, "{feliz:?}");
     assert_eq!(feliz.body["estado"], "confirmado");
     assert_eq!(feliz.body["total"], 30000);
     assert_eq!(app.stock(1).await, (47, 0, 3));
 
-    let fallo = app
-        .post(
-            Pedidos,
-            "/pedidos",
-            json!({"items":[{"producto_id":1,"cantidad":2}], "pago":{"medio":"tarjeta","moneda":"PYG","fail":true}}),
-        )
-        .await;
-    assert_eq!(fallo.status, 402, "{fallo:?}");
-    assert_eq!(fallo.body["error"], "payment_rejected");
+    let fallo = app.pedir(&[(1, 2)], true).await;
+    fallo.assert_refused(402, "payment_rejected");
     assert_eq!(fallo.body["estado"], "rechazado");
     assert_eq!(
         app.stock(1).await,
@@ -64,18 +46,9 @@ async fn the_original_walkthrough_works_unchanged() {
 #[actix_web::test]
 async fn a_rejected_payment_returns_every_unit_it_reserved() {
     let app = TestApp::spawn_all().await;
-    let a = app.crear_producto("a", json!(5)).await;
-    let b = app.crear_producto("b", json!(6)).await;
-    app.cargar_stock(a, 10).await;
-    app.cargar_stock(b, 10).await;
-    let answer = app
-        .post(
-            Pedidos,
-            "/pedidos",
-            json!({"items": [{"producto_id": a, "cantidad": 4}, {"producto_id": b, "cantidad": 5}],
-                   "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": true}}),
-        )
-        .await;
+    let a = app.stocked("a", json!(5), 10).await;
+    let b = app.stocked("b", json!(6), 10).await;
+    let answer = app.pedir(&[(a, 4), (b, 5)], true).await;
     assert_eq!(answer.status, 402);
     assert_eq!(answer.body["estado"], "rechazado");
     assert!(
@@ -96,20 +69,10 @@ async fn a_rejected_payment_returns_every_unit_it_reserved() {
 #[actix_web::test]
 async fn short_stock_on_a_later_line_releases_the_earlier_ones() {
     let app = TestApp::spawn_all().await;
-    let a = app.crear_producto("a", json!(5)).await;
-    let b = app.crear_producto("b", json!(6)).await;
-    app.cargar_stock(a, 10).await;
-    app.cargar_stock(b, 1).await;
-    let answer = app
-        .post(
-            Pedidos,
-            "/pedidos",
-            json!({"items": [{"producto_id": a, "cantidad": 4}, {"producto_id": b, "cantidad": 2}],
-                   "pago": {"medio": "tarjeta", "moneda": "PYG"}}),
-        )
-        .await;
-    assert_eq!(answer.status, 409, "{answer:?}");
-    assert_eq!(answer.body["error"], "insufficient_stock");
+    let a = app.stocked("a", json!(5), 10).await;
+    let b = app.stocked("b", json!(6), 1).await;
+    let answer = app.pedir(&[(a, 4), (b, 2)], false).await;
+    answer.assert_refused(409, "insufficient_stock");
     assert_eq!(answer.body["estado"], "fallido");
     assert_eq!(
         answer.body["pago_id"],
@@ -123,18 +86,9 @@ async fn short_stock_on_a_later_line_releases_the_earlier_ones() {
 #[actix_web::test]
 async fn an_unknown_product_fails_the_order_with_404_and_holds_nothing() {
     let app = TestApp::spawn_all().await;
-    let a = app.crear_producto("a", json!(5)).await;
-    app.cargar_stock(a, 10).await;
-    let answer = app
-        .post(
-            Pedidos,
-            "/pedidos",
-            json!({"items": [{"producto_id": a, "cantidad": 1}, {"producto_id": 999, "cantidad": 1}],
-                   "pago": {"medio": "tarjeta", "moneda": "PYG"}}),
-        )
-        .await;
-    assert_eq!(answer.status, 404, "{answer:?}");
-    assert_eq!(answer.body["error"], "producto_not_found");
+    let a = app.stocked("a", json!(5), 10).await;
+    let answer = app.pedir(&[(a, 1), (999, 1)], false).await;
+    answer.assert_refused(404, "producto_not_found");
     assert_eq!(answer.body["estado"], "fallido");
     assert_eq!(app.stock(a).await, (10, 0, 0));
     let id = answer.body["id"].as_i64().unwrap();
@@ -148,7 +102,7 @@ async fn an_unknown_product_fails_the_order_with_404_and_holds_nothing() {
 async fn a_product_without_stock_fails_the_order_with_409() {
     let app = TestApp::spawn_all().await;
     let a = app.crear_producto("a", json!(5)).await;
-    let answer = app.pedir(a, 1, false).await;
+    let answer = app.pedir(&[(a, 1)], false).await;
     assert_eq!(answer.status, 409, "{answer:?}");
     assert_eq!(answer.body["estado"], "fallido");
 }
@@ -156,9 +110,8 @@ async fn a_product_without_stock_fails_the_order_with_409() {
 #[actix_web::test]
 async fn fifty_concurrent_orders_for_twenty_units_confirm_exactly_twenty() {
     let app = TestApp::spawn_all().await;
-    let hielo = app.crear_producto("Hielo", json!(100)).await;
-    app.cargar_stock(hielo, 20).await;
-    let orders = (0..50).map(|_| app.pedir(hielo, 1, false));
+    let hielo = app.stocked("Hielo", json!(100), 20).await;
+    let orders = (0..50).map(|_| app.pedir(&[(hielo, 1)], false));
     let answers = futures_util::future::join_all(orders).await;
     let confirmed = answers.iter().filter(|a| a.status == 201).count();
     let short = answers.iter().filter(|a| a.status == 409).count();

@@ -28,12 +28,9 @@ async fn inventario_numbers_each_change_asked_with_visto_and_refuses_one_from_a_
         (201, Some(1)),
         "a replay changes nothing and gets no new number: {again:?}"
     );
+    let request_body = json!({"clave": "p-1-a"});
     let confirmed = app
-        .post(
-            Inventario,
-            "/reservas/confirmar?visto=1",
-            json!({"clave": "p-1-a"}),
-        )
+        .post(Inventario, "/reservas/confirmar?visto=1", request_body)
         .await;
     assert_eq!(
         (confirmed.status, confirmed.body["secuencia"].as_i64()),
@@ -110,17 +107,9 @@ async fn pagos_numbers_its_charges_voids_and_refunds_the_same_way() {
         .post(Pagos, "/anular?visto=2", json!({"referencia": "p-2-b"}))
         .await;
     assert_eq!(voided.body["secuencia"], 3, "{voided:?}");
-    let stale = app
-        .post(
-            Pagos,
-            "/pagar?visto=9",
-            json!({"monto": 5, "moneda": "PYG", "medio": "t", "referencia": "p-3"}),
-        )
-        .await;
-    assert_eq!(
-        (stale.status, stale.body["error"].as_str()),
-        (409, Some("stale_copy"))
-    );
+    let request_body = json!({"monto": 5, "moneda": "PYG", "medio": "t", "referencia": "p-3"});
+    let stale = app.post(Pagos, "/pagar?visto=9", request_body).await;
+    stale.assert_refused(409, "stale_copy");
     let none = app.get(Pagos, "/pagos/referencia/p-3").await;
     assert_eq!(none.status, 404, "the refused charge was not made: {none:?}");
     let listed = app.get(Pagos, "/cambios?prefijo=p-&desde=1").await;
@@ -194,13 +183,8 @@ async fn bad_numbers_and_listings_get_clear_json_errors_and_change_nothing() {
             );
         }
         // The highest number it may be raised to still numbers a change after it.
-        let raised = app
-            .post(
-                service,
-                "/secuencia",
-                json!({"secuencia": 4_611_686_018_427_387_904_i64}),
-            )
-            .await;
+        let request_body = json!({"secuencia": 4_611_686_018_427_387_904_i64});
+        let raised = app.post(service, "/secuencia", request_body).await;
         assert_eq!(raised.status, 200, "{raised:?}");
         let next = match service {
             Inventario => {

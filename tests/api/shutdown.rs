@@ -20,8 +20,7 @@ async fn sigterm_answers_every_order_in_flight_then_exits_at_once() {
     }
     let pagos = FaultProxy::start(app.url(Service::Pagos));
     pagos.fault(Method::POST, "/pagar", Fault::Delay(Duration::from_millis(700)));
-    let hielo = app.crear_producto("Hielo", json!(10)).await;
-    app.cargar_stock(hielo, 100).await;
+    let hielo = app.stocked("Hielo", json!(10), 100).await;
 
     // pedidos as its own process.
     let port = free_port();
