@@ -15,8 +15,13 @@ keep-alive connection is matched on its own. Actions:
 
     pass      forward the request and relay the answer
     slow MS   forward the request, hold its answer MS milliseconds, then relay it
+    delay MS  hold the request MS milliseconds, then forward it and relay the
+              answer: the peer acts late
     hang      a black hole: never forward the request, never answer, and keep
               the connection open until the client gives up
+    lose      forward the request and never relay its answer, keeping the
+              connection open until the client gives up: the peer acted, the
+              answer never comes
     reset     forward nothing and reset the connection (TCP RST)
     cut       forward the request, relay the answer's status line and headers,
               then close before the body: the peer acted, the answer is lost
@@ -32,7 +37,8 @@ whole before they are forwarded (the proxy answers `Expect: 100-continue`
 itself), so one sent on a kept-alive upstream connection that the upstream had
 just closed is sent again on a new one.
 Prints `faultproxy listening on HOST:PORT` once ready (port 0 picks one), and
-each hang, reset and cut, to stderr.
+to stderr the rules after each reload and each hang, lose, reset and cut; with
+--verbose, every request and the action it met.
 """
 
 import argparse
@@ -47,7 +53,7 @@ from urllib.parse import urlsplit
 
 MAX_HEAD = 64 * 1024
 CHUNK = 64 * 1024
-ACTIONS = {"pass": 0, "slow": 1, "hang": 0, "reset": 0, "cut": 0}  # action: its arguments
+ACTIONS = {"pass": 0, "slow": 1, "delay": 1, "hang": 0, "lose": 0, "reset": 0, "cut": 0}  # action: its arguments
 
 
 @dataclass
@@ -62,8 +68,8 @@ class Rule:
     def parse(cls, text):
         words = text.split()
         if len(words) < 3 or words[2] not in ACTIONS or len(words) != 3 + ACTIONS[words[2]]:
-            raise ValueError(f"rule {text!r}: want METHOD PATH pass|slow MS|hang|reset|cut")
-        delay = int(words[3]) / 1000 if words[2] == "slow" else 0.0
+            raise ValueError(f"rule {text!r}: want METHOD PATH pass|slow MS|delay MS|hang|lose|reset|cut")
+        delay = int(words[3]) / 1000 if ACTIONS[words[2]] else 0.0
         return cls(" ".join(words), re.compile(words[0]), re.compile(words[1]), words[2], delay)
 
     def matches(self, method, path):
@@ -152,7 +158,7 @@ def reset(writer):
 
 
 class Proxy:
-    def __init__(self, upstream, rules, rules_file):
+    def __init__(self, upstream, rules, rules_file, verbose=False):
         parts = urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream {upstream!r}: want http://HOST[:PORT]")
@@ -162,6 +168,7 @@ class Proxy:
         self.rules_file = rules_file
         self.rules = (read_rules_file(rules_file) if rules_file else []) + rules
         self.listen = ""
+        self.verbose = verbose
 
     def log(self, text):
         print(f"faultproxy {self.listen}: {text}", file=sys.stderr, flush=True)
@@ -192,8 +199,10 @@ class Proxy:
                 body = bytearray()
                 await relay_body(client_reader, request, body.extend, until_eof=False)
                 rule = self.rule(method, path)
-                if rule.action in ("hang", "reset", "cut"):
+                if self.verbose or rule.action in ("hang", "lose", "reset", "cut"):
                     self.log(f"{method} {path}: {rule.action}")
+                if rule.action == "delay":
+                    await asyncio.sleep(rule.delay)
                 if rule.action == "hang":
                     while await client_reader.read(CHUNK):
                         pass
@@ -204,6 +213,10 @@ class Proxy:
                 upstream, response = await self.exchange(upstream, request.encode(self.netloc) + body, client_writer)
                 if rule.action == "slow":
                     await asyncio.sleep(rule.delay)
+                if rule.action == "lose":
+                    while await client_reader.read(CHUNK):
+                        pass
+                    return
                 client_writer.write(response.encode())
                 if rule.action == "cut":
                     await client_writer.drain()
@@ -258,10 +271,11 @@ async def main():
     parser.add_argument("--upstream", required=True, help="http://HOST:PORT of the service behind")
     parser.add_argument("--rule", action="append", default=[], help="METHOD PATH ACTION [MS]")
     parser.add_argument("--rules-file", help="more rules, read again on SIGHUP")
+    parser.add_argument("--verbose", action="store_true", help="log every request and its action")
     args = parser.parse_args()
     try:
         rules = [Rule.parse(text) for text in args.rule]
-        proxy = Proxy(args.upstream, rules, args.rules_file)
+        proxy = Proxy(args.upstream, rules, args.rules_file, args.verbose)
     except (OSError, ValueError, re.error) as e:
         parser.error(str(e))
     host, _, port = args.listen.rpartition(":")

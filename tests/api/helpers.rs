@@ -563,7 +563,7 @@ impl ScriptedPeer {
 /// What a [`FaultProxy`] does to the requests a rule matches.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
-    /// Answer only after this long: a slow peer.
+    /// Pass the request on only after this long: a slow peer.
     Delay(Duration),
     /// Never answer, keeping the connection open: a black hole.
     Hang,
@@ -572,94 +572,133 @@ pub enum Fault {
     LoseAnswer,
 }
 
-/// A real HTTP proxy on a real port in front of one service, passing every request
-/// through unless a rule (a method and a path prefix) says to delay it, never answer it,
-/// or lose the peer's answer.
-/// Rules can change while it runs, so a test can switch a fault on and off.
+/// `scripts/faultproxy.py`, the fault proxy users run in chaos runs, on a real port
+/// in front of one service: every request passes through unless a rule (a method and
+/// a path prefix) says to delay it, never answer it, or lose the peer's answer. Rules
+/// change while it runs (its rules file, read again on SIGHUP), so a test can switch
+/// a fault on and off.
 pub struct FaultProxy {
     pub url: String,
-    rules: Arc<std::sync::Mutex<Vec<(Method, String, Fault)>>>,
-    received: Arc<AtomicUsize>,
+    child: Child,
+    folder: TempDir,
+    rules: std::sync::Mutex<Vec<String>>,
+    /// Requests received, and rule sets loaded, as its log tells them.
+    seen: Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)>,
 }
 
 impl FaultProxy {
     pub fn start(upstream: &str) -> Self {
-        let rules: Arc<std::sync::Mutex<Vec<(Method, String, Fault)>>> = Arc::default();
-        let received: Arc<AtomicUsize> = Arc::default();
-        let upstream = upstream.to_string();
-        let shared = rules.clone();
-        let counter = received.clone();
-        let server = actix_web::HttpServer::new(move || {
-            let rules = shared.clone();
-            let counter = counter.clone();
-            let upstream = upstream.clone();
-            actix_web::App::new()
-                .app_data(actix_web::web::Data::new(awc::Client::default()))
-                .default_service(actix_web::web::to(
-                    move |req: actix_web::HttpRequest,
-                          body: actix_web::web::Bytes,
-                          client: actix_web::web::Data<awc::Client>| {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        let fault = rules
-                            .lock()
-                            .unwrap()
-                            .iter()
-                            .find(|(m, p, _)| m == req.method() && req.path().starts_with(p.as_str()))
-                            .map(|(.., f)| *f);
-                        let url = format!("{upstream}{}", req.uri());
-                        async move {
-                            match fault {
-                                Some(Fault::Hang) => tokio::time::sleep(Duration::from_secs(3600)).await,
-                                Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-                                Some(Fault::LoseAnswer) | None => {}
-                            }
-                            let mut forward = client.request(req.method().clone(), url);
-                            for (name, value) in req.headers() {
-                                if name != header::CONNECTION && name != header::HOST {
-                                    forward = forward.insert_header((name.clone(), value.clone()));
-                                }
-                            }
-                            let mut answer = forward.send_body(body).await.expect("the upstream answers");
-                            if matches!(fault, Some(Fault::LoseAnswer)) {
-                                tokio::time::sleep(Duration::from_secs(3600)).await;
-                            }
-                            let bytes = answer.body().limit(16 * 1024 * 1024).await.expect("a body");
-                            let mut response = actix_web::HttpResponse::build(answer.status());
-                            for (name, value) in answer.headers() {
-                                if name != header::CONTENT_LENGTH && name != header::CONNECTION {
-                                    response.insert_header((name.clone(), value.clone()));
-                                }
-                            }
-                            response.body(bytes)
-                        }
-                    },
-                ))
-        })
-        .workers(1)
-        .bind("127.0.0.1:0")
-        .expect("a port");
-        let addr = server.addrs()[0];
-        actix_web::rt::spawn(server.run());
+        let folder = tempfile::tempdir().expect("a folder");
+        let rules_file = folder.path().join("rules");
+        std::fs::write(&rules_file, "").expect("the rules file");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/faultproxy.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                upstream,
+                "--verbose",
+                "--rules-file",
+            ])
+            .arg(&rules_file)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the fault proxy");
+        let mut first = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("the proxy's first line");
+        let listening = first.trim().strip_prefix("faultproxy listening on ");
+        let url = format!(
+            "http://{}",
+            listening.unwrap_or_else(|| panic!("the proxy said {first:?}"))
+        );
+        let seen: Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)> = Arc::default();
+        let log = seen.clone();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let (counts, changed) = &*log;
+                let mut counts = counts.lock().unwrap();
+                if line.contains(" rules: ") || line.contains("rules not reloaded") {
+                    counts.1 += 1;
+                } else if !line.contains("connection dropped") {
+                    counts.0 += 1;
+                }
+                changed.notify_all();
+            }
+        });
         Self {
-            url: format!("http://{addr}"),
-            rules,
-            received,
+            url,
+            child,
+            folder,
+            rules: std::sync::Mutex::default(),
+            seen,
         }
     }
 
     /// How many requests it has received so far, answered or not.
     pub fn received(&self) -> usize {
-        self.received.load(Ordering::SeqCst)
+        self.seen.0.lock().unwrap().0
     }
 
-    /// From now on, `method path` meets `fault`.
+    /// From now on, `method path…` meets `fault`.
     pub fn fault(&self, method: Method, path: &str, fault: Fault) {
-        self.rules.lock().unwrap().push((method, path.to_string(), fault));
+        let action = match fault {
+            Fault::Delay(delay) => format!("delay {}", delay.as_millis()),
+            Fault::Hang => "hang".into(),
+            Fault::LoseAnswer => "lose".into(),
+        };
+        let prefix: String = path
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_string()
+                } else {
+                    format!("\\{c}")
+                }
+            })
+            .collect();
+        self.rules
+            .lock()
+            .unwrap()
+            .push(format!("{method} ^{prefix} {action}"));
+        self.reload();
     }
 
     /// From now on, every request passes through.
     pub fn heal(&self) {
         self.rules.lock().unwrap().clear();
+        self.reload();
+    }
+
+    /// Writes the rules and waits until the proxy has read them.
+    fn reload(&self) {
+        let text = self.rules.lock().unwrap().join("\n");
+        std::fs::write(self.folder.path().join("rules"), text).expect("the rules file");
+        let (counts, changed) = &*self.seen;
+        let before = counts.lock().unwrap().1;
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0, "SIGHUP to the proxy");
+        let (counts, timeout) = changed
+            .wait_timeout_while(counts.lock().unwrap(), Duration::from_secs(10), |c| c.1 == before)
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "the proxy did not read its rules: {counts:?}"
+        );
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
