@@ -22,6 +22,7 @@ use serde::de::{
 
 use crate::error::{ApiError, ErrorCode, MAX_BODY_BYTES};
 use crate::input;
+use crate::money;
 
 /// What reading a body with [`Json`] can refuse, for the OpenAPI documents.
 pub const REFUSALS: &[ErrorCode] = &[
@@ -450,13 +451,14 @@ impl<'de> Visitor<'de> for Unique<'_> {
 
 /// A [`Node`] as serde reads it: a struct's fields only from an object, and each number
 /// from its literal, by what the field asks for: a whole number (`i64`, ...) refuses
-/// any fraction as a wrong type; an amount (`f64`, how [`crate::money`] asks) refuses
-/// more than two decimals as a wrong value.
+/// any fraction as a wrong type; an amount (named [`money::LITERAL`], how
+/// [`crate::money`] asks) is handed its literal and refuses more than two decimals as a
+/// wrong value.
 struct Strict(Node);
 
 fn unexpected(node: &Node) -> de::Unexpected<'_> {
     match node {
-        Node::Null => de::Unexpected::Unit,
+        Node::Null => de::Unexpected::Other("null"),
         Node::Bool(b) => de::Unexpected::Bool(*b),
         Node::Number(literal) => de::Unexpected::Other(literal),
         Node::Text(s) => de::Unexpected::Str(s),
@@ -489,14 +491,17 @@ impl Strict {
         }
     }
 
-    /// What an amount reads: a number with more than two decimals is an invalid value.
+    /// What an amount reads: its number as written, so that no float stands between
+    /// the client's digits and the hundredths kept; more than two decimals is an
+    /// invalid value, anything but a number the wrong type.
     fn amount<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BodyError> {
         match &self.0 {
             Node::Number(literal) if decimals(literal) > 2 => Err(de::Error::invalid_value(
                 unexpected(&self.0),
                 &"exact to the hundredth, with at most two decimals",
             )),
-            _ => self.deserialize_any(visitor),
+            Node::Number(literal) => visitor.visit_str(literal),
+            other => Err(de::Error::invalid_type(unexpected(other), &visitor)),
         }
     }
 }
@@ -532,11 +537,11 @@ impl<'de> Deserializer<'de> for Strict {
     }
 
     fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.amount(visitor)
+        self.deserialize_any(visitor)
     }
 
     fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
-        self.amount(visitor)
+        self.deserialize_any(visitor)
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -558,11 +563,15 @@ impl<'de> Deserializer<'de> for Strict {
         }
     }
 
+    /// An amount ([`money::LITERAL`]) is read from its literal; any other newtype is its inside.
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Self::Error> {
+        if name == money::LITERAL {
+            return self.amount(visitor);
+        }
         visitor.visit_newtype_struct(self)
     }
 
@@ -798,5 +807,32 @@ mod tests {
         }
         let huge: Precio = parse(br#"{"precio": 1e400}"#).expect("a number");
         assert_eq!(huge.precio.0, Err(crate::money::MoneyError::TooLarge));
+    }
+
+    #[test]
+    fn an_amount_is_read_from_its_literal_here_and_from_its_number_elsewhere() {
+        let hundredths = |body: &str| {
+            let read: Precio = parse(body.as_bytes()).expect(body);
+            read.precio.0.map(|m| m.hundredths())
+        };
+        assert_eq!(
+            hundredths(r#"{"precio": 999999999999.99}"#),
+            Ok(99_999_999_999_999)
+        );
+        assert_eq!(hundredths(r#"{"precio": 0.29}"#), Ok(29));
+        assert_eq!(hundredths(r#"{"precio": 1000e-5}"#), Ok(1));
+        assert_eq!(hundredths(r#"{"precio": 12}"#), Ok(1200));
+        for (value, shown) in [
+            (r#""12""#, r#"string "12""#),
+            ("null", "null"),
+            ("[1]", "sequence"),
+        ] {
+            let (code, detail) = refusal::<Precio>(&format!(r#"{{"precio": {value}}}"#));
+            assert_eq!(code, ErrorCode::InvalidBody, "{value}");
+            assert_eq!(detail, format!("`precio` must be a number, not {shown}"));
+        }
+        // A peer's answer, read by serde_json, hands over the number itself.
+        let answer: Precio = serde_json::from_str(r#"{"precio": 0.29}"#).expect("an answer");
+        assert_eq!(answer.precio.0.map(|m| m.hundredths()), Ok(29));
     }
 }

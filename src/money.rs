@@ -3,9 +3,9 @@
 //! A JSON number is read through [`MoneyInput`], which never fails on a number: a value
 //! with more than two decimals, out of range or not finite is kept as a [`MoneyError`]
 //! so the handler can answer `422` (a well-formed body with an invalid value) rather
-//! than `400`. A request body's reader ([`crate::json`]) sees the literal itself and
-//! refuses a third decimal first, naming the field, before a float could round it away
-//! (`1.999999999999999999` is not 2).
+//! than `400`. A request body's reader ([`crate::json`]) hands over the literal itself
+//! ([`LITERAL`]), so an amount a client sends never passes through a float, and refuses
+//! a third decimal first, naming the field (`1.999999999999999999` is not 2).
 
 use std::fmt;
 
@@ -116,11 +116,17 @@ impl rusqlite::types::FromSql for Money {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MoneyInput(pub Result<Money, MoneyError>);
 
+/// The name under which an amount asks a deserializer for its number as written:
+/// [`crate::json`], which reads request bodies, answers with the literal itself (and
+/// refuses a third decimal); any other deserializer (`serde_json` reading a peer's
+/// answer) with the number.
+pub const LITERAL: &str = "penguin::money::Literal";
+
 impl<'de> Deserialize<'de> for MoneyInput {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // Asked for as a float, so that [`crate::json`] refuses a third decimal itself,
-        // from the literal, before any float rounds it away.
-        deserializer.deserialize_f64(MoneyVisitor).map(MoneyInput)
+        deserializer
+            .deserialize_newtype_struct(LITERAL, MoneyVisitor)
+            .map(MoneyInput)
     }
 }
 
@@ -134,11 +140,21 @@ impl<'de> Deserialize<'de> for Money {
 
 struct MoneyVisitor;
 
-impl Visitor<'_> for MoneyVisitor {
+impl<'de> Visitor<'de> for MoneyVisitor {
     type Value = Result<Money, MoneyError>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a number")
+    }
+
+    /// The number as written in a request body, from [`crate::json`].
+    fn visit_str<E: de::Error>(self, literal: &str) -> Result<Self::Value, E> {
+        Ok(Money::parse_decimal(literal))
+    }
+
+    /// Any other deserializer: the number, as a float if it has a fraction.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_f64(self)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
