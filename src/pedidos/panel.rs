@@ -4,6 +4,12 @@
 //! and its next trial, the last orders, the orders of the last minute by estado and
 //! every product's units. Scripts can read `GET /panel/estado` too.
 //!
+//! Its keys follow one rule: the panel's own are Spanish, as the shop's JSON is
+//! (`servicios`, `circuitos`, `ultimo_minuto`, ...); a service's or a circuit's entry
+//! repeats what that service's `GET /ready` answers, with `/ready`'s keys (`service`,
+//! `ready`, `version`, `schema_version`, `detail`; `circuit`, `retry_in_ms`, and
+//! `retry_at` beside it).
+//!
 //! Reading a peer's state is not using it: those calls are made once, with a short
 //! timeout, outside the breakers and the peer call metrics.
 
@@ -125,7 +131,7 @@ struct ServiceStatus {
     schema_version: Option<u64>,
     /// Why it is not ready: its own `not_ready` detail, or why it did not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
-    detalle: Option<String>,
+    detail: Option<String>,
 }
 
 /// One peer's circuit breaker.
@@ -136,7 +142,7 @@ struct PeerCircuit {
     status: CircuitStatus,
     /// While open: when that trial may go (UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
-    proxima_prueba: Option<String>,
+    retry_at: Option<String>,
 }
 
 /// Orders placed in the last minute, by estado.
@@ -220,7 +226,7 @@ pub async fn estado(
         ready: propio.is_ok(),
         version: Some(env!("CARGO_PKG_VERSION").into()),
         schema_version: propio.as_ref().ok().map(|v| *v as u64),
-        detalle: propio.err(),
+        detail: propio.err(),
     }];
     servicios.extend(peers_ready);
     let (productos, productos_detalle) = match productos {
@@ -266,7 +272,7 @@ fn peer_circuits(breakers: &Breakers, now: jiff::Timestamp) -> Vec<PeerCircuit> 
             PeerCircuit {
                 peer,
                 status: breaker.circuit_status(),
-                proxima_prueba: left
+                retry_at: left
                     .and_then(|l| jiff::SignedDuration::try_from(l).ok())
                     .and_then(|l| now.checked_add(l).ok())
                     .map(clock::stored),
@@ -288,7 +294,7 @@ fn ready(
         ready: false,
         version: None,
         schema_version: None,
-        detalle: None,
+        detail: None,
     };
     match answer {
         Ok((status, body)) if status == StatusCode::OK => {
@@ -298,16 +304,16 @@ fn ready(
                     servicio.version = ready.version;
                     servicio.schema_version = ready.schema_version;
                 }
-                _ => servicio.detalle = Some("answered 200 without saying it is ready".into()),
+                _ => servicio.detail = Some("answered 200 without saying it is ready".into()),
             }
         }
         Ok((status, body)) => {
             let detail = serde_json::from_slice::<ErrorAnswer>(&body)
                 .map(|e| e.detail)
                 .unwrap_or_default();
-            servicio.detalle = Some(format!("answered {status} {detail}").trim_end().to_string());
+            servicio.detail = Some(format!("answered {status} {detail}").trim_end().to_string());
         }
-        Err(why) => servicio.detalle = Some(why),
+        Err(why) => servicio.detail = Some(why),
     }
     servicio
 }

@@ -133,14 +133,14 @@ async fn the_page_holds_no_data_and_its_json_needs_the_token() {
     let inventario = find(&estado["servicios"], "service", "inventario");
     assert_eq!(inventario["ready"], false);
     assert!(
-        inventario["detalle"].as_str().is_some_and(|d| !d.is_empty()),
+        inventario["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "{inventario}"
     );
     assert_eq!(
         find(&estado["circuitos"], "peer", "inventario")["circuit"],
         "open"
     );
-    assert!(find(&estado["circuitos"], "peer", "inventario")["proxima_prueba"].is_string());
+    assert!(find(&estado["circuitos"], "peer", "inventario")["retry_at"].is_string());
     assert!(
         estado["productos_detalle"]
             .as_str()
@@ -197,15 +197,12 @@ async fn peers_that_hang_or_cut_their_answers_are_shown_not_ready_and_their_circ
         let inventario = servicio("inventario");
         assert_eq!(inventario["ready"], false);
         assert!(
-            inventario["detalle"].as_str().unwrap().contains("no answer"),
+            inventario["detail"].as_str().unwrap().contains("no answer"),
             "{inventario}"
         );
         let pagos = servicio("pagos");
         assert_eq!(pagos["ready"], false);
-        assert!(
-            pagos["detalle"].as_str().unwrap().contains("cut short"),
-            "{pagos}"
-        );
+        assert!(pagos["detail"].as_str().unwrap().contains("cut short"), "{pagos}");
         let productos = servicio("productos");
         assert_eq!(
             productos["ready"], false,
