@@ -18,48 +18,48 @@ pub const MAX_CANTIDAD: i64 = 1_000_000;
 /// be named: `1e22` is simply too large. A number with a fraction is no whole number
 /// at all, refused while reading, as a value of the wrong type.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Entero {
-    Valor(i64),
+pub enum Whole {
+    Value(i64),
     /// Beyond what a 64-bit integer holds, either way.
-    Enorme,
+    Huge,
 }
 
-impl<'de> Deserialize<'de> for Entero {
+impl<'de> Deserialize<'de> for Whole {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EnteroVisitor;
+        struct WholeVisitor;
 
-        impl Visitor<'_> for EnteroVisitor {
-            type Value = Entero;
+        impl Visitor<'_> for WholeVisitor {
+            type Value = Whole;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a whole number")
             }
 
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Entero, E> {
-                Ok(Entero::Valor(v))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Whole, E> {
+                Ok(Whole::Value(v))
             }
 
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Entero, E> {
-                Ok(i64::try_from(v).map_or(Entero::Enorme, Entero::Valor))
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Whole, E> {
+                Ok(i64::try_from(v).map_or(Whole::Huge, Whole::Value))
             }
 
-            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Entero, E> {
-                Ok(i64::try_from(v).map_or(Entero::Enorme, Entero::Valor))
+            fn visit_i128<E: de::Error>(self, v: i128) -> Result<Whole, E> {
+                Ok(i64::try_from(v).map_or(Whole::Huge, Whole::Value))
             }
 
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Entero, E> {
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Whole, E> {
                 if v.fract() != 0.0 || !v.is_finite() {
                     Err(de::Error::invalid_type(de::Unexpected::Float(v), &self))
                 } else if v.abs() < 9.2e18 {
-                    Ok(Entero::Valor(v as i64))
+                    Ok(Whole::Value(v as i64))
                 } else {
-                    Ok(Entero::Enorme)
+                    Ok(Whole::Huge)
                 }
             }
         }
 
         // Asked for as an integer, so that [`crate::json`] refuses a fraction itself.
-        deserializer.deserialize_i64(EnteroVisitor)
+        deserializer.deserialize_i64(WholeVisitor)
     }
 }
 
@@ -124,14 +124,14 @@ pub fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<String>, A
 
 /// An id: a positive integer. One larger than any id can be names nothing: `missing`,
 /// the code of the thing it would name, with a `404`.
-pub fn id(field: &str, value: Entero, missing: ErrorCode) -> Result<i64, ApiError> {
+pub fn id(field: &str, value: Whole, missing: ErrorCode) -> Result<i64, ApiError> {
     match value {
-        Entero::Valor(id) if id > 0 => Ok(id),
-        Entero::Valor(_) => Err(ApiError::new(
+        Whole::Value(id) if id > 0 => Ok(id),
+        Whole::Value(_) => Err(ApiError::new(
             ErrorCode::InvalidValue,
             format!("`{field}` must be a positive integer"),
         )),
-        Entero::Enorme => Err(ApiError::new(
+        Whole::Huge => Err(ApiError::new(
             missing,
             format!("`{field}` is larger than any id; there is no such thing"),
         )),
@@ -278,10 +278,10 @@ pub fn id_in_text(text: &str) -> Result<i64, BadId> {
 }
 
 /// A quantity: at least `min` (0 or 1) and at most [`MAX_CANTIDAD`].
-pub fn cantidad(field: &str, value: Entero, min: i64) -> Result<i64, ApiError> {
+pub fn cantidad(field: &str, value: Whole, min: i64) -> Result<i64, ApiError> {
     match value {
-        Entero::Valor(n) if (min..=MAX_CANTIDAD).contains(&n) => Ok(n),
-        Entero::Valor(_) | Entero::Enorme => Err(ApiError::new(
+        Whole::Value(n) if (min..=MAX_CANTIDAD).contains(&n) => Ok(n),
+        Whole::Value(_) | Whole::Huge => Err(ApiError::new(
             ErrorCode::InvalidValue,
             format!("`{field}` must be between {min} and {MAX_CANTIDAD}"),
         )),
@@ -464,16 +464,16 @@ mod tests {
         let missing = ErrorCode::ProductoNotFound;
         let code = |r: Result<i64, ApiError>| r.map_err(|e| e.code());
         assert_eq!(
-            code(id("producto_id", Entero::Valor(0), missing)),
+            code(id("producto_id", Whole::Value(0), missing)),
             Err(ErrorCode::InvalidValue)
         );
-        assert_eq!(code(id("producto_id", Entero::Valor(1), missing)), Ok(1));
-        assert_eq!(code(id("producto_id", Entero::Enorme, missing)), Err(missing));
-        assert!(cantidad("cantidad", Entero::Valor(0), 1).is_err());
-        assert!(cantidad("cantidad", Entero::Valor(0), 0).is_ok());
-        assert!(cantidad("cantidad", Entero::Valor(MAX_CANTIDAD + 1), 0).is_err());
+        assert_eq!(code(id("producto_id", Whole::Value(1), missing)), Ok(1));
+        assert_eq!(code(id("producto_id", Whole::Huge, missing)), Err(missing));
+        assert!(cantidad("cantidad", Whole::Value(0), 1).is_err());
+        assert!(cantidad("cantidad", Whole::Value(0), 0).is_ok());
+        assert!(cantidad("cantidad", Whole::Value(MAX_CANTIDAD + 1), 0).is_err());
         assert_eq!(
-            code(cantidad("cantidad", Entero::Enorme, 1)),
+            code(cantidad("cantidad", Whole::Huge, 1)),
             Err(ErrorCode::InvalidValue)
         );
     }
@@ -515,14 +515,14 @@ mod tests {
 
     #[test]
     fn whole_numbers_are_read_as_sent() {
-        let read = |json: &str| serde_json::from_str::<Entero>(json).expect(json);
-        assert_eq!(read("7"), Entero::Valor(7));
-        assert_eq!(read("-7"), Entero::Valor(-7));
-        assert_eq!(read("7.0"), Entero::Valor(7));
-        assert_eq!(read("18446744073709551615"), Entero::Enorme);
-        assert_eq!(read("1e22"), Entero::Enorme);
-        assert!(serde_json::from_str::<Entero>("1.5").is_err());
-        assert_eq!(read("2251799813685247.0"), Entero::Valor(2_251_799_813_685_247));
-        assert!(serde_json::from_str::<Entero>("\"7\"").is_err());
+        let read = |json: &str| serde_json::from_str::<Whole>(json).expect(json);
+        assert_eq!(read("7"), Whole::Value(7));
+        assert_eq!(read("-7"), Whole::Value(-7));
+        assert_eq!(read("7.0"), Whole::Value(7));
+        assert_eq!(read("18446744073709551615"), Whole::Huge);
+        assert_eq!(read("1e22"), Whole::Huge);
+        assert!(serde_json::from_str::<Whole>("1.5").is_err());
+        assert_eq!(read("2251799813685247.0"), Whole::Value(2_251_799_813_685_247));
+        assert!(serde_json::from_str::<Whole>("\"7\"").is_err());
     }
 }

@@ -67,7 +67,7 @@ fn loaded(text: &str) -> Result<(i64, i64), String> {
 
 /// Where the shop is, and its token.
 #[derive(Debug, Clone)]
-pub struct Tienda {
+pub struct ShopAddress {
     pub pedidos: String,
     pub inventario: String,
     pub pagos: String,
@@ -96,52 +96,52 @@ impl ClientAnswer {
 
 /// One invariant and whether it holds.
 #[derive(Debug, Clone)]
-pub struct Invariante {
-    pub nombre: String,
-    pub cumple: bool,
-    pub detalle: String,
+pub struct Invariant {
+    pub name: String,
+    pub holds: bool,
+    pub detail: String,
 }
 
 /// What one look at the books found.
 #[derive(Debug, Default)]
-pub struct Informe {
-    pub invariantes: Vec<Invariante>,
-    pub pedidos_por_estado: BTreeMap<String, usize>,
-    pub pagos_por_estado: BTreeMap<String, usize>,
+pub struct CheckReport {
+    pub invariants: Vec<Invariant>,
+    pub pedidos_by_estado: BTreeMap<String, usize>,
+    pub pagos_by_estado: BTreeMap<String, usize>,
     /// The answers the final orders contradict.
-    pub contradichas: Vec<String>,
+    pub contradicted: Vec<String>,
 }
 
-impl Informe {
-    pub fn cumple(&self) -> bool {
-        self.invariantes.iter().all(|i| i.cumple)
+impl CheckReport {
+    pub fn holds(&self) -> bool {
+        self.invariants.iter().all(|i| i.holds)
     }
 
-    fn add(&mut self, nombre: impl Into<String>, cumple: bool, detalle: impl Into<String>) {
-        self.invariantes.push(Invariante {
-            nombre: nombre.into(),
-            cumple,
-            detalle: detalle.into(),
+    fn add(&mut self, name: impl Into<String>, holds: bool, detail: impl Into<String>) {
+        self.invariants.push(Invariant {
+            name: name.into(),
+            holds,
+            detail: detail.into(),
         });
     }
 }
 
-impl fmt::Display for Informe {
+impl fmt::Display for CheckReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for i in &self.invariantes {
+        for i in &self.invariants {
             writeln!(
                 f,
                 "{} {} ({})",
-                if i.cumple { "ok  " } else { "FAIL" },
-                i.nombre,
-                i.detalle
+                if i.holds { "ok  " } else { "FAIL" },
+                i.name,
+                i.detail
             )?;
         }
-        for line in self.contradichas.iter().take(10) {
+        for line in self.contradicted.iter().take(10) {
             writeln!(f, "      {line}")?;
         }
-        if self.contradichas.len() > 10 {
-            writeln!(f, "      and {} more", self.contradichas.len() - 10)?;
+        if self.contradicted.len() > 10 {
+            writeln!(f, "      and {} more", self.contradicted.len() - 10)?;
         }
         let counts = |counts: &BTreeMap<String, usize>| {
             counts
@@ -150,15 +150,15 @@ impl fmt::Display for Informe {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        writeln!(f, "orders by estado: {}", counts(&self.pedidos_por_estado))?;
-        write!(f, "payments by estado: {}", counts(&self.pagos_por_estado))
+        writeln!(f, "orders by estado: {}", counts(&self.pedidos_by_estado))?;
+        write!(f, "payments by estado: {}", counts(&self.pagos_by_estado))
     }
 }
 
-async fn get(client: &awc::Client, tienda: &Tienda, url: String) -> Result<Value, String> {
+async fn get(client: &awc::Client, shop_address: &ShopAddress, url: String) -> Result<Value, String> {
     let mut response = client
         .get(&url)
-        .insert_header(("Authorization", format!("Bearer {}", tienda.token)))
+        .insert_header(("Authorization", format!("Bearer {}", shop_address.token)))
         .send()
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
@@ -176,7 +176,7 @@ async fn get(client: &awc::Client, tienda: &Tienda, url: String) -> Result<Value
 /// before.
 async fn every(
     client: &awc::Client,
-    tienda: &Tienda,
+    shop_address: &ShopAddress,
     base: &str,
     path: &str,
     id: &str,
@@ -193,7 +193,7 @@ async fn every(
         };
         let page = get(
             client,
-            tienda,
+            shop_address,
             format!("{base}{path}?limit={}&after={after}", Page::MAX_LIMIT),
         )
         .await?;
@@ -208,14 +208,14 @@ async fn every(
 
 /// One look at the books.
 pub async fn check(
-    tienda: &Tienda,
+    shop_address: &ShopAddress,
     cargado: &[(i64, i64)],
     answers: &[ClientAnswer],
-) -> Result<Informe, String> {
+) -> Result<CheckReport, String> {
     let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    let pedidos = every(&client, tienda, &tienda.pedidos, "/pedidos", "id").await?;
-    let pagos = every(&client, tienda, &tienda.pagos, "/pagos", "pago_id").await?;
-    let mut informe = Informe::default();
+    let pedidos = every(&client, shop_address, &shop_address.pedidos, "/pedidos", "id").await?;
+    let pagos = every(&client, shop_address, &shop_address.pagos, "/pagos", "pago_id").await?;
+    let mut report = CheckReport::default();
     let mut confirmadas: HashMap<i64, i64> = HashMap::new();
     for pedido in &pedidos {
         let estado = pedido["estado"].as_str().unwrap_or_default().to_string();
@@ -226,59 +226,64 @@ pub async fn check(
                     .or_default() += item["cantidad"].as_i64().unwrap_or(0);
             }
         }
-        *informe.pedidos_por_estado.entry(estado).or_default() += 1;
+        *report.pedidos_by_estado.entry(estado).or_default() += 1;
     }
-    let pendientes = informe.pedidos_por_estado.get("pendiente").copied().unwrap_or(0);
-    informe.add(
+    let pendientes = report.pedidos_by_estado.get("pendiente").copied().unwrap_or(0);
+    report.add(
         "every order is final",
         pendientes == 0,
         format!("{pendientes} pendiente"),
     );
     for (id, units) in cargado {
-        let stock = get(&client, tienda, format!("{}/stock/{id}", tienda.inventario)).await?;
+        let stock = get(
+            &client,
+            shop_address,
+            format!("{}/stock/{id}", shop_address.inventario),
+        )
+        .await?;
         let [cantidad, reservado, confirmado] =
             ["cantidad", "reservado", "confirmado"].map(|k| stock[k].as_i64().unwrap_or(i64::MIN));
         let esperado = confirmadas.get(id).copied().unwrap_or(0);
-        informe.add(
+        report.add(
             format!("producto {id}: loaded = cantidad + reservado + confirmado"),
             cantidad + reservado + confirmado == *units,
             format!("{units} vs {cantidad} + {reservado} + {confirmado}"),
         );
-        informe.add(
+        report.add(
             format!("producto {id}: no units held by unfinished orders"),
             reservado == 0,
             format!("reservado {reservado}"),
         );
-        informe.add(
+        report.add(
             format!("producto {id}: confirmed units = units of confirmed orders"),
             confirmado == esperado,
             format!("{confirmado} vs {esperado}"),
         );
-        informe.add(
+        report.add(
             format!("producto {id}: never oversold"),
             cantidad >= 0,
             format!("cantidad {cantidad}"),
         );
     }
     for pago in &pagos {
-        *informe
-            .pagos_por_estado
+        *report
+            .pagos_by_estado
             .entry(pago["estado"].as_str().unwrap_or_default().to_string())
             .or_default() += 1;
     }
     let referencias: Vec<&str> = pagos.iter().filter_map(|p| p["referencia"].as_str()).collect();
     let distintas: HashSet<&str> = referencias.iter().copied().collect();
     let dobles = referencias.len() - distintas.len();
-    informe.add(
+    report.add(
         "no referencia charged twice",
         dobles == 0,
         format!("{dobles} doubled"),
     );
     // A free order (total 0) asks nothing of pagos.
     let pagado = |p: &&Value| p["estado"] == "confirmado" && p["total"].as_f64().is_some_and(|t| t > 0.0);
-    let aprobados = informe.pagos_por_estado.get("aprobado").copied().unwrap_or(0);
+    let aprobados = report.pagos_by_estado.get("aprobado").copied().unwrap_or(0);
     let confirmados = pedidos.iter().filter(pagado).count();
-    informe.add(
+    report.add(
         "approved payments = confirmed orders that cost something",
         aprobados == confirmados,
         format!("{aprobados} vs {confirmados}"),
@@ -294,7 +299,7 @@ pub async fn check(
             p["estado"] == "confirmado" && !p["pago_id"].as_i64().is_some_and(|id| aprobado.contains(&id))
         })
         .count();
-    informe.add(
+    report.add(
         "every confirmed order has its approved payment",
         sin_pago == 0,
         format!("{sin_pago} without"),
@@ -324,38 +329,38 @@ pub async fn check(
                         p["motivo"].as_str().unwrap_or("no motivo")
                     )
                 });
-                informe.contradichas.push(format!(
+                report.contradicted.push(format!(
                     "pedido {} ({}) answered {}, {ahora}",
                     r.pedido_id, r.clave, r.status
                 ));
             }
         }
-        informe.add(
+        report.add(
             "every answer still holds: 201 ended confirmado, 402 rechazado",
-            informe.contradichas.is_empty(),
-            format!("{} of {revisadas} broken", informe.contradichas.len()),
+            report.contradicted.is_empty(),
+            format!("{} of {revisadas} broken", report.contradicted.len()),
         );
     }
-    Ok(informe)
+    Ok(report)
 }
 
 /// Looks at the books until every invariant holds or `wait` is over; the last look.
 pub async fn check_until(
-    tienda: &Tienda,
+    shop_address: &ShopAddress,
     cargado: &[(i64, i64)],
     answers: &[ClientAnswer],
     wait: Duration,
-) -> Informe {
+) -> CheckReport {
     let deadline = Instant::now() + wait;
     loop {
-        let informe = check(tienda, cargado, answers).await.unwrap_or_else(|e| {
+        let report = check(shop_address, cargado, answers).await.unwrap_or_else(|e| {
             // A service still restarting.
-            let mut informe = Informe::default();
-            informe.add("services answer", false, e);
-            informe
+            let mut report = CheckReport::default();
+            report.add("services answer", false, e);
+            report
         });
-        if informe.cumple() || Instant::now() >= deadline {
-            return informe;
+        if report.holds() || Instant::now() >= deadline {
+            return report;
         }
         actix_web::rt::time::sleep(Duration::from_millis(250)).await;
     }
@@ -385,7 +390,7 @@ pub fn read_answers(paths: &[PathBuf]) -> Result<Vec<ClientAnswer>, String> {
 
 /// `penguin check`: prints every invariant; fails unless all hold.
 pub fn run(args: &CheckArgs) -> Result<bool, String> {
-    let tienda = Tienda {
+    let shop_address = ShopAddress {
         pedidos: args.orders_url.trim_end_matches('/').to_string(),
         inventario: args.inventory_url.trim_end_matches('/').to_string(),
         pagos: args.payments_url.trim_end_matches('/').to_string(),
@@ -393,7 +398,8 @@ pub fn run(args: &CheckArgs) -> Result<bool, String> {
     };
     let answers = read_answers(&args.answers)?;
     let wait = Duration::try_from_secs_f64(args.wait).map_err(|e| format!("--wait: {e}"))?;
-    let informe = actix_web::rt::System::new().block_on(check_until(&tienda, &args.loaded, &answers, wait));
-    println!("{informe}");
-    Ok(informe.cumple())
+    let report =
+        actix_web::rt::System::new().block_on(check_until(&shop_address, &args.loaded, &answers, wait));
+    println!("{report}");
+    Ok(report.holds())
 }

@@ -22,7 +22,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use crate::db::{self, Pool, run_blocking, run_write};
 use crate::error::{ApiError, ErrorCode, Routable, get, post};
-use crate::input::{self, Entero};
+use crate::input::{self, Whole};
 use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
@@ -52,7 +52,7 @@ pub fn configure<C: FromRequest + 'static, D: FromRequest + 'static>(
 pub async fn listed<T, F>(pool: &Pool, cambios: Cambios, read: F) -> Result<HttpResponse, ApiError>
 where
     T: Serialize + Send + 'static,
-    F: FnOnce(&Connection, Numeros, Cambios) -> rusqlite::Result<T> + Send + 'static,
+    F: FnOnce(&Connection, SequenceState, Cambios) -> rusqlite::Result<T> + Send + 'static,
 {
     let answer = run_blocking(pool, move |conn| Ok(read(conn, numbers(conn)?, cambios)?)).await?;
     Ok(HttpResponse::Ok().json(answer))
@@ -137,7 +137,7 @@ macro_rules! fenced {
 
 /// What a service says of its numbers at the head of `GET /cambios`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Numeros {
+pub struct SequenceState {
     /// The number of the last change made here.
     pub secuencia: i64,
     /// The number of the last change when this service last started: a database
@@ -151,10 +151,10 @@ pub struct Numeros {
 }
 
 /// This database's numbers, in one read.
-pub fn numbers(conn: &Connection) -> rusqlite::Result<Numeros> {
+pub fn numbers(conn: &Connection) -> rusqlite::Result<SequenceState> {
     conn.prepare_cached("SELECT n, al_iniciar, rezagada FROM secuencia WHERE id = 1")?
         .query_row([], |row| {
-            Ok(Numeros {
+            Ok(SequenceState {
                 secuencia: row.get(0)?,
                 al_iniciar: row.get(1)?,
                 rezagada: row.get(2)?,
@@ -362,13 +362,13 @@ pub const MAX_SECUENCIA: i64 = 1 << 62;
 #[schema(as = SubirSecuencia)]
 pub struct SecuenciaBody {
     #[schema(value_type = i64, minimum = 0, maximum = 4_611_686_018_427_387_904_i64)]
-    secuencia: Entero,
+    secuencia: Whole,
 }
 
 impl SecuenciaBody {
     pub fn parse(self) -> Result<i64, ApiError> {
         match self.secuencia {
-            Entero::Valor(n) if (0..=MAX_SECUENCIA).contains(&n) => Ok(n),
+            Whole::Value(n) if (0..=MAX_SECUENCIA).contains(&n) => Ok(n),
             _ => Err(ApiError::new(
                 ErrorCode::InvalidValue,
                 format!("`secuencia` must be a whole number from 0 to {MAX_SECUENCIA}"),

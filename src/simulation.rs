@@ -31,7 +31,7 @@ use actix_web::http::StatusCode;
 use rusqlite::Connection;
 
 use crate::error::ApiError;
-use crate::inventario::model::{NuevoLote, Unidades};
+use crate::inventario::model::{NewLote, Units};
 use crate::metrics::Metrics;
 use crate::money::Money;
 use crate::pagos::model::{Cobro, EstadoPago as Pago};
@@ -39,11 +39,11 @@ use crate::pedidos::PedidosMetrics;
 use crate::pedidos::answers::{LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode};
 use crate::pedidos::clients::{PagarRequest, PeerApi, PeerError, lote_held};
 use crate::pedidos::decide::{ChangeNumbers, Ledger};
-use crate::pedidos::instancia::{Claim, Healing, InProgress, Instancia, PeerNumbers};
-use crate::pedidos::model::{EstadoPedido, Etapa, Item, Linea, NuevoPedido, Pedido};
+use crate::pedidos::instancia::{Claim, Healing, InProgress, Instance, PeerNumbers};
+use crate::pedidos::model::{EstadoPedido, Item, Linea, NewPedido, Pedido, Stage};
 use crate::pedidos::peer::{CallError, Refusal};
 use crate::pedidos::recovery;
-use crate::pedidos::repo::{self, BroughtBack, Placement, Registro};
+use crate::pedidos::repo::{self, BroughtBack, FirstRecord, Placement};
 use crate::pedidos::saga::{self, SagaContext, Store};
 use crate::secuencia::Cambios;
 use crate::service::Service;
@@ -177,7 +177,7 @@ impl Shop {
             stock.insert(id, unidades);
             crate::inventario::repo::set_stock(
                 &inventario,
-                Unidades {
+                Units {
                     producto_id: id,
                     cantidad: unidades,
                 },
@@ -232,11 +232,11 @@ impl Shop {
     // The peers' own rules, each an effect on its database.
 
     fn reserve(&self, clave: &str, items: &[Item], visto: Option<i64>) -> Result<LoteAnswer, PeerError> {
-        let nuevo = NuevoLote {
+        let nuevo = NewLote {
             clave: clave.to_string(),
             lineas: items
                 .iter()
-                .map(|i| Unidades {
+                .map(|i| Units {
                     producto_id: i.producto_id,
                     cantidad: i.cantidad,
                 })
@@ -606,7 +606,7 @@ impl Store for SimStore<'_> {
 
     async fn create(
         &self,
-        registro: Registro,
+        registro: FirstRecord,
         clave: Option<String>,
         in_progress: &Arc<InProgress>,
     ) -> Result<(Placement, Option<Claim>), ApiError> {
@@ -622,8 +622,8 @@ impl Store for SimStore<'_> {
     async fn transition(
         &self,
         id: i64,
-        from: Etapa,
-        to: Etapa,
+        from: Stage,
+        to: Stage,
         reservas: Option<Vec<i64>>,
         seen: ChangeNumbers,
     ) -> Result<bool, ApiError> {
@@ -742,10 +742,10 @@ struct Answered {
     status: StatusCode,
 }
 
-fn instancia(shop: &Shop) -> Rc<Instancia> {
+fn instancia(shop: &Shop) -> Rc<Instance> {
     let metrics = Metrics::new(Service::Pedidos).expect("metrics");
     let healing = Healing::at_start(&shop.pedidos.borrow()).expect("read");
-    Rc::new(Instancia {
+    Rc::new(Instance {
         vistos: PeerNumbers::starting_at(healing.recorded),
         healing,
         prefijo: repo::prefijo(&shop.pedidos.borrow()).expect("prefijo"),
@@ -784,7 +784,7 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
         } else {
             lineas
         };
-        let nuevo = NuevoPedido {
+        let nuevo = NewPedido {
             lineas,
             medio: "tarjeta".into(),
             moneda: "PYG".into(),
@@ -891,8 +891,8 @@ fn place<'a>(
     peers: &'a SimPeers<'a>,
     store: &'a SimStore<'a>,
     answers: &'a RefCell<Vec<Answered>>,
-    instancia: Rc<Instancia>,
-    nuevo: NuevoPedido,
+    instancia: Rc<Instance>,
+    nuevo: NewPedido,
     n: usize,
 ) -> Task<'a> {
     Box::pin(async move {
@@ -901,7 +901,7 @@ fn place<'a>(
             store,
             instancia: &instancia,
         };
-        match saga::colocar(&ctx, nuevo, None).await {
+        match saga::place(&ctx, nuevo, None).await {
             Ok(Placement::New(pedido)) => {
                 let (status, _) = pedido.etapa.answer();
                 if shop.hung_up.borrow().contains(&n) {
@@ -927,7 +927,7 @@ fn recover<'a>(
     shop: &'a Shop,
     peers: &'a SimPeers<'a>,
     store: &'a SimStore<'a>,
-    instancia: Rc<Instancia>,
+    instancia: Rc<Instance>,
 ) -> Task<'a> {
     Box::pin(async move {
         let ctx = SagaContext {
@@ -964,7 +964,7 @@ impl Shop {
         .map_err(|e| e.to_string())?;
         let mut by_clave: HashMap<String, &Pedido> = HashMap::new();
         for pedido in &pedidos {
-            if !pedido.terminado() {
+            if !pedido.is_over() {
                 return Err(format!("pedido {} is not over: {:?}", pedido.id, pedido.etapa));
             }
             if by_clave.insert(pedido.clave(&prefijo), pedido).is_some() {
@@ -1084,8 +1084,8 @@ impl Shop {
             };
             let confirmed = matches!(
                 pedido.etapa,
-                Etapa::Cerrado {
-                    desenlace: crate::pedidos::model::Desenlace::Confirmado { pago_id: Some(id) },
+                Stage::Cerrado {
+                    desenlace: crate::pedidos::model::Outcome::Confirmado { pago_id: Some(id) },
                     ..
                 } if id == *pago_id
             );
@@ -1103,7 +1103,7 @@ impl Shop {
             .iter()
             .filter(|p| p.etapa.estado() == EstadoPedido::Confirmado)
         {
-            if !pedido.gratis() && !charged.contains_key(&pedido.clave(&prefijo)) {
+            if !pedido.is_free() && !charged.contains_key(&pedido.clave(&prefijo)) {
                 return Err(format!(
                     "pedido {} is confirmado but was never charged",
                     pedido.id

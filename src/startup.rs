@@ -259,11 +259,11 @@ pub fn start(settings: &Settings) -> anyhow::Result<Started> {
 /// What a service's app holds beside its pool: built once, shared by its workers.
 #[derive(Clone)]
 enum State {
-    Productos(Arc<productos::Catalogo>),
+    Productos(Arc<productos::Catalog>),
     Inventario(inventario::ReservationTtl),
     Pagos,
     Pedidos {
-        instancia: Arc<pedidos::Instancia>,
+        instancia: Arc<pedidos::Instance>,
         breakers: pedidos::Breakers,
         peers: Arc<PeerSettings>,
     },
@@ -282,7 +282,7 @@ impl State {
         tracer: Option<crate::trace::Tracer>,
     ) -> anyhow::Result<Self> {
         Ok(match service.service {
-            Service::Productos => Self::Productos(Arc::new(productos::Catalogo::load(pool)?)),
+            Service::Productos => Self::Productos(Arc::new(productos::Catalog::load(pool)?)),
             Service::Inventario => {
                 inventario::register_metrics(metrics)?;
                 inventario::spawn_expiry(pool.clone(), reservation_ttl, stop.clone());
@@ -294,7 +294,7 @@ impl State {
                 let sampled = own.clone();
                 metrics.sample_with(Arc::new(move |conn| sampled.sample(conn)));
                 let breakers = pedidos::Breakers::new(peers, &own);
-                let instancia = Arc::new(pedidos::Instancia::load(pool, peers.order_deadline, own, tracer)?);
+                let instancia = Arc::new(pedidos::Instance::load(pool, peers.order_deadline, own, tracer)?);
                 pedidos::spawn_recovery(
                     pool.clone(),
                     instancia.clone(),

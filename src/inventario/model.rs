@@ -9,7 +9,7 @@ use utoipa::openapi::schema::{
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::input::{self, Entero};
+use crate::input::{self, Whole};
 
 /// A product's stock: `cantidad` can still be reserved, `reservado` is held by active
 /// reservations, `confirmado` has left for good with confirmed ones.
@@ -39,39 +39,39 @@ crate::db::stored_as_text!(EstadoReserva);
 
 /// Why inventario refuses a request, in its own words; `ApiError` gives each its code.
 #[derive(Debug, thiserror::Error)]
-pub enum Rechazo {
+pub enum InventarioError {
     #[error("producto {0} has no stock row")]
-    SinStock(i64),
+    NoStockRow(i64),
     #[error("producto {producto_id} has {disponible} units available, {pedidas} were asked for")]
-    Insuficiente {
+    Insufficient {
         producto_id: i64,
         disponible: i64,
         pedidas: i64,
     },
     /// What was asked for (`reserva 3`, `the lote "k"`) does not exist.
     #[error("{0} does not exist")]
-    NoExiste(String),
+    Missing(String),
     /// A reservation asked for with a key that was released: nothing is taken.
     #[error("{0} was released; nothing was reserved")]
-    Liberada(String),
+    Released(String),
     /// Confirming what was released or expired.
     #[error("{0} is {estado}; it can no longer be confirmed", estado = <&str>::from(.1))]
-    NoActiva(String, EstadoReserva),
+    NotActive(String, EstadoReserva),
     /// Releasing what was confirmed.
     #[error("{0} is confirmed; its units are gone")]
-    Confirmada(String),
+    Confirmed(String),
     #[error("reserva {reserva_id} belongs to the lote {lote:?}; confirm or release the lote")]
-    EnLote { reserva_id: i64, lote: String },
+    InLote { reserva_id: i64, lote: String },
     /// The same key with another request.
     #[error("clave {0:?} was used for a different {1}")]
-    ClaveUsada(String, &'static str),
+    KeyReused(String, &'static str),
     #[error(transparent)]
     Stale(#[from] crate::secuencia::Stale),
     #[error(transparent)]
     Db(#[from] rusqlite::Error),
 }
 
-impl From<crate::secuencia::Fenced> for Rechazo {
+impl From<crate::secuencia::Fenced> for InventarioError {
     fn from(fenced: crate::secuencia::Fenced) -> Self {
         match fenced {
             crate::secuencia::Fenced::Stale(stale) => Self::Stale(stale),
@@ -80,21 +80,21 @@ impl From<crate::secuencia::Fenced> for Rechazo {
     }
 }
 
-impl From<Rechazo> for ApiError {
-    fn from(rechazo: Rechazo) -> Self {
+impl From<InventarioError> for ApiError {
+    fn from(rechazo: InventarioError) -> Self {
         let detail = rechazo.to_string();
         let code = match rechazo {
-            Rechazo::Db(e) => return ApiError::from(e),
-            Rechazo::Stale(stale) => return ApiError::from(stale),
-            Rechazo::SinStock(_) => ErrorCode::StockNotFound,
-            Rechazo::Insuficiente { .. } => ErrorCode::InsufficientStock,
-            Rechazo::NoExiste(_) => ErrorCode::ReservaNotFound,
-            Rechazo::Liberada(_) => ErrorCode::ReservaReleased,
-            Rechazo::NoActiva(_, EstadoReserva::Expirada) => ErrorCode::ReservaExpired,
-            Rechazo::NoActiva(..) => ErrorCode::ReservaNotActive,
-            Rechazo::Confirmada(_) => ErrorCode::ReservaConfirmed,
-            Rechazo::EnLote { .. } => ErrorCode::ReservaInLote,
-            Rechazo::ClaveUsada(..) => ErrorCode::IdempotencyKeyReused,
+            InventarioError::Db(e) => return ApiError::from(e),
+            InventarioError::Stale(stale) => return ApiError::from(stale),
+            InventarioError::NoStockRow(_) => ErrorCode::StockNotFound,
+            InventarioError::Insufficient { .. } => ErrorCode::InsufficientStock,
+            InventarioError::Missing(_) => ErrorCode::ReservaNotFound,
+            InventarioError::Released(_) => ErrorCode::ReservaReleased,
+            InventarioError::NotActive(_, EstadoReserva::Expirada) => ErrorCode::ReservaExpired,
+            InventarioError::NotActive(..) => ErrorCode::ReservaNotActive,
+            InventarioError::Confirmed(_) => ErrorCode::ReservaConfirmed,
+            InventarioError::InLote { .. } => ErrorCode::ReservaInLote,
+            InventarioError::KeyReused(..) => ErrorCode::IdempotencyKeyReused,
         };
         ApiError::new(code, detail)
     }
@@ -117,20 +117,20 @@ pub struct Reserva {
 #[schema(as = CargaStock)]
 pub struct StockBody {
     #[schema(schema_with = input::schema::id)]
-    producto_id: Entero,
+    producto_id: Whole,
     #[schema(schema_with = stock_cantidad)]
-    cantidad: Entero,
+    cantidad: Whole,
 }
 
 /// The body of `POST /reservar`, and a line of a lote: a product and units to reserve.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = Unidades)]
-pub struct UnidadesBody {
+#[schema(as = Units)]
+pub struct UnitsBody {
     #[schema(schema_with = input::schema::id)]
-    producto_id: Entero,
+    producto_id: Whole,
     #[schema(schema_with = reserva_cantidad)]
-    cantidad: Entero,
+    cantidad: Whole,
 }
 
 fn stock_cantidad() -> Object {
@@ -163,7 +163,7 @@ impl IntoParams for StockPath {
 #[serde(deny_unknown_fields)]
 pub struct ReservaRefBody {
     #[serde(default)]
-    reserva_id: Option<Entero>,
+    reserva_id: Option<Whole>,
     #[serde(default)]
     clave: Option<String>,
 }
@@ -197,23 +197,23 @@ impl ToSchema for ReservaRefBody {
 
 /// A valid number of units of one product.
 #[derive(Debug, Clone, Copy)]
-pub struct Unidades {
+pub struct Units {
     pub producto_id: i64,
     pub cantidad: i64,
 }
 
-impl Unidades {
+impl Units {
     /// Stock to set: zero units allowed.
     pub fn stock(body: StockBody) -> Result<Self, ApiError> {
         Self::parse(body.producto_id, body.cantidad, 0)
     }
 
     /// Units to reserve: at least one.
-    pub fn reserva(body: UnidadesBody) -> Result<Self, ApiError> {
+    pub fn reserva(body: UnitsBody) -> Result<Self, ApiError> {
         Self::parse(body.producto_id, body.cantidad, 1)
     }
 
-    fn parse(producto_id: Entero, cantidad: Entero, min: i64) -> Result<Self, ApiError> {
+    fn parse(producto_id: Whole, cantidad: Whole, min: i64) -> Result<Self, ApiError> {
         Ok(Self {
             producto_id: input::id("producto_id", producto_id, ErrorCode::StockNotFound)?,
             cantidad: input::cantidad("cantidad", cantidad, min)?,
@@ -227,17 +227,17 @@ pub const MAX_LINEAS: usize = 100;
 /// The body of `POST /reservas`: every line of one order, under the order's key.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = NuevoLote)]
+#[schema(as = NewLote)]
 pub struct LoteBody {
     #[schema(schema_with = input::schema::key)]
     clave: String,
     #[schema(schema_with = lineas)]
-    lineas: Vec<UnidadesBody>,
+    lineas: Vec<UnitsBody>,
 }
 
 fn lineas() -> ArrayBuilder {
     ArrayBuilder::new()
-        .items(UnidadesBody::schema())
+        .items(UnitsBody::schema())
         .min_items(Some(1))
         .max_items(Some(MAX_LINEAS))
 }
@@ -259,12 +259,12 @@ impl ClaveBody {
 
 /// A valid lote to reserve: 1 to [`MAX_LINEAS`] lines, all or none of them.
 #[derive(Debug, Clone)]
-pub struct NuevoLote {
+pub struct NewLote {
     pub clave: String,
-    pub lineas: Vec<Unidades>,
+    pub lineas: Vec<Units>,
 }
 
-impl NuevoLote {
+impl NewLote {
     pub fn parse(body: LoteBody) -> Result<Self, ApiError> {
         if body.lineas.is_empty() || body.lineas.len() > MAX_LINEAS {
             return Err(ApiError::new(
@@ -277,7 +277,7 @@ impl NuevoLote {
             lineas: body
                 .lineas
                 .into_iter()
-                .map(Unidades::reserva)
+                .map(Units::reserva)
                 .collect::<Result<_, _>>()?,
         })
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::pagination::Bounds;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{EstadoReserva, Lote, NuevoLote, Rechazo, Reserva, ReservaRef, Stock, Unidades};
+use super::model::{EstadoReserva, InventarioError, Lote, NewLote, Reserva, ReservaRef, Stock, Units};
 use crate::clock::now_millis;
 use crate::db::Savepoint;
 use crate::secuencia;
@@ -18,7 +18,7 @@ macro_rules! stock_columns {
         "producto_id, cantidad, reservado, confirmado"
     };
 }
-/// The columns of a reservation row, in the order [`fila`] reads them.
+/// The columns of a reservation row, in the order [`reserva_row`] reads them.
 macro_rules! reserva_columns {
     () => {
         "id, producto_id, cantidad, estado, clave, expira_en, lote"
@@ -37,14 +37,14 @@ fn stock(row: &Row) -> rusqlite::Result<Stock> {
 }
 
 /// A reservation row, its deadline and the lote it belongs to, if any.
-struct Fila {
+struct ReservaRow {
     reserva: Reserva,
     expira_en: i64,
     lote: Option<String>,
 }
 
-fn fila(row: &Row) -> rusqlite::Result<Fila> {
-    Ok(Fila {
+fn reserva_row(row: &Row) -> rusqlite::Result<ReservaRow> {
+    Ok(ReservaRow {
         reserva: Reserva {
             reserva_id: row.get(0)?,
             producto_id: row.get(1)?,
@@ -58,7 +58,7 @@ fn fila(row: &Row) -> rusqlite::Result<Fila> {
 }
 
 /// Sets the units that can be reserved, creating the row if needed.
-pub fn set_stock(conn: &Connection, unidades: Unidades) -> rusqlite::Result<Stock> {
+pub fn set_stock(conn: &Connection, unidades: Units) -> rusqlite::Result<Stock> {
     conn.prepare_cached(concat!(
         "INSERT INTO stock (producto_id, cantidad) VALUES (?1, ?2)
          ON CONFLICT (producto_id) DO UPDATE SET cantidad = excluded.cantidad
@@ -90,7 +90,7 @@ pub fn stock_of(conn: &Connection, producto_id: i64) -> rusqlite::Result<Option<
 }
 
 /// Moves units from what can be reserved to what is reserved, or says why it cannot.
-fn take(tx: &Connection, unidades: Unidades) -> Result<(), Rechazo> {
+fn take(tx: &Connection, unidades: Units) -> Result<(), InventarioError> {
     let taken = tx
         .prepare_cached(
             "UPDATE stock SET cantidad = cantidad - ?2, reservado = reservado + ?2
@@ -105,8 +105,8 @@ fn take(tx: &Connection, unidades: Unidades) -> Result<(), Rechazo> {
         .query_row([unidades.producto_id], |row| row.get(0))
         .optional()?;
     Err(match disponible {
-        None => Rechazo::SinStock(unidades.producto_id),
-        Some(disponible) => Rechazo::Insuficiente {
+        None => InventarioError::NoStockRow(unidades.producto_id),
+        Some(disponible) => InventarioError::Insufficient {
             producto_id: unidades.producto_id,
             disponible,
             pedidas: unidades.cantidad,
@@ -118,7 +118,7 @@ fn take(tx: &Connection, unidades: Unidades) -> Result<(), Rechazo> {
 /// `numero` (0: not numbered; see `secuencia`).
 fn insert(
     tx: &Connection,
-    unidades: Unidades,
+    unidades: Units,
     clave: Option<&str>,
     lote: Option<&str>,
     expira_en: i64,
@@ -196,7 +196,7 @@ fn confirm_all(
     estado: EstadoReserva,
     reservas: &mut [Reserva],
     numero: i64,
-) -> Result<(), Rechazo> {
+) -> Result<(), InventarioError> {
     match estado {
         EstadoReserva::Activa => {
             for reserva in reservas {
@@ -205,7 +205,7 @@ fn confirm_all(
             Ok(())
         }
         EstadoReserva::Confirmada => Ok(()),
-        EstadoReserva::Liberada | EstadoReserva::Expirada => Err(Rechazo::NoActiva(what, estado)),
+        EstadoReserva::Liberada | EstadoReserva::Expirada => Err(InventarioError::NotActive(what, estado)),
     }
 }
 
@@ -217,7 +217,7 @@ fn release_all(
     estado: EstadoReserva,
     reservas: &mut [Reserva],
     numero: i64,
-) -> Result<(), Rechazo> {
+) -> Result<(), InventarioError> {
     match estado {
         EstadoReserva::Activa => {
             for reserva in reservas {
@@ -226,7 +226,7 @@ fn release_all(
             Ok(())
         }
         EstadoReserva::Liberada | EstadoReserva::Expirada => Ok(()),
-        EstadoReserva::Confirmada => Err(Rechazo::Confirmada(what)),
+        EstadoReserva::Confirmada => Err(InventarioError::Confirmed(what)),
     }
 }
 
@@ -239,7 +239,7 @@ fn describe(referencia: &ReservaRef) -> String {
 
 /// Finds a reservation on its own, expiring it first if its time ran out. A
 /// reservation of a lote moves only with its lote.
-fn find(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, Rechazo> {
+fn find(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, InventarioError> {
     let row = match referencia {
         ReservaRef::Id(id) => tx
             .prepare_cached(concat!(
@@ -247,17 +247,17 @@ fn find(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, Rec
                 reserva_columns!(),
                 " FROM reservas WHERE id = ?1"
             ))?
-            .query_row([id], fila),
+            .query_row([id], reserva_row),
         ReservaRef::Clave(clave) => tx
             .prepare_cached(concat!(
                 "SELECT ",
                 reserva_columns!(),
                 " FROM reservas WHERE clave = ?1"
             ))?
-            .query_row([clave], fila),
+            .query_row([clave], reserva_row),
     }
     .optional()?;
-    let Some(Fila {
+    let Some(ReservaRow {
         mut reserva,
         expira_en,
         lote,
@@ -266,7 +266,7 @@ fn find(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, Rec
         return Ok(None);
     };
     if let Some(lote) = lote {
-        return Err(Rechazo::EnLote {
+        return Err(InventarioError::InLote {
             reserva_id: reserva.reserva_id,
             lote,
         });
@@ -282,10 +282,10 @@ fn find(tx: &Connection, referencia: &ReservaRef) -> Result<Option<Reserva>, Rec
 /// returned as it stands instead, and no units are taken again.
 pub fn reserve(
     conn: &mut Connection,
-    unidades: Unidades,
+    unidades: Units,
     clave: Option<&str>,
     ttl: Duration,
-) -> Result<Reserva, Rechazo> {
+) -> Result<Reserva, InventarioError> {
     let tx = Savepoint::begin(conn)?;
     if let Some(clave) = clave
         && let Some(previa) = find(&tx, &ReservaRef::Clave(clave.to_string()))?
@@ -294,12 +294,14 @@ pub fn reserve(
         let same_request = previa.producto_id.is_none_or(|p| p == unidades.producto_id)
             && (previa.cantidad == unidades.cantidad || previa.producto_id.is_none());
         if !same_request {
-            return Err(Rechazo::ClaveUsada(clave.to_string(), "reservation"));
+            return Err(InventarioError::KeyReused(clave.to_string(), "reservation"));
         }
         // The same request again gets its reservation as it stands now; a key released
         // before any reservation was made with it takes nothing.
         if previa.producto_id.is_none() {
-            return Err(Rechazo::Liberada(format!("the reservation with clave {clave:?}")));
+            return Err(InventarioError::Released(format!(
+                "the reservation with clave {clave:?}"
+            )));
         }
         return Ok(previa);
     }
@@ -312,7 +314,7 @@ pub fn reserve(
 
 /// Releases a reservation. Releasing an unknown key records it as released, so that a
 /// reservation asked for with that key later (a request that arrives late) takes nothing.
-pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, Rechazo> {
+pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, InventarioError> {
     let tx = Savepoint::begin(conn)?;
     let reserva = match (find(&tx, referencia)?, referencia) {
         (Some(mut reserva), _) => {
@@ -326,16 +328,16 @@ pub fn release(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
             reserva
         }
         (None, ReservaRef::Clave(clave)) => insert_tombstone(&tx, Some(clave), None, 0)?,
-        (None, ReservaRef::Id(_)) => return Err(Rechazo::NoExiste(describe(referencia))),
+        (None, ReservaRef::Id(_)) => return Err(InventarioError::Missing(describe(referencia))),
     };
     tx.commit()?;
     Ok(reserva)
 }
 
 /// Confirms a reservation: its units leave for good.
-pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, Rechazo> {
+pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva, InventarioError> {
     let tx = Savepoint::begin(conn)?;
-    let mut reserva = find(&tx, referencia)?.ok_or_else(|| Rechazo::NoExiste(describe(referencia)))?;
+    let mut reserva = find(&tx, referencia)?.ok_or_else(|| InventarioError::Missing(describe(referencia)))?;
     let confirmed = confirm_all(
         &tx,
         describe(referencia),
@@ -343,7 +345,7 @@ pub fn confirm(conn: &mut Connection, referencia: &ReservaRef) -> Result<Reserva
         std::slice::from_mut(&mut reserva),
         0,
     );
-    if let Err(Rechazo::Db(_)) = confirmed {
+    if let Err(InventarioError::Db(_)) = confirmed {
         return confirmed.map(|()| reserva);
     }
     // An expiry found on the way stays recorded even when the request is refused.
@@ -379,8 +381,8 @@ fn find_lote(tx: &Connection, clave: &str) -> rusqlite::Result<Option<Lote>> {
             reserva_columns!(),
             ", secuencia FROM reservas WHERE lote = ?1 ORDER BY id"
         ))?
-        .query_map([clave], |row| Ok((fila(row)?, row.get::<_, i64>(7)?)))?
-        .collect::<rusqlite::Result<Vec<(Fila, i64)>>>()?;
+        .query_map([clave], |row| Ok((reserva_row(row)?, row.get::<_, i64>(7)?)))?
+        .collect::<rusqlite::Result<Vec<(ReservaRow, i64)>>>()?;
     let Some((primera, secuencia)) = filas.first() else {
         return Ok(None);
     };
@@ -417,7 +419,11 @@ fn describe_lote(clave: &str) -> String {
 /// cannot be reserved refuses the whole lote. A lote asked for again with the same
 /// key and lines is returned as it stands (its `estado` says whether it holds its
 /// units: `liberada` holds none), and nothing is taken again. `visto`: see `secuencia`.
-pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote, visto: Option<i64>) -> Result<Lote, Rechazo> {
+pub fn reserve_lote(
+    conn: &mut Connection,
+    nuevo: &NewLote,
+    visto: Option<i64>,
+) -> Result<Lote, InventarioError> {
     let tx = Savepoint::begin(conn)?;
     let checked = crate::fenced!(tx, visto);
     if let Some(previo) = find_lote(&tx, &nuevo.clave)? {
@@ -425,7 +431,7 @@ pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote, visto: Option<i64>
         // with it is answered as it stands, released or not, as `reserve` answers one
         // reservation.
         if previo.reservas.is_empty() {
-            return Err(Rechazo::Liberada(describe_lote(&nuevo.clave)));
+            return Err(InventarioError::Released(describe_lote(&nuevo.clave)));
         }
         let same_lines = previo.reservas.len() == nuevo.lineas.len()
             && previo
@@ -434,7 +440,7 @@ pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote, visto: Option<i64>
                 .zip(&nuevo.lineas)
                 .all(|(r, u)| r.producto_id == Some(u.producto_id) && r.cantidad == u.cantidad);
         if !same_lines {
-            return Err(Rechazo::ClaveUsada(nuevo.clave.clone(), "lote"));
+            return Err(InventarioError::KeyReused(nuevo.clave.clone(), "lote"));
         }
         return Ok(unchanged(previo, checked));
     }
@@ -462,10 +468,10 @@ pub fn reserve_lote(conn: &mut Connection, nuevo: &NuevoLote, visto: Option<i64>
 }
 
 /// Confirms every reservation of a lote: their units leave for good.
-pub fn confirm_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> Result<Lote, Rechazo> {
+pub fn confirm_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> Result<Lote, InventarioError> {
     let tx = Savepoint::begin(conn)?;
     let checked = crate::fenced!(tx, visto);
-    let mut lote = find_lote(&tx, clave)?.ok_or_else(|| Rechazo::NoExiste(describe_lote(clave)))?;
+    let mut lote = find_lote(&tx, clave)?.ok_or_else(|| InventarioError::Missing(describe_lote(clave)))?;
     if lote.estado != EstadoReserva::Activa {
         confirm_all(&tx, describe_lote(clave), lote.estado, &mut lote.reservas, 0)?;
         return Ok(unchanged(lote, checked));
@@ -486,7 +492,7 @@ pub fn confirm_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> R
 
 /// Releases every reservation of a lote. Releasing a key no lote was made with
 /// records it as released, so that a lote asked for with that key later takes nothing.
-pub fn release_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> Result<Lote, Rechazo> {
+pub fn release_lote(conn: &mut Connection, clave: &str, visto: Option<i64>) -> Result<Lote, InventarioError> {
     let tx = Savepoint::begin(conn)?;
     let checked = crate::fenced!(tx, visto);
     let found = match find_lote(&tx, clave)? {

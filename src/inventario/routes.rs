@@ -5,8 +5,8 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::model::{
-    ClaveBody, Lote, LoteBody, NuevoLote, Reserva, ReservaRef, ReservaRefBody, Stock, StockBody, StockPath,
-    Unidades, UnidadesBody,
+    ClaveBody, Lote, LoteBody, NewLote, Reserva, ReservaRef, ReservaRefBody, Stock, StockBody, StockPath,
+    Units, UnitsBody,
 };
 use super::repo;
 use crate::db::{self, Pool, run_blocking, run_write};
@@ -16,7 +16,7 @@ use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
 use crate::secuencia::{
-    self, Cambios, CambiosDeRefusals, CambiosQuery, CambiosRefusals, ClavePath, Numeros, Visto,
+    self, Cambios, CambiosDeRefusals, CambiosQuery, CambiosRefusals, ClavePath, SequenceState, Visto,
 };
 
 /// How long a reservation holds its units unless confirmed or released.
@@ -89,7 +89,7 @@ refusals!(LiberarLoteRefusals: json::REFUSALS, db::WRITE_REFUSALS, Visto::REFUSA
     )
 )]
 pub async fn cargar_stock(pool: web::Data<Pool>, body: Json<StockBody>) -> Result<HttpResponse, ApiError> {
-    let unidades = Unidades::stock(body.into_inner())?;
+    let unidades = Units::stock(body.into_inner())?;
     let stock = run_write(&pool, move |conn| Ok(repo::set_stock(conn, unidades)?)).await?;
     Ok(HttpResponse::Ok().json(stock))
 }
@@ -143,7 +143,7 @@ pub async fn consultar_stock(
     path = super::RESERVAR,
     tag = "inventario",
     params(IdempotencyKey),
-    request_body = UnidadesBody,
+    request_body = UnitsBody,
     responses(
         (status = 201, description = "the reservation, `activa`. Replayed (the same key and \
             request), the reservation the key made, as it stands (`liberada` or `expirada` hold \
@@ -162,9 +162,9 @@ pub async fn reservar(
     req: HttpRequest,
     pool: web::Data<Pool>,
     ttl: web::Data<ReservationTtl>,
-    body: Json<UnidadesBody>,
+    body: Json<UnitsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let unidades = Unidades::reserva(body.into_inner())?;
+    let unidades = Units::reserva(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
     let ttl = ttl.0;
     let reserva = run_write(&pool, move |conn| {
@@ -231,7 +231,7 @@ pub async fn reservar_lote(
     body: Json<LoteBody>,
 ) -> Result<HttpResponse, ApiError> {
     let visto = query.parse()?;
-    let nuevo = NuevoLote::parse(body.into_inner())?;
+    let nuevo = NewLote::parse(body.into_inner())?;
     let lote = run_write(&pool, move |conn| Ok(repo::reserve_lote(conn, &nuevo, visto)?)).await?;
     Ok(HttpResponse::Created().json(lote))
 }
@@ -281,7 +281,7 @@ pub async fn liberar_lote(
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CambiosLotes {
     #[serde(flatten)]
-    numeros: Numeros,
+    numeros: SequenceState,
     lotes: Vec<Lote>,
 }
 

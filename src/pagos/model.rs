@@ -24,18 +24,18 @@ crate::db::stored_as_text!(EstadoPago);
 
 /// Why pagos refuses a charge, in its own words; `ApiError` gives each its code.
 #[derive(Debug, thiserror::Error)]
-pub enum Rechazo {
+pub enum PagosError {
     #[error("referencia {0:?} was voided; nothing was charged")]
-    Anulada(String),
+    Voided(String),
     #[error("referencia {referencia:?} was already charged, as pago {pago_id}")]
-    EnUso { referencia: String, pago_id: i64 },
+    AlreadyCharged { referencia: String, pago_id: i64 },
     #[error(transparent)]
     Db(#[from] rusqlite::Error),
     #[error(transparent)]
     Stale(#[from] crate::secuencia::Stale),
 }
 
-impl From<crate::secuencia::Fenced> for Rechazo {
+impl From<crate::secuencia::Fenced> for PagosError {
     fn from(fenced: crate::secuencia::Fenced) -> Self {
         match fenced {
             crate::secuencia::Fenced::Stale(stale) => Self::Stale(stale),
@@ -44,14 +44,14 @@ impl From<crate::secuencia::Fenced> for Rechazo {
     }
 }
 
-impl From<Rechazo> for ApiError {
-    fn from(rechazo: Rechazo) -> Self {
+impl From<PagosError> for ApiError {
+    fn from(rechazo: PagosError) -> Self {
         let detail = rechazo.to_string();
         let code = match rechazo {
-            Rechazo::Db(e) => return ApiError::from(e),
-            Rechazo::Stale(stale) => return ApiError::from(stale),
-            Rechazo::Anulada(_) => ErrorCode::ReferenciaVoid,
-            Rechazo::EnUso { .. } => ErrorCode::ReferenciaInUse,
+            PagosError::Db(e) => return ApiError::from(e),
+            PagosError::Stale(stale) => return ApiError::from(stale),
+            PagosError::Voided(_) => ErrorCode::ReferenciaVoid,
+            PagosError::AlreadyCharged { .. } => ErrorCode::ReferenciaInUse,
         };
         ApiError::new(code, detail)
     }

@@ -3,7 +3,7 @@
 use crate::pagination::Bounds;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{Cobro, EstadoPago, Pago, Rechazo};
+use super::model::{Cobro, EstadoPago, Pago, PagosError};
 use crate::db::Savepoint;
 use crate::secuencia;
 
@@ -40,21 +40,21 @@ pub fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Op
 /// Records a charge. A charge whose `referencia` was already charged is not made
 /// again: the same request gets the first payment back, a different one a `409`.
 /// `visto`: see `secuencia`.
-pub fn charge(conn: &mut Connection, cobro: Cobro, visto: Option<i64>) -> Result<Pago, Rechazo> {
+pub fn charge(conn: &mut Connection, cobro: Cobro, visto: Option<i64>) -> Result<Pago, PagosError> {
     let tx = Savepoint::begin(conn)?;
     let checked = crate::fenced!(tx, visto);
     if let Some(referencia) = &cobro.referencia
         && let Some(previo) = by_referencia(&tx, referencia)?
     {
         if previo.estado == EstadoPago::Anulado {
-            return Err(Rechazo::Anulada(referencia.clone()));
+            return Err(PagosError::Voided(referencia.clone()));
         }
         let same = previo.monto == cobro.monto
             && previo.moneda == cobro.moneda
             && previo.medio == cobro.medio
             && previo.estado == cobro.estado;
         if !same {
-            return Err(Rechazo::EnUso {
+            return Err(PagosError::AlreadyCharged {
                 referencia: referencia.clone(),
                 pago_id: previo.pago_id,
             });
@@ -105,7 +105,7 @@ pub fn void(
     referencia: &str,
     refund: bool,
     visto: Option<i64>,
-) -> Result<Pago, Rechazo> {
+) -> Result<Pago, PagosError> {
     let tx = Savepoint::begin(conn)?;
     let checked = crate::fenced!(tx, visto);
     if let Some(mut previo) = by_referencia(&tx, referencia)? {

@@ -11,7 +11,7 @@ use crate::json::{self, Json};
 use crate::openapi::refusals;
 use crate::pagination::Page;
 use crate::secuencia::{
-    self, Cambios, CambiosDeRefusals, CambiosQuery, CambiosRefusals, ClavePath, Numeros, Visto,
+    self, Cambios, CambiosDeRefusals, CambiosQuery, CambiosRefusals, ClavePath, SequenceState, Visto,
 };
 
 refusals!(
@@ -155,7 +155,7 @@ pub async fn por_referencia(
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CambiosPagos {
     #[serde(flatten)]
-    numeros: Numeros,
+    numeros: SequenceState,
     pagos: Vec<Pago>,
 }
 

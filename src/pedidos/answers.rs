@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::error::ErrorCode;
 use crate::money::Money;
-use crate::secuencia::Numeros;
+use crate::secuencia::SequenceState;
 
 /// A product as productos answers it.
 #[derive(Debug, Deserialize)]
@@ -91,7 +91,7 @@ pub struct PagoAnswer {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LotesListed {
     #[serde(flatten)]
-    pub numeros: Numeros,
+    pub numeros: SequenceState,
     pub lotes: Vec<ListedLote>,
 }
 
@@ -116,7 +116,7 @@ pub struct ListedReserva {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PagosListed {
     #[serde(flatten)]
-    pub numeros: Numeros,
+    pub numeros: SequenceState,
     pub pagos: Vec<ListedPago>,
 }
 

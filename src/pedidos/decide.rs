@@ -4,12 +4,12 @@
 //! writes these decisions ask for, so a test can try every answer without a network.
 //!
 //! Compensation is data: a step that fails closes the order with what it still owes
-//! ([`Deuda`]: a lote to release, a referencia to void or a charge to refund), and one
+//! ([`Owed`]: a lote to release, a referencia to void or a charge to refund), and one
 //! step, [`Call::Settle`], pays what is owed, whoever drives the order.
 
 use super::answers::{EstadoLote, EstadoPago, ListedLote, ListedPago, LoteAnswer, PagoAnswer};
 use super::clients::{PeerError, lote_released};
-use super::model::{Causa, Desenlace, Deuda, Etapa, Pedido, payment_named};
+use super::model::{Cause, Outcome, Owed, Pedido, Stage, payment_named};
 use crate::error::ErrorCode;
 use crate::money::Money;
 
@@ -37,7 +37,7 @@ pub enum Call {
 /// learnt on the way that the stage alone does not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
-    pub etapa: Etapa,
+    pub etapa: Stage,
     /// Whether this driver holds the order's lote reserved (asked and answered).
     pub reserved: bool,
     /// Each line's reservation, once inventario named them.
@@ -107,7 +107,7 @@ impl ChangeNumbers {
 
 impl Progress {
     /// A driver's start: the recorded stage, nothing learnt yet.
-    pub fn start(etapa: Etapa, fresh: bool) -> Self {
+    pub fn start(etapa: Stage, fresh: bool) -> Self {
         Self {
             etapa,
             reserved: false,
@@ -133,28 +133,28 @@ impl Progress {
 
     /// The debts this driver can still try to pay: each owed to a peer that has not
     /// been silent with it.
-    pub fn payable(&self) -> Deuda {
+    pub fn payable(&self) -> Owed {
         match &self.etapa {
-            Etapa::Cerrado { deuda, .. } => Deuda {
+            Stage::Cerrado { deuda, .. } => Owed {
                 liberar: deuda.liberar && !self.silent.inventario,
                 anular_cobro: deuda.anular_cobro && !self.silent.pagos,
             },
-            _ => Deuda::default(),
+            _ => Owed::default(),
         }
     }
 
-    fn to(self, etapa: Etapa) -> Self {
+    fn to(self, etapa: Stage) -> Self {
         Self { etapa, ..self }
     }
 
-    fn closed(self, desenlace: Desenlace, deuda: Deuda) -> Self {
-        self.to(Etapa::Cerrado { desenlace, deuda })
+    fn closed(self, desenlace: Outcome, deuda: Owed) -> Self {
+        self.to(Stage::Cerrado { desenlace, deuda })
     }
 
     /// What a failure before the order's outcome leaves owed: `may_have_reserved` and
     /// `may_have_charged` as this driver saw it, and both for a driver that was not first.
-    fn owing(&self, may_have_reserved: bool, may_have_charged: bool) -> Deuda {
-        Deuda {
+    fn owing(&self, may_have_reserved: bool, may_have_charged: bool) -> Owed {
+        Owed {
             liberar: may_have_reserved || !self.fresh,
             anular_cobro: may_have_charged || (!self.fresh && !self.free),
         }
@@ -185,8 +185,8 @@ fn stop(progress: Progress) -> Decision {
 }
 
 /// An order failed for `causa`, with nothing charged.
-pub fn fallido(causa: Causa, motivo: impl Into<String>) -> Desenlace {
-    Desenlace::Fallido {
+pub fn fallido(causa: Cause, motivo: impl Into<String>) -> Outcome {
+    Outcome::Fallido {
         causa,
         motivo: motivo.into(),
         pago_id: None,
@@ -194,10 +194,10 @@ pub fn fallido(causa: Causa, motivo: impl Into<String>) -> Desenlace {
 }
 
 /// A failed peer call, as the reason an order failed.
-pub fn fallido_por(error: &PeerError) -> Desenlace {
+pub fn failed_by(error: &PeerError) -> Outcome {
     let causa = match error {
-        PeerError::Call(_) | PeerError::Stale { .. } => Causa::PeerUnavailable,
-        PeerError::Refused { .. } | PeerError::Missing { .. } => Causa::PeerError,
+        PeerError::Call(_) | PeerError::Stale { .. } => Cause::PeerUnavailable,
+        PeerError::Refused { .. } | PeerError::Missing { .. } => Cause::PeerError,
     };
     fallido(causa, error.to_string())
 }
@@ -206,16 +206,16 @@ pub fn fallido_por(error: &PeerError) -> Desenlace {
 /// `overdue`: its deadline has passed.
 pub fn next_call(pedido: &Pedido, progress: &Progress, overdue: bool) -> Option<Call> {
     match &progress.etapa {
-        Etapa::Registrado if overdue && !pedido.gratis() && progress.fresh => Some(Call::Expire),
+        Stage::Registrado if overdue && !pedido.is_free() && progress.fresh => Some(Call::Expire),
         // Any other driver asks inventario first: a lote it finds confirmed was sold.
-        Etapa::Registrado if !progress.reserved => Some(Call::Reserve),
-        Etapa::Registrado if overdue && !pedido.gratis() && !progress.sold => Some(Call::VoidOverdue),
+        Stage::Registrado if !progress.reserved => Some(Call::Reserve),
+        Stage::Registrado if overdue && !pedido.is_free() && !progress.sold => Some(Call::VoidOverdue),
         // Nothing to charge for a free order: no payment, and no deadline to meet.
-        Etapa::Registrado if pedido.gratis() => Some(Call::Confirm),
-        Etapa::Registrado => Some(Call::Charge),
-        Etapa::Cobrado { .. } => Some(Call::Confirm),
-        Etapa::Cerrado { .. } if !progress.payable().is_empty() => Some(Call::Settle),
-        Etapa::Cerrado { .. } => None,
+        Stage::Registrado if pedido.is_free() => Some(Call::Confirm),
+        Stage::Registrado => Some(Call::Charge),
+        Stage::Cobrado { .. } => Some(Call::Confirm),
+        Stage::Cerrado { .. } if !progress.payable().is_empty() => Some(Call::Settle),
+        Stage::Cerrado { .. } => None,
     }
 }
 
@@ -236,22 +236,22 @@ pub fn reserved(progress: Progress, answer: Result<LoteAnswer, PeerError>) -> De
     let progress = progress.heard(Ledger::Inventario, &error);
     let Some(refusal) = error.refusal() else {
         let deuda = progress.owing(error.may_have_reached(), false);
-        return go_on(progress.closed(fallido_por(&error), deuda));
+        return go_on(progress.closed(failed_by(&error), deuda));
     };
     if lote_released(refusal) {
         // An earlier driver released the lote: it may have charged first.
         let motivo = "the order's reservation was released before it was completed";
-        let deuda = Deuda {
+        let deuda = Owed {
             liberar: false,
             anular_cobro: !progress.free,
         };
-        return go_on(progress.closed(fallido(Causa::ReservaReleased, motivo), deuda));
+        return go_on(progress.closed(fallido(Cause::ReservaReleased, motivo), deuda));
     }
     let desenlace =
         if refusal.code.is(ErrorCode::InsufficientStock) || refusal.code.is(ErrorCode::StockNotFound) {
-            fallido(Causa::InsufficientStock, refusal.detail.clone())
+            fallido(Cause::InsufficientStock, refusal.detail.clone())
         } else {
-            fallido_por(&error)
+            failed_by(&error)
         };
     let deuda = progress.owing(false, false);
     go_on(progress.closed(desenlace, deuda))
@@ -261,7 +261,7 @@ pub fn reserved(progress: Progress, answer: Result<LoteAnswer, PeerError>) -> De
 /// order closes and its lote is owed a release (and, without an answer, its charge a
 /// void, which refunds it if it was made after all).
 pub fn charged(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Decision {
-    let liberar = Deuda {
+    let liberar = Owed {
         liberar: true,
         anular_cobro: false,
     };
@@ -270,23 +270,23 @@ pub fn charged(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Dec
             pago_id,
             estado: EstadoPago::Aprobado,
             ..
-        }) => go_on(progress.to(Etapa::Cobrado { pago_id })),
+        }) => go_on(progress.to(Stage::Cobrado { pago_id })),
         Ok(PagoAnswer {
             pago_id,
             estado: EstadoPago::Rechazado,
             ..
-        }) => go_on(progress.closed(Desenlace::Rechazado { pago_id }, liberar)),
+        }) => go_on(progress.closed(Outcome::Rechazado { pago_id }, liberar)),
         Ok(PagoAnswer { pago_id, estado, .. }) => {
             let motivo = format!(
                 "pagos answered {} {estado:?}: nothing is charged",
                 payment_named(pago_id)
             );
-            go_on(progress.closed(fallido(Causa::PeerError, motivo), liberar))
+            go_on(progress.closed(fallido(Cause::PeerError, motivo), liberar))
         }
         Err(error) => {
             let progress = progress.heard(Ledger::Pagos, &error);
             let deuda = progress.owing(true, error.refusal().is_none() && error.may_have_reached());
-            go_on(progress.closed(fallido_por(&error), deuda))
+            go_on(progress.closed(failed_by(&error), deuda))
         }
     }
 }
@@ -296,7 +296,7 @@ pub fn charged(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Dec
 /// gone: the order fails, its charge refunded and its lote released.
 pub fn confirmed(pedido: &Pedido, progress: Progress, answer: Result<LoteAnswer, PeerError>) -> Decision {
     let pago_id = match &progress.etapa {
-        Etapa::Cobrado { pago_id } => *pago_id,
+        Stage::Cobrado { pago_id } => *pago_id,
         _ => None,
     };
     match answer {
@@ -304,7 +304,7 @@ pub fn confirmed(pedido: &Pedido, progress: Progress, answer: Result<LoteAnswer,
             let reservas = Some(lote.ids());
             go_on(Progress {
                 reservas,
-                ..progress.closed(Desenlace::Confirmado { pago_id }, Deuda::default())
+                ..progress.closed(Outcome::Confirmado { pago_id }, Owed::default())
             })
         }
         Ok(lote) => {
@@ -318,7 +318,7 @@ pub fn confirmed(pedido: &Pedido, progress: Progress, answer: Result<LoteAnswer,
             failed_confirmation(pedido, progress, pago_id, &refusal.detail)
         }
         Err(_) => stop(Progress {
-            etapa: Etapa::Cobrado { pago_id },
+            etapa: Stage::Cobrado { pago_id },
             ..progress
         }),
     }
@@ -331,14 +331,14 @@ fn failed_confirmation(pedido: &Pedido, progress: Progress, pago_id: Option<i64>
         pedido.id,
         payment_named(pago_id)
     );
-    let desenlace = Desenlace::Fallido {
-        causa: Causa::ReservaReleased,
+    let desenlace = Outcome::Fallido {
+        causa: Cause::ReservaReleased,
         motivo,
         pago_id,
     };
-    let deuda = Deuda {
+    let deuda = Owed {
         liberar: true,
-        anular_cobro: !pedido.gratis(),
+        anular_cobro: !pedido.is_free(),
     };
     go_on(progress.closed(desenlace, deuda))
 }
@@ -350,21 +350,21 @@ pub fn voided(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Deci
     let Ok(pago) = answer else {
         return stop(progress);
     };
-    let liberar = Deuda {
+    let liberar = Owed {
         liberar: true,
         anular_cobro: false,
     };
     let pago_id = pago.pago_id;
     match pago.estado {
-        EstadoPago::Aprobado => go_on(progress.to(Etapa::Cobrado { pago_id })),
-        EstadoPago::Rechazado => go_on(progress.closed(Desenlace::Rechazado { pago_id }, liberar)),
+        EstadoPago::Aprobado => go_on(progress.to(Stage::Cobrado { pago_id })),
+        EstadoPago::Rechazado => go_on(progress.closed(Outcome::Rechazado { pago_id }, liberar)),
         EstadoPago::Anulado => {
             let motivo = "the order was not completed within its deadline; nothing was charged";
-            go_on(progress.closed(fallido(Causa::Interrupted, motivo), liberar))
+            go_on(progress.closed(fallido(Cause::Interrupted, motivo), liberar))
         }
         EstadoPago::Reembolsado => {
-            let desenlace = Desenlace::Fallido {
-                causa: Causa::Interrupted,
+            let desenlace = Outcome::Fallido {
+                causa: Cause::Interrupted,
                 motivo: format!(
                     "the order was not completed within its deadline; {} was refunded",
                     payment_named(pago_id)
@@ -380,11 +380,11 @@ pub fn voided(progress: Progress, answer: Result<PagoAnswer, PeerError>) -> Deci
 /// never is; the lote this driver reserved is owed a release.
 pub fn expired(progress: Progress) -> Decision {
     let motivo = "the order was not completed within its deadline; nothing was charged";
-    let deuda = Deuda {
+    let deuda = Owed {
         liberar: progress.reserved,
         anular_cobro: false,
     };
-    go_on(progress.closed(fallido(Causa::Interrupted, motivo), deuda))
+    go_on(progress.closed(fallido(Cause::Interrupted, motivo), deuda))
 }
 
 /// What [`Call::Settle`] heard: the answer to the release of the lote and to the
@@ -398,7 +398,7 @@ pub struct Settlement {
 /// [`Call::Settle`] answered: each debt a peer acknowledged is paid; one it did not
 /// is still owed, and the driver stops. A refund names the payment it gave back.
 pub fn settled(progress: Progress, settlement: Settlement) -> Decision {
-    let Etapa::Cerrado {
+    let Stage::Cerrado {
         mut desenlace,
         mut deuda,
     } = progress.etapa.clone()
@@ -411,7 +411,7 @@ pub fn settled(progress: Progress, settlement: Settlement) -> Decision {
     if let Some(Ok(pago)) = settlement.refund {
         deuda.anular_cobro = false;
         if pago.estado == EstadoPago::Reembolsado
-            && let Desenlace::Fallido { pago_id, .. } = &mut desenlace
+            && let Outcome::Fallido { pago_id, .. } = &mut desenlace
         {
             *pago_id = pago.pago_id;
         }
@@ -446,18 +446,18 @@ pub enum Reassert {
 pub fn reassertion(pedido: &Pedido, ledger: Ledger) -> Option<Reassert> {
     let confirmado = matches!(
         pedido.etapa,
-        Etapa::Cerrado {
-            desenlace: Desenlace::Confirmado { .. },
+        Stage::Cerrado {
+            desenlace: Outcome::Confirmado { .. },
             ..
         }
     );
     match (ledger, &pedido.etapa) {
-        (_, Etapa::Registrado) => None,
-        (Ledger::Inventario, Etapa::Cobrado { .. }) => Some(Reassert::Hold),
+        (_, Stage::Registrado) => None,
+        (Ledger::Inventario, Stage::Cobrado { .. }) => Some(Reassert::Hold),
         (Ledger::Inventario, _) if confirmado => Some(Reassert::HoldConfirmed),
         (Ledger::Inventario, _) => Some(Reassert::Release),
-        (Ledger::Pagos, _) if pedido.gratis() => None,
-        (Ledger::Pagos, Etapa::Cobrado { .. }) => Some(Reassert::Charge),
+        (Ledger::Pagos, _) if pedido.is_free() => None,
+        (Ledger::Pagos, Stage::Cobrado { .. }) => Some(Reassert::Charge),
         (Ledger::Pagos, _) if confirmado => Some(Reassert::Charge),
         (Ledger::Pagos, _) => Some(Reassert::Void),
     }
@@ -469,7 +469,7 @@ pub enum Reasserted {
     /// The peer holds what pedidos recorded; the order now stands at `etapa` (its
     /// charge may have a new id) with these reservations.
     Healed {
-        etapa: Etapa,
+        etapa: Stage,
         reservas: Option<Vec<i64>>,
     },
     /// The peer did not answer: try again later.
@@ -501,11 +501,11 @@ pub fn charge_reasserted(pedido: &Pedido, answer: Result<PagoAnswer, PeerError>)
         ));
     }
     let etapa = match pedido.etapa.clone() {
-        Etapa::Cobrado { .. } => Etapa::Cobrado {
+        Stage::Cobrado { .. } => Stage::Cobrado {
             pago_id: pago.pago_id,
         },
-        Etapa::Cerrado { deuda, .. } => Etapa::Cerrado {
-            desenlace: Desenlace::Confirmado {
+        Stage::Cerrado { deuda, .. } => Stage::Cerrado {
+            desenlace: Outcome::Confirmado {
                 pago_id: pago.pago_id,
             },
             deuda,
@@ -535,7 +535,7 @@ pub struct Held {
 /// order charged and not yet confirmed (recovery confirms it, or refunds it if its lote
 /// is gone), and so is a held lote of a free order; anything else ended without a
 /// sale, and whatever its peers still hold for it is owed back.
-pub fn brought_back(held: &Held) -> (Etapa, Vec<super::model::Item>, Money, String, String) {
+pub fn brought_back(held: &Held) -> (Stage, Vec<super::model::Item>, Money, String, String) {
     use super::model::Item;
     let items: Vec<Item> = held
         .lote
@@ -560,42 +560,42 @@ pub fn brought_back(held: &Held) -> (Etapa, Vec<super::model::Item>, Money, Stri
     let motivo = "pedidos lost this order to a restore of its database and learned it back from its peers; \
                   it had not been completed";
     let etapa = match (lote, pago) {
-        (Some(EstadoLote::Confirmada), pago) => Etapa::Cerrado {
-            desenlace: Desenlace::Confirmado {
+        (Some(EstadoLote::Confirmada), pago) => Stage::Cerrado {
+            desenlace: Outcome::Confirmado {
                 pago_id: pago
                     .filter(|(e, _)| *e == EstadoPago::Aprobado)
                     .and_then(|(_, id)| id),
             },
-            deuda: Deuda::default(),
+            deuda: Owed::default(),
         },
-        (_, Some((EstadoPago::Aprobado, pago_id))) => Etapa::Cobrado { pago_id },
-        (Some(EstadoLote::Activa), None) if held.free => Etapa::Cobrado { pago_id: None },
-        (_, Some((EstadoPago::Rechazado, pago_id))) => Etapa::Cerrado {
-            desenlace: Desenlace::Rechazado { pago_id },
-            deuda: Deuda {
+        (_, Some((EstadoPago::Aprobado, pago_id))) => Stage::Cobrado { pago_id },
+        (Some(EstadoLote::Activa), None) if held.free => Stage::Cobrado { pago_id: None },
+        (_, Some((EstadoPago::Rechazado, pago_id))) => Stage::Cerrado {
+            desenlace: Outcome::Rechazado { pago_id },
+            deuda: Owed {
                 liberar: lote_active,
                 anular_cobro: false,
             },
         },
-        (_, Some((estado, pago_id))) => Etapa::Cerrado {
-            desenlace: Desenlace::Fallido {
-                causa: Causa::Interrupted,
+        (_, Some((estado, pago_id))) => Stage::Cerrado {
+            desenlace: Outcome::Fallido {
+                causa: Cause::Interrupted,
                 motivo: motivo.into(),
                 pago_id: (estado == EstadoPago::Reembolsado).then_some(pago_id).flatten(),
             },
-            deuda: Deuda {
+            deuda: Owed {
                 liberar: lote_active,
                 anular_cobro: false,
             },
         },
         // No charge at all: one may still arrive late under its referencia, so it is voided.
-        (_, None) => Etapa::Cerrado {
-            desenlace: Desenlace::Fallido {
-                causa: Causa::Interrupted,
+        (_, None) => Stage::Cerrado {
+            desenlace: Outcome::Fallido {
+                causa: Cause::Interrupted,
                 motivo: motivo.into(),
                 pago_id: None,
             },
-            deuda: Deuda {
+            deuda: Owed {
                 liberar: lote_active,
                 anular_cobro: true,
             },
@@ -633,7 +633,7 @@ mod tests {
             vence_en: 0,
             request_id: None,
             traceparent: None,
-            etapa: Etapa::Registrado,
+            etapa: Stage::Registrado,
         }
     }
 
@@ -712,9 +712,9 @@ mod tests {
         }
     }
 
-    fn deuda(d: &Decision) -> Deuda {
+    fn deuda(d: &Decision) -> Owed {
         match &d.progress.etapa {
-            Etapa::Cerrado { deuda, .. } => *deuda,
+            Stage::Cerrado { deuda, .. } => *deuda,
             other => panic!("not closed: {other:?}"),
         }
     }
@@ -723,7 +723,7 @@ mod tests {
     fn next_call_follows_the_stage_the_deadline_and_the_price() {
         let paid = pedido(1000);
         let free = pedido(0);
-        let start = Progress::start(Etapa::Registrado, true);
+        let start = Progress::start(Stage::Registrado, true);
         let reserved = Progress {
             reserved: true,
             ..start.clone()
@@ -749,37 +749,37 @@ mod tests {
         assert_eq!(next_call(&paid, &sold, true), Some(Call::Charge));
         assert_eq!(next_call(&free, &reserved, true), Some(Call::Confirm));
         assert_eq!(next_call(&free, &start, true), Some(Call::Reserve));
-        let cobrado = start.clone().to(Etapa::Cobrado { pago_id: Some(1) });
+        let cobrado = start.clone().to(Stage::Cobrado { pago_id: Some(1) });
         assert_eq!(next_call(&paid, &cobrado, true), Some(Call::Confirm));
         let owing = start.clone().closed(
-            Desenlace::Rechazado { pago_id: None },
-            Deuda {
+            Outcome::Rechazado { pago_id: None },
+            Owed {
                 liberar: true,
                 anular_cobro: false,
             },
         );
         assert_eq!(next_call(&paid, &owing, false), Some(Call::Settle));
-        let over = start.closed(Desenlace::Confirmado { pago_id: None }, Deuda::default());
+        let over = start.closed(Outcome::Confirmado { pago_id: None }, Owed::default());
         assert_eq!(next_call(&paid, &over, false), None);
     }
 
     #[test]
     fn a_reserved_lote_goes_on_to_the_charge_with_its_reservations() {
         let d = reserved(
-            Progress::start(Etapa::Registrado, true),
+            Progress::start(Stage::Registrado, true),
             Ok(lote(EstadoLote::Activa)),
         );
         assert!(d.go_on);
         assert!(d.progress.reserved);
         assert_eq!(d.progress.reservas, Some(vec![11]));
-        assert_eq!(d.progress.etapa, Etapa::Registrado);
+        assert_eq!(d.progress.etapa, Stage::Registrado);
     }
 
     #[test]
     fn every_failure_to_reserve_closes_the_order_owing_what_may_have_happened() {
         for fresh in [true, false] {
             for (what, error) in failures() {
-                let d = reserved(Progress::start(Etapa::Registrado, fresh), Err(error.clone()));
+                let d = reserved(Progress::start(Stage::Registrado, fresh), Err(error.clone()));
                 let owed = deuda(&d);
                 assert!(d.go_on, "{what}: the driver settles what is owed next");
                 let released = error.refusal().is_some_and(lote_released);
@@ -803,7 +803,7 @@ mod tests {
         for (what, error) in failures() {
             let start = Progress {
                 free: true,
-                ..Progress::start(Etapa::Registrado, false)
+                ..Progress::start(Stage::Registrado, false)
             };
             let d = reserved(start, Err(error));
             assert!(!deuda(&d).anular_cobro, "{what}");
@@ -814,10 +814,10 @@ mod tests {
     fn a_charge_approved_is_confirmed_next_and_anything_else_closes_owing_the_lote() {
         let reserved = Progress {
             reserved: true,
-            ..Progress::start(Etapa::Registrado, true)
+            ..Progress::start(Stage::Registrado, true)
         };
         let d = charged(reserved.clone(), Ok(pago(EstadoPago::Aprobado)));
-        assert_eq!(d.progress.etapa, Etapa::Cobrado { pago_id: Some(5) });
+        assert_eq!(d.progress.etapa, Stage::Cobrado { pago_id: Some(5) });
         for estado in [
             EstadoPago::Rechazado,
             EstadoPago::Anulado,
@@ -826,7 +826,7 @@ mod tests {
             let d = charged(reserved.clone(), Ok(pago(estado)));
             assert_eq!(
                 deuda(&d),
-                Deuda {
+                Owed {
                     liberar: true,
                     anular_cobro: false
                 },
@@ -861,13 +861,13 @@ mod tests {
     #[test]
     fn a_confirmation_unanswered_is_owed_and_a_refused_one_refunds_and_releases() {
         let p = pedido(1000);
-        let cobrado = Progress::start(Etapa::Cobrado { pago_id: Some(5) }, false);
+        let cobrado = Progress::start(Stage::Cobrado { pago_id: Some(5) }, false);
         let d = confirmed(&p, cobrado.clone(), Ok(lote(EstadoLote::Confirmada)));
         assert_eq!(
             d.progress.etapa,
-            Etapa::Cerrado {
-                desenlace: Desenlace::Confirmado { pago_id: Some(5) },
-                deuda: Deuda::default()
+            Stage::Cerrado {
+                desenlace: Outcome::Confirmado { pago_id: Some(5) },
+                deuda: Owed::default()
             }
         );
         assert_eq!(d.progress.reservas, Some(vec![11]));
@@ -875,7 +875,7 @@ mod tests {
             let d = confirmed(&p, cobrado.clone(), Ok(lote(estado)));
             assert_eq!(
                 deuda(&d),
-                Deuda {
+                Owed {
                     liberar: true,
                     anular_cobro: true
                 }
@@ -886,7 +886,7 @@ mod tests {
             if error.refusal().is_some() {
                 assert_eq!(
                     deuda(&d),
-                    Deuda {
+                    Owed {
                         liberar: true,
                         anular_cobro: true
                     },
@@ -894,26 +894,26 @@ mod tests {
                 );
                 assert!(matches!(
                     &d.progress.etapa,
-                    Etapa::Cerrado {
-                        desenlace: Desenlace::Fallido { pago_id: Some(5), .. },
+                    Stage::Cerrado {
+                        desenlace: Outcome::Fallido { pago_id: Some(5), .. },
                         ..
                     }
                 ));
             } else {
                 assert!(!d.go_on, "{what}");
-                assert_eq!(d.progress.etapa, Etapa::Cobrado { pago_id: Some(5) }, "{what}");
+                assert_eq!(d.progress.etapa, Stage::Cobrado { pago_id: Some(5) }, "{what}");
             }
         }
         // A free order was never charged: a refused confirmation owes no refund.
         let free = pedido(0);
         let d = confirmed(
             &free,
-            Progress::start(Etapa::Registrado, true),
+            Progress::start(Stage::Registrado, true),
             Err(failures().remove(6).1),
         );
         assert_eq!(
             deuda(&d),
-            Deuda {
+            Owed {
                 liberar: true,
                 anular_cobro: false
             }
@@ -922,12 +922,12 @@ mod tests {
 
     #[test]
     fn an_overdue_order_is_settled_by_what_pagos_knows_and_waits_for_an_answer() {
-        let start = Progress::start(Etapa::Registrado, false);
+        let start = Progress::start(Stage::Registrado, false);
         assert_eq!(
             voided(start.clone(), Ok(pago(EstadoPago::Aprobado)))
                 .progress
                 .etapa,
-            Etapa::Cobrado { pago_id: Some(5) }
+            Stage::Cobrado { pago_id: Some(5) }
         );
         for (estado, expected) in [
             (
@@ -954,9 +954,9 @@ mod tests {
     #[test]
     fn a_debt_is_paid_only_when_its_peer_answers() {
         let owing = Progress::start(
-            Etapa::Cerrado {
-                desenlace: fallido(Causa::PeerUnavailable, "x"),
-                deuda: Deuda {
+            Stage::Cerrado {
+                desenlace: fallido(Cause::PeerUnavailable, "x"),
+                deuda: Owed {
                     liberar: true,
                     anular_cobro: true,
                 },
@@ -973,7 +973,7 @@ mod tests {
         assert!(paid.go_on);
         assert!(matches!(
             paid.progress.etapa,
-            Etapa::Cerrado { desenlace: Desenlace::Fallido { pago_id: Some(5), .. }, deuda } if deuda.is_empty()
+            Stage::Cerrado { desenlace: Outcome::Fallido { pago_id: Some(5), .. }, deuda } if deuda.is_empty()
         ));
         for (what, error) in failures() {
             let d = settled(
@@ -986,7 +986,7 @@ mod tests {
             assert!(!d.go_on, "{what}");
             assert_eq!(
                 deuda(&d),
-                Deuda {
+                Owed {
                     liberar: true,
                     anular_cobro: false
                 },
@@ -1001,7 +1001,7 @@ mod tests {
             );
             assert_eq!(
                 deuda(&d),
-                Deuda {
+                Owed {
                     liberar: false,
                     anular_cobro: true
                 },
@@ -1010,11 +1010,11 @@ mod tests {
         }
     }
 
-    fn closed(desenlace: Desenlace) -> Pedido {
+    fn closed(desenlace: Outcome) -> Pedido {
         Pedido {
-            etapa: Etapa::Cerrado {
+            etapa: Stage::Cerrado {
                 desenlace,
-                deuda: Deuda::default(),
+                deuda: Owed::default(),
             },
             ..pedido(1000)
         }
@@ -1023,10 +1023,10 @@ mod tests {
     #[test]
     fn a_restored_peer_is_asked_to_hold_again_what_the_order_left_there() {
         use Reassert::*;
-        let confirmado = closed(Desenlace::Confirmado { pago_id: Some(3) });
-        let rechazado = closed(Desenlace::Rechazado { pago_id: Some(3) });
+        let confirmado = closed(Outcome::Confirmado { pago_id: Some(3) });
+        let rechazado = closed(Outcome::Rechazado { pago_id: Some(3) });
         let cobrado = Pedido {
-            etapa: Etapa::Cobrado { pago_id: Some(3) },
+            etapa: Stage::Cobrado { pago_id: Some(3) },
             ..pedido(1000)
         };
         let free = Pedido {
@@ -1053,7 +1053,7 @@ mod tests {
 
     #[test]
     fn a_charge_made_again_is_recorded_under_its_new_id_and_a_refusal_is_surfaced() {
-        let confirmado = closed(Desenlace::Confirmado { pago_id: Some(3) });
+        let confirmado = closed(Outcome::Confirmado { pago_id: Some(3) });
         let again = PagoAnswer {
             pago_id: Some(8),
             ..pago(EstadoPago::Aprobado)
@@ -1063,9 +1063,9 @@ mod tests {
         };
         assert_eq!(
             etapa,
-            Etapa::Cerrado {
-                desenlace: Desenlace::Confirmado { pago_id: Some(8) },
-                deuda: Deuda::default()
+            Stage::Cerrado {
+                desenlace: Outcome::Confirmado { pago_id: Some(8) },
+                deuda: Owed::default()
             }
         );
         assert!(matches!(
@@ -1118,9 +1118,9 @@ mod tests {
             brought_back(&held(Some(EstadoLote::Confirmada), Some("aprobado"), false));
         assert_eq!(
             etapa,
-            Etapa::Cerrado {
-                desenlace: Desenlace::Confirmado { pago_id: Some(5) },
-                deuda: Deuda::default()
+            Stage::Cerrado {
+                desenlace: Outcome::Confirmado { pago_id: Some(5) },
+                deuda: Owed::default()
             }
         );
         assert_eq!((items.len(), items[0].producto_id, items[0].cantidad), (1, 2, 3));
@@ -1128,30 +1128,30 @@ mod tests {
         let stage = |lote, pago, free| brought_back(&held(lote, pago, free)).0;
         assert_eq!(
             stage(Some(EstadoLote::Activa), Some("aprobado"), false),
-            Etapa::Cobrado { pago_id: Some(5) }
+            Stage::Cobrado { pago_id: Some(5) }
         );
         assert_eq!(
             stage(Some(EstadoLote::Activa), None, true),
-            Etapa::Cobrado { pago_id: None }
+            Stage::Cobrado { pago_id: None }
         );
-        let Etapa::Cerrado { desenlace, deuda } = stage(Some(EstadoLote::Activa), None, false) else {
+        let Stage::Cerrado { desenlace, deuda } = stage(Some(EstadoLote::Activa), None, false) else {
             panic!("not closed");
         };
-        assert!(matches!(desenlace, Desenlace::Fallido { pago_id: None, .. }));
+        assert!(matches!(desenlace, Outcome::Fallido { pago_id: None, .. }));
         assert!(
             deuda.liberar && deuda.anular_cobro,
             "what its peers hold is owed back"
         );
-        let Etapa::Cerrado { desenlace, deuda } = stage(Some(EstadoLote::Liberada), Some("rechazado"), false)
+        let Stage::Cerrado { desenlace, deuda } = stage(Some(EstadoLote::Liberada), Some("rechazado"), false)
         else {
             panic!("not closed");
         };
-        assert_eq!(desenlace, Desenlace::Rechazado { pago_id: Some(5) });
+        assert_eq!(desenlace, Outcome::Rechazado { pago_id: Some(5) });
         assert!(deuda.is_empty());
-        let Etapa::Cerrado { desenlace, .. } = stage(Some(EstadoLote::Liberada), Some("reembolsado"), false)
+        let Stage::Cerrado { desenlace, .. } = stage(Some(EstadoLote::Liberada), Some("reembolsado"), false)
         else {
             panic!("not closed");
         };
-        assert!(matches!(desenlace, Desenlace::Fallido { pago_id: Some(5), .. }));
+        assert!(matches!(desenlace, Outcome::Fallido { pago_id: Some(5), .. }));
     }
 }

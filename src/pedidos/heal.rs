@@ -27,7 +27,7 @@ use super::repo::BroughtBack;
 use super::saga::{SagaContext, Store};
 use crate::error::ApiError;
 use crate::money::Money;
-use crate::secuencia::{Cambios, Numeros};
+use crate::secuencia::{Cambios, SequenceState};
 
 const LOG_TARGET: &str = "pedidos";
 /// How many orders or peer records one step reads.
@@ -108,7 +108,11 @@ async fn behind<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledge
 }
 
 /// What `ledger` says of its numbers now.
-async fn last_number<P: PeerApi>(peers: &P, prefijo: &str, ledger: Ledger) -> Result<Numeros, PeerError> {
+async fn last_number<P: PeerApi>(
+    peers: &P,
+    prefijo: &str,
+    ledger: Ledger,
+) -> Result<SequenceState, PeerError> {
     let probe = Cambios::After {
         prefijo: prefijo.to_string(),
         desde: i64::MAX,

@@ -18,7 +18,7 @@ use super::repo;
 use crate::db::Pool;
 use crate::trace::Tracer;
 
-pub struct Instancia {
+pub struct Instance {
     /// Prefix of every key pedidos gives its peers, unique to this database.
     pub prefijo: String,
     /// How long after it is placed an order may still be charged.
@@ -163,7 +163,7 @@ impl Healing {
     }
 }
 
-impl Instancia {
+impl Instance {
     /// Reads the database's key prefix.
     pub fn load(
         pool: &Pool,
@@ -222,7 +222,7 @@ impl InProgress {
     }
 
     /// Whether someone is driving order `id` now.
-    pub fn ocupado(&self, id: i64) -> bool {
+    pub fn is_driven(&self, id: i64) -> bool {
         self.ids().contains(&id)
     }
 }

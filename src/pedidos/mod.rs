@@ -3,7 +3,7 @@
 //! Routes: `POST /pedidos` (with an optional `Idempotency-Key`), `GET /pedidos`,
 //! `GET /pedidos/{id}`; the status page `GET /panel` and its data, `GET /panel/estado`.
 //!
-//! An order is one state machine: its stages are `model::Etapa`, its decisions
+//! An order is one state machine: its stages are `model::Stage`, its decisions
 //! (stage + a peer's answer → next stage, no I/O) are in `decide`, and
 //! `saga::advance` is the one function that moves an order on, called by the request
 //! that places it and by `recovery` for every order no request is driving. The typed
@@ -33,7 +33,7 @@ use utoipa::OpenApi;
 
 pub use breaker::Breakers;
 pub use clients::Peers;
-pub use instancia::Instancia;
+pub use instancia::Instance;
 pub use metrics::PedidosMetrics;
 pub use recovery::spawn as spawn_recovery;
 
@@ -70,7 +70,7 @@ const PANEL: &str = "/panel";
 const PANEL_ESTADO: &str = "/panel/estado";
 
 /// The route table of pedidos. The app must also hold a `web::Data<Peers>`, a
-/// `web::Data<Instancia>` and a `web::Data<Breakers>`.
+/// `web::Data<Instance>` and a `web::Data<Breakers>`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         resource(PEDIDOS, "GET, POST")

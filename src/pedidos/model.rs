@@ -1,6 +1,6 @@
-//! An order three ways: the body that asks for one ([`NuevoPedido`]), the order as its
-//! state machine knows it ([`Pedido`] and its [`Etapa`]), and the JSON a client sees
-//! ([`PedidoVista`]), built from the state.
+//! An order three ways: the body that asks for one ([`NewPedido`]), the order as its
+//! state machine knows it ([`Pedido`] and its [`Stage`]), and the JSON a client sees
+//! ([`PedidoView`]), built from the state.
 
 use actix_web::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use utoipa::openapi::schema::ArrayBuilder;
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::input::{self, Entero};
+use crate::input::{self, Whole};
 use crate::money::Money;
 
 /// The most lines one order may have.
@@ -17,7 +17,7 @@ pub const MAX_ITEMS: usize = 100;
 /// The body of `POST /pedidos`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = NuevoPedido)]
+#[schema(as = NewPedido)]
 pub struct PedidoBody {
     #[schema(schema_with = items)]
     items: Vec<ItemBody>,
@@ -30,9 +30,9 @@ pub struct PedidoBody {
 #[schema(as = NuevoItem)]
 struct ItemBody {
     #[schema(schema_with = input::schema::id)]
-    producto_id: Entero,
+    producto_id: Whole,
     #[schema(schema_with = item_cantidad)]
-    cantidad: Entero,
+    cantidad: Whole,
 }
 
 fn items() -> ArrayBuilder {
@@ -75,7 +75,7 @@ pub struct Linea {
 
 /// A valid order to place: lines of distinct products, and how to pay.
 #[derive(Debug, Clone, Serialize)]
-pub struct NuevoPedido {
+pub struct NewPedido {
     pub lineas: Vec<Linea>,
     pub medio: String,
     pub moneda: String,
@@ -84,7 +84,7 @@ pub struct NuevoPedido {
     pub fail: bool,
 }
 
-impl NuevoPedido {
+impl NewPedido {
     /// The order in canonical form: two requests for the same order have the same one.
     pub fn fingerprint(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -171,7 +171,7 @@ pub struct Pedido {
     /// The `traceparent` of the request that placed it, when its trace is sampled:
     /// recovery's spans for the order link to it.
     pub traceparent: Option<String>,
-    pub etapa: Etapa,
+    pub etapa: Stage,
 }
 
 impl Pedido {
@@ -200,13 +200,13 @@ impl Pedido {
     }
 
     /// Whether it costs nothing: then pagos is never asked.
-    pub fn gratis(&self) -> bool {
+    pub fn is_free(&self) -> bool {
         self.total == Money::ZERO
     }
 
     /// Whether nothing is left to do: the order is over and owes nothing.
-    pub fn terminado(&self) -> bool {
-        matches!(&self.etapa, Etapa::Cerrado { deuda, .. } if deuda.is_empty())
+    pub fn is_over(&self) -> bool {
+        matches!(&self.etapa, Stage::Cerrado { deuda, .. } if deuda.is_empty())
     }
 }
 
@@ -214,7 +214,7 @@ impl Pedido {
 /// change of stage names the stage it comes from.
 #[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 #[strum(serialize_all = "lowercase")]
-pub enum Etapa {
+pub enum Stage {
     /// Recorded with its prices. Its units may be reserved and its charge under
     /// way, under the order's key, or neither: both are asked for idempotently.
     Registrado,
@@ -222,19 +222,19 @@ pub enum Etapa {
     /// units at inventario is owed.
     Cobrado { pago_id: Option<i64> },
     /// Over: its outcome, and what is still owed to a peer that did not answer.
-    Cerrado { desenlace: Desenlace, deuda: Deuda },
+    Cerrado { desenlace: Outcome, deuda: Owed },
 }
 
 /// How an order ended.
 #[derive(Debug, Clone, PartialEq, Eq, strum::IntoStaticStr)]
 #[strum(serialize_all = "lowercase")]
-pub enum Desenlace {
+pub enum Outcome {
     /// With the payment, if it cost anything (pagos names it, if its answer did).
     Confirmado { pago_id: Option<i64> },
     /// pagos rejected the charge (the controlled failure).
     Rechazado { pago_id: Option<i64> },
     Fallido {
-        causa: Causa,
+        causa: Cause,
         /// What happened, in a sentence the client is shown.
         motivo: String,
         /// A charge that was made and then refunded.
@@ -244,7 +244,7 @@ pub enum Desenlace {
 
 /// Work an order still owes to its peers after its outcome is known.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Deuda {
+pub struct Owed {
     /// Its lote must still be released at inventario.
     pub liberar: bool,
     /// Its referencia must still be voided at pagos, or its charge refunded: a
@@ -252,18 +252,18 @@ pub struct Deuda {
     pub anular_cobro: bool,
 }
 
-impl Etapa {
+impl Stage {
     /// The status an order is answered with, and its error code when it did not succeed.
     pub fn answer(&self) -> (StatusCode, Option<ErrorCode>) {
         let desenlace = match self {
             // Not final yet: the client polls the order's Location.
-            Etapa::Registrado | Etapa::Cobrado { .. } => return (StatusCode::ACCEPTED, None),
-            Etapa::Cerrado { desenlace, .. } => desenlace,
+            Stage::Registrado | Stage::Cobrado { .. } => return (StatusCode::ACCEPTED, None),
+            Stage::Cerrado { desenlace, .. } => desenlace,
         };
         let code = match desenlace {
-            Desenlace::Confirmado { .. } => return (StatusCode::CREATED, None),
-            Desenlace::Rechazado { .. } => ErrorCode::PaymentRejected,
-            Desenlace::Fallido { causa, .. } => ErrorCode::from(*causa),
+            Outcome::Confirmado { .. } => return (StatusCode::CREATED, None),
+            Outcome::Rechazado { .. } => ErrorCode::PaymentRejected,
+            Outcome::Fallido { causa, .. } => ErrorCode::from(*causa),
         };
         (code.status(), Some(code))
     }
@@ -273,15 +273,15 @@ impl Etapa {
         match self {
             Self::Registrado | Self::Cobrado { .. } => EstadoPedido::Pendiente,
             Self::Cerrado { desenlace, .. } => match desenlace {
-                Desenlace::Confirmado { .. } => EstadoPedido::Confirmado,
-                Desenlace::Rechazado { .. } => EstadoPedido::Rechazado,
-                Desenlace::Fallido { .. } => EstadoPedido::Fallido,
+                Outcome::Confirmado { .. } => EstadoPedido::Confirmado,
+                Outcome::Rechazado { .. } => EstadoPedido::Rechazado,
+                Outcome::Fallido { .. } => EstadoPedido::Fallido,
             },
         }
     }
 }
 
-impl Deuda {
+impl Owed {
     pub fn is_empty(self) -> bool {
         !self.liberar && !self.anular_cobro
     }
@@ -290,7 +290,7 @@ impl Deuda {
 /// Why an order failed, as its error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::IntoStaticStr)]
 #[strum(serialize_all = "snake_case")]
-pub enum Causa {
+pub enum Cause {
     /// A line names a product productos does not have.
     ProductoNotFound,
     /// The total is beyond what penguin can charge.
@@ -307,19 +307,19 @@ pub enum Causa {
     Interrupted,
 }
 
-crate::db::stored_as_text!(Causa);
+crate::db::stored_as_text!(Cause);
 
-impl From<Causa> for ErrorCode {
+impl From<Cause> for ErrorCode {
     /// The error code an order that failed for `causa` is answered with.
-    fn from(causa: Causa) -> Self {
+    fn from(causa: Cause) -> Self {
         match causa {
-            Causa::ProductoNotFound => Self::ProductoNotFound,
-            Causa::TotalTooLarge => Self::TotalTooLarge,
-            Causa::InsufficientStock => Self::InsufficientStock,
-            Causa::ReservaReleased => Self::ReservaReleased,
-            Causa::PeerError => Self::PeerError,
-            Causa::PeerUnavailable => Self::PeerUnavailable,
-            Causa::Interrupted => Self::Interrupted,
+            Cause::ProductoNotFound => Self::ProductoNotFound,
+            Cause::TotalTooLarge => Self::TotalTooLarge,
+            Cause::InsufficientStock => Self::InsufficientStock,
+            Cause::ReservaReleased => Self::ReservaReleased,
+            Cause::PeerError => Self::PeerError,
+            Cause::PeerUnavailable => Self::PeerUnavailable,
+            Cause::Interrupted => Self::Interrupted,
         }
     }
 }
@@ -339,7 +339,7 @@ pub enum EstadoPedido {
 /// The JSON of an order.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Pedido)]
-pub struct PedidoVista<'a> {
+pub struct PedidoView<'a> {
     pub(super) id: i64,
     estado: EstadoPedido,
     /// What the order costs, from the prices productos gave; `null` when it failed
@@ -348,7 +348,7 @@ pub struct PedidoVista<'a> {
     total: Option<Money>,
     moneda: &'a str,
     medio: &'a str,
-    items: Vec<ItemVista>,
+    items: Vec<ItemView>,
     pago_id: Option<i64>,
     creado_en: &'a str,
     /// The id of the request that placed it: `grep` the logs for it.
@@ -361,7 +361,7 @@ pub struct PedidoVista<'a> {
 /// One line of an order, with the price productos gave when it was placed.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = ItemPedido)]
-struct ItemVista {
+struct ItemView {
     producto_id: i64,
     cantidad: i64,
     precio_unitario: Option<Money>,
@@ -369,11 +369,11 @@ struct ItemVista {
     reserva_id: Option<i64>,
 }
 
-impl<'a> From<&'a Pedido> for PedidoVista<'a> {
+impl<'a> From<&'a Pedido> for PedidoView<'a> {
     fn from(pedido: &'a Pedido) -> Self {
         let (pago_id, motivo) = match &pedido.etapa {
-            Etapa::Registrado => (None, None),
-            Etapa::Cobrado { pago_id } => (
+            Stage::Registrado => (None, None),
+            Stage::Cobrado { pago_id } => (
                 *pago_id,
                 Some(
                     "paid; the confirmation of its units at inventario is still owed, and the \
@@ -381,13 +381,13 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
                         .to_string(),
                 ),
             ),
-            Etapa::Cerrado { desenlace, .. } => match desenlace {
-                Desenlace::Confirmado { pago_id } => (*pago_id, None),
-                Desenlace::Rechazado { pago_id } => (
+            Stage::Cerrado { desenlace, .. } => match desenlace {
+                Outcome::Confirmado { pago_id } => (*pago_id, None),
+                Outcome::Rechazado { pago_id } => (
                     *pago_id,
                     Some(format!("pagos rejected {}", payment_named(*pago_id))),
                 ),
-                Desenlace::Fallido { motivo, pago_id, .. } => (*pago_id, Some(motivo.clone())),
+                Outcome::Fallido { motivo, pago_id, .. } => (*pago_id, Some(motivo.clone())),
             },
         };
         Self {
@@ -400,7 +400,7 @@ impl<'a> From<&'a Pedido> for PedidoVista<'a> {
             items: pedido
                 .items
                 .iter()
-                .map(|item| ItemVista {
+                .map(|item| ItemView {
                     producto_id: item.producto_id,
                     cantidad: item.cantidad,
                     precio_unitario: item.precio_unitario,
@@ -421,7 +421,7 @@ pub fn payment_named(pago_id: Option<i64>) -> String {
     pago_id.map_or_else(|| "the payment".into(), |id| format!("the payment {id}"))
 }
 
-impl PedidoVista<'_> {
+impl PedidoView<'_> {
     pub fn motivo(&self) -> Option<&str> {
         self.motivo.as_deref()
     }

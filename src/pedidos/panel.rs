@@ -25,8 +25,8 @@ use super::answers::{ErrorAnswer, ProductoAnswer, ReadyAnswer, StockAnswer};
 use super::breaker::{Breakers, CircuitStatus};
 use super::clients::Peers;
 use super::decide::Ledger;
-use super::instancia::Instancia;
-use super::model::{EstadoPedido, PedidoVista};
+use super::instancia::Instance;
+use super::model::{EstadoPedido, PedidoView};
 use super::repo;
 use crate::clock;
 use crate::db::{self, Pool, run_blocking};
@@ -62,7 +62,7 @@ pub struct Panel<'a> {
     /// Each peer's circuit breaker at pedidos.
     circuitos: Vec<PeerCircuit>,
     /// The last 20 orders, newest first.
-    pedidos: Vec<PedidoVista<'a>>,
+    pedidos: Vec<PedidoView<'a>>,
     /// Orders placed in the last minute, by their estado now.
     ultimo_minuto: LastMinute,
     /// The first 1000 products by id, with their units at inventario; `null` when
@@ -90,7 +90,7 @@ struct RestoreStatus {
     traidos: u64,
 }
 
-fn restore_status(instancia: &Instancia) -> RestoreStatus {
+fn restore_status(instancia: &Instance) -> RestoreStatus {
     let metrics = &instancia.metrics;
     let count = |outcome: &str| {
         Ledger::BOTH
@@ -203,7 +203,7 @@ pub async fn estado(
     pool: web::Data<Pool>,
     peers: web::Data<Peers>,
     breakers: web::Data<Breakers>,
-    instancia: web::Data<Instancia>,
+    instancia: web::Data<Instance>,
 ) -> Result<HttpResponse, ApiError> {
     let now = jiff::Timestamp::now();
     let since = clock::stored(now - jiff::SignedDuration::from_secs(60));
@@ -255,7 +255,7 @@ pub async fn estado(
             generado_en: clock::stored(now),
             servicios,
             circuitos,
-            pedidos: pedidos.iter().map(PedidoVista::from).collect(),
+            pedidos: pedidos.iter().map(PedidoView::from).collect(),
             ultimo_minuto,
             productos,
             productos_detalle,

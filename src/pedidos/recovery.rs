@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use super::breaker::Breakers;
 use super::clients::{PeerApi, Peers};
 use super::heal;
-use super::instancia::Instancia;
+use super::instancia::Instance;
 use super::model::Pedido;
 use super::repo;
 use super::saga::{self, SagaContext, Store};
@@ -39,7 +39,7 @@ const AT_ONCE: usize = 16;
 /// order at a recorded stage, to be moved on at the next start.
 pub fn spawn(
     pool: Pool,
-    instancia: Arc<Instancia>,
+    instancia: Arc<Instance>,
     settings: PeerSettings,
     token: String,
     breakers: Breakers,
@@ -172,10 +172,10 @@ async fn settle_held<P: PeerApi, S: Store>(
         pedido.request_id.as_deref().unwrap_or("unknown")
     );
     let pedido = saga::advance(ctx, pedido, false).await?;
-    if pedido.terminado() {
+    if pedido.is_over() {
         let estado: &str = pedido.etapa.estado().into();
         ctx.instancia.metrics.recovered.with_label_values(&[estado]).inc();
         log::info!(target: LOG_TARGET, "recovery finished pedido {id}: {estado}");
     }
-    Ok(pedido.terminado())
+    Ok(pedido.is_over())
 }

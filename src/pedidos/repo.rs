@@ -8,7 +8,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::decide::{ChangeNumbers, Ledger};
-use super::model::{Causa, Desenlace, Deuda, EstadoPedido, Etapa, Item, NuevoPedido, Pedido};
+use super::model::{Cause, EstadoPedido, Item, NewPedido, Outcome, Owed, Pedido, Stage};
 use crate::db::Savepoint;
 use crate::money::Money;
 
@@ -37,24 +37,22 @@ fn conversion(column: usize, kind: Type, what: String) -> rusqlite::Error {
 type StageColumns<'a> = (
     &'static str,
     Option<&'static str>,
-    Option<Causa>,
+    Option<Cause>,
     Option<&'a str>,
     Option<i64>,
     bool,
     bool,
 );
 
-fn stage_columns(etapa: &Etapa) -> StageColumns<'_> {
+fn stage_columns(etapa: &Stage) -> StageColumns<'_> {
     let nombre: &'static str = etapa.into();
     match etapa {
-        Etapa::Registrado => (nombre, None, None, None, None, false, false),
-        Etapa::Cobrado { pago_id } => (nombre, None, None, None, *pago_id, false, false),
-        Etapa::Cerrado { desenlace, deuda } => {
+        Stage::Registrado => (nombre, None, None, None, None, false, false),
+        Stage::Cobrado { pago_id } => (nombre, None, None, None, *pago_id, false, false),
+        Stage::Cerrado { desenlace, deuda } => {
             let (causa, motivo, pago_id) = match desenlace {
-                Desenlace::Confirmado { pago_id } | Desenlace::Rechazado { pago_id } => {
-                    (None, None, *pago_id)
-                }
-                Desenlace::Fallido {
+                Outcome::Confirmado { pago_id } | Outcome::Rechazado { pago_id } => (None, None, *pago_id),
+                Outcome::Fallido {
                     causa,
                     motivo,
                     pago_id,
@@ -73,27 +71,27 @@ fn stage_columns(etapa: &Etapa) -> StageColumns<'_> {
     }
 }
 
-fn etapa(row: &Row) -> rusqlite::Result<Etapa> {
+fn stage(row: &Row) -> rusqlite::Result<Stage> {
     let nombre: String = row.get(1)?;
     let pago_id: Option<i64> = row.get(5)?;
     Ok(match nombre.as_str() {
-        "registrado" => Etapa::Registrado,
-        "cobrado" => Etapa::Cobrado { pago_id },
+        "registrado" => Stage::Registrado,
+        "cobrado" => Stage::Cobrado { pago_id },
         "cerrado" => {
             let desenlace: String = row.get(2)?;
             let desenlace = match desenlace.as_str() {
-                "confirmado" => Desenlace::Confirmado { pago_id },
-                "rechazado" => Desenlace::Rechazado { pago_id },
-                "fallido" => Desenlace::Fallido {
+                "confirmado" => Outcome::Confirmado { pago_id },
+                "rechazado" => Outcome::Rechazado { pago_id },
+                "fallido" => Outcome::Fallido {
                     causa: row.get(3)?,
                     motivo: row.get::<_, Option<String>>(4)?.unwrap_or_default(),
                     pago_id,
                 },
                 other => return Err(conversion(2, Type::Text, format!("desenlace {other:?}"))),
             };
-            Etapa::Cerrado {
+            Stage::Cerrado {
                 desenlace,
-                deuda: Deuda {
+                deuda: Owed {
                     liberar: row.get(6)?,
                     anular_cobro: row.get(7)?,
                 },
@@ -106,7 +104,7 @@ fn etapa(row: &Row) -> rusqlite::Result<Etapa> {
 fn pedido(row: &Row) -> rusqlite::Result<Pedido> {
     Ok(Pedido {
         id: row.get(0)?,
-        etapa: etapa(row)?,
+        etapa: stage(row)?,
         total: row.get(8)?,
         moneda: row.get(9)?,
         medio: row.get(10)?,
@@ -162,7 +160,7 @@ fn insert_items(tx: &Connection, id: i64, items: &[Item]) -> rusqlite::Result<()
 /// The outcome of recording a new order.
 #[derive(Debug)]
 pub enum Placement {
-    /// A new order, recorded at its first stage with its lines (`saga::colocar`
+    /// A new order, recorded at its first stage with its lines (`saga::place`
     /// answers it moved on as far as it goes).
     New(Box<Pedido>),
     /// The idempotency key was used before for the same order: this one.
@@ -174,13 +172,13 @@ pub enum Placement {
 /// A new order as it is first recorded: its lines as priced, its total, its first
 /// stage and its deadline.
 #[derive(Debug)]
-pub struct Registro {
-    pub nuevo: NuevoPedido,
+pub struct FirstRecord {
+    pub nuevo: NewPedido,
     /// The random part of the order's key at its peers.
     pub nonce: i64,
     pub items: Vec<Item>,
     pub total: Money,
-    pub etapa: Etapa,
+    pub etapa: Stage,
     pub vence_en: i64,
     pub request_id: Option<String>,
     /// The placing request's `traceparent`, when its trace is sampled.
@@ -188,7 +186,11 @@ pub struct Registro {
 }
 
 /// Records a new order with its lines (and its idempotency key), in one write.
-pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) -> rusqlite::Result<Placement> {
+pub fn create(
+    conn: &mut Connection,
+    registro: FirstRecord,
+    clave: Option<&str>,
+) -> rusqlite::Result<Placement> {
     let tx = Savepoint::begin(conn)?;
     let fingerprint = clave.map(|_| registro.nuevo.fingerprint());
     if let Some(clave) = clave {
@@ -261,8 +263,8 @@ pub fn create(conn: &mut Connection, registro: Registro, clave: Option<&str>) ->
 pub fn transition(
     conn: &mut Connection,
     id: i64,
-    from: &Etapa,
-    to: &Etapa,
+    from: &Stage,
+    to: &Stage,
     reservas: Option<&[i64]>,
     seen: ChangeNumbers,
 ) -> rusqlite::Result<bool> {
@@ -521,7 +523,7 @@ pub struct BroughtBack {
     pub total: Money,
     pub moneda: String,
     pub medio: String,
-    pub etapa: Etapa,
+    pub etapa: Stage,
     pub seen: ChangeNumbers,
 }
 
@@ -617,8 +619,8 @@ mod tests {
         crate::pedidos::schema().in_memory(None)
     }
 
-    fn registrado(conn: &mut Connection) -> Pedido {
-        let nuevo = NuevoPedido {
+    fn registered(conn: &mut Connection) -> Pedido {
+        let nuevo = NewPedido {
             lineas: vec![Linea {
                 producto_id: 1,
                 cantidad: 2,
@@ -627,7 +629,7 @@ mod tests {
             moneda: "PYG".into(),
             fail: false,
         };
-        let registro = Registro {
+        let registro = FirstRecord {
             nuevo,
             items: vec![Item {
                 producto_id: 1,
@@ -636,7 +638,7 @@ mod tests {
                 reserva_id: None,
             }],
             total: Money::from_hundredths(1000).expect("money"),
-            etapa: Etapa::Registrado,
+            etapa: Stage::Registrado,
             vence_en: 0,
             request_id: Some("the-request".into()),
             traceparent: None,
@@ -656,15 +658,15 @@ mod tests {
     }
 
     /// Moves registered order `id` to its outcome, owing nothing.
-    fn close(conn: &mut Connection, id: i64, desenlace: Desenlace) {
-        let cerrado = Etapa::Cerrado {
+    fn close(conn: &mut Connection, id: i64, desenlace: Outcome) {
+        let cerrado = Stage::Cerrado {
             desenlace,
-            deuda: Deuda::default(),
+            deuda: Owed::default(),
         };
         let written = transition(
             conn,
             id,
-            &Etapa::Registrado,
+            &Stage::Registrado,
             &cerrado,
             None,
             ChangeNumbers::default(),
@@ -675,10 +677,10 @@ mod tests {
     #[test]
     fn the_counts_by_second_follow_every_order_as_it_is_placed_and_moves_on() {
         let mut conn = database();
-        let first = registrado(&mut conn);
-        registrado(&mut conn);
+        let first = registered(&mut conn);
+        registered(&mut conn);
         assert_eq!(counts(&conn), [(EstadoPedido::Pendiente, 2)]);
-        close(&mut conn, first.id, Desenlace::Rechazado { pago_id: Some(1) });
+        close(&mut conn, first.id, Outcome::Rechazado { pago_id: Some(1) });
         assert_eq!(
             counts(&conn),
             [(EstadoPedido::Pendiente, 1), (EstadoPedido::Rechazado, 1)]
@@ -718,7 +720,7 @@ mod tests {
     fn only_the_keys_of_old_orders_that_are_over_are_forgotten() {
         let mut conn = database();
         let keyed = |clave: &str, conn: &mut Connection| {
-            let pedido = registrado(conn);
+            let pedido = registered(conn);
             conn.execute(
                 "INSERT INTO claves_idempotencia (clave, huella, pedido_id) VALUES (?1, 'h', ?2)",
                 params![clave, pedido.id],
@@ -728,7 +730,7 @@ mod tests {
         };
         let over = keyed("over", &mut conn);
         keyed("unfinished", &mut conn);
-        close(&mut conn, over.id, Desenlace::Confirmado { pago_id: Some(1) });
+        close(&mut conn, over.id, Outcome::Confirmado { pago_id: Some(1) });
         assert_eq!(
             forget_keys_before(&conn, "2000-01-01T00:00:00.000Z", 100).expect("read"),
             0,
@@ -746,7 +748,7 @@ mod tests {
 
         // Kept keys at the front hold back none behind them, whatever the batch.
         let later = keyed("later", &mut conn);
-        close(&mut conn, later.id, Desenlace::Confirmado { pago_id: Some(2) });
+        close(&mut conn, later.id, Outcome::Confirmado { pago_id: Some(2) });
         assert_eq!(
             forget_keys_before(&conn, "9999-01-01T00:00:00.000Z", 1).expect("read"),
             1,
@@ -757,16 +759,16 @@ mod tests {
     #[test]
     fn a_transition_from_a_stage_the_order_has_left_writes_nothing() {
         let mut conn = database();
-        let pedido = registrado(&mut conn);
-        let confirmado = Etapa::Cerrado {
-            desenlace: Desenlace::Confirmado { pago_id: Some(7) },
-            deuda: Deuda::default(),
+        let pedido = registered(&mut conn);
+        let confirmado = Stage::Cerrado {
+            desenlace: Outcome::Confirmado { pago_id: Some(7) },
+            deuda: Owed::default(),
         };
         assert!(
             transition(
                 &mut conn,
                 pedido.id,
-                &Etapa::Registrado,
+                &Stage::Registrado,
                 &confirmado,
                 Some(&[3]),
                 ChangeNumbers::default()
@@ -774,13 +776,13 @@ mod tests {
             .expect("written")
         );
         // A second driver that still believes the order is registrado finds it moved on.
-        let fallido = Etapa::Cerrado {
-            desenlace: Desenlace::Fallido {
-                causa: Causa::Interrupted,
+        let fallido = Stage::Cerrado {
+            desenlace: Outcome::Fallido {
+                causa: Cause::Interrupted,
                 motivo: "stale".into(),
                 pago_id: None,
             },
-            deuda: Deuda {
+            deuda: Owed {
                 liberar: true,
                 anular_cobro: false,
             },
@@ -789,7 +791,7 @@ mod tests {
             !transition(
                 &mut conn,
                 pedido.id,
-                &Etapa::Registrado,
+                &Stage::Registrado,
                 &fallido,
                 None,
                 ChangeNumbers::default()
@@ -804,30 +806,30 @@ mod tests {
     #[test]
     fn every_stage_reads_back_as_it_was_written() {
         let mut conn = database();
-        let pedido = registrado(&mut conn);
+        let pedido = registered(&mut conn);
         let stages = [
-            Etapa::Cobrado { pago_id: Some(4) },
-            Etapa::Cerrado {
-                desenlace: Desenlace::Fallido {
-                    causa: Causa::ReservaReleased,
+            Stage::Cobrado { pago_id: Some(4) },
+            Stage::Cerrado {
+                desenlace: Outcome::Fallido {
+                    causa: Cause::ReservaReleased,
                     motivo: "gone".into(),
                     pago_id: Some(4),
                 },
-                deuda: Deuda {
+                deuda: Owed {
                     liberar: true,
                     anular_cobro: true,
                 },
             },
-            Etapa::Cerrado {
-                desenlace: Desenlace::Fallido {
-                    causa: Causa::ReservaReleased,
+            Stage::Cerrado {
+                desenlace: Outcome::Fallido {
+                    causa: Cause::ReservaReleased,
                     motivo: "gone".into(),
                     pago_id: Some(4),
                 },
-                deuda: Deuda::default(),
+                deuda: Owed::default(),
             },
         ];
-        let mut from = Etapa::Registrado;
+        let mut from = Stage::Registrado;
         for etapa in stages {
             assert!(
                 transition(
@@ -850,7 +852,7 @@ mod tests {
     fn an_order_brought_back_keeps_its_key_under_its_own_id_or_another() {
         let mut conn = database();
         let prefijo = prefijo(&conn).expect("a prefix");
-        let placed = registrado(&mut conn);
+        let placed = registered(&mut conn);
         let clave = placed.clave(&prefijo);
         assert_eq!(parse_clave(&prefijo, &clave), Some((placed.id, placed.nonce)));
         assert_eq!(parse_clave(&prefijo, "other-1-a"), None);
@@ -866,9 +868,9 @@ mod tests {
             total: Money::from_hundredths(700).expect("money"),
             moneda: "PYG".into(),
             medio: "tarjeta".into(),
-            etapa: Etapa::Cerrado {
-                desenlace: Desenlace::Confirmado { pago_id: Some(5) },
-                deuda: Deuda::default(),
+            etapa: Stage::Cerrado {
+                desenlace: Outcome::Confirmado { pago_id: Some(5) },
+                deuda: Owed::default(),
             },
             seen: ChangeNumbers {
                 inventario: Some(4),

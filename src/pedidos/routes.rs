@@ -11,8 +11,8 @@ use utoipa::openapi::{RefOr, Response};
 use utoipa::{IntoResponses, ToSchema};
 
 use super::clients::Peers;
-use super::instancia::Instancia;
-use super::model::{NuevoPedido, Pedido, PedidoBody, PedidoVista};
+use super::instancia::Instance;
+use super::model::{NewPedido, Pedido, PedidoBody, PedidoView};
 use super::repo::{self, Placement};
 use super::saga::{self, SagaContext, Store};
 use crate::db::{self, Pool, run_blocking};
@@ -33,7 +33,7 @@ pub struct PedidoFallido<'a> {
     error: &'static str,
     detail: String,
     #[serde(flatten)]
-    pedido: PedidoVista<'a>,
+    pedido: PedidoView<'a>,
 }
 
 /// The codes an order that was recorded and did not succeed is answered with, beside
@@ -84,7 +84,7 @@ fn respond(pedido: &Pedido, peers: &Peers) -> HttpResponse {
         let retry_after = peers.retry_after().unwrap_or(1);
         response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
     }
-    let vista = PedidoVista::from(pedido);
+    let vista = PedidoView::from(pedido);
     match error {
         None => response.json(vista),
         Some(error) => response.json(PedidoFallido {
@@ -110,11 +110,11 @@ const LEARNING_POLL: Duration = Duration::from_millis(10);
     params(IdempotencyKey),
     request_body = PedidoBody,
     responses(
-        (status = 201, description = "the order, `confirmado`", body = PedidoVista,
+        (status = 201, description = "the order, `confirmado`", body = PedidoView,
             headers(("Location" = String, description = "`/pedidos/{id}`")),
             links(("obtener" = (operation_id = "obtener", parameters(("id" = "$response.body#/id")))))),
         (status = 202, description = "the order, `pendiente`: charged, its units not yet \
-            confirmed; poll its `Location`", body = PedidoVista,
+            confirmed; poll its `Location`", body = PedidoView,
             headers(("Location" = String, description = "`/pedidos/{id}`"))),
         CrearRefusals,
     )
@@ -123,10 +123,10 @@ pub async fn crear(
     req: HttpRequest,
     pool: web::Data<Pool>,
     peers: web::Data<Peers>,
-    instancia: web::Data<Instancia>,
+    instancia: web::Data<Instance>,
     body: Json<PedidoBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let nuevo = NuevoPedido::parse(body.into_inner())?;
+    let nuevo = NewPedido::parse(body.into_inner())?;
     let clave = input::idempotency_key(&req)?;
     // Right after a start, the orders a restore of this database lost are learned back
     // first, under the ids they had: a new order must not take one of them. (Once: if
@@ -147,7 +147,7 @@ pub async fn crear(
                 store: &**pool,
                 instancia: &instancia,
             };
-            saga::colocar(&ctx, nuevo, clave).await
+            saga::place(&ctx, nuevo, clave).await
         };
         match trace::current() {
             Some(trace) => actix_web::rt::spawn(trace.scope(work)),
@@ -177,7 +177,7 @@ async fn replay(ctx: &SagaContext<'_>, id: i64) -> Result<HttpResponse, ApiError
     let mut pause = Duration::from_millis(5);
     loop {
         // Read once no one drives it: what is read then is its answer.
-        if !ctx.instancia.in_progress.ocupado(id) {
+        if !ctx.instancia.in_progress.is_driven(id) {
             let pedido = ctx.store.load(id).await?.ok_or_else(|| {
                 ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
             })?;
@@ -200,12 +200,12 @@ async fn replay(ctx: &SagaContext<'_>, id: i64) -> Result<HttpResponse, ApiError
     path = super::PEDIDOS,
     tag = "pedidos",
     params(Page),
-    responses((status = 200, description = "the orders", body = Vec<PedidoVista>), ListarRefusals)
+    responses((status = 200, description = "the orders", body = Vec<PedidoView>), ListarRefusals)
 )]
 pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<HttpResponse, ApiError> {
     let page = page.bounds()?;
     let pedidos = run_blocking(&pool, move |conn| Ok(repo::list(conn, page)?)).await?;
-    let vistas: Vec<_> = pedidos.iter().map(PedidoVista::from).collect();
+    let vistas: Vec<_> = pedidos.iter().map(PedidoView::from).collect();
     Ok(page.answer(super::PEDIDOS, &vistas, |p| p.id))
 }
 
@@ -215,12 +215,12 @@ pub async fn listar(pool: web::Data<Pool>, page: web::Query<Page>) -> Result<Htt
     path = super::PEDIDO,
     tag = "pedidos",
     params(IdPath),
-    responses((status = 200, description = "the order", body = PedidoVista), ObtenerRefusals)
+    responses((status = 200, description = "the order", body = PedidoView), ObtenerRefusals)
 )]
 pub async fn obtener(pool: web::Data<Pool>, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
     let id = input::path_id(&path.id, "id", ErrorCode::PedidoNotFound, "pedido")?;
     let pedido = run_blocking(&pool, move |conn| Ok(repo::get(conn, id)?)).await?;
     pedido
-        .map(|p| HttpResponse::Ok().json(PedidoVista::from(&p)))
+        .map(|p| HttpResponse::Ok().json(PedidoView::from(&p)))
         .ok_or_else(|| ApiError::new(ErrorCode::PedidoNotFound, format!("there is no pedido {id}")))
 }

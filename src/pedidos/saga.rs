@@ -32,9 +32,9 @@ use std::sync::Arc;
 use super::answers::{EstadoPago, LoteAnswer, PagoAnswer};
 use super::clients::{PagarRequest, PeerApi, PeerError, Peers};
 use super::decide::{self, Call, ChangeNumbers, Decision, Ledger, Progress, Settlement};
-use super::instancia::{Claim, InProgress, Instancia};
-use super::model::{Causa, Desenlace, Deuda, Etapa, Item, NuevoPedido, Pedido, payment_named};
-use super::repo::{self, BroughtBack, Placement, Registro};
+use super::instancia::{Claim, InProgress, Instance};
+use super::model::{Cause, Item, NewPedido, Outcome, Owed, Pedido, Stage, payment_named};
+use super::repo::{self, BroughtBack, FirstRecord, Placement};
 use crate::clock::now_millis;
 use crate::db::{Pool, run_blocking, run_write, run_write_always};
 use crate::error::ApiError;
@@ -55,7 +55,7 @@ pub trait Store {
     /// `in_progress` inside the same write, before anyone else can see it.
     async fn create(
         &self,
-        registro: Registro,
+        registro: FirstRecord,
         clave: Option<String>,
         in_progress: &Arc<InProgress>,
     ) -> Result<(Placement, Option<Claim>), ApiError>;
@@ -65,8 +65,8 @@ pub trait Store {
     async fn transition(
         &self,
         id: i64,
-        from: Etapa,
-        to: Etapa,
+        from: Stage,
+        to: Stage,
         reservas: Option<Vec<i64>>,
         seen: ChangeNumbers,
     ) -> Result<bool, ApiError>;
@@ -95,7 +95,7 @@ pub trait Store {
 /// that no reader (recovery) can see it unclaimed.
 pub fn record_new(
     conn: &mut rusqlite::Connection,
-    registro: Registro,
+    registro: FirstRecord,
     clave: Option<&str>,
     in_progress: &Arc<InProgress>,
 ) -> rusqlite::Result<(Placement, Option<Claim>)> {
@@ -114,7 +114,7 @@ impl Store for Pool {
 
     async fn create(
         &self,
-        registro: Registro,
+        registro: FirstRecord,
         clave: Option<String>,
         in_progress: &Arc<InProgress>,
     ) -> Result<(Placement, Option<Claim>), ApiError> {
@@ -128,8 +128,8 @@ impl Store for Pool {
     async fn transition(
         &self,
         id: i64,
-        from: Etapa,
-        to: Etapa,
+        from: Stage,
+        to: Stage,
         reservas: Option<Vec<i64>>,
         seen: ChangeNumbers,
     ) -> Result<bool, ApiError> {
@@ -189,10 +189,10 @@ impl Store for Pool {
 pub struct SagaContext<'a, P: PeerApi = Peers, S: Store = Pool> {
     pub peers: &'a P,
     pub store: &'a S,
-    pub instancia: &'a Instancia,
+    pub instancia: &'a Instance,
 }
 
-fn sin_precio(items: Vec<Item>, desenlace: Desenlace) -> (Vec<Item>, Money, Etapa) {
+fn unpriced(items: Vec<Item>, desenlace: Outcome) -> (Vec<Item>, Money, Stage) {
     let items = items
         .into_iter()
         .map(|i| Item {
@@ -200,33 +200,33 @@ fn sin_precio(items: Vec<Item>, desenlace: Desenlace) -> (Vec<Item>, Money, Etap
             ..i
         })
         .collect();
-    let etapa = Etapa::Cerrado {
+    let etapa = Stage::Cerrado {
         desenlace,
-        deuda: Deuda::default(),
+        deuda: Owed::default(),
     };
     (items, Money::ZERO, etapa)
 }
 
 /// Places a new order: prices it, records it (claimed by this request before anyone
 /// can see it), and moves it on as far as it goes.
-pub async fn colocar<P: PeerApi, S: Store>(
+pub async fn place<P: PeerApi, S: Store>(
     ctx: &SagaContext<'_, P, S>,
-    nuevo: NuevoPedido,
+    nuevo: NewPedido,
     clave: Option<String>,
 ) -> Result<Placement, ApiError> {
     let (items, total, etapa) = trace::in_span(
         "price",
         SpanKind::Internal,
         |_| {},
-        |span, (_, total, etapa): &(Vec<Item>, Money, Etapa)| {
+        |span, (_, total, etapa): &(Vec<Item>, Money, Stage)| {
             span.set_with(|| [KeyValue::new("pedido.total", total.to_string())]);
             describe(span, etapa);
         },
-        cotizar(ctx.peers, &nuevo),
+        quote(ctx.peers, &nuevo),
     )
     .await;
     let plazo = i64::try_from(ctx.instancia.plazo.as_millis()).unwrap_or(i64::MAX);
-    let registro = Registro {
+    let registro = FirstRecord {
         nuevo,
         nonce: fastrand::i64(0..),
         items,
@@ -246,9 +246,9 @@ pub async fn colocar<P: PeerApi, S: Store>(
         return Ok(placement);
     };
     let pedido = match pedido.etapa {
-        Etapa::Registrado => Box::new(advance(ctx, *pedido, true).await?),
+        Stage::Registrado => Box::new(advance(ctx, *pedido, true).await?),
         _ => {
-            contar_final(ctx.instancia, &pedido.etapa);
+            count_outcome(ctx.instancia, &pedido.etapa);
             pedido
         }
     };
@@ -258,7 +258,7 @@ pub async fn colocar<P: PeerApi, S: Store>(
 
 /// The order's lines priced by productos, in one call, its total, and the stage it is
 /// recorded at: `Registrado`, or already failed if it cannot be priced.
-async fn cotizar<P: PeerApi>(peers: &P, nuevo: &NuevoPedido) -> (Vec<Item>, Money, Etapa) {
+async fn quote<P: PeerApi>(peers: &P, nuevo: &NewPedido) -> (Vec<Item>, Money, Stage) {
     let mut items: Vec<Item> = nuevo
         .lineas
         .iter()
@@ -271,27 +271,27 @@ async fn cotizar<P: PeerApi>(peers: &P, nuevo: &NuevoPedido) -> (Vec<Item>, Mone
         .collect();
     // An open circuit fails the order at once, before any peer is called.
     if let Err(e) = peers.ensure_available() {
-        return sin_precio(items, decide::fallido_por(&e));
+        return unpriced(items, decide::failed_by(&e));
     }
     let ids: Vec<i64> = items.iter().map(|i| i.producto_id).collect();
     let precios = match peers.precios(&ids).await {
         Ok(precios) => precios,
-        Err(e) => return sin_precio(items, decide::fallido_por(&e)),
+        Err(e) => return unpriced(items, decide::failed_by(&e)),
     };
     let mut total = Money::ZERO;
     for item in &mut items {
         let Some(precio) = precios.get(&item.producto_id).copied() else {
             let motivo = format!("producto {} does not exist", item.producto_id);
-            return sin_precio(items, decide::fallido(Causa::ProductoNotFound, motivo));
+            return unpriced(items, decide::fallido(Cause::ProductoNotFound, motivo));
         };
         let Ok(sumado) = precio.times(item.cantidad).and_then(|s| total.plus(s)) else {
             let motivo = "the order's total is larger than penguin can charge";
-            return sin_precio(items, decide::fallido(Causa::TotalTooLarge, motivo));
+            return unpriced(items, decide::fallido(Cause::TotalTooLarge, motivo));
         };
         total = sumado;
         item.precio_unitario = Some(precio);
     }
-    (items, total, Etapa::Registrado)
+    (items, total, Stage::Registrado)
 }
 
 /// Moves an order on from its recorded stage as far as its peers' answers take it,
@@ -303,7 +303,7 @@ pub async fn advance<P: PeerApi, S: Store>(
     fresh: bool,
 ) -> Result<Pedido, ApiError> {
     let mut progress = Progress {
-        free: pedido.gratis(),
+        free: pedido.is_free(),
         ..Progress::start(pedido.etapa.clone(), fresh)
     };
     for _ in 0..MAX_CALLS {
@@ -330,10 +330,10 @@ pub async fn advance<P: PeerApi, S: Store>(
 
 /// What a step's span says of the stage it left the order at: its estado, and a
 /// failure when the order failed there.
-fn describe(span: &mut trace::Span, etapa: &Etapa) {
+fn describe(span: &mut trace::Span, etapa: &Stage) {
     span.set(KeyValue::new("pedido.estado", <&str>::from(etapa.estado())));
-    if let Etapa::Cerrado {
-        desenlace: Desenlace::Fallido { causa, motivo, .. },
+    if let Stage::Cerrado {
+        desenlace: Outcome::Fallido { causa, motivo, .. },
         ..
     } = etapa
     {
@@ -435,7 +435,7 @@ impl Numbered for PagoAnswer {
 /// behind it (until it is healed), and each answer's number is noted.
 struct Fence<'a> {
     ledger: Ledger,
-    instancia: &'a Instancia,
+    instancia: &'a Instance,
     visto: Option<i64>,
 }
 
@@ -559,19 +559,19 @@ async fn record<P: PeerApi, S: Store>(
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("pedido {id} disappeared")));
     }
     // The step that closes the order is logged and counted once, by whoever takes it.
-    if !matches!(pedido.etapa, Etapa::Cerrado { .. })
-        && let Etapa::Cerrado { desenlace, .. } = &progress.etapa
+    if !matches!(pedido.etapa, Stage::Cerrado { .. })
+        && let Stage::Cerrado { desenlace, .. } = &progress.etapa
     {
         match desenlace {
-            Desenlace::Fallido { causa, motivo, .. } => {
+            Outcome::Fallido { causa, motivo, .. } => {
                 log::info!(target: LOG_TARGET, "pedido {id} fallido ({}): {motivo}", <&str>::from(causa));
             }
-            Desenlace::Rechazado { pago_id } => {
+            Outcome::Rechazado { pago_id } => {
                 log::info!(target: LOG_TARGET, "pedido {id} rechazado: pagos rejected {}", payment_named(*pago_id));
             }
-            Desenlace::Confirmado { .. } => {}
+            Outcome::Confirmado { .. } => {}
         }
-        contar_final(ctx.instancia, &progress.etapa);
+        count_outcome(ctx.instancia, &progress.etapa);
     }
     if let Some(reservas) = progress.reservas {
         for (item, reserva_id) in pedido.items.iter_mut().zip(reservas) {
@@ -583,8 +583,8 @@ async fn record<P: PeerApi, S: Store>(
 }
 
 /// Counts an order that reached its final estado.
-fn contar_final(instancia: &Instancia, etapa: &Etapa) {
-    if matches!(etapa, Etapa::Cerrado { .. }) {
+fn count_outcome(instancia: &Instance, etapa: &Stage) {
+    if matches!(etapa, Stage::Cerrado { .. }) {
         let estado: &str = etapa.estado().into();
         instancia.metrics.orders.with_label_values(&[estado]).inc();
     }

@@ -13,9 +13,9 @@ use crate::db::Pool;
 use crate::pagination::Bounds;
 
 #[derive(Debug, Default)]
-pub struct Catalogo(RwLock<BTreeMap<i64, Producto>>);
+pub struct Catalog(RwLock<BTreeMap<i64, Producto>>);
 
-impl Catalogo {
+impl Catalog {
     /// Reads every product from the database.
     pub fn load(pool: &Pool) -> anyhow::Result<Self> {
         let productos = repo::all(&*pool.get()?)?;

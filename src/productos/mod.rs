@@ -4,7 +4,7 @@
 //! products named), `GET /productos/{id}`, `PUT /productos/{id}`, `DELETE /productos/{id}`.
 //!
 //! Reads come from the catalog in memory (`catalogo`), which every committed write
-//! keeps up to date; the app must hold a `web::Data<Catalogo>`.
+//! keeps up to date; the app must hold a `web::Data<Catalog>`.
 
 mod catalogo;
 mod model;
@@ -15,7 +15,7 @@ use actix_web::web;
 use rusqlite_migration::M;
 use utoipa::OpenApi;
 
-pub use catalogo::Catalogo;
+pub use catalogo::Catalog;
 
 use crate::db::Schema;
 use crate::error::resource;

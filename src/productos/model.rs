@@ -20,8 +20,8 @@ pub struct Producto {
 /// The body of `POST /productos`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = NuevoProducto)]
-pub struct NuevoProductoBody {
+#[schema(as = NewProducto)]
+pub struct NewProductoBody {
     #[schema(schema_with = input::schema::text)]
     nombre: String,
     #[schema(schema_with = money::schema)]
@@ -31,8 +31,8 @@ pub struct NuevoProductoBody {
 /// The body of `PUT /productos/{id}`: any of the fields; `null` keeps the current value.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = CambioProducto)]
-pub struct CambioProductoBody {
+#[schema(as = ProductoChange)]
+pub struct ProductoChangeBody {
     #[serde(default)]
     #[schema(schema_with = input::schema::optional_text)]
     nombre: Option<String>,
@@ -43,14 +43,14 @@ pub struct CambioProductoBody {
 
 /// A valid new product.
 #[derive(Debug)]
-pub struct NuevoProducto {
+pub struct NewProducto {
     pub nombre: String,
     pub precio: Money,
 }
 
 /// A valid change to a product; `None` keeps the current value.
 #[derive(Debug)]
-pub struct CambioProducto {
+pub struct ProductoChange {
     pub nombre: Option<String>,
     pub precio: Option<Money>,
 }
@@ -65,8 +65,8 @@ fn precio(value: MoneyInput) -> Result<Money, ApiError> {
     Ok(precio)
 }
 
-impl NuevoProducto {
-    pub fn parse(body: NuevoProductoBody) -> Result<Self, ApiError> {
+impl NewProducto {
+    pub fn parse(body: NewProductoBody) -> Result<Self, ApiError> {
         Ok(Self {
             nombre: input::text("nombre", &body.nombre)?,
             precio: precio(body.precio)?,
@@ -74,8 +74,8 @@ impl NuevoProducto {
     }
 }
 
-impl CambioProducto {
-    pub fn parse(body: CambioProductoBody) -> Result<Self, ApiError> {
+impl ProductoChange {
+    pub fn parse(body: ProductoChangeBody) -> Result<Self, ApiError> {
         Ok(Self {
             nombre: body.nombre.map(|n| input::text("nombre", &n)).transpose()?,
             precio: body.precio.map(precio).transpose()?,
@@ -86,7 +86,7 @@ impl CambioProducto {
 /// The query of `GET /productos`: a page of the catalog, or the products named by
 /// `ids` (comma-separated), which is how pedidos prices a whole order in one call.
 #[derive(Debug, Deserialize)]
-pub struct ListaQuery {
+pub struct ListingQuery {
     limit: Option<String>,
     after: Option<String>,
     offset: Option<String>,
@@ -94,7 +94,7 @@ pub struct ListaQuery {
 }
 
 /// `?limit=&offset=` or `?ids=`, in the OpenAPI document.
-impl IntoParams for ListaQuery {
+impl IntoParams for ListingQuery {
     fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         let ids = ArrayBuilder::new()
             .items(input::schema::id())
@@ -121,15 +121,15 @@ impl IntoParams for ListaQuery {
 
 /// What `GET /productos` asks for.
 #[derive(Debug)]
-pub enum Lista {
+pub enum Listing {
     Pagina(Page),
     /// Distinct ids, in the order given, and the page of them wanted: those above
     /// `after`, past `offset`, at most `limit` (all of them unless `limit` is given).
     Ids(Vec<i64>, Bounds),
 }
 
-impl Lista {
-    pub fn parse(query: ListaQuery) -> Result<Self, ApiError> {
+impl Listing {
+    pub fn parse(query: ListingQuery) -> Result<Self, ApiError> {
         let page = Page {
             limit: query.limit,
             after: query.after,

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{CambioProducto, NuevoProducto, Producto};
+use super::model::{NewProducto, Producto, ProductoChange};
 
 fn producto(row: &Row) -> rusqlite::Result<Producto> {
     Ok(Producto {
@@ -12,7 +12,7 @@ fn producto(row: &Row) -> rusqlite::Result<Producto> {
     })
 }
 
-pub fn insert(conn: &Connection, nuevo: &NuevoProducto) -> rusqlite::Result<Producto> {
+pub fn insert(conn: &Connection, nuevo: &NewProducto) -> rusqlite::Result<Producto> {
     conn.prepare_cached(
         "INSERT INTO productos (nombre, precio) VALUES (?1, ?2) RETURNING id, nombre, precio",
     )?
@@ -27,7 +27,7 @@ pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Producto>> {
 }
 
 /// Changes the given fields in one statement; `None` when there is no such product.
-pub fn update(conn: &Connection, id: i64, cambio: &CambioProducto) -> rusqlite::Result<Option<Producto>> {
+pub fn update(conn: &Connection, id: i64, cambio: &ProductoChange) -> rusqlite::Result<Option<Producto>> {
     conn.prepare_cached(
         "UPDATE productos SET nombre = coalesce(?2, nombre), precio = coalesce(?3, precio)
          WHERE id = ?1 RETURNING id, nombre, precio",

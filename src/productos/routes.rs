@@ -1,12 +1,12 @@
-//! Handlers of productos. Reads are answered from the in-memory [`Catalogo`]; writes
+//! Handlers of productos. Reads are answered from the in-memory [`Catalog`]; writes
 //! go to the database and update the catalog once committed.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-use super::catalogo::Catalogo;
+use super::catalogo::Catalog;
 use super::model::{
-    CambioProducto, CambioProductoBody, Lista, ListaQuery, NuevoProducto, NuevoProductoBody, Producto,
+    Listing, ListingQuery, NewProducto, NewProductoBody, Producto, ProductoChange, ProductoChangeBody,
 };
 use super::repo;
 use crate::db::{self, Pool, run_write_then};
@@ -31,7 +31,7 @@ refusals!(BorrarRefusals: IdPath::REFUSALS, &[ErrorCode::ProductoNotFound], db::
     post,
     path = super::PRODUCTOS,
     tag = "productos",
-    request_body = NuevoProductoBody,
+    request_body = NewProductoBody,
     responses(
         (status = 201, description = "the product", body = Producto,
             headers(("Location" = String, description = "`/productos/{id}`")),
@@ -45,10 +45,10 @@ refusals!(BorrarRefusals: IdPath::REFUSALS, &[ErrorCode::ProductoNotFound], db::
 )]
 pub async fn crear(
     pool: web::Data<Pool>,
-    catalogo: web::Data<Catalogo>,
-    body: Json<NuevoProductoBody>,
+    catalogo: web::Data<Catalog>,
+    body: Json<NewProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let nuevo = NuevoProducto::parse(body.into_inner())?;
+    let nuevo = NewProducto::parse(body.into_inner())?;
     let catalogo = catalogo.into_inner();
     let producto = run_write_then(
         &pool,
@@ -66,19 +66,19 @@ pub async fn crear(
     get,
     path = super::PRODUCTOS,
     tag = "productos",
-    params(ListaQuery),
+    params(ListingQuery),
     responses((status = 200, description = "the products", body = Vec<Producto>), ListarRefusals)
 )]
 pub async fn listar(
-    catalogo: web::Data<Catalogo>,
-    query: web::Query<ListaQuery>,
+    catalogo: web::Data<Catalog>,
+    query: web::Query<ListingQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(match Lista::parse(query.into_inner())? {
-        Lista::Pagina(page) => {
+    Ok(match Listing::parse(query.into_inner())? {
+        Listing::Pagina(page) => {
             let page = page.bounds()?;
             page.answer(super::PRODUCTOS, &catalogo.page(page), |p| p.id)
         }
-        Lista::Ids(ids, page) => {
+        Listing::Ids(ids, page) => {
             let named = catalogo.some(&ids).into_iter();
             let productos: Vec<_> = page.window(named.filter(|p| p.id > page.after)).collect();
             HttpResponse::Ok().json(productos)
@@ -95,7 +95,7 @@ pub async fn listar(
     responses((status = 200, description = "the product", body = Producto), ObtenerRefusals)
 )]
 pub async fn obtener(
-    catalogo: web::Data<Catalogo>,
+    catalogo: web::Data<Catalog>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;
@@ -111,17 +111,17 @@ pub async fn obtener(
     path = super::PRODUCTO,
     tag = "productos",
     params(IdPath),
-    request_body = CambioProductoBody,
+    request_body = ProductoChangeBody,
     responses((status = 200, description = "the product as changed", body = Producto), ActualizarRefusals)
 )]
 pub async fn actualizar(
     pool: web::Data<Pool>,
-    catalogo: web::Data<Catalogo>,
+    catalogo: web::Data<Catalog>,
     path: web::Path<IdPath>,
-    body: Json<CambioProductoBody>,
+    body: Json<ProductoChangeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;
-    let cambio = CambioProducto::parse(body.into_inner())?;
+    let cambio = ProductoChange::parse(body.into_inner())?;
     let catalogo = catalogo.into_inner();
     let producto = run_write_then(
         &pool,
@@ -148,7 +148,7 @@ pub async fn actualizar(
 )]
 pub async fn borrar(
     pool: web::Data<Pool>,
-    catalogo: web::Data<Catalogo>,
+    catalogo: web::Data<Catalog>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;

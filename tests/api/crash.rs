@@ -41,9 +41,9 @@ async fn place_orders(
 /// Waits for recovery to settle everything, then asserts every invariant of
 /// `penguin check` and returns the orders by estado.
 async fn assert_settles(shop: &Shop, productos: &[(i64, i64)]) -> BTreeMap<String, usize> {
-    let informe = shop.check(productos, &[]).await;
-    assert!(informe.cumple(), "never settled:\n{informe}");
-    informe.pedidos_por_estado
+    let report = shop.check(productos, &[]).await;
+    assert!(report.holds(), "never settled:\n{report}");
+    report.pedidos_by_estado
 }
 
 #[actix_web::test]

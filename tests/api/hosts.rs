@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
-use penguin::invariantes::{self, ClientAnswer, Tienda};
+use penguin::invariantes::{self, ClientAnswer, ShopAddress};
 use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -451,7 +451,7 @@ impl Shop {
     /// Waits for recovery to settle everything and asserts every invariant of
     /// `penguin check`, the answers clients got included; how long it took.
     async fn assert_settles(&self, productos: &[(i64, i64)], sent: &[Sent]) -> Duration {
-        let tienda = Tienda {
+        let shop_address = ShopAddress {
             pedidos: Network::url(Service::Pedidos),
             inventario: Network::url(Service::Inventario),
             pagos: Network::url(Service::Pagos),
@@ -462,8 +462,9 @@ impl Shop {
             .map(|s| ClientAnswer::of(s.status, s.pedido_id))
             .collect();
         let started = Instant::now();
-        let informe = invariantes::check_until(&tienda, productos, &answers, Duration::from_secs(30)).await;
-        assert!(informe.cumple(), "never settled:\n{informe}");
+        let report =
+            invariantes::check_until(&shop_address, productos, &answers, Duration::from_secs(30)).await;
+        assert!(report.holds(), "never settled:\n{report}");
         started.elapsed()
     }
 

@@ -196,8 +196,8 @@ async fn the_documents_state_the_limits_the_code_enforces() {
     let productos = document(&app, Service::Productos).await;
 
     // cantidad: 1 to 1,000,000 to reserve or order; 0 to 1,000,000 as stock.
-    let unidades = &inventario["components"]["schemas"]["Unidades"];
-    let item = &field(&pedidos, "NuevoPedido", "items")["items"];
+    let unidades = &inventario["components"]["schemas"]["Units"];
+    let item = &field(&pedidos, "NewPedido", "items")["items"];
     for line in [unidades, item] {
         let cantidad = &line["properties"]["cantidad"];
         assert_eq!(cantidad["minimum"], 1, "{line}");
@@ -242,7 +242,7 @@ async fn the_documents_state_the_limits_the_code_enforces() {
     assert_eq!(monto["exclusiveMinimum"], 0.0);
     assert_eq!(monto["maximum"], 999_999_999_999.99);
     assert_eq!(monto["multipleOf"], 0.01);
-    assert_eq!(field(&productos, "NuevoProducto", "precio")["minimum"], 0.0);
+    assert_eq!(field(&productos, "NewProducto", "precio")["minimum"], 0.0);
 
     // ?limit= 1 to 1000, ?offset= 0 or more.
     let parameters = &pagos["paths"]["/pagos"]["get"]["parameters"];
@@ -263,7 +263,7 @@ async fn the_documents_state_the_limits_the_code_enforces() {
     assert_eq!(offset["schema"]["minimum"], 0);
 
     // An order has 1 to 100 lines.
-    let items = field(&pedidos, "NuevoPedido", "items");
+    let items = field(&pedidos, "NewPedido", "items");
     assert_eq!(items["minItems"], 1);
     assert_eq!(items["maxItems"], 100);
 

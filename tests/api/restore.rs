@@ -68,11 +68,8 @@ async fn assert_intact(shop: &Shop, productos: &[(i64, i64)], answered: &[Answer
         .iter()
         .map(|a| ClientAnswer::of(a.status, a.id))
         .collect();
-    let informe = shop.check(productos, &answers).await;
-    assert!(
-        informe.cumple(),
-        "after {after}, the books do not hold:\n{informe}"
-    );
+    let report = shop.check(productos, &answers).await;
+    assert!(report.holds(), "after {after}, the books do not hold:\n{report}");
     let listed = listed(&shop.http, &shop.url(Service::Pedidos)).await;
     for order in answered {
         assert_eq!(

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::http::Method;
-use penguin::invariantes::{self, ClientAnswer, Informe, Tienda};
+use penguin::invariantes::{self, CheckReport, ClientAnswer, ShopAddress};
 use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -214,13 +214,13 @@ impl Shop {
 
     /// Waits (up to a minute) until every invariant of `penguin check` holds over
     /// `productos` and the orders clients were `answered`, and returns the report.
-    pub async fn check(&self, productos: &[(i64, i64)], answered: &[ClientAnswer]) -> Informe {
-        let tienda = Tienda {
+    pub async fn check(&self, productos: &[(i64, i64)], answered: &[ClientAnswer]) -> CheckReport {
+        let shop_address = ShopAddress {
             pedidos: self.url(Service::Pedidos),
             inventario: self.url(Service::Inventario),
             pagos: self.url(Service::Pagos),
             token: TOKEN.into(),
         };
-        invariantes::check_until(&tienda, productos, answered, Duration::from_secs(60)).await
+        invariantes::check_until(&shop_address, productos, answered, Duration::from_secs(60)).await
     }
 }
