@@ -25,7 +25,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::backup::{BackupArgs, BackupPlan};
 use crate::config::{PeerSettings, ServeArgs, ServiceSettings, Settings, Storage, Target};
-use crate::invariantes::CheckArgs;
+use crate::invariants::CheckArgs;
 use crate::probe::ProbeArgs;
 use crate::service::Service;
 

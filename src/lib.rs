@@ -14,7 +14,7 @@
 //! - `config`: `serve`'s settings and what they resolve to for each service.
 //! - `startup`: binds, opens databases, builds one server per service, serves until shutdown.
 //! - `shutdown`: SIGTERM or Ctrl-C drains requests in flight and stops background loops.
-//! - `invariantes`: `penguin check`, the shop's books checked over HTTP.
+//! - `invariants`: `penguin check`, the shop's books checked over HTTP.
 //! - `probe`: `penguin probe URL`, a health check for an image with no shell.
 //! - `backup`: `penguin backup --to DIR`, consistent copies of the databases while serving.
 //! - `logging`: console and `logs.log`, written off the request path.
@@ -55,7 +55,7 @@ pub mod db;
 pub mod error;
 pub mod health;
 pub mod input;
-pub mod invariantes;
+pub mod invariants;
 pub mod inventario;
 pub mod json;
 pub mod logging;

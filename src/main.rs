@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use penguin::cli::{ConfigError, Invocation};
 use penguin::config::{DEFAULT_TOKEN, Settings};
-use penguin::{backup, invariantes, logging, probe, startup};
+use penguin::{backup, invariants, logging, probe, startup};
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
     match penguin::cli::parse_args(&argv) {
         Ok(Invocation::Serve(settings)) => serve(&settings),
-        Ok(Invocation::Check(args)) => match invariantes::run(&args) {
+        Ok(Invocation::Check(args)) => match invariants::run(&args) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {

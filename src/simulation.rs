@@ -38,8 +38,8 @@ use crate::pagos::model::{Cobro, EstadoPago as Pago};
 use crate::pedidos::PedidosMetrics;
 use crate::pedidos::answers::{LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode};
 use crate::pedidos::clients::{PagarRequest, PeerApi, PeerError, lote_held};
-use crate::pedidos::decide::{ChangeNumbers, Ledger};
-use crate::pedidos::instancia::{Claim, Healing, InProgress, Instance, PeerNumbers};
+use crate::pedidos::instance::{Claim, Healing, InProgress, Instance, PeerNumbers};
+use crate::pedidos::model::{ChangeNumbers, Ledger};
 use crate::pedidos::model::{EstadoPedido, Item, Linea, NewPedido, Pedido, Stage};
 use crate::pedidos::peer::{CallError, Refusal};
 use crate::pedidos::recovery;
@@ -742,7 +742,7 @@ struct Answered {
     status: StatusCode,
 }
 
-fn instancia(shop: &Shop) -> Rc<Instance> {
+fn instance(shop: &Shop) -> Rc<Instance> {
     let metrics = Metrics::new(Service::Pedidos).expect("metrics");
     let healing = Healing::at_start(&shop.pedidos.borrow()).expect("read");
     Rc::new(Instance {
@@ -765,7 +765,7 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
     let store = SimStore(&shop);
     let answers: RefCell<Vec<Answered>> = RefCell::default();
     let orders = shop.below(8) + 1;
-    let mut current = instancia(&shop);
+    let mut current = instance(&shop);
     let mut requests: Vec<Option<Task<'_>>> = Vec::new();
     for n in 0..orders {
         let productos = shop.precios.len() as i64;
@@ -834,7 +834,7 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
             for request in requests.iter_mut() {
                 *request = None;
             }
-            current = instancia(&shop);
+            current = instance(&shop);
             recovery = Some(recover(&shop, &peers, &store, current.clone()));
             continue;
         }
@@ -867,12 +867,12 @@ pub fn run(seed: u64, faults: Faults) -> Result<(), String> {
     }
     shop.clock.set(shop.now() + 2 * DEADLINE_MS);
     shop.log("*** faults stop; recovery finishes the rest");
-    let current = instancia(&shop);
+    let current = instance(&shop);
     for _ in 0..5 {
         let ctx = SagaContext {
             peers: &peers,
             store: &store,
-            instancia: &current,
+            instance: &current,
         };
         let mut pass = std::pin::pin!(recovery::pass(&ctx));
         while pass.as_mut().poll(&mut cx).is_pending() {
@@ -891,7 +891,7 @@ fn place<'a>(
     peers: &'a SimPeers<'a>,
     store: &'a SimStore<'a>,
     answers: &'a RefCell<Vec<Answered>>,
-    instancia: Rc<Instance>,
+    instance: Rc<Instance>,
     nuevo: NewPedido,
     n: usize,
 ) -> Task<'a> {
@@ -899,7 +899,7 @@ fn place<'a>(
         let ctx = SagaContext {
             peers,
             store,
-            instancia: &instancia,
+            instance: &instance,
         };
         match saga::place(&ctx, nuevo, None).await {
             Ok(Placement::New(pedido)) => {
@@ -927,13 +927,13 @@ fn recover<'a>(
     shop: &'a Shop,
     peers: &'a SimPeers<'a>,
     store: &'a SimStore<'a>,
-    instancia: Rc<Instance>,
+    instance: Rc<Instance>,
 ) -> Task<'a> {
     Box::pin(async move {
         let ctx = SagaContext {
             peers,
             store,
-            instancia: &instancia,
+            instance: &instance,
         };
         loop {
             match recovery::pass(&ctx).await {

@@ -263,7 +263,7 @@ enum State {
     Inventario(inventario::ReservationTtl),
     Pagos,
     Pedidos {
-        instancia: Arc<pedidos::Instance>,
+        instance: Arc<pedidos::Instance>,
         breakers: pedidos::Breakers,
         peers: Arc<PeerSettings>,
     },
@@ -294,17 +294,17 @@ impl State {
                 let sampled = own.clone();
                 metrics.sample_with(Arc::new(move |conn| sampled.sample(conn)));
                 let breakers = pedidos::Breakers::new(peers, &own);
-                let instancia = Arc::new(pedidos::Instance::load(pool, peers.order_deadline, own, tracer)?);
+                let instance = Arc::new(pedidos::Instance::load(pool, peers.order_deadline, own, tracer)?);
                 pedidos::spawn_recovery(
                     pool.clone(),
-                    instancia.clone(),
+                    instance.clone(),
                     peers.clone(),
                     service.token.clone(),
                     breakers.clone(),
                     stop.clone(),
                 );
                 Self::Pedidos {
-                    instancia,
+                    instance,
                     breakers,
                     peers: Arc::new(peers.clone()),
                 }
@@ -315,8 +315,8 @@ impl State {
     /// The service's route table, and its state as one worker's app data.
     fn configure(&self, token: &str, cfg: &mut web::ServiceConfig) {
         match self {
-            Self::Productos(catalogo) => {
-                cfg.app_data(web::Data::from(catalogo.clone()));
+            Self::Productos(catalog) => {
+                cfg.app_data(web::Data::from(catalog.clone()));
                 productos::configure(cfg);
             }
             Self::Inventario(ttl) => {
@@ -325,25 +325,20 @@ impl State {
             }
             Self::Pagos => pagos::configure(cfg),
             Self::Pedidos {
-                instancia,
+                instance,
                 breakers,
                 peers,
             } => {
                 // awc clients are not Send: each worker builds its own around the shared breakers.
-                let peers = pedidos::Peers::new(
-                    peers,
-                    token,
-                    breakers,
-                    &instancia.line_by_line,
-                    &instancia.metrics,
-                );
+                let peers =
+                    pedidos::Peers::new(peers, token, breakers, &instance.line_by_line, &instance.metrics);
                 let circuits = breakers.clone();
                 let circuits = health::Circuits(Arc::new(move || {
                     serde_json::to_value(circuits.status()).unwrap_or_default()
                 }));
                 cfg.app_data(web::Data::new(peers))
                     .app_data(web::Data::new(breakers.clone()))
-                    .app_data(web::Data::from(instancia.clone()))
+                    .app_data(web::Data::from(instance.clone()))
                     .app_data(web::Data::new(circuits));
                 pedidos::configure(cfg);
             }

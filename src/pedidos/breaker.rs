@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::metrics::PedidosMetrics;
-use super::peer::{CallError, millis};
 use crate::config::PeerSettings;
 
 const LOG_TARGET: &str = "pedidos";
@@ -61,6 +60,11 @@ pub struct CircuitStatus {
     /// While open: milliseconds until the next call goes through as a trial.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_in_ms: Option<u64>,
+}
+
+/// A duration in whole milliseconds, as the answers and metrics give it.
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One peer's circuit breaker; clones share the same state.
@@ -164,11 +168,11 @@ impl Breaker {
     }
 
     /// A call failed: counted while closed (the circuit opens at the threshold), and
-    /// a half-open circuit opens again. One that may have reached the peer shows a
+    /// a half-open circuit opens again. One that may have `reached` the peer shows a
     /// peer that is failing, not one that is starting.
-    pub fn failed(&self, error: &CallError) {
+    pub fn failed(&self, reached: bool) {
         let mut state = self.state();
-        if matches!(error, CallError::Unavailable { sent: true, .. }) {
+        if reached {
             state.only_unsent = false;
         }
         let opens = match state.circuit {
@@ -304,29 +308,21 @@ mod tests {
         Breaker::new("inventario", &settings, &pedidos)
     }
 
-    fn unavailable(sent: bool) -> CallError {
-        CallError::Unavailable {
-            peer: "inventario",
-            cause: "refused".into(),
-            sent,
-        }
-    }
-
     #[test]
     fn it_opens_after_consecutive_failures_and_lets_one_trial_through_at_a_time() {
         let breaker = breaker(Duration::from_millis(300));
         breaker.answered();
-        breaker.failed(&unavailable(true));
-        breaker.failed(&unavailable(true));
+        breaker.failed(true);
+        breaker.failed(true);
         breaker.answered();
-        breaker.failed(&unavailable(true));
-        breaker.failed(&unavailable(true));
+        breaker.failed(true);
+        breaker.failed(true);
         assert_eq!(
             breaker.status().0,
             Circuit::Closed,
             "an answer between restarts the count"
         );
-        breaker.failed(&unavailable(true));
+        breaker.failed(true);
         let (circuit, left) = breaker.status();
         assert_eq!(circuit, Circuit::Open);
         assert!(left.is_some_and(|l| l <= Duration::from_millis(300)), "{left:?}");
@@ -339,7 +335,7 @@ mod tests {
         assert!(breaker.admits(true), "the trial");
         assert_eq!(breaker.status().0, Circuit::HalfOpen);
         assert!(!breaker.admits(true), "one trial at a time");
-        breaker.failed(&unavailable(true));
+        breaker.failed(true);
         assert_eq!(breaker.status().0, Circuit::Open, "a failed trial opens it again");
 
         std::thread::sleep(Duration::from_millis(310));
@@ -353,7 +349,7 @@ mod tests {
     fn a_peer_not_listening_yet_is_tried_again_within_a_second_and_one_failing_after_the_whole_period() {
         let starting = breaker(Duration::from_secs(30));
         for _ in 0..3 {
-            starting.failed(&unavailable(false));
+            starting.failed(false);
         }
         let left = starting.status().1.expect("open");
         assert!(
@@ -362,16 +358,16 @@ mod tests {
         );
 
         let failing = breaker(Duration::from_secs(30));
-        failing.failed(&unavailable(false));
-        failing.failed(&unavailable(true));
-        failing.failed(&unavailable(false));
+        failing.failed(false);
+        failing.failed(true);
+        failing.failed(false);
         let left = failing.status().1.expect("open");
         assert!(left > Duration::from_secs(29), "a request that left: {left:?}");
 
         let answered_once = breaker(Duration::from_secs(30));
         answered_once.answered();
         for _ in 0..3 {
-            answered_once.failed(&unavailable(false));
+            answered_once.failed(false);
         }
         let left = answered_once.status().1.expect("open");
         assert!(left > Duration::from_secs(29), "it answered before: {left:?}");
@@ -381,7 +377,7 @@ mod tests {
     fn a_trial_that_never_ends_gives_way_to_another() {
         let breaker = breaker(Duration::from_millis(10));
         for _ in 0..3 {
-            breaker.failed(&unavailable(true));
+            breaker.failed(true);
         }
         std::thread::sleep(Duration::from_millis(20));
         assert!(breaker.admits(true), "the trial, whose order is then dropped");

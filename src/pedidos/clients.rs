@@ -30,8 +30,8 @@ use super::answers::{
     EstadoLote, LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode, ProductoAnswer, ReservaAnswer,
 };
 use super::breaker::Breakers;
-use super::decide::Ledger;
 use super::metrics::PedidosMetrics;
+use super::model::Ledger;
 use super::model::{Item, Linea};
 use super::peer::{CallError, Peer, Refusal};
 use crate::config::PeerSettings;

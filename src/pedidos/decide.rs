@@ -9,7 +9,7 @@
 
 use super::answers::{EstadoLote, EstadoPago, ListedLote, ListedPago, LoteAnswer, PagoAnswer};
 use super::clients::{PeerError, lote_released};
-use super::model::{Cause, Outcome, Owed, Pedido, Stage, payment_named};
+use super::model::{Cause, ChangeNumbers, Ledger, Outcome, Owed, Pedido, Stage, payment_named};
 use crate::error::ErrorCode;
 use crate::money::Money;
 
@@ -64,45 +64,6 @@ pub struct Progress {
 pub struct Silent {
     pub inventario: bool,
     pub pagos: bool,
-}
-
-/// The peers that keep a record of an order: its lote, its charge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::IntoStaticStr)]
-#[strum(serialize_all = "lowercase")]
-pub enum Ledger {
-    Inventario,
-    Pagos,
-}
-
-impl Ledger {
-    pub const BOTH: [Ledger; 2] = [Ledger::Inventario, Ledger::Pagos];
-}
-
-/// The highest number each peer gave a change it made for an order (see `secuencia`),
-/// as a driver saw them: recorded with the order, so that the orders a restored peer
-/// lost can be found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ChangeNumbers {
-    pub inventario: Option<i64>,
-    pub pagos: Option<i64>,
-}
-
-impl ChangeNumbers {
-    pub fn get(&self, ledger: Ledger) -> Option<i64> {
-        match ledger {
-            Ledger::Inventario => self.inventario,
-            Ledger::Pagos => self.pagos,
-        }
-    }
-
-    /// Notes a number `ledger` answered with.
-    pub fn saw(&mut self, ledger: Ledger, secuencia: Option<i64>) {
-        let slot = match ledger {
-            Ledger::Inventario => &mut self.inventario,
-            Ledger::Pagos => &mut self.pagos,
-        };
-        *slot = (*slot).max(secuencia);
-    }
 }
 
 impl Progress {

@@ -4,7 +4,7 @@
 //! - **inventario or pagos behind pedidos.** Each change pedidos asks of them carries
 //!   the highest number that peer ever gave it (`?visto=`, see `crate::secuencia`); a
 //!   restored copy is behind it and refuses (`409 stale_copy`), and the driver that
-//!   hears it marks the peer stale ([`super::instancia::Healing`]), which stops every
+//!   hears it marks the peer stale ([`super::instance::Healing`]), which stops every
 //!   driver from asking it anything and wakes recovery. Recovery then records the
 //!   healing (`curas`: from the copy's last number to the highest pedidos saw, so a
 //!   pedidos that stops halfway goes on at its next start), re-asserts every order whose
@@ -22,7 +22,8 @@
 //!   each one on as it would any other.
 
 use super::clients::{PeerApi, PeerError};
-use super::decide::{self, Held, Ledger, Reassert, Reasserted};
+use super::decide::{self, Held, Reassert, Reasserted};
+use super::model::{ChangeNumbers, Ledger};
 use super::repo::BroughtBack;
 use super::saga::{SagaContext, Store};
 use crate::error::ApiError;
@@ -40,19 +41,19 @@ const VERIFIED: i64 = 32;
 pub async fn pass<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>) -> Result<bool, ApiError> {
     let mut done = true;
     for ledger in Ledger::BOTH {
-        if !ctx.instancia.healing.is_stale(ledger) && behind(ctx, ledger).await? {
-            ctx.instancia.healing.found_stale(ledger);
+        if !ctx.instance.healing.is_stale(ledger) && behind(ctx, ledger).await? {
+            ctx.instance.healing.found_stale(ledger);
         }
-        if ctx.instancia.healing.is_stale(ledger) {
+        if ctx.instance.healing.is_stale(ledger) {
             done &= heal(ctx, ledger).await?;
         }
     }
-    if !ctx.instancia.healing.learned() {
+    if !ctx.instance.healing.learned() {
         let learned = learn(ctx).await;
-        ctx.instancia.healing.set_tried();
+        ctx.instance.healing.set_tried();
         let learned = learned?;
         if learned {
-            ctx.instancia.healing.set_learned();
+            ctx.instance.healing.set_learned();
         }
         done &= learned;
     }
@@ -67,8 +68,8 @@ pub async fn pass<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>) -> Result<b
 /// made it again). A peer restored while no order asks anything of it is found this
 /// way, and so is one a pedidos that restarted had found behind before it recorded so.
 async fn behind<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledger) -> Result<bool, ApiError> {
-    let seen = ctx.instancia.vistos.get(ledger);
-    let Ok(numbers) = last_number(ctx.peers, &ctx.instancia.prefijo, ledger).await else {
+    let seen = ctx.instance.vistos.get(ledger);
+    let Ok(numbers) = last_number(ctx.peers, &ctx.instance.prefijo, ledger).await else {
         return Ok(false);
     };
     if numbers.secuencia < seen || numbers.rezagada.is_some() {
@@ -77,14 +78,14 @@ async fn behind<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledge
     let Some(start) = numbers.al_iniciar else {
         return Ok(false);
     };
-    if ctx.instancia.healing.verified(ledger) == Some(start) {
+    if ctx.instance.healing.verified(ledger) == Some(start) {
         return Ok(false);
     }
     for (numero, id) in ctx.store.recorded_after(ledger, start, VERIFIED).await? {
         let Some(pedido) = ctx.store.load(id).await? else {
             continue;
         };
-        let key = Cambios::Key(pedido.clave(&ctx.instancia.prefijo));
+        let key = Cambios::Key(pedido.clave(&ctx.instance.prefijo));
         let held = match ledger {
             Ledger::Inventario => ctx
                 .peers
@@ -103,7 +104,7 @@ async fn behind<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledge
             Err(_) => return Ok(false),
         }
     }
-    ctx.instancia.healing.verify(ledger, start);
+    ctx.instance.healing.verify(ledger, start);
     Ok(false)
 }
 
@@ -134,7 +135,7 @@ async fn heal<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledger)
             // Where the copy ends: the number it started at, unless changes asked of it
             // before it was found behind (sent before it was restored, and arriving
             // after) have been numbered since. Those the order's drivers redo anyway.
-            let numbers = match last_number(ctx.peers, &ctx.instancia.prefijo, ledger).await {
+            let numbers = match last_number(ctx.peers, &ctx.instance.prefijo, ledger).await {
                 Ok(numbers) => numbers,
                 Err(e) => {
                     log::warn!(target: LOG_TARGET, "{name} is behind pedidos and cannot be healed yet: {e}");
@@ -145,18 +146,14 @@ async fn heal<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledger)
                 .al_iniciar
                 .map_or(numbers.secuencia, |s| s.min(numbers.secuencia));
             // What it answered this pedidos, recorded or not (see `PeerNumbers`).
-            let hasta = ctx
-                .instancia
-                .vistos
-                .get(ledger)
-                .max(numbers.rezagada.unwrap_or(0));
+            let hasta = ctx.instance.vistos.get(ledger).max(numbers.rezagada.unwrap_or(0));
             if secuencia >= hasta {
                 // It lost nothing pedidos recorded: only its mark is lifted.
                 if let Err(e) = ctx.peers.raise(ledger, hasta).await {
                     log::warn!(target: LOG_TARGET, "{name}'s refusal is not lifted yet: {e}");
                     return Ok(false);
                 }
-                ctx.instancia.healing.healed(ledger);
+                ctx.instance.healing.healed(ledger);
                 return Ok(true);
             }
             ctx.store.begin_healing(ledger, secuencia, hasta).await?
@@ -168,7 +165,7 @@ async fn heal<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledger)
     );
     // Orders being driven now may have heard the peer before the copy was put back
     // and not recorded it yet: each is re-asserted once its driver is done.
-    let driven = ctx.instancia.in_progress.driven();
+    let driven = ctx.instance.in_progress.driven();
     let mut complete = true;
     for id in driven {
         complete &= reassert(ctx, ledger, id).await?;
@@ -193,7 +190,7 @@ async fn heal<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, ledger: Ledger)
     match ctx.peers.raise(ledger, hasta).await {
         Ok(_) => {
             ctx.store.end_healing(ledger).await?;
-            ctx.instancia.healing.healed(ledger);
+            ctx.instance.healing.healed(ledger);
             log::warn!(target: LOG_TARGET, "{name} is healed: it holds again every order pedidos recorded");
             Ok(true)
         }
@@ -211,7 +208,7 @@ async fn reassert<P: PeerApi, S: Store>(
     ledger: Ledger,
     id: i64,
 ) -> Result<bool, ApiError> {
-    let Some(_claim) = ctx.instancia.in_progress.claim(id) else {
+    let Some(_claim) = ctx.instance.in_progress.claim(id) else {
         return Ok(false);
     };
     let Some(pedido) = ctx.store.load(id).await? else {
@@ -220,7 +217,7 @@ async fn reassert<P: PeerApi, S: Store>(
     let Some(reassert) = decide::reassertion(&pedido, ledger) else {
         return Ok(true);
     };
-    let clave = pedido.clave(&ctx.instancia.prefijo);
+    let clave = pedido.clave(&ctx.instance.prefijo);
     let peers = ctx.peers;
     // Numbered (so that a later restore sees them) but not fenced: the peer is behind.
     let visto = Some(0);
@@ -275,7 +272,7 @@ async fn reassert<P: PeerApi, S: Store>(
                 target: LOG_TARGET,
                 "pedido {id} cannot be re-asserted at {name}, restored from an older copy: {why}; a person must look"
             );
-            ctx.instancia
+            ctx.instance
                 .metrics
                 .reasserted
                 .with_label_values(&[name, "unhealed"])
@@ -291,7 +288,7 @@ async fn reassert<P: PeerApi, S: Store>(
                         pedido.etapa.clone(),
                         etapa,
                         reservas,
-                        decide::ChangeNumbers::default(),
+                        ChangeNumbers::default(),
                     )
                     .await?;
                 if !moved {
@@ -299,7 +296,7 @@ async fn reassert<P: PeerApi, S: Store>(
                 }
             }
             log::info!(target: LOG_TARGET, "pedido {id}: re-asserted at {name} ({reassert:?})");
-            ctx.instancia
+            ctx.instance
                 .metrics
                 .reasserted
                 .with_label_values(&[name, "healed"])
@@ -313,10 +310,10 @@ async fn reassert<P: PeerApi, S: Store>(
 /// highest numbers it recorded, under its prefix, that it does not know. Returns
 /// whether it has read everything its peers had.
 async fn learn<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>) -> Result<bool, ApiError> {
-    let prefijo = &ctx.instancia.prefijo;
+    let prefijo = &ctx.instance.prefijo;
     let mut complete = true;
     for ledger in Ledger::BOTH {
-        let mut desde = ctx.instancia.healing.recorded.get(ledger).unwrap_or(0);
+        let mut desde = ctx.instance.healing.recorded.get(ledger).unwrap_or(0);
         loop {
             let page = Cambios::After {
                 prefijo: format!("{prefijo}-"),
@@ -396,7 +393,7 @@ async fn bring_back<P: PeerApi, S: Store>(
         _ => false,
     };
     let held = Held { lote, pago, free };
-    let seen = decide::ChangeNumbers {
+    let seen = ChangeNumbers {
         inventario: held.lote.as_ref().and_then(|l| l.secuencia),
         pagos: held.pago.as_ref().and_then(|p| p.secuencia),
     };
@@ -412,14 +409,14 @@ async fn bring_back<P: PeerApi, S: Store>(
         seen,
     };
     for ledger in Ledger::BOTH {
-        ctx.instancia.vistos.saw(ledger, seen.get(ledger));
+        ctx.instance.vistos.saw(ledger, seen.get(ledger));
     }
-    if let Some(id) = ctx.store.bring_back(&ctx.instancia.prefijo, lost).await? {
+    if let Some(id) = ctx.store.bring_back(&ctx.instance.prefijo, lost).await? {
         log::warn!(
             target: LOG_TARGET,
             "pedido {id} ({clave}) was lost to a restore of this database and is brought back from its peers as {estado}"
         );
-        ctx.instancia.metrics.brought_back.inc();
+        ctx.instance.metrics.brought_back.inc();
     }
     Ok(true)
 }

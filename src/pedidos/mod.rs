@@ -9,7 +9,7 @@
 //! that places it and by `recovery` for every order no request is driving. The typed
 //! peer calls are in `clients`, what the peers answer in `answers`; one call's
 //! attempts, retries and timeouts in `peer`; the per-peer circuit breakers in
-//! `breaker`; who is driving which order, in `instancia`. `heal` makes the books
+//! `breaker`; who is driving which order, in `instance`. `heal` makes the books
 //! agree again after any one service was restored from an older copy of its database.
 
 pub(crate) mod answers;
@@ -17,7 +17,7 @@ pub(crate) mod breaker;
 pub(crate) mod clients;
 pub(crate) mod decide;
 pub(crate) mod heal;
-pub(crate) mod instancia;
+pub(crate) mod instance;
 mod metrics;
 pub(crate) mod model;
 mod panel;
@@ -33,7 +33,7 @@ use utoipa::OpenApi;
 
 pub use breaker::Breakers;
 pub use clients::Peers;
-pub use instancia::Instance;
+pub use instance::Instance;
 pub use metrics::PedidosMetrics;
 pub use recovery::spawn as spawn_recovery;
 

@@ -24,8 +24,8 @@ use utoipa::ToSchema;
 use super::answers::{ErrorAnswer, ProductoAnswer, ReadyAnswer, StockAnswer};
 use super::breaker::{Breakers, CircuitStatus};
 use super::clients::Peers;
-use super::decide::Ledger;
-use super::instancia::Instance;
+use super::instance::Instance;
+use super::model::Ledger;
 use super::model::{EstadoPedido, PedidoView};
 use super::repo;
 use crate::clock;
@@ -90,8 +90,8 @@ struct RestoreStatus {
     traidos: u64,
 }
 
-fn restore_status(instancia: &Instance) -> RestoreStatus {
-    let metrics = &instancia.metrics;
+fn restore_status(instance: &Instance) -> RestoreStatus {
+    let metrics = &instance.metrics;
     let count = |outcome: &str| {
         Ledger::BOTH
             .iter()
@@ -106,7 +106,7 @@ fn restore_status(instancia: &Instance) -> RestoreStatus {
     RestoreStatus {
         sanando: Ledger::BOTH
             .into_iter()
-            .filter(|l| instancia.healing.is_stale(*l))
+            .filter(|l| instance.healing.is_stale(*l))
             .map(<&str>::from)
             .collect(),
         reafirmados: count("healed"),
@@ -203,7 +203,7 @@ pub async fn estado(
     pool: web::Data<Pool>,
     peers: web::Data<Peers>,
     breakers: web::Data<Breakers>,
-    instancia: web::Data<Instance>,
+    instance: web::Data<Instance>,
 ) -> Result<HttpResponse, ApiError> {
     let now = jiff::Timestamp::now();
     let since = clock::stored(now - jiff::SignedDuration::from_secs(60));
@@ -259,7 +259,7 @@ pub async fn estado(
             ultimo_minuto,
             productos,
             productos_detalle,
-            restauracion: restore_status(&instancia),
+            restauracion: restore_status(&instance),
         }))
 }
 
@@ -337,11 +337,11 @@ fn read<T: serde::de::DeserializeOwned>(
 async fn product_rows(peers: &Peers, deadline: Instant) -> Result<(Vec<ProductRow>, Option<String>), String> {
     let [productos, inventario, _] = peers.each();
     let left = || deadline.saturating_duration_since(Instant::now());
-    let catalogo = productos
+    let catalog = productos
         .peek(&format!("/productos?limit={PRODUCTS}"), left(), MAX_LIST_BODY)
         .await;
-    let catalogo: Vec<ProductoAnswer> = read("productos", catalogo)?;
-    let last = catalogo.iter().map(|p| p.id).max().unwrap_or(0);
+    let catalog: Vec<ProductoAnswer> = read("productos", catalog)?;
+    let last = catalog.iter().map(|p| p.id).max().unwrap_or(0);
     let mut stock: HashMap<i64, StockAnswer> = HashMap::new();
     let mut detalle = None;
     let mut after = 0;
@@ -369,7 +369,7 @@ async fn product_rows(peers: &Peers, deadline: Instant) -> Result<(Vec<ProductRo
             ));
         }
     }
-    let productos = catalogo
+    let productos = catalog
         .into_iter()
         .map(|p| {
             let units = stock.remove(&p.id);

@@ -15,7 +15,7 @@ use awc::error::{ConnectError, SendRequestError};
 use serde::de::DeserializeOwned;
 
 use super::answers::{ErrorAnswer, PeerCode};
-use super::breaker::Breaker;
+use super::breaker::{Breaker, millis};
 use super::metrics::PedidosMetrics;
 use crate::config::PeerSettings;
 use crate::trace::{self, KeyValue, SpanKind};
@@ -42,11 +42,6 @@ pub enum CallError {
         peer: &'static str,
         retry_after: Duration,
     },
-}
-
-/// A duration in whole milliseconds, as `retry_in_ms` shows it.
-pub fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// A peer as one worker sees it: its URL, the worker's HTTP client and the shared breaker.
@@ -137,7 +132,8 @@ impl Peer {
                     (Ok(answer), outcome)
                 }
                 Err(e) => {
-                    self.breaker.failed(&e);
+                    self.breaker
+                        .failed(matches!(e, CallError::Unavailable { sent: true, .. }));
                     (Err(e), "failed")
                 }
             }

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use super::breaker::Breakers;
 use super::clients::{PeerApi, Peers};
 use super::heal;
-use super::instancia::Instance;
+use super::instance::Instance;
 use super::model::Pedido;
 use super::repo;
 use super::saga::{self, SagaContext, Store};
@@ -39,7 +39,7 @@ const AT_ONCE: usize = 16;
 /// order at a recorded stage, to be moved on at the next start.
 pub fn spawn(
     pool: Pool,
-    instancia: Arc<Instance>,
+    instance: Arc<Instance>,
     settings: PeerSettings,
     token: String,
     breakers: Breakers,
@@ -50,13 +50,13 @@ pub fn spawn(
             &settings,
             &token,
             &breakers,
-            &instancia.line_by_line,
-            &instancia.metrics,
+            &instance.line_by_line,
+            &instance.metrics,
         );
         let ctx = SagaContext {
             peers: &peers,
             store: &pool,
-            instancia: &instancia,
+            instance: &instance,
         };
         loop {
             match stop.unless_asked(pass(&ctx)).await {
@@ -73,7 +73,7 @@ pub fn spawn(
             let pause = async {
                 tokio::select! {
                     () = actix_web::rt::time::sleep(settings.recovery_interval) => {}
-                    () = instancia.healing.wake.notified() => {}
+                    () = instance.healing.wake.notified() => {}
                 }
             };
             if stop.unless_asked(pause).await.is_none() {
@@ -113,7 +113,7 @@ async fn tidy(pool: &Pool, retention: std::time::Duration) -> Result<(), ApiErro
 /// One pass: what a restore left to heal first, then the unfinished orders; returns how
 /// many orders it finished.
 pub async fn pass<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>) -> Result<usize, ApiError> {
-    ctx.instancia.metrics.recovery_passes.inc();
+    ctx.instance.metrics.recovery_passes.inc();
     heal::pass(ctx).await?;
     let ids = ctx.store.unfinished(BATCH).await?;
     let finished = Cell::new(0);
@@ -135,13 +135,13 @@ pub async fn pass<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>) -> Result<u
 /// Moves one order on as far as it goes now, under a trace of its own; returns
 /// whether it is finished.
 async fn settle<P: PeerApi, S: Store>(ctx: &SagaContext<'_, P, S>, id: i64) -> Result<bool, ApiError> {
-    let Some(_claim) = ctx.instancia.in_progress.claim(id) else {
+    let Some(_claim) = ctx.instance.in_progress.claim(id) else {
         return Ok(false);
     };
     let Some(pedido) = ctx.store.load(id).await? else {
         return Ok(false);
     };
-    let trace = Trace::new(ctx.instancia.tracer.as_ref());
+    let trace = Trace::new(ctx.instance.tracer.as_ref());
     let mut span = trace.span_linked(
         "recover pedido",
         SpanKind::Internal,
@@ -174,7 +174,7 @@ async fn settle_held<P: PeerApi, S: Store>(
     let pedido = saga::advance(ctx, pedido, false).await?;
     if pedido.is_over() {
         let estado: &str = pedido.etapa.estado().into();
-        ctx.instancia.metrics.recovered.with_label_values(&[estado]).inc();
+        ctx.instance.metrics.recovered.with_label_values(&[estado]).inc();
         log::info!(target: LOG_TARGET, "recovery finished pedido {id}: {estado}");
     }
     Ok(pedido.is_over())

@@ -7,8 +7,8 @@ use crate::pagination::Bounds;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::decide::{ChangeNumbers, Ledger};
 use super::model::{Cause, EstadoPedido, Item, NewPedido, Outcome, Owed, Pedido, Stage};
+use super::model::{ChangeNumbers, Ledger};
 use crate::db::Savepoint;
 use crate::money::Money;
 

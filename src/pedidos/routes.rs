@@ -11,7 +11,7 @@ use utoipa::openapi::{RefOr, Response};
 use utoipa::{IntoResponses, ToSchema};
 
 use super::clients::Peers;
-use super::instancia::Instance;
+use super::instance::Instance;
 use super::model::{NewPedido, Pedido, PedidoBody, PedidoView};
 use super::repo::{self, Placement};
 use super::saga::{self, SagaContext, Store};
@@ -123,7 +123,7 @@ pub async fn crear(
     req: HttpRequest,
     pool: web::Data<Pool>,
     peers: web::Data<Peers>,
-    instancia: web::Data<Instance>,
+    instance: web::Data<Instance>,
     body: Json<PedidoBody>,
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NewPedido::parse(body.into_inner())?;
@@ -132,7 +132,7 @@ pub async fn crear(
     // first, under the ids they had: a new order must not take one of them. (Once: if
     // a peer cannot be asked, orders go on, and a lost order comes back under a new id.)
     let mut waited = Duration::ZERO;
-    while !instancia.healing.tried() && waited < LEARNING_WAIT {
+    while !instance.healing.tried() && waited < LEARNING_WAIT {
         actix_web::rt::time::sleep(LEARNING_POLL).await;
         waited += LEARNING_POLL;
     }
@@ -140,12 +140,12 @@ pub async fn crear(
     // dropped (its client hangs up, or it times out): it holds the order's turn until
     // what it found is written, so recovery never drives the order on a stale copy.
     let placing = {
-        let (pool, peers, instancia) = (pool.clone(), peers.clone(), instancia.clone());
+        let (pool, peers, instance) = (pool.clone(), peers.clone(), instance.clone());
         let work = async move {
             let ctx = SagaContext {
                 peers: &**peers,
                 store: &**pool,
-                instancia: &instancia,
+                instance: &instance,
             };
             saga::place(&ctx, nuevo, clave).await
         };
@@ -158,7 +158,7 @@ pub async fn crear(
     let ctx = SagaContext {
         peers: &**peers,
         store: &**pool,
-        instancia: &instancia,
+        instance: &instance,
     };
     match placement {
         Placement::New(pedido) => Ok(respond(&pedido, &peers)),
@@ -177,7 +177,7 @@ async fn replay(ctx: &SagaContext<'_>, id: i64) -> Result<HttpResponse, ApiError
     let mut pause = Duration::from_millis(5);
     loop {
         // Read once no one drives it: what is read then is its answer.
-        if !ctx.instancia.in_progress.is_driven(id) {
+        if !ctx.instance.in_progress.is_driven(id) {
             let pedido = ctx.store.load(id).await?.ok_or_else(|| {
                 ApiError::internal(anyhow::anyhow!("idempotency key names missing pedido {id}"))
             })?;

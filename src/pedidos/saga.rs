@@ -31,9 +31,10 @@ use std::sync::Arc;
 
 use super::answers::{EstadoPago, LoteAnswer, PagoAnswer};
 use super::clients::{PagarRequest, PeerApi, PeerError, Peers};
-use super::decide::{self, Call, ChangeNumbers, Decision, Ledger, Progress, Settlement};
-use super::instancia::{Claim, InProgress, Instance};
+use super::decide::{self, Call, Decision, Progress, Settlement};
+use super::instance::{Claim, InProgress, Instance};
 use super::model::{Cause, Item, NewPedido, Outcome, Owed, Pedido, Stage, payment_named};
+use super::model::{ChangeNumbers, Ledger};
 use super::repo::{self, BroughtBack, FirstRecord, Placement};
 use crate::clock::now_millis;
 use crate::db::{Pool, run_blocking, run_write, run_write_always};
@@ -189,7 +190,7 @@ impl Store for Pool {
 pub struct SagaContext<'a, P: PeerApi = Peers, S: Store = Pool> {
     pub peers: &'a P,
     pub store: &'a S,
-    pub instancia: &'a Instance,
+    pub instance: &'a Instance,
 }
 
 fn unpriced(items: Vec<Item>, desenlace: Outcome) -> (Vec<Item>, Money, Stage) {
@@ -225,7 +226,7 @@ pub async fn place<P: PeerApi, S: Store>(
         quote(ctx.peers, &nuevo),
     )
     .await;
-    let plazo = i64::try_from(ctx.instancia.plazo.as_millis()).unwrap_or(i64::MAX);
+    let plazo = i64::try_from(ctx.instance.plazo.as_millis()).unwrap_or(i64::MAX);
     let registro = FirstRecord {
         nuevo,
         nonce: fastrand::i64(0..),
@@ -240,7 +241,7 @@ pub async fn place<P: PeerApi, S: Store>(
     };
     let (placement, claim) = ctx
         .store
-        .create(registro, clave, &ctx.instancia.in_progress)
+        .create(registro, clave, &ctx.instance.in_progress)
         .await?;
     let Placement::New(pedido) = placement else {
         return Ok(placement);
@@ -248,7 +249,7 @@ pub async fn place<P: PeerApi, S: Store>(
     let pedido = match pedido.etapa {
         Stage::Registrado => Box::new(advance(ctx, *pedido, true).await?),
         _ => {
-            count_outcome(ctx.instancia, &pedido.etapa);
+            count_outcome(ctx.instance, &pedido.etapa);
             pedido
         }
     };
@@ -349,7 +350,7 @@ async fn make<P: PeerApi, S: Store>(
     progress: Progress,
     call: Call,
 ) -> Decision {
-    let clave = pedido.clave(&ctx.instancia.prefijo);
+    let clave = pedido.clave(&ctx.instance.prefijo);
     let peers = ctx.peers;
     let inventario = Fence::new(ctx, Ledger::Inventario);
     let pagos = Fence::new(ctx, Ledger::Pagos);
@@ -435,7 +436,7 @@ impl Numbered for PagoAnswer {
 /// behind it (until it is healed), and each answer's number is noted.
 struct Fence<'a> {
     ledger: Ledger,
-    instancia: &'a Instance,
+    instance: &'a Instance,
     visto: Option<i64>,
 }
 
@@ -443,8 +444,8 @@ impl<'a> Fence<'a> {
     fn new<P: PeerApi, S: Store>(ctx: &SagaContext<'a, P, S>, ledger: Ledger) -> Self {
         Self {
             ledger,
-            instancia: ctx.instancia,
-            visto: Some(ctx.instancia.vistos.get(ledger)),
+            instance: ctx.instance,
+            visto: Some(ctx.instance.vistos.get(ledger)),
         }
     }
 
@@ -453,7 +454,7 @@ impl<'a> Fence<'a> {
         &self,
         change: impl std::future::Future<Output = Result<T, PeerError>>,
     ) -> Result<T, PeerError> {
-        if self.instancia.healing.is_stale(self.ledger) {
+        if self.instance.healing.is_stale(self.ledger) {
             return Err(PeerError::Stale {
                 peer: self.ledger.into(),
                 detail: "it is being healed: pedidos re-asserts what its restored copy lost".into(),
@@ -467,9 +468,9 @@ impl<'a> Fence<'a> {
         match answer {
             Ok(answer) => {
                 progress.seen.saw(self.ledger, answer.secuencia());
-                self.instancia.vistos.saw(self.ledger, answer.secuencia());
+                self.instance.vistos.saw(self.ledger, answer.secuencia());
             }
-            Err(PeerError::Stale { .. }) => self.instancia.healing.found_stale(self.ledger),
+            Err(PeerError::Stale { .. }) => self.instance.healing.found_stale(self.ledger),
             Err(_) => {}
         }
         progress
@@ -571,7 +572,7 @@ async fn record<P: PeerApi, S: Store>(
             }
             Outcome::Confirmado { .. } => {}
         }
-        count_outcome(ctx.instancia, &progress.etapa);
+        count_outcome(ctx.instance, &progress.etapa);
     }
     if let Some(reservas) = progress.reservas {
         for (item, reserva_id) in pedido.items.iter_mut().zip(reservas) {
@@ -583,9 +584,9 @@ async fn record<P: PeerApi, S: Store>(
 }
 
 /// Counts an order that reached its final estado.
-fn count_outcome(instancia: &Instance, etapa: &Stage) {
+fn count_outcome(instance: &Instance, etapa: &Stage) {
     if matches!(etapa, Stage::Cerrado { .. }) {
         let estado: &str = etapa.estado().into();
-        instancia.metrics.orders.with_label_values(&[estado]).inc();
+        instance.metrics.orders.with_label_values(&[estado]).inc();
     }
 }

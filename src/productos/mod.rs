@@ -3,10 +3,10 @@
 //! Routes: `POST /productos`, `GET /productos` (a page, or `?ids=1,2,3` for the
 //! products named), `GET /productos/{id}`, `PUT /productos/{id}`, `DELETE /productos/{id}`.
 //!
-//! Reads come from the catalog in memory (`catalogo`), which every committed write
+//! Reads come from the catalog in memory (`catalog`), which every committed write
 //! keeps up to date; the app must hold a `web::Data<Catalog>`.
 
-mod catalogo;
+mod catalog;
 mod model;
 mod repo;
 mod routes;
@@ -15,7 +15,7 @@ use actix_web::web;
 use rusqlite_migration::M;
 use utoipa::OpenApi;
 
-pub use catalogo::Catalog;
+pub use catalog::Catalog;
 
 use crate::db::Schema;
 use crate::error::resource;

@@ -4,7 +4,7 @@
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-use super::catalogo::Catalog;
+use super::catalog::Catalog;
 use super::model::{
     Listing, ListingQuery, NewProducto, NewProductoBody, Producto, ProductoChange, ProductoChangeBody,
 };
@@ -45,15 +45,15 @@ refusals!(BorrarRefusals: IdPath::REFUSALS, &[ErrorCode::ProductoNotFound], db::
 )]
 pub async fn crear(
     pool: web::Data<Pool>,
-    catalogo: web::Data<Catalog>,
+    catalog: web::Data<Catalog>,
     body: Json<NewProductoBody>,
 ) -> Result<HttpResponse, ApiError> {
     let nuevo = NewProducto::parse(body.into_inner())?;
-    let catalogo = catalogo.into_inner();
+    let catalog = catalog.into_inner();
     let producto = run_write_then(
         &pool,
         move |conn| Ok(repo::insert(conn, &nuevo)?),
-        move |producto| catalogo.put(producto),
+        move |producto| catalog.put(producto),
     )
     .await?;
     Ok(HttpResponse::Created()
@@ -70,16 +70,16 @@ pub async fn crear(
     responses((status = 200, description = "the products", body = Vec<Producto>), ListarRefusals)
 )]
 pub async fn listar(
-    catalogo: web::Data<Catalog>,
+    catalog: web::Data<Catalog>,
     query: web::Query<ListingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(match Listing::parse(query.into_inner())? {
         Listing::Pagina(page) => {
             let page = page.bounds()?;
-            page.answer(super::PRODUCTOS, &catalogo.page(page), |p| p.id)
+            page.answer(super::PRODUCTOS, &catalog.page(page), |p| p.id)
         }
         Listing::Ids(ids, page) => {
-            let named = catalogo.some(&ids).into_iter();
+            let named = catalog.some(&ids).into_iter();
             let productos: Vec<_> = page.window(named.filter(|p| p.id > page.after)).collect();
             HttpResponse::Ok().json(productos)
         }
@@ -94,12 +94,9 @@ pub async fn listar(
     params(IdPath),
     responses((status = 200, description = "the product", body = Producto), ObtenerRefusals)
 )]
-pub async fn obtener(
-    catalogo: web::Data<Catalog>,
-    path: web::Path<IdPath>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn obtener(catalog: web::Data<Catalog>, path: web::Path<IdPath>) -> Result<HttpResponse, ApiError> {
     let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;
-    catalogo
+    catalog
         .get(id)
         .map(|p| HttpResponse::Ok().json(p))
         .ok_or_else(|| not_found(id))
@@ -116,19 +113,19 @@ pub async fn obtener(
 )]
 pub async fn actualizar(
     pool: web::Data<Pool>,
-    catalogo: web::Data<Catalog>,
+    catalog: web::Data<Catalog>,
     path: web::Path<IdPath>,
     body: Json<ProductoChangeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;
     let cambio = ProductoChange::parse(body.into_inner())?;
-    let catalogo = catalogo.into_inner();
+    let catalog = catalog.into_inner();
     let producto = run_write_then(
         &pool,
         move |conn| Ok(repo::update(conn, id, &cambio)?),
         move |producto| {
             if let Some(producto) = producto {
-                catalogo.put(producto);
+                catalog.put(producto);
             }
         },
     )
@@ -148,17 +145,17 @@ pub async fn actualizar(
 )]
 pub async fn borrar(
     pool: web::Data<Pool>,
-    catalogo: web::Data<Catalog>,
+    catalog: web::Data<Catalog>,
     path: web::Path<IdPath>,
 ) -> Result<HttpResponse, ApiError> {
     let id = input::path_id(&path.id, "id", ErrorCode::ProductoNotFound, "producto")?;
-    let catalogo = catalogo.into_inner();
+    let catalog = catalog.into_inner();
     let deleted = run_write_then(
         &pool,
         move |conn| Ok(repo::delete(conn, id)?),
         move |deleted| {
             if *deleted {
-                catalogo.remove(id);
+                catalog.remove(id);
             }
         },
     )

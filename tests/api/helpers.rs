@@ -396,9 +396,8 @@ impl TestApp {
 
     /// Creates a product with `cantidad` units in stock and returns its id.
     pub async fn stocked(&self, nombre: &str, precio: Value, cantidad: i64) -> i64 {
-        let id = self.crear_producto(nombre, precio).await;
-        self.cargar_stock(id, cantidad).await;
-        id
+        let urls = (self.url(Service::Productos), self.url(Service::Inventario));
+        stocked_product(&self.http, urls, nombre, precio, cantidad).await
     }
 
     /// Waits until inventario's expiry has run past every reservation made so far: a
@@ -700,6 +699,32 @@ impl Drop for FaultProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A product of `precio` with `units` in stock, made with the token over HTTP at the
+/// productos and the inventario at these URLs; its id.
+pub async fn stocked_product(
+    http: &Http,
+    urls: (&str, &str),
+    nombre: &str,
+    precio: Value,
+    units: i64,
+) -> i64 {
+    let (productos, inventario) = urls;
+    let body = serde_json::json!({"nombre": nombre, "precio": precio});
+    let call = http
+        .call(Method::POST, format!("{productos}/productos"))
+        .token(TOKEN);
+    let producto = call.json(&body).send().await.expect("productos answers");
+    assert_eq!(producto.status, 201, "{producto:?}");
+    let id = producto.body["id"].as_i64().expect("an id");
+    let body = serde_json::json!({"producto_id": id, "cantidad": units});
+    let call = http
+        .call(Method::POST, format!("{inventario}/stock"))
+        .token(TOKEN);
+    let stock = call.json(&body).send().await.expect("inventario answers");
+    assert_eq!(stock.status, 200, "{stock:?}");
+    id
 }
 
 /// The penguin binary, run in `dir` with nothing from this process's environment.

@@ -160,7 +160,7 @@ async fn a_run_orders_only_its_own_products_and_writes_answers_penguin_check_rea
         "a product loaded by hand was sold"
     );
 
-    let answers = penguin::invariantes::read_answers(std::slice::from_ref(&answers)).expect("answers read");
+    let answers = penguin::invariants::read_answers(std::slice::from_ref(&answers)).expect("answers read");
     let orders: u64 = ["order1", "order3"]
         .iter()
         .map(|op| report["operations"][op]["answered"].as_u64().unwrap_or(0))

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use penguin::invariantes::ClientAnswer;
+use penguin::invariants::ClientAnswer;
 use penguin::service::Service;
 use serde_json::Value;
 

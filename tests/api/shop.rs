@@ -9,12 +9,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use actix_web::http::Method;
-use penguin::invariantes::{self, CheckReport, ClientAnswer, ShopAddress};
+use penguin::invariants::{self, CheckReport, ClientAnswer, ShopAddress};
 use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{Answer, Http, Running, TOKEN, free_port, penguin, start};
+use crate::helpers::{Answer, Http, Running, TOKEN, free_port, penguin, start, stocked_product};
 
 /// How a [`Shop`] runs its services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,14 +181,8 @@ impl Shop {
 
     /// A product of `precio` with `units` in stock; its id.
     pub async fn producto(&self, nombre: &str, precio: f64, units: i64) -> i64 {
-        let body = json!({"nombre": nombre, "precio": precio});
-        let producto = self.post(Service::Productos, "/productos", body).await;
-        assert_eq!(producto.status, 201, "{producto:?}");
-        let id = producto.body["id"].as_i64().expect("an id");
-        let body = json!({"producto_id": id, "cantidad": units});
-        let stock = self.post(Service::Inventario, "/stock", body).await;
-        assert_eq!(stock.status, 200, "{stock:?}");
-        id
+        let urls = (self.url(Service::Productos), self.url(Service::Inventario));
+        stocked_product(&self.http, (&urls.0, &urls.1), nombre, json!(precio), units).await
     }
 
     /// A product per entry of `units`, with that stock; `(id, units)` of each.
@@ -221,6 +215,6 @@ impl Shop {
             pagos: self.url(Service::Pagos),
             token: TOKEN.into(),
         };
-        invariantes::check_until(&shop_address, productos, answered, Duration::from_secs(60)).await
+        invariants::check_until(&shop_address, productos, answered, Duration::from_secs(60)).await
     }
 }

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::clients::LineByLine;
-use super::decide::{ChangeNumbers, Ledger};
 use super::metrics::PedidosMetrics;
+use super::model::{ChangeNumbers, Ledger};
 use super::repo;
 use crate::db::Pool;
 use crate::trace::Tracer;

@@ -38,15 +38,15 @@ impl Catalog {
 
     /// The products among `ids` that exist, in the order of `ids`.
     pub fn some(&self, ids: &[i64]) -> Vec<Producto> {
-        let catalogo = self.read();
-        ids.iter().filter_map(|id| catalogo.get(id).cloned()).collect()
+        let catalog = self.read();
+        ids.iter().filter_map(|id| catalog.get(id).cloned()).collect()
     }
 
     /// The products in id order whose id is above `page.after`, `page.limit` of them
     /// after skipping `page.offset`.
     pub fn page(&self, page: Bounds) -> Vec<Producto> {
-        let catalogo = self.read();
-        let past = catalogo.range((Bound::Excluded(page.after), Bound::Unbounded));
+        let catalog = self.read();
+        let past = catalog.range((Bound::Excluded(page.after), Bound::Unbounded));
         page.window(past.map(|(_, producto)| producto)).cloned().collect()
     }
 
