@@ -167,11 +167,7 @@ impl Decimal {
             _ => (false, text),
         };
         let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
-            // Clamped: a body is 64 KiB at most, so no literal has more digits than this.
-            Some((mantissa, exponent)) => (
-                mantissa,
-                exponent.parse::<i64>().ok()?.clamp(-1_000_000, 1_000_000),
-            ),
+            Some((mantissa, exponent)) => (mantissa, Self::exponent(exponent)?),
             None => (unsigned, 0),
         };
         let (units, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
@@ -197,6 +193,20 @@ impl Decimal {
             digits,
             scale,
         })
+    }
+
+    /// An exponent's value, however many digits it has: clamped, since a body is
+    /// 64 KiB at most, so no literal has more digits than a million.
+    fn exponent(text: &str) -> Option<i64> {
+        let (sign, digits) = match text.as_bytes().first() {
+            Some(b'-') => (-1, &text[1..]),
+            Some(b'+') => (1, &text[1..]),
+            _ => (1, text),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(sign * digits.parse::<i64>().map_or(1_000_000, |e| e.min(1_000_000)))
     }
 
     /// Its value, if it is a whole number; beyond what an `i128` holds it saturates.
@@ -490,7 +500,17 @@ mod tests {
         assert_eq!(d("9".repeat(30).as_str()).in_units_of(2), None, "beyond i64");
         assert_eq!(d("0e5"), d("-0.000"), "zero, however written");
         assert_eq!(d("0.5").integer_digits(), 0);
-        for no in ["", "-", ".5", "1e", "1.2.3", "1,5", "seven", "1e1.5"] {
+        // An exponent beyond 64 bits is still read: zero stays zero, the rest is huge or fine.
+        assert_eq!(d("0e99999999999999999999"), d("0"));
+        assert_eq!(
+            d("1e-99999999999999999999").in_units_of(2),
+            None,
+            "finer than asked"
+        );
+        assert_eq!(d("1e99999999999999999999").whole(), Some(i128::MAX));
+        for no in [
+            "", "-", ".5", "1e", "1e-", "1e+-2", "1.2.3", "1,5", "seven", "1e1.5",
+        ] {
             assert_eq!(Decimal::parse(no), None, "{no:?}");
         }
     }

@@ -662,14 +662,14 @@ mod tests {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
-    struct Cobro {
+    struct Charge {
         moneda: Moneda,
         lineas: (i64, i64),
     }
 
     #[test]
     fn each_kind_of_refusal_is_worded_from_its_kind_and_path() {
-        let refused = |body: &[u8]| parse::<Cobro>(body).expect_err("refused");
+        let refused = |body: &[u8]| parse::<Charge>(body).expect_err("refused");
         let detail = |body: &[u8]| refused(body).body().detail.to_string();
         assert_eq!(detail(br#"{"lineas": [1, 2]}"#), "`moneda` is required");
         assert_eq!(

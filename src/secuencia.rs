@@ -359,7 +359,7 @@ pub const MAX_SECUENCIA: i64 = 1 << 62;
 /// The body of `POST /secuencia`: the number to raise the counter to.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = SubirSecuencia)]
+#[schema(as = SequenceRaise)]
 pub struct SecuenciaBody {
     #[schema(value_type = i64, minimum = 0, maximum = 4_611_686_018_427_387_904_i64)]
     secuencia: Whole,

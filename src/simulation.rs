@@ -34,7 +34,7 @@ use crate::error::ApiError;
 use crate::inventario::model::{NewLote, Units};
 use crate::metrics::Metrics;
 use crate::money::Money;
-use crate::pagos::model::{Cobro, EstadoPago as Pago};
+use crate::pagos::model::{Charge, EstadoPago as Pago};
 use crate::pedidos::PedidosMetrics;
 use crate::pedidos::answers::{LoteAnswer, LotesListed, PagoAnswer, PagosListed, PeerCode};
 use crate::pedidos::clients::{PagarRequest, PeerApi, PeerError, lote_held};
@@ -259,8 +259,8 @@ impl Shop {
             .map_err(|e| refusal("inventario", e.into()))
     }
 
-    fn charge(&self, cobro: Cobro, visto: Option<i64>) -> Result<PagoAnswer, PeerError> {
-        crate::pagos::repo::charge(&mut self.pagos.borrow_mut(), cobro, visto)
+    fn charge(&self, charge: Charge, visto: Option<i64>) -> Result<PagoAnswer, PeerError> {
+        crate::pagos::repo::charge(&mut self.pagos.borrow_mut(), charge, visto)
             .map(|pago| wire(&pago))
             .map_err(|e| refusal("pagos", e.into()))
     }
@@ -284,9 +284,9 @@ impl Shop {
             }
         }
         .expect("listed");
-        let numeros = crate::secuencia::numbers(&conn).expect("numbered");
+        let sequence = crate::secuencia::numbers(&conn).expect("numbered");
         Ok(wire(&serde_json::json!({
-            "secuencia": numeros.secuencia, "al_iniciar": numeros.al_iniciar, "rezagada": numeros.rezagada,
+            "secuencia": sequence.secuencia, "al_iniciar": sequence.al_iniciar, "rezagada": sequence.rezagada,
             "lotes": lotes
         })))
     }
@@ -304,9 +304,9 @@ impl Shop {
             }
         }
         .expect("listed");
-        let numeros = crate::secuencia::numbers(&conn).expect("numbered");
+        let sequence = crate::secuencia::numbers(&conn).expect("numbered");
         Ok(wire(&serde_json::json!({
-            "secuencia": numeros.secuencia, "al_iniciar": numeros.al_iniciar, "rezagada": numeros.rezagada,
+            "secuencia": sequence.secuencia, "al_iniciar": sequence.al_iniciar, "rezagada": sequence.rezagada,
             "pagos": pagos
         })))
     }
@@ -541,14 +541,14 @@ impl PeerApi for SimPeers<'_> {
         let what = format!("charge {referencia} {monto:?} fail={fail} visto={visto:?}");
         self.0
             .call(Peer::Pagos, what, move |shop| {
-                let cobro = Cobro {
+                let charge = Charge {
                     monto,
                     moneda: moneda.clone(),
                     medio: medio.clone(),
                     referencia: Some(referencia.clone()),
                     estado: if fail { Pago::Rechazado } else { Pago::Aprobado },
                 };
-                shop.charge(cobro, visto)
+                shop.charge(charge, visto)
             })
             .await
     }
@@ -606,14 +606,14 @@ impl Store for SimStore<'_> {
 
     async fn create(
         &self,
-        registro: FirstRecord,
+        first_record: FirstRecord,
         clave: Option<String>,
         in_progress: &Arc<InProgress>,
     ) -> Result<(Placement, Option<Claim>), ApiError> {
         Yield::default().await;
         Ok(saga::record_new(
             &mut self.0.pedidos.borrow_mut(),
-            registro,
+            first_record,
             clave.as_deref(),
             in_progress,
         )?)

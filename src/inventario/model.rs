@@ -81,9 +81,9 @@ impl From<crate::secuencia::Fenced> for InventarioError {
 }
 
 impl From<InventarioError> for ApiError {
-    fn from(rechazo: InventarioError) -> Self {
-        let detail = rechazo.to_string();
-        let code = match rechazo {
+    fn from(error: InventarioError) -> Self {
+        let detail = error.to_string();
+        let code = match error {
             InventarioError::Db(e) => return ApiError::from(e),
             InventarioError::Stale(stale) => return ApiError::from(stale),
             InventarioError::NoStockRow(_) => ErrorCode::StockNotFound,
@@ -114,7 +114,7 @@ pub struct Reserva {
 /// The body of `POST /stock`: a product and the units it has, none or more.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = CargaStock)]
+#[schema(as = StockLoad)]
 pub struct StockBody {
     #[schema(schema_with = input::schema::id)]
     producto_id: Whole,

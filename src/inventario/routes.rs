@@ -281,7 +281,7 @@ pub async fn liberar_lote(
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CambiosLotes {
     #[serde(flatten)]
-    numeros: SequenceState,
+    sequence: SequenceState,
     lotes: Vec<Lote>,
 }
 
@@ -315,7 +315,7 @@ pub async fn cambios_de(pool: web::Data<Pool>, path: web::Path<ClavePath>) -> Re
 }
 
 async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError> {
-    secuencia::listed(pool, cambios, |conn, numeros, cambios| {
+    secuencia::listed(pool, cambios, |conn, sequence, cambios| {
         let lotes = match cambios {
             Cambios::After {
                 prefijo,
@@ -324,7 +324,7 @@ async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError>
             } => repo::lotes_after(conn, &prefijo, desde, limit)?,
             Cambios::Key(clave) => repo::lote(conn, &clave)?.into_iter().collect(),
         };
-        Ok(CambiosLotes { numeros, lotes })
+        Ok(CambiosLotes { sequence, lotes })
     })
     .await
 }

@@ -45,9 +45,9 @@ impl From<crate::secuencia::Fenced> for PagosError {
 }
 
 impl From<PagosError> for ApiError {
-    fn from(rechazo: PagosError) -> Self {
-        let detail = rechazo.to_string();
-        let code = match rechazo {
+    fn from(error: PagosError) -> Self {
+        let detail = error.to_string();
+        let code = match error {
             PagosError::Db(e) => return ApiError::from(e),
             PagosError::Stale(stale) => return ApiError::from(stale),
             PagosError::Voided(_) => ErrorCode::ReferenciaVoid,
@@ -75,7 +75,7 @@ pub struct Pago {
 /// The body of `POST /pagar`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = Cobro)]
+#[schema(as = Charge)]
 pub struct PagarBody {
     #[schema(schema_with = money::positive_schema)]
     monto: MoneyInput,
@@ -128,7 +128,7 @@ impl IntoParams for ReferenciaPath {
 
 /// A valid charge to make.
 #[derive(Debug)]
-pub struct Cobro {
+pub struct Charge {
     pub monto: Money,
     pub moneda: String,
     pub medio: String,
@@ -136,7 +136,7 @@ pub struct Cobro {
     pub estado: EstadoPago,
 }
 
-impl Cobro {
+impl Charge {
     pub fn parse(body: PagarBody) -> Result<Self, ApiError> {
         let monto = body
             .monto

@@ -3,7 +3,7 @@
 use crate::pagination::Bounds;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::model::{Cobro, EstadoPago, Pago, PagosError};
+use super::model::{Charge, EstadoPago, Pago, PagosError};
 use crate::db::Savepoint;
 use crate::secuencia;
 
@@ -40,19 +40,19 @@ pub fn by_referencia(conn: &Connection, referencia: &str) -> rusqlite::Result<Op
 /// Records a charge. A charge whose `referencia` was already charged is not made
 /// again: the same request gets the first payment back, a different one a `409`.
 /// `visto`: see `secuencia`.
-pub fn charge(conn: &mut Connection, cobro: Cobro, visto: Option<i64>) -> Result<Pago, PagosError> {
+pub fn charge(conn: &mut Connection, charge: Charge, visto: Option<i64>) -> Result<Pago, PagosError> {
     let tx = Savepoint::begin(conn)?;
     let checked = crate::fenced!(tx, visto);
-    if let Some(referencia) = &cobro.referencia
+    if let Some(referencia) = &charge.referencia
         && let Some(previo) = by_referencia(&tx, referencia)?
     {
         if previo.estado == EstadoPago::Anulado {
             return Err(PagosError::Voided(referencia.clone()));
         }
-        let same = previo.monto == cobro.monto
-            && previo.moneda == cobro.moneda
-            && previo.medio == cobro.medio
-            && previo.estado == cobro.estado;
+        let same = previo.monto == charge.monto
+            && previo.moneda == charge.moneda
+            && previo.medio == charge.medio
+            && previo.estado == charge.estado;
         if !same {
             return Err(PagosError::AlreadyCharged {
                 referencia: referencia.clone(),
@@ -68,21 +68,21 @@ pub fn charge(conn: &mut Connection, cobro: Cobro, visto: Option<i64>) -> Result
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?
         .insert(params![
-            cobro.estado,
-            cobro.monto,
-            cobro.moneda,
-            cobro.medio,
-            cobro.referencia,
+            charge.estado,
+            charge.monto,
+            charge.moneda,
+            charge.medio,
+            charge.referencia,
             numero.unwrap_or(0)
         ])?;
     tx.commit()?;
     Ok(Pago {
         pago_id,
-        estado: cobro.estado,
-        monto: cobro.monto,
-        moneda: cobro.moneda,
-        medio: cobro.medio,
-        referencia: cobro.referencia,
+        estado: charge.estado,
+        monto: charge.monto,
+        moneda: charge.moneda,
+        medio: charge.medio,
+        referencia: charge.referencia,
         secuencia: numero,
     })
 }

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::model::{Cobro, PagarBody, Pago, ReferenciaBody, ReferenciaPath};
+use super::model::{Charge, PagarBody, Pago, ReferenciaBody, ReferenciaPath};
 use super::repo;
 use crate::db::{self, Pool, run_blocking, run_write};
 use crate::error::{ApiError, ErrorCode};
@@ -44,8 +44,8 @@ pub async fn pagar(
     body: Json<PagarBody>,
 ) -> Result<HttpResponse, ApiError> {
     let visto = query.parse()?;
-    let cobro = Cobro::parse(body.into_inner())?;
-    let pago = run_write(&pool, move |conn| Ok(repo::charge(conn, cobro, visto)?)).await?;
+    let charge = Charge::parse(body.into_inner())?;
+    let pago = run_write(&pool, move |conn| Ok(repo::charge(conn, charge, visto)?)).await?;
     Ok(HttpResponse::Created().json(pago))
 }
 
@@ -155,7 +155,7 @@ pub async fn por_referencia(
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct CambiosPagos {
     #[serde(flatten)]
-    numeros: SequenceState,
+    sequence: SequenceState,
     pagos: Vec<Pago>,
 }
 
@@ -189,7 +189,7 @@ pub async fn cambios_de(pool: web::Data<Pool>, path: web::Path<ClavePath>) -> Re
 }
 
 async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError> {
-    secuencia::listed(pool, cambios, |conn, numeros, cambios| {
+    secuencia::listed(pool, cambios, |conn, sequence, cambios| {
         let pagos = match cambios {
             Cambios::After {
                 prefijo,
@@ -198,7 +198,7 @@ async fn listed(pool: &Pool, cambios: Cambios) -> Result<HttpResponse, ApiError>
             } => repo::changed_after(conn, &prefijo, desde, limit)?,
             Cambios::Key(clave) => repo::by_referencia(conn, &clave)?.into_iter().collect(),
         };
-        Ok(CambiosPagos { numeros, pagos })
+        Ok(CambiosPagos { sequence, pagos })
     })
     .await
 }

@@ -91,7 +91,7 @@ pub struct PagoAnswer {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LotesListed {
     #[serde(flatten)]
-    pub numeros: SequenceState,
+    pub sequence: SequenceState,
     pub lotes: Vec<ListedLote>,
 }
 
@@ -116,7 +116,7 @@ pub struct ListedReserva {
 #[derive(Debug, Clone, Deserialize)]
 pub struct PagosListed {
     #[serde(flatten)]
-    pub numeros: SequenceState,
+    pub sequence: SequenceState,
     pub pagos: Vec<ListedPago>,
 }
 

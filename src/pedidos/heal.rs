@@ -120,8 +120,8 @@ async fn last_number<P: PeerApi>(
         limit: 1,
     };
     match ledger {
-        Ledger::Inventario => peers.lotes(&probe).await.map(|l| l.numeros),
-        Ledger::Pagos => peers.pagos(&probe).await.map(|l| l.numeros),
+        Ledger::Inventario => peers.lotes(&probe).await.map(|l| l.sequence),
+        Ledger::Pagos => peers.pagos(&probe).await.map(|l| l.sequence),
     }
 }
 

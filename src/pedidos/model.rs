@@ -27,7 +27,7 @@ pub struct PedidoBody {
 /// One line of an order: a product and how many units.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = NuevoItem)]
+#[schema(as = NewItem)]
 struct ItemBody {
     #[schema(schema_with = input::schema::id)]
     producto_id: Whole,
@@ -54,7 +54,7 @@ fn item_cantidad() -> utoipa::openapi::schema::Object {
 /// How the order is paid.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(as = NuevoPago)]
+#[schema(as = NewPago)]
 struct PagoBody {
     #[schema(schema_with = input::schema::text)]
     medio: String,

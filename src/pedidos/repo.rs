@@ -188,11 +188,11 @@ pub struct FirstRecord {
 /// Records a new order with its lines (and its idempotency key), in one write.
 pub fn create(
     conn: &mut Connection,
-    registro: FirstRecord,
+    first_record: FirstRecord,
     clave: Option<&str>,
 ) -> rusqlite::Result<Placement> {
     let tx = Savepoint::begin(conn)?;
-    let fingerprint = clave.map(|_| registro.nuevo.fingerprint());
+    let fingerprint = clave.map(|_| first_record.nuevo.fingerprint());
     if let Some(clave) = clave {
         let previa: Option<(String, i64)> = tx
             .prepare_cached("SELECT huella, pedido_id FROM claves_idempotencia WHERE clave = ?1")?
@@ -206,7 +206,8 @@ pub fn create(
             });
         }
     }
-    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) = stage_columns(&registro.etapa);
+    let (etapa, desenlace, causa, motivo, pago_id, liberar, anular_cobro) =
+        stage_columns(&first_record.etapa);
     let id = tx
         .prepare_cached(
             "INSERT INTO pedidos (etapa, desenlace, causa, motivo, pago_id, debe_liberar, debe_anular_cobro,
@@ -221,20 +222,20 @@ pub fn create(
             pago_id,
             liberar,
             anular_cobro,
-            registro.total,
-            registro.nuevo.moneda,
-            registro.nuevo.medio,
-            registro.nuevo.fail,
-            registro.vence_en,
-            registro.request_id,
-            registro.nonce,
-            registro.traceparent
+            first_record.total,
+            first_record.nuevo.moneda,
+            first_record.nuevo.medio,
+            first_record.nuevo.fail,
+            first_record.vence_en,
+            first_record.request_id,
+            first_record.nonce,
+            first_record.traceparent
         ])?;
     // A read by rowid: cheaper than RETURNING, which builds a temporary table.
     let creado_en: String = tx
         .prepare_cached("SELECT creado_en FROM pedidos WHERE id = ?1")?
         .query_row([id], |row| row.get(0))?;
-    insert_items(&tx, id, &registro.items)?;
+    insert_items(&tx, id, &first_record.items)?;
     if let (Some(clave), Some(fingerprint)) = (clave, fingerprint) {
         tx.prepare_cached("INSERT INTO claves_idempotencia (clave, huella, pedido_id) VALUES (?1, ?2, ?3)")?
             .execute(params![clave, fingerprint, id])?;
@@ -242,18 +243,18 @@ pub fn create(
     tx.commit()?;
     Ok(Placement::New(Box::new(Pedido {
         id,
-        items: registro.items,
-        total: registro.total,
-        moneda: registro.nuevo.moneda,
-        medio: registro.nuevo.medio,
-        fail: registro.nuevo.fail,
+        items: first_record.items,
+        total: first_record.total,
+        moneda: first_record.nuevo.moneda,
+        medio: first_record.nuevo.medio,
+        fail: first_record.nuevo.fail,
         creado_en,
-        vence_en: registro.vence_en,
-        request_id: registro.request_id,
-        nonce: Some(registro.nonce),
+        vence_en: first_record.vence_en,
+        request_id: first_record.request_id,
+        nonce: Some(first_record.nonce),
         brought_back_key: None,
-        traceparent: registro.traceparent,
-        etapa: registro.etapa,
+        traceparent: first_record.traceparent,
+        etapa: first_record.etapa,
     })))
 }
 
@@ -629,7 +630,7 @@ mod tests {
             moneda: "PYG".into(),
             fail: false,
         };
-        let registro = FirstRecord {
+        let first_record = FirstRecord {
             nuevo,
             items: vec![Item {
                 producto_id: 1,
@@ -644,7 +645,7 @@ mod tests {
             traceparent: None,
             nonce: 42,
         };
-        match create(conn, registro, None).expect("created") {
+        match create(conn, first_record, None).expect("created") {
             Placement::New(pedido) => *pedido,
             other => panic!("{other:?}"),
         }

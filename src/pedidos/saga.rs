@@ -56,7 +56,7 @@ pub trait Store {
     /// `in_progress` inside the same write, before anyone else can see it.
     async fn create(
         &self,
-        registro: FirstRecord,
+        first_record: FirstRecord,
         clave: Option<String>,
         in_progress: &Arc<InProgress>,
     ) -> Result<(Placement, Option<Claim>), ApiError>;
@@ -96,11 +96,11 @@ pub trait Store {
 /// that no reader (recovery) can see it unclaimed.
 pub fn record_new(
     conn: &mut rusqlite::Connection,
-    registro: FirstRecord,
+    first_record: FirstRecord,
     clave: Option<&str>,
     in_progress: &Arc<InProgress>,
 ) -> rusqlite::Result<(Placement, Option<Claim>)> {
-    let placement = repo::create(conn, registro, clave)?;
+    let placement = repo::create(conn, first_record, clave)?;
     let claim = match &placement {
         Placement::New(pedido) => in_progress.claim(pedido.id),
         Placement::Repeat(_) | Placement::KeyInUse => None,
@@ -115,13 +115,13 @@ impl Store for Pool {
 
     async fn create(
         &self,
-        registro: FirstRecord,
+        first_record: FirstRecord,
         clave: Option<String>,
         in_progress: &Arc<InProgress>,
     ) -> Result<(Placement, Option<Claim>), ApiError> {
         let in_progress = in_progress.clone();
         run_write(self, move |conn| {
-            Ok(record_new(conn, registro, clave.as_deref(), &in_progress)?)
+            Ok(record_new(conn, first_record, clave.as_deref(), &in_progress)?)
         })
         .await
     }
@@ -227,7 +227,7 @@ pub async fn place<P: PeerApi, S: Store>(
     )
     .await;
     let plazo = i64::try_from(ctx.instance.plazo.as_millis()).unwrap_or(i64::MAX);
-    let registro = FirstRecord {
+    let first_record = FirstRecord {
         nuevo,
         nonce: fastrand::i64(0..),
         items,
@@ -241,7 +241,7 @@ pub async fn place<P: PeerApi, S: Store>(
     };
     let (placement, claim) = ctx
         .store
-        .create(registro, clave, &ctx.instance.in_progress)
+        .create(first_record, clave, &ctx.instance.in_progress)
         .await?;
     let Placement::New(pedido) = placement else {
         return Ok(placement);

@@ -122,7 +122,7 @@ impl IntoParams for ListingQuery {
 /// What `GET /productos` asks for.
 #[derive(Debug)]
 pub enum Listing {
-    Pagina(Page),
+    Page(Page),
     /// Distinct ids, in the order given, and the page of them wanted: those above
     /// `after`, past `offset`, at most `limit` (all of them unless `limit` is given).
     Ids(Vec<i64>, Bounds),
@@ -136,7 +136,7 @@ impl Listing {
             offset: query.offset,
         };
         let Some(ids) = query.ids else {
-            return Ok(Self::Pagina(page));
+            return Ok(Self::Page(page));
         };
         let mut bounds = page.bounds()?;
         if page.limit.is_none() {

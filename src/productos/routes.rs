@@ -74,7 +74,7 @@ pub async fn listar(
     query: web::Query<ListingQuery>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(match Listing::parse(query.into_inner())? {
-        Listing::Pagina(page) => {
+        Listing::Page(page) => {
             let page = page.bounds()?;
             page.answer(super::PRODUCTOS, &catalog.page(page), |p| p.id)
         }

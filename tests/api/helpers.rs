@@ -581,8 +581,31 @@ pub struct FaultProxy {
     child: Child,
     folder: TempDir,
     rules: std::sync::Mutex<Vec<String>>,
-    /// Requests received, and rule sets loaded, as its log tells them.
-    seen: Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)>,
+    /// What its log has told so far.
+    seen: Arc<(std::sync::Mutex<ProxyLog>, std::sync::Condvar)>,
+}
+
+/// What a [`FaultProxy`]'s log has told so far.
+#[derive(Debug, Default)]
+struct ProxyLog {
+    /// Requests received (each is logged with the action it met).
+    requests: usize,
+    /// Rule sets read.
+    reloads: usize,
+    /// Why the last rules written were not read, if they were not.
+    refused: Option<String>,
+}
+
+/// Whether the proxy's `said` is a request and the action it met: `METHOD TARGET: ACTION`.
+fn is_request_line(said: &str) -> bool {
+    let Some((request, action)) = said.rsplit_once(": ") else {
+        return false;
+    };
+    let Some((method, _target)) = request.split_once(' ') else {
+        return false;
+    };
+    let actions = ["pass", "slow", "delay", "hang", "lose", "reset", "cut"];
+    !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase()) && actions.contains(&action)
 }
 
 impl FaultProxy {
@@ -591,7 +614,7 @@ impl FaultProxy {
         let rules_file = folder.path().join("rules");
         std::fs::write(&rules_file, "").expect("the rules file");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/faultproxy.py");
-        let mut child = Command::new("python3")
+        let child = Command::new("python3")
             .arg(script)
             .args([
                 "--listen",
@@ -606,43 +629,51 @@ impl FaultProxy {
             .stderr(Stdio::piped())
             .spawn()
             .expect("python3 runs the fault proxy");
+        // Made at once, so that a proxy that fails to start is killed with it.
+        let mut proxy = Self {
+            url: String::new(),
+            child,
+            folder,
+            rules: std::sync::Mutex::default(),
+            seen: Arc::default(),
+        };
         let mut first = String::new();
-        let stdout = child.stdout.take().expect("stdout");
+        let stdout = proxy.child.stdout.take().expect("stdout");
         BufReader::new(stdout)
             .read_line(&mut first)
             .expect("the proxy's first line");
         let listening = first.trim().strip_prefix("faultproxy listening on ");
-        let url = format!(
+        proxy.url = format!(
             "http://{}",
             listening.unwrap_or_else(|| panic!("the proxy said {first:?}"))
         );
-        let seen: Arc<(std::sync::Mutex<(usize, usize)>, std::sync::Condvar)> = Arc::default();
-        let log = seen.clone();
-        let stderr = child.stderr.take().expect("stderr");
+        let log = proxy.seen.clone();
+        let stderr = proxy.child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let (counts, changed) = &*log;
-                let mut counts = counts.lock().unwrap();
-                if line.contains(" rules: ") || line.contains("rules not reloaded") {
-                    counts.1 += 1;
-                } else if !line.contains("connection dropped") {
-                    counts.0 += 1;
+                let (seen, changed) = &*log;
+                let mut seen = seen.lock().unwrap();
+                // `faultproxy HOST:PORT: ` and what it says.
+                let said = line.split_once(": ").map_or("", |(_, said)| said);
+                let rules = said
+                    .split_once(" rules: ")
+                    .or_else(|| said.strip_suffix(" rules:").map(|n| (n, "")));
+                if rules.is_some_and(|(n, _)| n.parse::<usize>().is_ok()) {
+                    seen.reloads += 1;
+                } else if said.starts_with("rules not reloaded") {
+                    seen.refused = Some(said.to_string());
+                } else if is_request_line(said) {
+                    seen.requests += 1;
                 }
                 changed.notify_all();
             }
         });
-        Self {
-            url,
-            child,
-            folder,
-            rules: std::sync::Mutex::default(),
-            seen,
-        }
+        proxy
     }
 
     /// How many requests it has received so far, answered or not.
     pub fn received(&self) -> usize {
-        self.seen.0.lock().unwrap().0
+        self.seen.0.lock().unwrap().requests
     }
 
     /// From now on, `method path…` meets `fault`.
@@ -679,18 +710,18 @@ impl FaultProxy {
     fn reload(&self) {
         let text = self.rules.lock().unwrap().join("\n");
         std::fs::write(self.folder.path().join("rules"), text).expect("the rules file");
-        let (counts, changed) = &*self.seen;
-        let before = counts.lock().unwrap().1;
+        let (seen, changed) = &*self.seen;
+        let before = seen.lock().unwrap().reloads;
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
         // SAFETY: kill(2) on the pid of a child this process started and has not reaped.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0, "SIGHUP to the proxy");
-        let (counts, timeout) = changed
-            .wait_timeout_while(counts.lock().unwrap(), Duration::from_secs(10), |c| c.1 == before)
+        let (seen, timeout) = changed
+            .wait_timeout_while(seen.lock().unwrap(), Duration::from_secs(10), |s| {
+                s.reloads == before && s.refused.is_none()
+            })
             .unwrap();
-        assert!(
-            !timeout.timed_out(),
-            "the proxy did not read its rules: {counts:?}"
-        );
+        assert!(seen.refused.is_none(), "the proxy refused its rules: {seen:?}");
+        assert!(!timeout.timed_out(), "the proxy did not read its rules: {seen:?}");
     }
 }
 

@@ -204,9 +204,9 @@ async fn the_documents_state_the_limits_the_code_enforces() {
         assert_eq!(cantidad["maximum"], MAX_CANTIDAD, "{line}");
         assert_eq!(line["properties"]["producto_id"]["minimum"], 1, "{line}");
     }
-    assert_eq!(field(&inventario, "CargaStock", "cantidad")["minimum"], 0);
+    assert_eq!(field(&inventario, "StockLoad", "cantidad")["minimum"], 0);
     assert_eq!(
-        field(&inventario, "CargaStock", "cantidad")["maximum"],
+        field(&inventario, "StockLoad", "cantidad")["maximum"],
         MAX_CANTIDAD
     );
 
@@ -230,7 +230,7 @@ async fn the_documents_state_the_limits_the_code_enforces() {
     }
 
     // moneda and medio: 1 to 200 characters, not blank; money exact and bounded.
-    for (doc, schema) in [(&pagos, "Cobro"), (&pedidos, "NuevoPago")] {
+    for (doc, schema) in [(&pagos, "Charge"), (&pedidos, "NewPago")] {
         for name in ["moneda", "medio"] {
             let text = field(doc, schema, name);
             assert_eq!(text["minLength"], 1, "{schema}.{name}");
@@ -238,7 +238,7 @@ async fn the_documents_state_the_limits_the_code_enforces() {
             assert!(text["pattern"].is_string(), "{schema}.{name}");
         }
     }
-    let monto = field(&pagos, "Cobro", "monto");
+    let monto = field(&pagos, "Charge", "monto");
     assert_eq!(monto["exclusiveMinimum"], 0.0);
     assert_eq!(monto["maximum"], 999_999_999_999.99);
     assert_eq!(monto["multipleOf"], 0.01);

@@ -48,6 +48,13 @@ pub struct Shop {
     running: RefCell<HashMap<Option<Service>, Running>>,
 }
 
+impl Drop for Shop {
+    /// Its processes are killed before its folder is removed.
+    fn drop(&mut self) {
+        self.running.get_mut().clear();
+    }
+}
+
 impl Shop {
     /// Starts the shop laid out as `layout` and waits until every service answers
     /// `GET /health`. Every process has two workers and retries and recovers quickly
