@@ -742,19 +742,22 @@ pub async fn stocked_product(
     units: i64,
 ) -> i64 {
     let (productos, inventario) = urls;
+    let post = |url: String, body: Value, status: u16| async move {
+        let answer = http
+            .call(Method::POST, &url)
+            .token(TOKEN)
+            .json(&body)
+            .send()
+            .await;
+        let answer = answer.unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        assert_eq!(answer.status, status, "POST {url}: {answer:?}");
+        answer
+    };
     let body = serde_json::json!({"nombre": nombre, "precio": precio});
-    let call = http
-        .call(Method::POST, format!("{productos}/productos"))
-        .token(TOKEN);
-    let producto = call.json(&body).send().await.expect("productos answers");
-    assert_eq!(producto.status, 201, "{producto:?}");
+    let producto = post(format!("{productos}/productos"), body, 201).await;
     let id = producto.body["id"].as_i64().expect("an id");
     let body = serde_json::json!({"producto_id": id, "cantidad": units});
-    let call = http
-        .call(Method::POST, format!("{inventario}/stock"))
-        .token(TOKEN);
-    let stock = call.json(&body).send().await.expect("inventario answers");
-    assert_eq!(stock.status, 200, "{stock:?}");
+    post(format!("{inventario}/stock"), body, 200).await;
     id
 }
 
