@@ -19,9 +19,9 @@ use crate::error::{ApiError, ErrorCode, get};
 use crate::metrics::Metrics;
 use crate::service::Service;
 
-const HEALTH: &str = "/health";
-const READY: &str = "/ready";
-const METRICS: &str = "/metrics";
+pub(crate) const HEALTH: &str = "/health";
+pub(crate) const READY: &str = "/ready";
+pub(crate) const METRICS: &str = "/metrics";
 /// How long a client should wait before asking `/ready` again.
 const READY_RETRY_SECS: u64 = 5;
 

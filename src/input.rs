@@ -267,6 +267,30 @@ pub fn path_id(text: &str, name: &str, missing: ErrorCode, what: &str) -> Result
     }
 }
 
+/// A whole number in the query string, named `name`: one that is no whole number is a
+/// `400`.
+pub fn whole_in_query(name: &str, text: &str) -> Result<i128, ApiError> {
+    whole_number(text).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("`{name}` must be a whole number, not {text:?}"),
+        )
+    })
+}
+
+/// A count or a change number in the query string (`?offset=`, `?visto=`): a whole
+/// number (else a `400`), 0 or more (else a `422`); beyond 64 bits it saturates.
+pub fn counter_in_query(name: &str, text: &str) -> Result<i64, ApiError> {
+    let n = whole_in_query(name, text)?;
+    if n < 0 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            format!("`{name}` must be 0 or more"),
+        ));
+    }
+    Ok(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
 /// Why a path or a query string's text is no id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BadId {

@@ -23,6 +23,7 @@ use actix_web::web::{self, Bytes};
 use tokio::sync::Notify;
 
 use crate::error::{ApiError, ErrorCode};
+use crate::health::{HEALTH, METRICS, READY};
 use crate::metrics::Metrics;
 use crate::service::Service;
 use crate::trace::{KeyValue, REQUEST_ID, Span, SpanKind, Trace, Tracer, Value};
@@ -40,7 +41,7 @@ pub struct RequestContext {
 
 /// Routes that probes and scrapers call all day: logged at debug.
 fn is_probe(path: &str) -> bool {
-    matches!(path, "/health" | "/ready" | "/metrics")
+    [HEALTH, READY, METRICS].contains(&path)
 }
 
 pub async fn around(

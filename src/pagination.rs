@@ -68,19 +68,10 @@ impl Page {
     /// The bounds to read: a `400` for what is no whole number, a `422` for a limit
     /// outside 1 to 1000 or a negative `after` or offset. Past the end, an empty page.
     pub fn bounds(&self) -> Result<Bounds, ApiError> {
-        let number = |name: &str, text: &Option<String>| -> Result<Option<i128>, ApiError> {
-            text.as_deref()
-                .map(|t| {
-                    input::whole_number(t).ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::InvalidQuery,
-                            format!("`{name}` must be a whole number, not {t:?}"),
-                        )
-                    })
-                })
-                .transpose()
+        let limit = match self.limit.as_deref() {
+            Some(text) => input::whole_in_query("limit", text)?,
+            None => Self::DEFAULT_LIMIT.into(),
         };
-        let limit = number("limit", &self.limit)?.unwrap_or(Self::DEFAULT_LIMIT.into());
         if !(1..=i128::from(Self::MAX_LIMIT)).contains(&limit) {
             return Err(ApiError::new(
                 ErrorCode::InvalidLimit,
@@ -88,14 +79,8 @@ impl Page {
             ));
         }
         let at_least_zero = |name: &str, text: &Option<String>| -> Result<i64, ApiError> {
-            let value = number(name, text)?.unwrap_or(0);
-            if value < 0 {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidValue,
-                    format!("`{name}` must be 0 or more"),
-                ));
-            }
-            Ok(i64::try_from(value).unwrap_or(i64::MAX))
+            text.as_deref()
+                .map_or(Ok(0), |t| input::counter_in_query(name, t))
         };
         Ok(Bounds {
             limit: limit as i64,

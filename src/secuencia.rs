@@ -213,24 +213,11 @@ impl Visto {
     ];
 
     pub fn parse(&self) -> Result<Option<i64>, ApiError> {
-        self.visto.as_deref().map(|t| whole("visto", t)).transpose()
+        self.visto
+            .as_deref()
+            .map(|t| input::counter_in_query("visto", t))
+            .transpose()
     }
-}
-
-fn whole(name: &str, text: &str) -> Result<i64, ApiError> {
-    let n = input::whole_number(text).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("`{name}` must be a whole number, not {text:?}"),
-        )
-    })?;
-    if n < 0 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidValue,
-            format!("`{name}` must be 0 or more"),
-        ));
-    }
-    Ok(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 fn counter_schema() -> ObjectBuilder {
@@ -307,7 +294,7 @@ impl CambiosQuery {
         let desde = self
             .desde
             .as_deref()
-            .map(|t| whole("desde", t))
+            .map(|t| input::counter_in_query("desde", t))
             .transpose()?
             .unwrap_or(0);
         let page = Page {

@@ -71,15 +71,6 @@ pub enum InventarioError {
     Db(#[from] rusqlite::Error),
 }
 
-impl From<crate::secuencia::Fenced> for InventarioError {
-    fn from(fenced: crate::secuencia::Fenced) -> Self {
-        match fenced {
-            crate::secuencia::Fenced::Stale(stale) => Self::Stale(stale),
-            crate::secuencia::Fenced::Db(e) => Self::Db(e),
-        }
-    }
-}
-
 impl From<InventarioError> for ApiError {
     fn from(error: InventarioError) -> Self {
         let detail = error.to_string();

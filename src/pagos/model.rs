@@ -35,15 +35,6 @@ pub enum PagosError {
     Stale(#[from] crate::secuencia::Stale),
 }
 
-impl From<crate::secuencia::Fenced> for PagosError {
-    fn from(fenced: crate::secuencia::Fenced) -> Self {
-        match fenced {
-            crate::secuencia::Fenced::Stale(stale) => Self::Stale(stale),
-            crate::secuencia::Fenced::Db(e) => Self::Db(e),
-        }
-    }
-}
-
 impl From<PagosError> for ApiError {
     fn from(error: PagosError) -> Self {
         let detail = error.to_string();

@@ -67,6 +67,16 @@ pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+impl CircuitStatus {
+    /// A circuit and, while open, how long until its trial, as [`Breaker::status`] gives them.
+    pub fn of((circuit, left): (Circuit, Option<Duration>)) -> Self {
+        Self {
+            circuit,
+            retry_in_ms: left.map(millis),
+        }
+    }
+}
+
 /// One peer's circuit breaker; clones share the same state.
 #[derive(Clone)]
 pub struct Breaker(Arc<Parts>);
@@ -237,11 +247,7 @@ impl Breaker {
 
     /// The circuit's state, as `/ready` and the status page show it.
     pub fn circuit_status(&self) -> CircuitStatus {
-        let (circuit, left) = self.status();
-        CircuitStatus {
-            circuit,
-            retry_in_ms: left.map(millis),
-        }
+        CircuitStatus::of(self.status())
     }
 
     /// How long until the open circuit lets a call through, at least one second.

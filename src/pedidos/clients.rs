@@ -225,7 +225,7 @@ impl Peers {
         let connector = awc::Connector::new()
             .timeout(settings.connect_timeout.min(settings.timeout / 2))
             .limit(settings.max_connections);
-        // The whole-attempt timeout (PEER_TIMEOUT_MS) is applied by `resilience` around
+        // The whole-attempt timeout (PEER_TIMEOUT_MS) is applied by `peer` around
         // sending and reading the answer; a second timer inside awc would only add work.
         let client = awc::Client::builder()
             .connector(connector)

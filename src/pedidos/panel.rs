@@ -268,10 +268,11 @@ fn peer_circuits(breakers: &Breakers, now: jiff::Timestamp) -> Vec<PeerCircuit> 
         .each()
         .into_iter()
         .map(|(peer, breaker)| {
-            let (_, left) = breaker.status();
+            // Read once, so that `retry_in_ms` and `retry_at` tell the same moment.
+            let (circuit, left) = breaker.status();
             PeerCircuit {
                 peer,
-                status: breaker.circuit_status(),
+                status: CircuitStatus::of((circuit, left)),
                 retry_at: left
                     .and_then(|l| jiff::SignedDuration::try_from(l).ok())
                     .and_then(|l| now.checked_add(l).ok())

@@ -459,6 +459,5 @@ impl Failure {
 
 /// Up to `max` of random extra wait, so retries from many orders do not line up.
 fn jitter(max: Duration) -> Duration {
-    let millis = max.as_millis().min(u128::from(u64::MAX)) as u64;
-    Duration::from_millis(fastrand::u64(0..=millis))
+    Duration::from_millis(fastrand::u64(0..=millis(max)))
 }

@@ -32,7 +32,8 @@ async fn a_reservation_with_a_short_ttl_is_released_on_its_own() {
     let answer = app
         .post(Service::Inventario, "/confirmar", json!({"reserva_id": id}))
         .await;
-    answer.assert_refused(409, "reserva_expired");
+    assert_eq!(answer.status, 409, "an expired reservation cannot be confirmed");
+    assert_eq!(answer.body["error"], "reserva_expired");
     let answer = app
         .post(Service::Inventario, "/liberar", json!({"reserva_id": id}))
         .await;

@@ -233,9 +233,7 @@ impl TestApp {
             ..peers
         };
         self.start_service(Service::Pedidos, any, peers);
-        let hielo = self.crear_producto("Hielo", serde_json::json!(10)).await;
-        self.cargar_stock(hielo, 10).await;
-        hielo
+        self.stocked("Hielo", serde_json::json!(10), 10).await
     }
 
     /// Starts one service on any port, its reservations lasting `ttl`.
@@ -432,16 +430,7 @@ impl TestApp {
     /// Places an order of `lineas` (product id, units), paid by card in PYG; its
     /// payment is rejected if `fail`.
     pub fn pedir<'a>(&'a self, lineas: &[(i64, i64)], fail: bool) -> impl Future<Output = Answer> + use<'a> {
-        let items: Vec<Value> = lineas
-            .iter()
-            .map(|(id, cantidad)| serde_json::json!({"producto_id": id, "cantidad": cantidad}))
-            .collect();
-        let pago = serde_json::json!({"medio": "tarjeta", "moneda": "PYG", "fail": fail});
-        self.post(
-            Service::Pedidos,
-            "/pedidos",
-            serde_json::json!({"items": items, "pago": pago}),
-        )
+        self.post(Service::Pedidos, "/pedidos", order_body(lineas, fail))
     }
 }
 
@@ -730,6 +719,16 @@ impl Drop for FaultProxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The body of an order of `lineas` (product id, units), paid by card in PYG; its
+/// payment is rejected if `fail`.
+pub fn order_body(lineas: &[(i64, i64)], fail: bool) -> Value {
+    let items: Vec<Value> = lineas
+        .iter()
+        .map(|(id, cantidad)| serde_json::json!({"producto_id": id, "cantidad": cantidad}))
+        .collect();
+    serde_json::json!({"items": items, "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": fail}})
 }
 
 /// A product of `precio` with `units` in stock, made with the token over HTTP at the

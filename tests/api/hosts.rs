@@ -37,8 +37,7 @@ use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::TOKEN;
-use crate::helpers::{Answer, Http, stocked_product};
+use crate::helpers::{Answer, Http, TOKEN, order_body, stocked_product};
 
 const BIN: &str = env!("CARGO_BIN_EXE_penguin");
 
@@ -396,11 +395,10 @@ impl Shop {
     /// Places the `n`th order: one or two lines, every fifth payment rejected. Every
     /// answer must be one of an order's answers, as JSON naming the order.
     async fn pedir(&self, productos: &[(i64, i64)], n: usize) -> Sent {
-        let lines = 1 + n % 2;
-        let items: Vec<Value> = (0..lines)
-            .map(|l| json!({"producto_id": productos[(n + l) % productos.len()].0, "cantidad": 1 + l}))
+        let lines: Vec<(i64, i64)> = (0..1 + n % 2)
+            .map(|l| (productos[(n + l) % productos.len()].0, 1 + l as i64))
             .collect();
-        let body = json!({"items": items, "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": n % 5 == 4}});
+        let body = order_body(&lines, n % 5 == 4);
         let started = Instant::now();
         let answer = self.post(Service::Pedidos, "/pedidos", body).await;
         let took = started.elapsed();

@@ -16,8 +16,7 @@ use std::time::Duration;
 use actix_web::http::Method;
 use serde_json::json;
 
-use crate::helpers::TOKEN;
-use crate::helpers::{Http, on_path, skip, start};
+use crate::helpers::{Http, TOKEN, on_path, skip, start};
 
 /// The `chroot` command, or why this machine cannot run the test.
 fn chroot() -> Result<PathBuf, String> {

@@ -12,8 +12,9 @@ use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
 use penguin::service::Service;
 
-use crate::helpers::TOKEN;
-use crate::helpers::{Fault, FaultProxy, Http, TestApp, fast_peers, free_port, penguin, serve_alone, start};
+use crate::helpers::{
+    Fault, FaultProxy, Http, TOKEN, TestApp, fast_peers, free_port, penguin, serve_alone, start,
+};
 use crate::shop::{Layout, Shop};
 
 /// logs.log once it holds a line with each of `wanted`, or as it is after 10 s.
@@ -49,7 +50,7 @@ async fn one_order_is_found_in_the_logs_of_all_four_services_by_its_request_id()
     let pedidos = format!("{}/pedidos", shop.url(Service::Pedidos));
     let (given, from_parent, fresh) = {
         let http = &shop.http;
-        let producto = shop.producto("Hielo", 10.0, 100).await;
+        let producto = shop.stocked("Hielo", json!(10.0), 100).await;
         let given = http
             .call(Method::POST, &pedidos)
             .token(TOKEN)

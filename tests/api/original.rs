@@ -431,13 +431,16 @@ async fn curl_walkthrough(swapped: Service) {
         )
         .await;
     assert_eq!(stock.status, 200, "{stock:?}");
-    let pedido = app.pedir(&[(1, 3)], false).await;
+    let request_body =
+        json!({"items":[{"producto_id":1,"cantidad":3}], "pago":{"medio":"tarjeta","moneda":"PYG"}});
+    let pedido = app.post(Service::Pedidos, "/pedidos", request_body).await;
     assert_eq!(
         (pedido.status, pedido.body["estado"].as_str()),
         (201, Some("confirmado")),
         "{pedido:?}"
     );
-    let rechazado = app.pedir(&[(1, 2)], true).await;
+    let request_body = json!({"items":[{"producto_id":1,"cantidad":2}], "pago":{"medio":"tarjeta","moneda":"PYG","fail":true}});
+    let rechazado = app.post(Service::Pedidos, "/pedidos", request_body).await;
     assert_eq!(
         (rechazado.status, rechazado.body["estado"].as_str()),
         (402, Some("rechazado")),

@@ -16,8 +16,9 @@ use actix_web::http::Method;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::helpers::TOKEN;
-use crate::helpers::{Answer, Http, Script, ScriptedPeer, free_port, say, serve_alone, skip};
+use crate::helpers::{
+    Answer, Http, Script, ScriptedPeer, TOKEN, free_port, order_body, say, serve_alone, skip,
+};
 use crate::shop::{Layout, Shop};
 use penguin::service::Service;
 
@@ -37,11 +38,8 @@ async fn shop() -> Shop {
 
 /// An order of one unit of `producto`, its payment rejected if `fail`.
 async fn pedir(shop: &Shop, producto: i64, fail: bool) -> Answer {
-    let body = json!({
-        "items": [{"producto_id": producto, "cantidad": 1}],
-        "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": fail},
-    });
-    shop.post(Service::Pedidos, "/pedidos", body).await
+    shop.post(Service::Pedidos, "/pedidos", order_body(&[(producto, 1)], fail))
+        .await
 }
 
 async fn panel_estado(shop: &Shop) -> Value {
@@ -93,7 +91,7 @@ async fn the_page_holds_no_data_and_its_json_needs_the_token() {
         .expect("an answer");
     refused.assert_refused(401, "unauthorized");
 
-    let hielo = shop.producto("Hielo <b>frío</b>", 12.5, 10).await;
+    let hielo = shop.stocked("Hielo <b>frío</b>", json!(12.5), 10).await;
     assert_eq!(pedir(&shop, hielo, false).await.status, 201);
     assert_eq!(pedir(&shop, hielo, true).await.status, 402);
     let estado = panel_estado(&shop).await;
@@ -440,7 +438,7 @@ async fn a_person_sees_orders_circuits_and_stock_in_a_real_browser() {
         Err(why) => return skip(&why),
     };
     let shop = shop().await;
-    let hielo = shop.producto("Hielo", 12.5, 10).await;
+    let hielo = shop.stocked("Hielo", json!(12.5), 10).await;
 
     // Before the token: the form, and nothing else.
     browser

@@ -21,8 +21,7 @@ use serde_json::{Value as Json, json};
 use serde_norway::Value;
 
 use crate::deploy::{deploy, kustomized, said, text, yaml_documents};
-use crate::helpers::TOKEN;
-use crate::helpers::{free_port, on_path, penguin, skip};
+use crate::helpers::{TOKEN, free_port, on_path, penguin, skip};
 use crate::image::static_binary;
 
 /// How long a container may take to start, restart or pass its health check.

@@ -18,8 +18,7 @@ use penguin::invariants::ClientAnswer;
 use penguin::service::Service;
 use serde_json::Value;
 
-use crate::helpers::TOKEN;
-use crate::helpers::{Http, free_port, penguin, run_to_end, skip, start};
+use crate::helpers::{Http, TOKEN, free_port, penguin, run_to_end, skip, start};
 use crate::shop::{Layout, Shop};
 
 /// An order a client placed and the answer it got.

@@ -18,13 +18,16 @@ async fn the_original_walkthrough_works_unchanged() {
     assert_eq!(stock.status, 200);
     assert_eq!(stock.body["cantidad"], 50);
 
-    let feliz = app.pedir(&[(1, 3)], false).await;
+    let request_body =
+        json!({"items":[{"producto_id":1,"cantidad":3}], "pago":{"medio":"tarjeta","moneda":"PYG"}});
+    let feliz = app.post(Pedidos, "/pedidos", request_body).await;
     assert_eq!(feliz.status, 201, "{feliz:?}");
     assert_eq!(feliz.body["estado"], "confirmado");
     assert_eq!(feliz.body["total"], 30000);
     assert_eq!(app.stock(1).await, (47, 0, 3));
 
-    let fallo = app.pedir(&[(1, 2)], true).await;
+    let request_body = json!({"items":[{"producto_id":1,"cantidad":2}], "pago":{"medio":"tarjeta","moneda":"PYG","fail":true}});
+    let fallo = app.post(Pedidos, "/pedidos", request_body).await;
     fallo.assert_refused(402, "payment_rejected");
     assert_eq!(fallo.body["estado"], "rechazado");
     assert_eq!(

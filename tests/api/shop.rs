@@ -14,7 +14,9 @@ use penguin::service::Service;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::helpers::{Answer, Http, Running, TOKEN, free_port, penguin, start, stocked_product};
+use crate::helpers::{
+    Answer, Http, Running, TOKEN, free_port, order_body, penguin, serve_alone, start, stocked_product,
+};
 
 /// How a [`Shop`] runs its services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,33 +87,30 @@ impl Shop {
 
     /// Starts `service` (`None`: the whole shop, together) and waits until it answers.
     pub async fn run(&self, service: Option<Service>) {
-        let mut command = penguin(self.dir.path());
-        command.env("SERVICE_TOKEN", TOKEN);
-        for (name, value) in &self.env {
-            command.env(name, value);
-        }
         let running = match service {
             None => {
                 assert_eq!(self.layout, Layout::Together);
-                command.args(["serve", "all", "--base-port", "0", "--data-dir", "data"]);
+                let mut command = penguin(self.dir.path());
+                command
+                    .env("SERVICE_TOKEN", TOKEN)
+                    .envs(self.env.iter().map(|(k, v)| (k, v)))
+                    .args(["serve", "all", "--base-port", "0", "--data-dir", "data"]);
                 start(&mut command, Service::ALL.len())
             }
             Some(service) => {
                 assert_eq!(self.layout, Layout::Apart);
-                let port = self.ports[&service].to_string();
-                command
-                    .args([
-                        "serve",
-                        service.name(),
-                        "--port",
-                        &port,
-                        "--data-dir",
-                        service.name(),
-                    ])
-                    .env("PRODUCTS_URL", self.url(Service::Productos))
-                    .env("INVENTORY_URL", self.url(Service::Inventario))
-                    .env("PAYMENTS_URL", self.url(Service::Pagos));
-                start(&mut command, 1)
+                let peers = [
+                    ("PRODUCTS_URL", self.url(Service::Productos)),
+                    ("INVENTORY_URL", self.url(Service::Inventario)),
+                    ("PAYMENTS_URL", self.url(Service::Pagos)),
+                ];
+                let env: Vec<(&str, String)> = self
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.clone()))
+                    .chain(peers)
+                    .collect();
+                serve_alone(self.dir.path(), service, self.ports[&service], &env)
             }
         };
         self.running.borrow_mut().insert(service, running);
@@ -187,9 +186,9 @@ impl Shop {
     }
 
     /// A product of `precio` with `units` in stock; its id.
-    pub async fn producto(&self, nombre: &str, precio: f64, units: i64) -> i64 {
+    pub async fn stocked(&self, nombre: &str, precio: Value, units: i64) -> i64 {
         let urls = (self.url(Service::Productos), self.url(Service::Inventario));
-        stocked_product(&self.http, (&urls.0, &urls.1), nombre, json!(precio), units).await
+        stocked_product(&self.http, (&urls.0, &urls.1), nombre, precio, units).await
     }
 
     /// A product per entry of `units`, with that stock; `(id, units)` of each.
@@ -197,7 +196,7 @@ impl Shop {
         let mut productos = Vec::new();
         for (n, units) in units.iter().enumerate() {
             let id = self
-                .producto(&format!("producto {n}"), 1.5 + n as f64, *units)
+                .stocked(&format!("producto {n}"), json!(1.5 + n as f64), *units)
                 .await;
             productos.push((id, *units));
         }
@@ -207,10 +206,10 @@ impl Shop {
     /// The `n`th order of a batch over `productos`: one to three lines, every fifth
     /// with its payment rejected.
     pub fn nth_order(productos: &[(i64, i64)], n: usize) -> Value {
-        let items: Vec<Value> = (0..1 + n % 3)
-            .map(|l| json!({"producto_id": productos[(n + l) % productos.len()].0, "cantidad": 1 + (n + l) % 2}))
+        let lines: Vec<(i64, i64)> = (0..1 + n % 3)
+            .map(|l| (productos[(n + l) % productos.len()].0, 1 + ((n + l) % 2) as i64))
             .collect();
-        json!({"items": items, "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": n % 5 == 4}})
+        order_body(&lines, n % 5 == 4)
     }
 
     /// Waits (up to a minute) until every invariant of `penguin check` holds over

@@ -18,7 +18,9 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatus;
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::helpers::{Fault, FaultProxy, Http, Running, TOKEN, free_port, penguin, start};
+use crate::helpers::{
+    Fault, FaultProxy, Http, Running, TOKEN, free_port, order_body, penguin, start, stocked_product,
+};
 
 /// The exports received: path, content type and body of each.
 type Exports = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
@@ -241,7 +243,11 @@ impl TracedShop {
         }
         let running = start(&mut command, 4);
         let http = Http::default();
-        let producto = stocked_product(&http, &running.urls).await;
+        let urls = (
+            running.urls["productos"].as_str(),
+            running.urls["inventario"].as_str(),
+        );
+        let producto = stocked_product(&http, urls, "Hielo", json!(10), 100).await;
         Self {
             dir,
             running,
@@ -315,32 +321,11 @@ async fn order(http: &Http, pedidos: &str, producto: i64, fail: bool, headers: &
     let mut call = http
         .call(Method::POST, format!("{pedidos}/pedidos"))
         .token(TOKEN)
-        .json(&json!({"items": [{"producto_id": producto, "cantidad": 1}],
-                      "pago": {"medio": "tarjeta", "moneda": "PYG", "fail": fail}}));
+        .json(&order_body(&[(producto, 1)], fail));
     for (name, value) in headers {
         call = call.header(name, value);
     }
     call.send().await.expect("pedidos answers").body
-}
-
-async fn stocked_product(http: &Http, urls: &HashMap<String, String>) -> i64 {
-    let producto = http
-        .call(Method::POST, format!("{}/productos", urls["productos"]))
-        .token(TOKEN)
-        .json(&json!({"nombre": "Hielo", "precio": 10}))
-        .send()
-        .await
-        .expect("productos answers")
-        .body["id"]
-        .as_i64()
-        .expect("an id");
-    http.call(Method::POST, format!("{}/stock", urls["inventario"]))
-        .token(TOKEN)
-        .json(&json!({"producto_id": producto, "cantidad": 100}))
-        .send()
-        .await
-        .expect("inventario answers");
-    producto
 }
 
 /// Whether every span but one root has its parent in `spans`.
